@@ -1,0 +1,243 @@
+/*
+ * libcallout: SMTP callout verification.
+ *
+ * Asks the mail exchanger responsible for an address whether it would
+ * accept mail for it (EHLO, MAIL FROM:<>, RCPT TO:<address>, QUIT), and
+ * reports an honest verdict with its evidence.
+ *
+ * Model (like c-ares): an opaque context bound to a libevent loop; any
+ * number of asynchronous verifications in flight on it; a callback per
+ * verification.  All calls on one context must come from the thread that
+ * runs its event loop.  The library never exits, never prints and never
+ * aborts on bad input.
+ */
+#ifndef CALLOUT_CALLOUT_H
+#define CALLOUT_CALLOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <callout/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CALLOUT_BUILDING) && defined(__GNUC__)
+#define CALLOUT_API __attribute__((visibility("default")))
+#else
+#define CALLOUT_API
+#endif
+
+struct event_base;
+
+/* Status of a library call (not a verdict). */
+typedef enum callout_status {
+	CALLOUT_OK = 0,
+	CALLOUT_EINVAL,    /* bad argument or option value */
+	CALLOUT_ENOMEM,    /* out of memory */
+	CALLOUT_EDNS,      /* the DNS resolver could not be set up */
+	CALLOUT_ETLS,      /* the TLS library could not be set up */
+	CALLOUT_EEVENT,    /* the event loop failed */
+	CALLOUT_ECANCELLED /* the verification was cancelled */
+} callout_status;
+
+/* The answer to "can this address receive mail?" */
+typedef enum callout_verdict {
+	CALLOUT_VALID = 0, /* the responsible server accepted the recipient */
+	CALLOUT_INVALID,   /* positive evidence that mail cannot be delivered */
+	CALLOUT_UNKNOWN,   /* the server answered, but not about the mailbox */
+	CALLOUT_TEMPFAIL   /* no answer yet: ask again later */
+} callout_verdict;
+
+/*
+ * Why.  The names (callout_reason_name) are stable and appear in JSON and
+ * logs; the numeric values may be extended but never renumbered.
+ */
+typedef enum callout_reason {
+	CALLOUT_R_ACCEPTED = 0,        /* valid: RCPT (or VRFY) accepted */
+	/* invalid */
+	CALLOUT_R_SYNTAX,              /* the address is not an RFC 5321 mailbox */
+	CALLOUT_R_NXDOMAIN,            /* the domain does not exist */
+	CALLOUT_R_NULL_MX,             /* RFC 7505: the domain accepts no mail */
+	CALLOUT_R_NO_MAIL_HOST,        /* no MX and no address, or MX hosts without addresses */
+	CALLOUT_R_MAILBOX_UNKNOWN,     /* X.1.1, X.1.x, plain 550 "user unknown" */
+	CALLOUT_R_MAILBOX_DISABLED,    /* X.2.1 */
+	/* unknown */
+	CALLOUT_R_CATCH_ALL,           /* a random local part was accepted too */
+	CALLOUT_R_POLICY_BLOCK,        /* X.7.x, 554 banner, blocklists: about us */
+	CALLOUT_R_NULL_SENDER_REJECTED,/* MAIL FROM:<> refused, no fallback worked */
+	CALLOUT_R_SMTPUTF8_UNSUPPORTED,/* UTF-8 address, server lacks SMTPUTF8 */
+	CALLOUT_R_MAILBOX_FULL,        /* X.2.2 permanent: exists, cannot take mail */
+	CALLOUT_R_REJECTED,            /* permanent refusal that names no cause */
+	/* tempfail */
+	CALLOUT_R_GREYLISTED,          /* a 4xx that looks like greylisting */
+	CALLOUT_R_TEMP_REJECT,         /* any other 4xx */
+	CALLOUT_R_TOO_MANY_RECIPIENTS, /* 452 or X.5.3 */
+	CALLOUT_R_TIMEOUT,             /* connect, reply or whole-verification timeout */
+	CALLOUT_R_CONNECT_FAILED,      /* no host could be connected to */
+	CALLOUT_R_CONNECTION_LOST,     /* the server closed the connection */
+	CALLOUT_R_PROTOCOL_ERROR,      /* garbage, over-long or out-of-turn replies */
+	CALLOUT_R_TLS_FAILED,          /* STARTTLS handshake failed */
+	CALLOUT_R_DNS_TEMPFAIL,        /* SERVFAIL, REFUSED, DNS timeout */
+	CALLOUT_R_LOCAL_LIMIT,         /* one of our own limits */
+	CALLOUT_R_INTERNAL,            /* our own fault (e.g. out of memory) */
+	CALLOUT_R_COUNT
+} callout_reason;
+
+/* Where the conclusive answer (or the failure) happened. */
+typedef enum callout_stage {
+	CALLOUT_STAGE_NONE = 0,
+	CALLOUT_STAGE_SYNTAX,
+	CALLOUT_STAGE_DNS,
+	CALLOUT_STAGE_CONNECT,
+	CALLOUT_STAGE_BANNER,
+	CALLOUT_STAGE_EHLO,
+	CALLOUT_STAGE_HELO,
+	CALLOUT_STAGE_STARTTLS,
+	CALLOUT_STAGE_VRFY,
+	CALLOUT_STAGE_MAIL,
+	CALLOUT_STAGE_RCPT,
+	CALLOUT_STAGE_RSET,
+	CALLOUT_STAGE_COUNT
+} callout_stage;
+
+/* Bits for callout_options.flags. */
+#define CALLOUT_F_CATCH_ALL     0x0001u /* also RCPT a random local part */
+#define CALLOUT_F_TLS           0x0002u /* opportunistic STARTTLS */
+#define CALLOUT_F_VRFY          0x0004u /* try VRFY before MAIL/RCPT */
+#define CALLOUT_F_TRANSCRIPT    0x0008u /* keep the SMTP dialogue in the result */
+#define CALLOUT_F_NO_PIPELINING 0x0010u /* never pipeline, even when offered */
+
+/*
+ * Options.  Always start from callout_options_init(), which sets
+ * struct_size and the defaults; fields added later go at the end, so a
+ * program built against an older header keeps working.
+ *
+ * Strings are borrowed: the library copies what it keeps.
+ * Fields marked [ctx] are read only by callout_ctx_new(); the others are
+ * defaults for the context and may be overridden per verification.
+ */
+typedef struct callout_options {
+	size_t struct_size;            /* sizeof(callout_options), set by init */
+	unsigned flags;                /* CALLOUT_F_* */
+	const char *helo;              /* EHLO/HELO name; NULL: this host's FQDN */
+	const char *sender;            /* MAIL FROM; NULL or "": the null sender <> */
+	const char *fallback_sender;   /* used when the null sender is refused; NULL: none */
+	const char *source_address;    /* local IP to connect from; NULL: any */
+	unsigned port;                 /* SMTP port of every host; default 25 */
+	unsigned connect_timeout_ms;   /* default 30000 */
+	unsigned command_timeout_ms;   /* per reply; default 30000 */
+	unsigned deadline_ms;          /* whole verification; default 120000 */
+	unsigned max_mx;               /* MX hosts tried at most; default 5 */
+	unsigned max_connections;      /* connection attempts at most; default 10 */
+	const char *dns_servers;       /* [ctx] "IP[:PORT],..."; NULL: resolv.conf */
+	unsigned dns_timeout_ms;       /* [ctx] per DNS try; default 5000 */
+} callout_options;
+
+/* Fill *opts with the defaults. */
+CALLOUT_API void callout_options_init(callout_options *opts);
+
+/*
+ * The result of one verification.  Every pointer is borrowed: valid only
+ * during the callback (use callout_result_dup() to keep it).  Strings are
+ * never NULL (empty when unknown), except transcript, which is NULL unless
+ * CALLOUT_F_TRANSCRIPT was set.  Reply text is sanitised to printable
+ * ASCII.
+ */
+typedef struct callout_result {
+	callout_verdict verdict;
+	callout_reason reason;
+	callout_stage stage;   /* where the answer came from */
+	int code;              /* SMTP reply code, 0 when none */
+	const char *enhanced;  /* enhanced status code "5.1.1", or "" */
+	const char *text;      /* reply text, or a description of the failure */
+	const char *address;   /* the address as verified (normalised) */
+	const char *mx;        /* host name of the server that answered, or "" */
+	const char *ip;        /* its IP address, or "" */
+	unsigned ms;           /* milliseconds from start to verdict */
+	bool catch_all;        /* the random local part was accepted */
+	bool tls;              /* the answer came over TLS */
+	bool cached;           /* answered from the cache */
+	unsigned age;          /* seconds since the cached answer was probed */
+	const char *transcript;/* "C: ...\nS: ...\n" lines, or NULL */
+} callout_result;
+
+/* Deep copy of a result; NULL on allocation failure.  Free with
+ * callout_result_free(). */
+CALLOUT_API callout_result *callout_result_dup(const callout_result *res);
+CALLOUT_API void callout_result_free(callout_result *res);
+
+typedef struct callout_ctx callout_ctx;
+typedef struct callout_query callout_query;
+
+/*
+ * Called once per verification that was not cancelled, from the event
+ * loop.  status is CALLOUT_OK whenever res holds a verdict (which is
+ * always, except when the context is being freed: CALLOUT_ECANCELLED and
+ * res NULL).  The query handle is invalid once the callback returns.
+ */
+typedef void (*callout_cb)(void *arg, callout_status status, const callout_result *res);
+
+/*
+ * Create a context on base (NULL: the context makes and owns one; run it
+ * with callout_ctx_run()).  opts may be NULL for the defaults.
+ */
+CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callout_options *opts,
+                                           callout_ctx **out);
+
+/* Cancel every verification in flight (their callbacks are called with
+ * CALLOUT_ECANCELLED) and free the context. */
+CALLOUT_API void callout_ctx_free(callout_ctx *ctx);
+
+/* The event base of the context. */
+CALLOUT_API struct event_base *callout_ctx_base(callout_ctx *ctx);
+
+/* Run the context's loop until no verification is left in flight. */
+CALLOUT_API callout_status callout_ctx_run(callout_ctx *ctx);
+
+/*
+ * Call forward: send the callouts for domain (exact match, case
+ * insensitive) to hosts instead of its MX.  hosts is
+ * "HOST[:PORT][,HOST[:PORT]...]"; a HOST is a name, an IPv4 address or
+ * an IPv6 address in brackets.  A later route for the same domain
+ * replaces the earlier one.
+ */
+CALLOUT_API callout_status callout_ctx_add_route(callout_ctx *ctx, const char *domain,
+                                                 const char *hosts);
+
+/*
+ * Start verifying address.  opts may be NULL for the context's options;
+ * its [ctx] fields are ignored.  cb is always called later from the loop,
+ * never from inside this call (even for a syntax error).  *out, when out
+ * is not NULL, receives a handle for callout_cancel().
+ */
+CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
+                                          const callout_options *opts, callout_cb cb, void *arg,
+                                          callout_query **out);
+
+/* Stop a verification; its callback will not be called. */
+CALLOUT_API void callout_cancel(callout_query *q);
+
+/*
+ * Blocking convenience: verify one address on a private loop and return a
+ * result to free with callout_result_free().
+ */
+CALLOUT_API callout_status callout_verify_sync(const char *address, const callout_options *opts,
+                                               callout_result **out);
+
+/* Names: stable strings for JSON and logs ("valid", "mailbox_unknown",
+ * "rcpt"); "?" for an out-of-range value. */
+CALLOUT_API const char *callout_verdict_name(callout_verdict v);
+CALLOUT_API const char *callout_reason_name(callout_reason r);
+CALLOUT_API const char *callout_stage_name(callout_stage s);
+CALLOUT_API const char *callout_strerror(callout_status s);
+
+/* The library's version at run time, e.g. "0.1.0". */
+CALLOUT_API const char *callout_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

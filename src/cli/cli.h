@@ -1,0 +1,113 @@
+/*
+ * callout(1): declarations shared by the files of the command line tool.
+ *
+ *   callout.c     main(): the subcommand dispatcher, top-level help, version
+ *   cli_check.c   `callout check`: options, the verification loop
+ *   cli_input.c   addresses from the command line and files, read lazily
+ *   cli_output.c  one result as a human line or a JSON object; escaping
+ *   cli_parse.c   strict parsing of option values
+ */
+#ifndef CALLOUT_CLI_H
+#define CALLOUT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <callout/callout.h>
+
+#define CLI_PROG "callout"
+
+/* Exit statuses of every subcommand (documented in callout(1)). */
+enum {
+	CLI_EXIT_VALID = 0,   /* every address valid */
+	CLI_EXIT_INVALID = 1, /* at least one address invalid */
+	CLI_EXIT_USAGE = 2,   /* bad command line */
+	CLI_EXIT_OTHER = 3,   /* unknown, tempfail or an error; none invalid */
+};
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CLI_PRINTF(f, a)
+#endif
+
+/* ---- subcommands ---- */
+
+int cli_check_main(int argc, char **argv);
+void cli_check_help(FILE *fp);
+
+/* ---- cli_parse.c: option values; all return false on any garbage ---- */
+
+/* A decimal integer in [min, max]: digits only, no sign, no spaces. */
+bool cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out);
+
+/* Seconds with an optional fraction ("30", "0.5", ".25") into
+ * milliseconds, rounded to the nearest millisecond; the result must lie in
+ * [min_ms, max_ms]. */
+bool cli_parse_seconds(const char *s, unsigned min_ms, unsigned max_ms, unsigned *out_ms);
+
+/* An IPv4 or IPv6 address literal (no brackets, no port). */
+bool cli_valid_ip(const char *s);
+
+/* One DNS server: IPv4[:PORT], IPv6, or [IPv6]:PORT. */
+bool cli_valid_dns_server(const char *s);
+
+/* Strip leading and trailing blanks (space, tab, CR, LF) in place. */
+char *cli_trim(char *s);
+
+/*
+ * Split a route "DOMAIN=HOSTS" (or, when allow_space, "DOMAIN HOSTS") in
+ * place.  Blanks around the parts and around the commas of HOSTS are
+ * removed.  Returns false when a part or a host is missing, or a blank is
+ * left inside DOMAIN or a host.
+ */
+bool cli_split_route(char *line, bool allow_space, char **domain, char **hosts);
+
+/* ---- cli_input.c: the addresses to verify, read one at a time ---- */
+
+#define CLI_LINE_MAX    1024        /* longer lines are reported, not verified */
+#define CLI_LINE_ABSURD (64 * 1024) /* a longer line ends the file: not a list */
+
+typedef struct cli_input cli_input;
+
+typedef struct cli_item {
+	const char *addr; /* not NUL-terminated when error is set */
+	size_t len;
+	const char *error; /* non-NULL: the line cannot be verified, and why */
+	const char *file;  /* NULL for a command line argument */
+	unsigned long line;
+} cli_item;
+
+/* args (borrowed, must outlive the input) come before every file. */
+cli_input *cli_input_new(char **args, size_t nargs);
+/* Open path now ("-" is standard input); read later.  -1 with errno. */
+int cli_input_add_file(cli_input *in, const char *path);
+/* 1 and *item (valid until the next call), 0 at the end, -1 on a read
+ * error (errno set, item->file names the file; EFBIG for a line longer
+ * than CLI_LINE_ABSURD).  Reading goes on with the next file. */
+int cli_input_next(cli_input *in, cli_item *item);
+void cli_input_free(cli_input *in);
+
+/* ---- cli_output.c ---- */
+
+typedef struct cli_output {
+	FILE *fp;
+	bool json;       /* JSON Lines instead of the human line */
+	bool transcript; /* include the SMTP dialogue */
+} cli_output;
+
+/*
+ * Print the result of verifying input (len bytes as typed, any bytes) and
+ * flush.  0 on success, else an errno value (EPIPE when the reader went
+ * away, ENOMEM, EIO...).
+ */
+int cli_output_result(const cli_output *o, const char *input, size_t len,
+                      const callout_result *res);
+
+/* Write s (len bytes) with control characters, invalid UTF-8, invisible
+ * or bidirectional format characters and backslashes escaped; also '"'
+ * when quoted. */
+void cli_fput_escaped(FILE *fp, const char *s, size_t len, bool quoted);
+
+#endif

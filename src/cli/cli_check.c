@@ -1,0 +1,899 @@
+/*
+ * callout check [options] ADDRESS... [-f FILE]...
+ *
+ * Parses the options into a callout_options, builds one context on the
+ * library's own event loop, keeps up to --concurrency verifications in
+ * flight (each finished one starts the next, so input is read only as
+ * fast as it is verified) and prints each result as it completes.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <event2/event.h>
+
+#include "cli.h"
+
+#define CMD             CLI_PROG " check"
+#define CONCURRENCY_MAX 10000ul
+#define TIMEOUT_MAX_MS  86400000u /* one day */
+#define FD_RESERVE      32        /* descriptors for stdio, DNS, files */
+#define FD_PER_JOB      2
+
+enum {
+	OPT_DNS_SERVER = 256,
+	OPT_ROUTE,
+	OPT_ROUTES_FILE,
+	OPT_SENDER,
+	OPT_FALLBACK_SENDER,
+	OPT_HELO,
+	OPT_SOURCE,
+	OPT_TIMEOUT,
+	OPT_CONNECT_TIMEOUT,
+	OPT_COMMAND_TIMEOUT,
+	OPT_DNS_TIMEOUT,
+	OPT_MAX_MX,
+	OPT_MAX_CONNECTIONS,
+	OPT_CATCH_ALL,
+	OPT_VRFY,
+	OPT_TLS,
+	OPT_NO_PIPELINING,
+};
+
+static const char short_opts[] = ":jtf:c:qhp:";
+
+static const struct option long_opts[] = {
+    {"json", no_argument, NULL, 'j'},
+    {"transcript", no_argument, NULL, 't'},
+    {"file", required_argument, NULL, 'f'},
+    {"concurrency", required_argument, NULL, 'c'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"port", required_argument, NULL, 'p'},
+    {"dns-server", required_argument, NULL, OPT_DNS_SERVER},
+    {"route", required_argument, NULL, OPT_ROUTE},
+    {"routes-file", required_argument, NULL, OPT_ROUTES_FILE},
+    {"sender", required_argument, NULL, OPT_SENDER},
+    {"fallback-sender", required_argument, NULL, OPT_FALLBACK_SENDER},
+    {"helo", required_argument, NULL, OPT_HELO},
+    {"source", required_argument, NULL, OPT_SOURCE},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"command-timeout", required_argument, NULL, OPT_COMMAND_TIMEOUT},
+    {"dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT},
+    {"max-mx", required_argument, NULL, OPT_MAX_MX},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"catch-all", no_argument, NULL, OPT_CATCH_ALL},
+    {"vrfy", no_argument, NULL, OPT_VRFY},
+    {"tls", no_argument, NULL, OPT_TLS},
+    {"no-pipelining", no_argument, NULL, OPT_NO_PIPELINING},
+    {NULL, 0, NULL, 0},
+};
+
+/* A --route or --routes-file, applied in command line order. */
+struct route_arg {
+	bool is_file;
+	const char *value;
+};
+
+struct config {
+	callout_options opts;
+	cli_output out;
+	bool quiet;
+	unsigned long concurrency;
+	char *dns_servers; /* "a,b,..." built from every --dns-server */
+	struct route_arg *routes;
+	size_t nroutes;
+	const char **files;
+	size_t nfiles;
+};
+
+struct app;
+
+struct job {
+	struct app *app;
+	callout_query *q;
+	char *addr;
+	size_t len;
+	bool busy;
+};
+
+struct app {
+	const struct config *cfg;
+	callout_ctx *ctx;
+	cli_input *in;
+	struct job *jobs;
+	size_t *free_jobs; /* stack of idle job indexes */
+	size_t nfree;
+	size_t inflight;
+	struct event *sig_int, *sig_term;
+	struct job *current; /* the job whose callback is running */
+	bool input_done;
+	bool stopping;   /* start nothing new */
+	int interrupted; /* the signal that stopped us, or 0 */
+	bool any_invalid;
+	bool any_other; /* unknown or tempfail */
+	bool failed;    /* an error: the run is incomplete */
+};
+
+/* ---- messages ---- */
+
+static void CLI_PRINTF(1, 2) errorf(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(CMD ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int try_help(void)
+{
+	fputs("Try '" CMD " --help' for more information.\n", stderr);
+	return CLI_EXIT_USAGE;
+}
+
+static const char *opt_name(int val)
+{
+	for (const struct option *o = long_opts; o->name; o++)
+		if (o->val == val)
+			return o->name;
+	return "?";
+}
+
+/* "callout check: invalid value 'x' for --port: expected ..." */
+static int bad_value(int opt, const char *value, const char *expected)
+{
+	fputs(CMD ": invalid value '", stderr);
+	cli_fput_escaped(stderr, value, strlen(value), false);
+	fprintf(stderr, "' for --%s: %s\n", opt_name(opt), expected);
+	return try_help();
+}
+
+/* ---- option parsing ---- */
+
+static bool append_dns_server(struct config *cfg, const char *value)
+{
+	size_t old = cfg->dns_servers ? strlen(cfg->dns_servers) : 0;
+	size_t add = strlen(value);
+	char *s = realloc(cfg->dns_servers, old + add + 2);
+
+	if (!s)
+		return false;
+	if (old)
+		s[old++] = ',';
+	memcpy(s + old, value, add + 1);
+	cfg->dns_servers = s;
+	return true;
+}
+
+/* --dns-server: one server, or several separated by commas. */
+static int opt_dns_server(struct config *cfg, const char *value)
+{
+	char *copy = strdup(value);
+	char *save = NULL, *tok;
+	bool ok = copy != NULL && *value;
+
+	if (!copy) {
+		errorf("out of memory");
+		return CLI_EXIT_OTHER;
+	}
+	for (tok = strtok_r(copy, ",", &save); ok && tok; tok = strtok_r(NULL, ",", &save))
+		ok = cli_valid_dns_server(tok);
+	free(copy);
+	if (!ok || strstr(value, ",,") || value[strlen(value) - 1] == ',' || value[0] == ',')
+		return bad_value(OPT_DNS_SERVER, value,
+		                 "expected IPv4[:PORT], IPv6 or [IPv6]:PORT");
+	if (!append_dns_server(cfg, value)) {
+		errorf("out of memory");
+		return CLI_EXIT_OTHER;
+	}
+	return -1;
+}
+
+static int add_route_arg(struct config *cfg, bool is_file, const char *value)
+{
+	struct route_arg *r = realloc(cfg->routes, (cfg->nroutes + 1) * sizeof(*r));
+
+	if (!r) {
+		errorf("out of memory");
+		return CLI_EXIT_OTHER;
+	}
+	cfg->routes = r;
+	r[cfg->nroutes].is_file = is_file;
+	r[cfg->nroutes].value = value;
+	cfg->nroutes++;
+	return -1;
+}
+
+static int add_file_arg(struct config *cfg, const char *path)
+{
+	const char **f = realloc(cfg->files, (cfg->nfiles + 1) * sizeof(*f));
+
+	if (!f) {
+		errorf("out of memory");
+		return CLI_EXIT_OTHER;
+	}
+	cfg->files = f;
+	f[cfg->nfiles++] = path;
+	return -1;
+}
+
+static int opt_seconds(int opt, const char *value, unsigned *out)
+{
+	if (!cli_parse_seconds(value, 1, TIMEOUT_MAX_MS, out))
+		return bad_value(opt, value,
+		                 "expected seconds from 0.001 to 86400 (e.g. 30 or 0.5)");
+	return -1;
+}
+
+static int opt_uint(int opt, const char *value, unsigned long min, unsigned long max,
+                    unsigned long *out)
+{
+	if (!cli_parse_uint(value, min, max, out)) {
+		char expected[80];
+
+		snprintf(expected, sizeof(expected), "expected a whole number from %lu to %lu", min,
+		         max);
+		return bad_value(opt, value, expected);
+	}
+	return -1;
+}
+
+/* An unknown option, a missing or unexpected argument. */
+static int getopt_error(int c, int argc, char **argv)
+{
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+
+	if (c == ':') {
+		if (strncmp(arg, "--", 2) == 0)
+			errorf("option '--%s' requires a value", opt_name(optopt));
+		else
+			errorf("option '-%c' requires a value", optopt);
+	} else if (optopt >= 256 || (optopt > 0 && strchr(short_opts + 1, optopt))) {
+		/* a valid long option given "=value" although it takes none */
+		errorf("option '--%s' takes no value", opt_name(optopt));
+	} else if (optopt > 0) {
+		if (optopt > 0x20 && optopt < 0x7f)
+			errorf("unknown option '-%c'", optopt);
+		else
+			errorf("unknown option '-\\x%02X'", (unsigned)optopt & 0xffu);
+	} else {
+		size_t n = strcspn(arg, "=");
+
+		fputs(CMD ": unknown or ambiguous option '", stderr);
+		cli_fput_escaped(stderr, arg, n, false);
+		fputs("'\n", stderr);
+	}
+	return try_help();
+}
+
+/* Returns -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, struct config *cfg)
+{
+	unsigned long n;
+	int c, rc = -1;
+
+	opterr = 0;
+	optind = 1;
+	while (rc < 0 && (c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			cli_check_help(stdout);
+			return fflush(stdout) == 0 ? CLI_EXIT_VALID : CLI_EXIT_OTHER;
+		case 'j':
+			cfg->out.json = true;
+			break;
+		case 't':
+			cfg->out.transcript = true;
+			cfg->opts.flags |= CALLOUT_F_TRANSCRIPT;
+			break;
+		case 'q':
+			cfg->quiet = true;
+			break;
+		case 'f':
+			rc = add_file_arg(cfg, optarg);
+			break;
+		case 'c':
+			rc = opt_uint('c', optarg, 1, CONCURRENCY_MAX, &cfg->concurrency);
+			break;
+		case 'p':
+			rc = opt_uint('p', optarg, 1, 65535, &n);
+			cfg->opts.port = (unsigned)n;
+			break;
+		case OPT_MAX_MX:
+			rc = opt_uint(c, optarg, 1, 100, &n);
+			cfg->opts.max_mx = (unsigned)n;
+			break;
+		case OPT_MAX_CONNECTIONS:
+			rc = opt_uint(c, optarg, 1, 1000, &n);
+			cfg->opts.max_connections = (unsigned)n;
+			break;
+		case OPT_TIMEOUT:
+			rc = opt_seconds(c, optarg, &cfg->opts.deadline_ms);
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			rc = opt_seconds(c, optarg, &cfg->opts.connect_timeout_ms);
+			break;
+		case OPT_COMMAND_TIMEOUT:
+			rc = opt_seconds(c, optarg, &cfg->opts.command_timeout_ms);
+			break;
+		case OPT_DNS_TIMEOUT:
+			rc = opt_seconds(c, optarg, &cfg->opts.dns_timeout_ms);
+			break;
+		case OPT_DNS_SERVER:
+			rc = opt_dns_server(cfg, optarg);
+			break;
+		case OPT_ROUTE:
+			rc = add_route_arg(cfg, false, optarg);
+			break;
+		case OPT_ROUTES_FILE:
+			rc = add_route_arg(cfg, true, optarg);
+			break;
+		case OPT_SENDER:
+			/* "<>" and "" both mean the null sender */
+			cfg->opts.sender = strcmp(optarg, "<>") == 0 ? "" : optarg;
+			break;
+		case OPT_FALLBACK_SENDER:
+			if (!*optarg || strcmp(optarg, "<>") == 0)
+				rc = bad_value(c, optarg,
+				               "expected an address (the first try is "
+				               "already the null sender)");
+			cfg->opts.fallback_sender = optarg;
+			break;
+		case OPT_HELO:
+			if (!*optarg)
+				rc = bad_value(c, optarg, "expected a host name");
+			cfg->opts.helo = optarg;
+			break;
+		case OPT_SOURCE:
+			if (!cli_valid_ip(optarg))
+				rc = bad_value(c, optarg, "expected a local IPv4 or IPv6 address");
+			cfg->opts.source_address = optarg;
+			break;
+		case OPT_CATCH_ALL:
+			cfg->opts.flags |= CALLOUT_F_CATCH_ALL;
+			break;
+		case OPT_VRFY:
+			cfg->opts.flags |= CALLOUT_F_VRFY;
+			break;
+		case OPT_TLS:
+			cfg->opts.flags |= CALLOUT_F_TLS;
+			break;
+		case OPT_NO_PIPELINING:
+			cfg->opts.flags |= CALLOUT_F_NO_PIPELINING;
+			break;
+		default:
+			return getopt_error(c, argc, argv);
+		}
+	}
+	if (rc >= 0)
+		return rc;
+	if (optind >= argc && cfg->nfiles == 0) {
+		errorf("no address given");
+		return try_help();
+	}
+	cfg->opts.dns_servers = cfg->dns_servers;
+	return -1;
+}
+
+/* ---- context set-up ---- */
+
+static bool rejects(const callout_options *opts)
+{
+	callout_ctx *ctx = NULL;
+	callout_status st = callout_ctx_new(NULL, opts, &ctx);
+
+	if (st == CALLOUT_OK)
+		callout_ctx_free(ctx);
+	return st == CALLOUT_EINVAL;
+}
+
+/* callout_ctx_new() said EINVAL: find the option it did not like by trying
+ * each string option on its own. */
+static int explain_einval(const callout_options *full)
+{
+	callout_options one;
+
+#define TRY_ALONE(field, opt, why)                                                                 \
+	do {                                                                                       \
+		if (full->field) {                                                                 \
+			callout_options_init(&one);                                                \
+			one.field = full->field;                                                   \
+			if (rejects(&one))                                                         \
+				return bad_value(opt, full->field, why);                           \
+		}                                                                                  \
+	} while (0)
+
+	TRY_ALONE(sender, OPT_SENDER, "expected an address local@domain, or <> for none");
+	TRY_ALONE(fallback_sender, OPT_FALLBACK_SENDER, "expected an address local@domain");
+	TRY_ALONE(helo, OPT_HELO, "expected a host name (letters, digits, '-' and '.')");
+	TRY_ALONE(source_address, OPT_SOURCE, "expected a local IPv4 or IPv6 address");
+	TRY_ALONE(dns_servers, OPT_DNS_SERVER, "rejected by the resolver");
+#undef TRY_ALONE
+	errorf("the options were rejected by libcallout: %s", callout_strerror(CALLOUT_EINVAL));
+	return try_help();
+}
+
+static int add_route(callout_ctx *ctx, char *spec, bool allow_space, const char *file,
+                     unsigned long line, const char *orig)
+{
+	char *domain, *hosts;
+	callout_status st;
+
+	if (!cli_split_route(spec, allow_space, &domain, &hosts))
+		st = CALLOUT_EINVAL;
+	else
+		st = callout_ctx_add_route(ctx, domain, hosts);
+	if (st == CALLOUT_OK)
+		return -1;
+	if (st != CALLOUT_EINVAL) {
+		errorf("cannot add a route: %s", callout_strerror(st));
+		return CLI_EXIT_OTHER;
+	}
+	if (!file)
+		return bad_value(OPT_ROUTE, orig, "expected DOMAIN=HOST[:PORT][,HOST[:PORT]...]");
+	fputs(CMD ": ", stderr);
+	cli_fput_escaped(stderr, file, strlen(file), false);
+	fprintf(stderr, ":%lu: invalid route '", line);
+	cli_fput_escaped(stderr, orig, strlen(orig), false);
+	fputs("': expected DOMAIN HOST[:PORT][,HOST[:PORT]...]\n", stderr);
+	return CLI_EXIT_USAGE;
+}
+
+static void report_read_error(const char *file, int err)
+{
+	fputs(CMD ": error reading '", stderr);
+	cli_fput_escaped(stderr, file, strlen(file), false);
+	if (err == EFBIG)
+		fprintf(stderr, "': a line longer than %d bytes: not a list\n", CLI_LINE_ABSURD);
+	else
+		fprintf(stderr, "': %s\n", strerror(err));
+}
+
+/* Lines "DOMAIN HOST[:PORT],..." or "DOMAIN=...", '#' starts a comment. */
+static int load_routes_file(callout_ctx *ctx, const char *path)
+{
+	cli_input *in = cli_input_new(NULL, 0);
+	char line[CLI_LINE_MAX + 1], orig[CLI_LINE_MAX + 1];
+	cli_item item;
+	int r = 0, rc = -1;
+
+	if (!in) {
+		errorf("out of memory");
+		return CLI_EXIT_OTHER;
+	}
+	if (cli_input_add_file(in, path) != 0) {
+		int err = errno;
+
+		fputs(CMD ": cannot open routes file '", stderr);
+		cli_fput_escaped(stderr, path, strlen(path), false);
+		fprintf(stderr, "': %s\n", strerror(err));
+		cli_input_free(in);
+		return CLI_EXIT_USAGE;
+	}
+	while (rc < 0 && (r = cli_input_next(in, &item)) > 0) {
+		char *hash, *spec;
+
+		if (item.error) {
+			line[0] = '\0'; /* reported as an invalid route */
+			snprintf(orig, sizeof(orig), "(%s)", item.error);
+		} else {
+			memcpy(line, item.addr, item.len + 1);
+			if ((hash = strchr(line, '#')))
+				*hash = '\0';
+			memcpy(orig, line, sizeof(line));
+		}
+		spec = cli_trim(line);
+		if (!*spec && !item.error)
+			continue;
+		rc = add_route(ctx, spec, true, path, item.line, cli_trim(orig));
+	}
+	if (rc < 0 && r < 0) {
+		report_read_error(path, errno);
+		rc = CLI_EXIT_USAGE;
+	}
+	cli_input_free(in);
+	return rc;
+}
+
+static int apply_routes(callout_ctx *ctx, const struct config *cfg)
+{
+	int rc = -1;
+
+	for (size_t i = 0; rc < 0 && i < cfg->nroutes; i++) {
+		const struct route_arg *r = &cfg->routes[i];
+
+		if (r->is_file) {
+			rc = load_routes_file(ctx, r->value);
+		} else {
+			char *spec = strdup(r->value);
+
+			if (!spec) {
+				errorf("out of memory");
+				return CLI_EXIT_OTHER;
+			}
+			rc = add_route(ctx, spec, false, NULL, 0, r->value);
+			free(spec);
+		}
+	}
+	return rc;
+}
+
+/* Descriptors: a verification holds one socket, and its connection may
+ * linger a moment after the result to send QUIT, so count two each.
+ * Raise the soft limit if we may, else lower the concurrency (a refused
+ * socket() would be reported as a connection failure, which would be a
+ * lie). */
+static void fit_fd_limit(struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->concurrency * FD_PER_JOB + FD_RESERVE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			return;
+		if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return;
+	}
+	if (rl.rlim_cur > FD_RESERVE + FD_PER_JOB) {
+		unsigned long fit = (unsigned long)((rl.rlim_cur - FD_RESERVE) / FD_PER_JOB);
+
+		errorf("warning: the open file limit allows %lu verifications at once, not %lu",
+		       fit, cfg->concurrency);
+		cfg->concurrency = fit;
+	}
+}
+
+/* ---- the verification loop ---- */
+
+static void feed(struct app *app);
+
+static void account(struct app *app, const callout_result *res)
+{
+	if (res->verdict == CALLOUT_INVALID)
+		app->any_invalid = true;
+	else if (res->verdict != CALLOUT_VALID)
+		app->any_other = true;
+}
+
+static void stop_signals(struct app *app)
+{
+	if (app->sig_int)
+		event_del(app->sig_int);
+	if (app->sig_term)
+		event_del(app->sig_term);
+}
+
+static void release(struct app *app, struct job *job)
+{
+	free(job->addr);
+	job->addr = NULL;
+	job->q = NULL;
+	job->busy = false;
+	app->free_jobs[app->nfree++] = (size_t)(job - app->jobs);
+	app->inflight--;
+}
+
+static void cancel_all(struct app *app)
+{
+	app->stopping = true;
+	for (size_t i = 0; i < app->cfg->concurrency; i++) {
+		struct job *job = &app->jobs[i];
+
+		if (job->busy && job != app->current) {
+			callout_cancel(job->q);
+			release(app, job);
+		}
+	}
+}
+
+/* Print and count one result; on a write error stop everything. */
+static void emit(struct app *app, const char *input, size_t len, const callout_result *res)
+{
+	int err;
+
+	account(app, res);
+	if (app->cfg->quiet || app->stopping)
+		return;
+	err = cli_output_result(&app->cfg->out, input, len, res);
+	if (err == 0)
+		return;
+	if (err != EPIPE) /* a reader that went away needs no message */
+		errorf("cannot write the results: %s", strerror(err));
+	app->failed = true;
+	cancel_all(app);
+}
+
+static void emit_local(struct app *app, const cli_item *item, const char *why)
+{
+	char text[200];
+	callout_result res = {
+	    .verdict = CALLOUT_INVALID,
+	    .reason = CALLOUT_R_SYNTAX,
+	    .stage = CALLOUT_STAGE_SYNTAX,
+	    .enhanced = "",
+	    .text = text,
+	    .address = "",
+	    .mx = "",
+	    .ip = "",
+	};
+
+	if (item->file)
+		snprintf(text, sizeof(text), "%s (line %lu)", why, item->line);
+	else
+		snprintf(text, sizeof(text), "%s", why);
+	emit(app, item->addr, item->len, &res);
+}
+
+static void on_result(void *arg, callout_status status, const callout_result *res)
+{
+	struct job *job = arg;
+	struct app *app = job->app;
+
+	app->current = job;
+	if (status == CALLOUT_OK && res) {
+		emit(app, job->addr, job->len, res);
+	} else if (status != CALLOUT_ECANCELLED && !app->stopping) {
+		errorf("verification failed: %s", callout_strerror(status));
+		app->failed = true;
+	}
+	app->current = NULL;
+	release(app, job); /* the handle dies when we return */
+	feed(app);
+}
+
+static void start(struct app *app, const cli_item *item)
+{
+	struct job *job = &app->jobs[app->free_jobs[--app->nfree]];
+	callout_status st;
+
+	job->addr = malloc(item->len + 1);
+	if (!job->addr) {
+		app->nfree++;
+		errorf("out of memory");
+		app->failed = true;
+		app->stopping = true;
+		return;
+	}
+	memcpy(job->addr, item->addr, item->len);
+	job->addr[item->len] = '\0';
+	job->len = item->len;
+	job->app = app;
+	job->busy = true;
+	app->inflight++;
+	st = callout_verify(app->ctx, job->addr, NULL, on_result, job, &job->q);
+	if (st == CALLOUT_OK)
+		return;
+	release(app, job);
+	if (st == CALLOUT_EINVAL) {
+		/* With the context's options the only argument left is the
+		 * address: the library refused it outright. */
+		emit_local(app, item, "address refused by libcallout");
+		return;
+	}
+	errorf("cannot start a verification: %s", callout_strerror(st));
+	app->failed = true;
+	app->stopping = true;
+}
+
+/* Keep the pipeline full: start verifications until the concurrency
+ * limit, the end of the input, or a stop. */
+static void feed(struct app *app)
+{
+	while (!app->stopping && !app->input_done && app->inflight < app->cfg->concurrency) {
+		cli_item item;
+		int r = cli_input_next(app->in, &item);
+
+		if (r == 0) {
+			app->input_done = true;
+		} else if (r < 0) {
+			report_read_error(item.file, errno);
+			app->failed = true;
+		} else if (item.error) {
+			emit_local(app, &item, item.error);
+		} else {
+			start(app, &item);
+		}
+	}
+	if (app->inflight == 0)
+		stop_signals(app); /* nothing left to wait for: let the loop end */
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct app *app = arg;
+
+	app->interrupted = (int)sig;
+	cancel_all(app);
+	stop_signals(app); /* a second signal gets the default action */
+}
+
+static int run(struct config *cfg, cli_input *in)
+{
+	struct app app = {.cfg = cfg, .in = in};
+	struct event_base *base;
+	callout_status st;
+	int rc = -1;
+
+	st = callout_ctx_new(NULL, &cfg->opts, &app.ctx);
+	if (st == CALLOUT_EINVAL)
+		return explain_einval(&cfg->opts);
+	if (st != CALLOUT_OK) {
+		errorf("cannot start: %s", callout_strerror(st));
+		return CLI_EXIT_OTHER;
+	}
+	rc = apply_routes(app.ctx, cfg);
+	if (rc >= 0)
+		goto done;
+
+	app.jobs = calloc(cfg->concurrency, sizeof(*app.jobs));
+	app.free_jobs = calloc(cfg->concurrency, sizeof(*app.free_jobs));
+	base = callout_ctx_base(app.ctx);
+	if (base) {
+		app.sig_int = evsignal_new(base, SIGINT, on_signal, &app);
+		app.sig_term = evsignal_new(base, SIGTERM, on_signal, &app);
+	}
+	if (!app.jobs || !app.free_jobs || !app.sig_int || !app.sig_term ||
+	    event_add(app.sig_int, NULL) != 0 || event_add(app.sig_term, NULL) != 0) {
+		errorf("cannot start: %s", base ? "out of memory" : "no event loop");
+		rc = CLI_EXIT_OTHER;
+		goto done;
+	}
+	for (size_t i = 0; i < cfg->concurrency; i++)
+		app.free_jobs[app.nfree++] = cfg->concurrency - 1 - i;
+
+	feed(&app);
+	if (app.inflight > 0) {
+		st = callout_ctx_run(app.ctx);
+		if (st != CALLOUT_OK) {
+			errorf("event loop: %s", callout_strerror(st));
+			app.failed = true;
+		}
+		if (app.inflight > 0) { /* the loop gave up early */
+			if (st == CALLOUT_OK) {
+				errorf("event loop ended with verifications in flight");
+				app.failed = true;
+			}
+			cancel_all(&app);
+		}
+	}
+	stop_signals(&app);
+
+	if (app.interrupted)
+		rc = 128 + app.interrupted;
+	else if (app.any_invalid)
+		rc = CLI_EXIT_INVALID;
+	else if (app.any_other || app.failed)
+		rc = CLI_EXIT_OTHER;
+	else
+		rc = CLI_EXIT_VALID;
+done:
+	app.stopping = true;
+	if (app.sig_int)
+		event_free(app.sig_int);
+	if (app.sig_term)
+		event_free(app.sig_term);
+	callout_ctx_free(app.ctx);
+	free(app.jobs);
+	free(app.free_jobs);
+	return rc;
+}
+
+int cli_check_main(int argc, char **argv)
+{
+	struct config cfg = {.concurrency = 10, .out = {.fp = stdout}};
+	cli_input *in = NULL;
+	int rc;
+
+	callout_options_init(&cfg.opts);
+	rc = parse_args(argc, argv, &cfg);
+	if (rc >= 0)
+		goto out;
+
+	in = cli_input_new(argv + optind, (size_t)(argc - optind));
+	if (!in) {
+		errorf("out of memory");
+		rc = CLI_EXIT_OTHER;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg.nfiles; i++) {
+		if (cli_input_add_file(in, cfg.files[i]) != 0) {
+			int err = errno;
+
+			fputs(CMD ": cannot open '", stderr);
+			cli_fput_escaped(stderr, cfg.files[i], strlen(cfg.files[i]), false);
+			fprintf(stderr, "': %s\n", strerror(err));
+			rc = err == ENOMEM ? CLI_EXIT_OTHER : CLI_EXIT_USAGE;
+			goto out;
+		}
+	}
+	fit_fd_limit(&cfg);
+	rc = run(&cfg, in);
+out:
+	cli_input_free(in);
+	free(cfg.dns_servers);
+	free(cfg.routes);
+	free(cfg.files);
+	return rc;
+}
+
+void cli_check_help(FILE *fp)
+{
+	callout_options d;
+
+	callout_options_init(&d);
+	fprintf(fp,
+	        "Usage: " CMD " [OPTIONS] ADDRESS...\n"
+	        "       " CMD " [OPTIONS] -f FILE\n"
+	        "\n"
+	        "Ask the mail server responsible for each ADDRESS whether it would accept\n"
+	        "mail for it (EHLO, MAIL FROM:<>, RCPT TO:<ADDRESS>, QUIT), without sending\n"
+	        "a message.  Results are printed as they complete, not in input order.\n"
+	        "\n"
+	        "Input and output:\n"
+	        "  -f, --file FILE          read addresses from FILE, one a line ('-' for\n"
+	        "                           standard input); blank lines and lines starting\n"
+	        "                           with '#' are skipped; may be repeated and combined\n"
+	        "                           with ADDRESS arguments\n"
+	        "  -j, --json               one JSON object a line, with the address\n"
+	        "  -t, --transcript         show the SMTP dialogue under each result\n"
+	        "  -q, --quiet              print no results: only the exit status tells\n"
+	        "  -c, --concurrency N      verify up to N addresses at once (default 10)\n"
+	        "\n"
+	        "SMTP:\n"
+	        "      --sender ADDR        MAIL FROM address (default: the null sender <>)\n"
+	        "      --fallback-sender ADDR\n"
+	        "                           MAIL FROM to retry with when <> is refused\n"
+	        "      --helo NAME          EHLO/HELO name (default: this host's name)\n"
+	        "      --source ADDR        local IP address to connect from\n"
+	        "  -p, --port N             SMTP port of every server (default %u)\n"
+	        "      --catch-all          also try a random local part; a server that\n"
+	        "                           accepts it gives unknown (catch_all)\n"
+	        "      --vrfy               try VRFY before MAIL and RCPT\n"
+	        "      --tls                use STARTTLS when the server offers it\n"
+	        "      --no-pipelining      never pipeline MAIL and RCPT\n"
+	        "      --max-mx N           try at most N MX hosts (default %u)\n"
+	        "      --max-connections N  make at most N connection attempts (default %u)\n"
+	        "\n"
+	        "Routing and DNS:\n"
+	        "      --route DOMAIN=HOST[:PORT][,HOST[:PORT]...]\n"
+	        "                           ask HOST instead of the MX of DOMAIN (call\n"
+	        "                           forward); may be repeated; IPv6 as [2001:db8::1]\n"
+	        "      --routes-file FILE   routes from FILE, lines \"DOMAIN HOST[:PORT],...\"\n"
+	        "      --dns-server ADDR[:PORT]\n"
+	        "                           DNS server to ask instead of /etc/resolv.conf;\n"
+	        "                           may be repeated; IPv6 with a port as [::1]:53\n"
+	        "\n"
+	        "Timeouts (seconds, decimals allowed):\n"
+	        "      --timeout SECS          whole verification (default %g)\n"
+	        "      --connect-timeout SECS  each connection attempt (default %g)\n"
+	        "      --command-timeout SECS  each SMTP reply (default %g)\n"
+	        "      --dns-timeout SECS      each DNS query try (default %g)\n"
+	        "\n"
+	        "  -h, --help               show this help and exit\n"
+	        "\n"
+	        "Exit status:\n"
+	        "  0  every address is valid\n"
+	        "  1  at least one address is invalid\n"
+	        "  2  usage error: unknown option, bad value, unreadable file\n"
+	        "  3  otherwise: some address unknown or tempfail (and none invalid),\n"
+	        "     or an error stopped the run\n"
+	        "\n"
+	        "Human output: ADDRESS: VERDICT (REASON) CODE ENHANCED \"TEXT\" at STAGE\n"
+	        "              via MX [IP] MS ms (tls, catch-all, cached AGE ago)\n"
+	        "See callout(1) for the verdicts, the reasons and the JSON fields.\n",
+	        d.port, d.max_mx, d.max_connections, (double)d.deadline_ms / 1000.0,
+	        (double)d.connect_timeout_ms / 1000.0, (double)d.command_timeout_ms / 1000.0,
+	        (double)d.dns_timeout_ms / 1000.0);
+}

@@ -1,0 +1,289 @@
+/* One SMTP connection's transport: bufferevent in, complete lines out. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "conn.h"
+#include "reply.h"
+
+/* How long a closing connection may take to flush its QUIT. */
+#define CLOSE_LINGER_MS 2000
+
+struct co_conn {
+	struct event_base *base;
+	struct bufferevent *bev;
+	struct event *linger; /* closing: poll the flush, give up after a while */
+	struct timeval linger_until;
+	co_conn_events ev;
+	void *arg;
+	bool connecting;
+	bool tls_handshaking;
+	bool closing;
+	unsigned dispatching; /* inside a callback to the session */
+	bool dead;            /* freed while dispatching: free on the way out */
+	char line[CO_REPLY_LINE_MAX + 1];
+};
+
+static void destroy(co_conn *c)
+{
+	if (c->bev)
+		bufferevent_free(c->bev);
+	if (c->linger)
+		event_free(c->linger);
+	free(c);
+}
+
+void co_conn_free(co_conn *c)
+{
+	if (!c)
+		return;
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	if (c->dispatching) {
+		c->dead = true;
+		return;
+	}
+	destroy(c);
+}
+
+/* Deliver every complete line; stop when the session says so. */
+static void deliver_lines(co_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	while (!c->dead && !c->closing) {
+		size_t eol_len = 0;
+		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		if (p.pos < 0) {
+			if (evbuffer_get_length(in) > CO_REPLY_LINE_MAX + 1)
+				c->ev.error(c->arg, CO_CONN_LINE_TOO_LONG,
+				            "reply line longer than 1000 octets");
+			return;
+		}
+		size_t len = (size_t)p.pos;
+		if (len > CO_REPLY_LINE_MAX) {
+			c->ev.error(c->arg, CO_CONN_LINE_TOO_LONG, "reply line longer than 1000 octets");
+			return;
+		}
+		evbuffer_remove(in, c->line, len);
+		evbuffer_drain(in, eol_len);
+		c->line[len] = '\0';
+		if (!c->ev.line(c->arg, c->line, len))
+			return;
+	}
+}
+
+static const char *tls_error_text(co_conn *c, char *buf, size_t len)
+{
+	unsigned long e = bufferevent_get_openssl_error(c->bev);
+	if (!e)
+		return "TLS failure";
+	ERR_error_string_n(e, buf, len);
+	return buf;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	co_conn *c = arg;
+	(void)bev;
+	c->dispatching++;
+	/* libevent may deliver the first data before the CONNECTED event:
+	 * data means we are connected. */
+	if (c->connecting && !c->tls_handshaking) {
+		c->connecting = false;
+		c->ev.connected(c->arg);
+	}
+	if (!c->dead && !c->closing)
+		deliver_lines(c);
+	c->dispatching--;
+	if (c->dead)
+		destroy(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	co_conn *c = arg;
+	char buf[160];
+	(void)bev;
+
+	c->dispatching++;
+	if (c->connecting && !c->tls_handshaking && (what & BEV_EVENT_EOF)) {
+		/* Connected, then closed before the CONNECTED event ran. */
+		c->connecting = false;
+		c->ev.connected(c->arg);
+		if (c->dead)
+			goto out;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->tls_handshaking) {
+			c->tls_handshaking = false;
+			c->ev.tls_ready(c->arg);
+		} else if (c->connecting) {
+			c->connecting = false;
+			c->ev.connected(c->arg);
+		}
+	} else if (c->connecting) {
+		int err = EVUTIL_SOCKET_ERROR();
+		c->ev.error(c->arg, CO_CONN_REFUSED, err ? strerror(err) : "connect failed");
+	} else if (c->tls_handshaking) {
+		c->ev.error(c->arg, CO_CONN_TLS, tls_error_text(c, buf, sizeof(buf)));
+	} else {
+		/* Lines that arrived with the close are still evidence. */
+		deliver_lines(c);
+		if (!c->dead && !c->closing) {
+			if (what & BEV_EVENT_EOF)
+				c->ev.error(c->arg, CO_CONN_CLOSED, "connection closed by server");
+			else if (bufferevent_get_openssl_error(c->bev))
+				c->ev.error(c->arg, CO_CONN_TLS, tls_error_text(c, buf, sizeof(buf)));
+			else
+				c->ev.error(c->arg, CO_CONN_IO, strerror(EVUTIL_SOCKET_ERROR()));
+		}
+	}
+out:
+	c->dispatching--;
+	if (c->dead)
+		destroy(c);
+}
+
+co_conn *co_conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t addrlen,
+                         const struct sockaddr *source, socklen_t sourcelen,
+                         const co_conn_events *ev, void *arg)
+{
+	co_conn *c = calloc(1, sizeof(*c));
+	int fd = -1;
+
+	if (!c)
+		return NULL;
+	c->base = base;
+	c->ev = *ev;
+	c->arg = arg;
+	c->connecting = true;
+
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (source && bind(fd, source, sourcelen) < 0)
+		goto fail;
+	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev)
+		goto fail;
+	fd = -1; /* owned by the bufferevent now */
+	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	if (bufferevent_socket_connect(c->bev, addr, (int)addrlen) < 0)
+		goto fail;
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return c;
+
+fail: {
+	int saved = errno;
+	if (fd >= 0)
+		close(fd);
+	destroy(c);
+	errno = saved ? saved : ECONNREFUSED;
+	return NULL;
+}
+}
+
+int co_conn_send(co_conn *c, const char *data, size_t len)
+{
+	return bufferevent_write(c->bev, data, len);
+}
+
+int co_conn_starttls(co_conn *c, SSL_CTX *ssl_ctx, const char *sni)
+{
+	SSL *ssl = SSL_new(ssl_ctx);
+	if (!ssl)
+		return -1;
+	if (sni && *sni)
+		SSL_set_tlsext_host_name(ssl, sni);
+	struct bufferevent *tls = bufferevent_openssl_filter_new(
+		c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!tls) {
+		SSL_free(ssl);
+		return -1;
+	}
+	/* Servers often close without a TLS close_notify; that is a close,
+	 * not an attack on a callout. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	c->bev = tls;
+	c->tls_handshaking = true;
+	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+size_t co_conn_pending(const co_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_input(c->bev));
+}
+
+static bool output_flushed(co_conn *c)
+{
+	/* With TLS, the filter's buffer drains into the socket's one first. */
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	       (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
+}
+
+static void linger_poll(evutil_socket_t fd, short what, void *arg)
+{
+	co_conn *c = arg;
+	(void)fd;
+	(void)what;
+	struct timeval now;
+	evutil_gettimeofday(&now, NULL);
+	if (output_flushed(c) || evutil_timercmp(&now, &c->linger_until, >=)) {
+		destroy(c);
+		return;
+	}
+	struct timeval tick = {0, 10 * 1000};
+	evtimer_add(c->linger, &tick);
+}
+
+static void closing_written(struct bufferevent *bev, void *arg)
+{
+	co_conn *c = arg;
+	(void)bev;
+	if (output_flushed(c)) {
+		destroy(c);
+		return;
+	}
+	struct timeval tick = {0, 10 * 1000};
+	evtimer_add(c->linger, &tick);
+}
+
+static void closing_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	destroy(arg);
+}
+
+void co_conn_close_after_flush(co_conn *c)
+{
+	c->closing = true;
+	if (c->connecting || output_flushed(c)) {
+		co_conn_free(c);
+		return;
+	}
+	struct timeval tv = {CLOSE_LINGER_MS / 1000, (CLOSE_LINGER_MS % 1000) * 1000}, now;
+	c->linger = evtimer_new(c->base, linger_poll, c);
+	if (!c->linger) {
+		co_conn_free(c);
+		return;
+	}
+	evutil_gettimeofday(&now, NULL);
+	evutil_timeradd(&now, &tv, &c->linger_until);
+	evtimer_add(c->linger, &tv);
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setcb(c->bev, NULL, closing_written, closing_event, c);
+}

@@ -1,0 +1,820 @@
+/*
+ * The engine: the public API and the data flow of one verification.
+ *
+ *   parse address -> route, literal or DNS (MX -> hosts -> addresses)
+ *   -> one session per address tried, next host while the answer is not
+ *   about the mailbox -> result
+ *
+ * Each arrow is a module (addr.c, dns.c, session.c, verdict.c); this file
+ * only orchestrates them and keeps the bounds: hosts, connections and a
+ * whole-verification deadline.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include <callout/callout.h>
+
+#include "addr.h"
+#include "dns.h"
+#include "session.h"
+
+#define ROUTE_HOSTS_MAX CO_DNS_HOSTS_MAX
+
+/* Options resolved and copied: what a verification runs with. */
+typedef struct settings {
+	unsigned flags;
+	char helo[CO_DOMAIN_MAX + 1];
+	char from[CO_PATH_MAX + 1];     /* "" for the null sender */
+	char fallback[CO_PATH_MAX + 1]; /* "" for none */
+	bool sender_utf8;
+	struct sockaddr_storage source;
+	socklen_t sourcelen; /* 0: any */
+	unsigned port;
+	unsigned connect_ms, command_ms, deadline_ms;
+	unsigned max_mx, max_connections;
+} settings;
+
+typedef struct route {
+	struct route *next;
+	char domain[CO_DOMAIN_MAX + 1];
+	unsigned n;
+	char *names[ROUTE_HOSTS_MAX];
+	unsigned ports[ROUTE_HOSTS_MAX];
+} route;
+
+struct callout_ctx {
+	struct event_base *base;
+	bool own_base;
+	co_dns *dns;
+	SSL_CTX *tls;
+	settings defaults;
+	route *routes;
+	callout_query *queries; /* in flight, for ctx_free */
+	unsigned inflight;
+};
+
+struct callout_query {
+	callout_ctx *ctx;
+	callout_query *prev, *next;
+	callout_cb cb;
+	void *arg;
+	settings set;
+	co_addr addr;
+	char random_rcpt[CO_LOCAL_MAX + CO_DOMAIN_MAX + 2];
+	struct timespec start;
+	struct event *timer; /* the deadline; also delivers syntax errors */
+	co_dns_req *dns_req;
+	co_session *sess;
+	co_dns_host *hosts;
+	unsigned nhosts;
+	unsigned host_i, addr_i; /* the next address to try */
+	unsigned connections;
+	const co_dns_host *cur_host;
+	const struct sockaddr_storage *cur_addr;
+	bool via_route;
+	bool done;
+	/* Retries on the same address change these. */
+	bool use_fallback_now, no_tls_now;
+	struct evbuffer *transcript;
+	/* The outcome so far. */
+	co_session_outcome out;
+	bool have_out;
+	char detail[160];
+};
+
+/* ---- settings ---------------------------------------------------------- */
+
+static void default_helo(char *out, size_t len)
+{
+	char host[256] = "";
+	struct addrinfo hints = {.ai_flags = AI_CANONNAME}, *ai = NULL;
+
+	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0) {
+		if (ai && ai->ai_canonname && strchr(ai->ai_canonname, '.'))
+			snprintf(host, sizeof(host), "%s", ai->ai_canonname);
+		freeaddrinfo(ai);
+	}
+	if (!co_helo_valid(host))
+		snprintf(host, sizeof(host), "localhost");
+	snprintf(out, len, "%s", host);
+}
+
+static bool is_null_sender(const char *s)
+{
+	return !s || !*s || strcmp(s, "<>") == 0;
+}
+
+static callout_status parse_sender(const char *in, char *out, bool *utf8)
+{
+	co_addr a;
+	char err[128];
+
+	if (is_null_sender(in)) {
+		out[0] = '\0';
+		return CALLOUT_OK;
+	}
+	if (co_addr_parse(in, &a, err, sizeof(err)) < 0)
+		return CALLOUT_EINVAL;
+	memcpy(out, a.mailbox, sizeof(a.mailbox));
+	if (utf8)
+		*utf8 = a.utf8;
+	return CALLOUT_OK;
+}
+
+static callout_status parse_source(const char *src, settings *set)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&set->source;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&set->source;
+
+	set->sourcelen = 0;
+	if (!src || !*src)
+		return CALLOUT_OK;
+	memset(&set->source, 0, sizeof(set->source));
+	if (inet_pton(AF_INET, src, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		set->sourcelen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, src, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		set->sourcelen = sizeof(*sin6);
+	} else {
+		return CALLOUT_EINVAL;
+	}
+	return CALLOUT_OK;
+}
+
+/* Copy a caller's options over the defaults, tolerating older (shorter)
+ * structs. */
+static callout_status load_options(const callout_options *in, callout_options *out)
+{
+	callout_options_init(out);
+	if (!in)
+		return CALLOUT_OK;
+	if (in->struct_size < offsetof(callout_options, flags) + sizeof(in->flags))
+		return CALLOUT_EINVAL;
+	memcpy(out, in, in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out));
+	out->struct_size = sizeof(*out);
+	return CALLOUT_OK;
+}
+
+static unsigned or_default(unsigned v, unsigned def)
+{
+	return v ? v : def;
+}
+
+/* Resolve options into settings.  base supplies the HELO name when the
+ * options leave it out. */
+static callout_status make_settings(const callout_options *o, const char *base_helo, settings *set)
+{
+	callout_options def;
+	callout_status st;
+
+	callout_options_init(&def);
+	memset(set, 0, sizeof(*set));
+	set->flags = o->flags;
+	if (o->helo) {
+		if (!co_helo_valid(o->helo))
+			return CALLOUT_EINVAL;
+		snprintf(set->helo, sizeof(set->helo), "%s", o->helo);
+	} else if (base_helo) {
+		snprintf(set->helo, sizeof(set->helo), "%s", base_helo);
+	} else {
+		default_helo(set->helo, sizeof(set->helo));
+	}
+	if ((st = parse_sender(o->sender, set->from, &set->sender_utf8)) != CALLOUT_OK)
+		return st;
+	if (o->fallback_sender && !is_null_sender(o->fallback_sender)) {
+		bool utf8 = false;
+		if ((st = parse_sender(o->fallback_sender, set->fallback, &utf8)) != CALLOUT_OK)
+			return st;
+		set->sender_utf8 |= utf8;
+	}
+	if ((st = parse_source(o->source_address, set)) != CALLOUT_OK)
+		return st;
+	if (o->port > 65535)
+		return CALLOUT_EINVAL;
+	set->port = or_default(o->port, def.port);
+	set->connect_ms = or_default(o->connect_timeout_ms, def.connect_timeout_ms);
+	set->command_ms = or_default(o->command_timeout_ms, def.command_timeout_ms);
+	set->deadline_ms = or_default(o->deadline_ms, def.deadline_ms);
+	set->max_mx = or_default(o->max_mx, def.max_mx);
+	if (set->max_mx > CO_DNS_HOSTS_MAX)
+		set->max_mx = CO_DNS_HOSTS_MAX;
+	set->max_connections = or_default(o->max_connections, def.max_connections);
+	return CALLOUT_OK;
+}
+
+/* ---- context ----------------------------------------------------------- */
+
+static callout_status need_tls(callout_ctx *ctx)
+{
+	if (ctx->tls)
+		return CALLOUT_OK;
+	ctx->tls = SSL_CTX_new(TLS_client_method());
+	if (!ctx->tls)
+		return CALLOUT_ETLS;
+	/* Opportunistic TLS, as MTAs do on port 25: encryption without
+	 * authentication; a callout has nothing secret to protect. */
+	SSL_CTX_set_verify(ctx->tls, SSL_VERIFY_NONE, NULL);
+	return CALLOUT_OK;
+}
+
+CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callout_options *opts,
+                                           callout_ctx **out)
+{
+	callout_options o;
+	callout_status st;
+	char err[128];
+
+	if (!out)
+		return CALLOUT_EINVAL;
+	if ((st = load_options(opts, &o)) != CALLOUT_OK)
+		return st;
+	callout_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return CALLOUT_ENOMEM;
+	if ((st = make_settings(&o, NULL, &ctx->defaults)) != CALLOUT_OK)
+		goto fail;
+	ctx->base = base;
+	if (!base) {
+		ctx->base = event_base_new();
+		ctx->own_base = true;
+		if (!ctx->base) {
+			st = CALLOUT_EEVENT;
+			goto fail;
+		}
+	}
+	ctx->dns = co_dns_new(ctx->base, o.dns_servers, or_default(o.dns_timeout_ms, 5000), err,
+	                      sizeof(err));
+	if (!ctx->dns) {
+		st = CALLOUT_EDNS;
+		goto fail;
+	}
+	if ((o.flags & CALLOUT_F_TLS) && (st = need_tls(ctx)) != CALLOUT_OK)
+		goto fail;
+	*out = ctx;
+	return CALLOUT_OK;
+fail:
+	callout_ctx_free(ctx);
+	return st;
+}
+
+CALLOUT_API struct event_base *callout_ctx_base(callout_ctx *ctx)
+{
+	return ctx->base;
+}
+
+static void query_free(callout_query *q);
+
+CALLOUT_API void callout_ctx_free(callout_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	while (ctx->queries) {
+		callout_query *q = ctx->queries;
+		callout_cb cb = q->cb;
+		void *arg = q->arg;
+		query_free(q);
+		if (cb)
+			cb(arg, CALLOUT_ECANCELLED, NULL);
+	}
+	co_dns_free(ctx->dns);
+	if (ctx->own_base && ctx->base) {
+		/* Let closing connections flush their QUIT and free themselves. */
+		event_base_dispatch(ctx->base);
+		event_base_free(ctx->base);
+	}
+	SSL_CTX_free(ctx->tls);
+	while (ctx->routes) {
+		route *r = ctx->routes;
+		ctx->routes = r->next;
+		for (unsigned i = 0; i < r->n; i++)
+			free(r->names[i]);
+		free(r);
+	}
+	free(ctx);
+}
+
+CALLOUT_API callout_status callout_ctx_run(callout_ctx *ctx)
+{
+	while (ctx->inflight > 0)
+		if (event_base_loop(ctx->base, EVLOOP_ONCE) < 0)
+			return CALLOUT_EEVENT;
+	return CALLOUT_OK;
+}
+
+/* One "HOST[:PORT]" of a route: host name, IPv4, or [IPv6]. */
+static callout_status parse_route_host(const char *s, size_t len, route *r)
+{
+	char host[CO_DOMAIN_MAX + 1], err[128];
+	unsigned port = 0;
+	const char *end = s + len, *colon;
+
+	if (len == 0 || r->n >= ROUTE_HOSTS_MAX)
+		return CALLOUT_EINVAL;
+	if (*s == '[') {
+		const char *close = memchr(s, ']', len);
+		if (!close || (size_t)(close - s - 1) >= sizeof(host))
+			return CALLOUT_EINVAL;
+		memcpy(host, s + 1, (size_t)(close - s - 1));
+		host[close - s - 1] = '\0';
+		colon = close + 1 < end ? close + 1 : NULL;
+		if (colon && *colon != ':')
+			return CALLOUT_EINVAL;
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			return CALLOUT_EINVAL;
+	} else {
+		colon = memchr(s, ':', len);
+		size_t hl = colon ? (size_t)(colon - s) : len;
+		if (hl == 0 || hl >= sizeof(host))
+			return CALLOUT_EINVAL;
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		struct in_addr a4;
+		if (inet_pton(AF_INET, host, &a4) != 1) {
+			char norm[CO_DOMAIN_MAX + 1];
+			if (co_domain_normalise(host, norm, err, sizeof(err)) < 0)
+				return CALLOUT_EINVAL;
+			snprintf(host, sizeof(host), "%s", norm);
+		}
+	}
+	if (colon) {
+		char *pend;
+		unsigned long p = strtoul(colon + 1, &pend, 10);
+		if (pend != end || colon + 1 == end || p == 0 || p > 65535)
+			return CALLOUT_EINVAL;
+		port = (unsigned)p;
+	}
+	if (!(r->names[r->n] = strdup(host)))
+		return CALLOUT_ENOMEM;
+	r->ports[r->n++] = port;
+	return CALLOUT_OK;
+}
+
+CALLOUT_API callout_status callout_ctx_add_route(callout_ctx *ctx, const char *domain,
+                                                 const char *hosts)
+{
+	char err[128];
+	callout_status st = CALLOUT_OK;
+
+	if (!ctx || !domain || !hosts)
+		return CALLOUT_EINVAL;
+	route *r = calloc(1, sizeof(*r));
+	if (!r)
+		return CALLOUT_ENOMEM;
+	if (co_domain_normalise(domain, r->domain, err, sizeof(err)) < 0) {
+		st = CALLOUT_EINVAL;
+		goto fail;
+	}
+	for (const char *p = hosts;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		if ((st = parse_route_host(p, len, r)) != CALLOUT_OK)
+			goto fail;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	/* A later route for the same domain replaces the earlier one. */
+	for (route **pp = &ctx->routes; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->domain, r->domain) == 0) {
+			route *old = *pp;
+			r->next = old->next;
+			*pp = r;
+			for (unsigned i = 0; i < old->n; i++)
+				free(old->names[i]);
+			free(old);
+			return CALLOUT_OK;
+		}
+	}
+	r->next = ctx->routes;
+	ctx->routes = r;
+	return CALLOUT_OK;
+fail:
+	for (unsigned i = 0; i < r->n; i++)
+		free(r->names[i]);
+	free(r);
+	return st;
+}
+
+static const route *find_route(const callout_ctx *ctx, const char *domain)
+{
+	for (const route *r = ctx->routes; r; r = r->next)
+		if (strcmp(r->domain, domain) == 0)
+			return r;
+	return NULL;
+}
+
+/* ---- one verification -------------------------------------------------- */
+
+static unsigned elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long ms = (now.tv_sec - start->tv_sec) * 1000LL + (now.tv_nsec - start->tv_nsec) / 1000000;
+	return ms < 0 ? 0 : (unsigned)ms;
+}
+
+static void format_ip(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)len);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
+		          (socklen_t)len);
+}
+
+static void query_free(callout_query *q)
+{
+	callout_ctx *ctx = q->ctx;
+
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		ctx->queries = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	ctx->inflight--;
+	if (q->dns_req)
+		co_dns_cancel(q->dns_req);
+	if (q->sess)
+		co_session_cancel(q->sess);
+	if (q->timer)
+		event_free(q->timer);
+	if (q->transcript)
+		evbuffer_free(q->transcript);
+	free(q->hosts);
+	free(q);
+}
+
+/* Report the outcome and free the query. */
+static void deliver(callout_query *q)
+{
+	callout_result res;
+	char ip[INET6_ADDRSTRLEN] = "";
+	const char *transcript = NULL;
+
+	memset(&res, 0, sizeof(res));
+	res.verdict = q->out.verdict;
+	res.reason = q->out.reason;
+	res.stage = q->out.stage;
+	res.code = q->out.code;
+	res.enhanced = q->out.enhanced;
+	res.text = q->out.text;
+	res.address = q->addr.mailbox[0] ? q->addr.mailbox : q->detail;
+	res.mx = q->cur_host ? q->cur_host->name : "";
+	if (q->cur_addr)
+		format_ip(q->cur_addr, ip, sizeof(ip));
+	res.ip = ip;
+	res.ms = elapsed_ms(&q->start);
+	res.catch_all = q->out.catch_all;
+	res.tls = q->out.tls;
+	if (q->transcript) {
+		evbuffer_add(q->transcript, "", 1);
+		transcript = (const char *)evbuffer_pullup(q->transcript, -1);
+	}
+	res.transcript = transcript ? transcript : (q->transcript ? "" : NULL);
+
+	callout_cb cb = q->cb;
+	void *arg = q->arg;
+	q->done = true;
+	/* Free after the callback: res points into q. */
+	cb(arg, CALLOUT_OK, &res);
+	query_free(q);
+}
+
+static void conclude(callout_query *q, callout_verdict v, callout_reason r, callout_stage stage,
+                     const char *text)
+{
+	memset(&q->out, 0, sizeof(q->out));
+	q->out.verdict = v;
+	q->out.reason = r;
+	q->out.stage = stage;
+	snprintf(q->out.text, sizeof(q->out.text), "%s", text);
+	deliver(q);
+}
+
+static void on_session(void *arg, const co_session_outcome *out);
+
+static void start_session(callout_query *q)
+{
+	callout_ctx *ctx = q->ctx;
+	struct sockaddr_storage ss = *q->cur_addr;
+	unsigned port = q->cur_host->port ? q->cur_host->port : q->set.port;
+	socklen_t len;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (ss.ss_family == AF_INET6) {
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+		len = sizeof(struct sockaddr_in);
+	}
+	q->connections++;
+	if (q->transcript) {
+		format_ip(q->cur_addr, ip, sizeof(ip));
+		evbuffer_add_printf(q->transcript, "-- connecting to %s [%s]:%u%s%s\n",
+		                    q->cur_host->name, ip, port,
+		                    q->use_fallback_now ? " (fallback sender)" : "",
+		                    q->no_tls_now ? " (without TLS)" : "");
+	}
+	bool fallback_now = q->use_fallback_now;
+	co_session_params p = {
+		.addr = (const struct sockaddr *)&ss,
+		.addrlen = len,
+		.source = q->set.sourcelen ? (const struct sockaddr *)&q->set.source : NULL,
+		.sourcelen = q->set.sourcelen,
+		.helo = q->set.helo,
+		.mail_from = fallback_now ? q->set.fallback : q->set.from,
+		.fallback_from = !fallback_now && q->set.fallback[0] ? q->set.fallback : NULL,
+		.rcpt = q->addr.mailbox,
+		.random_rcpt = (q->set.flags & CALLOUT_F_CATCH_ALL) ? q->random_rcpt : NULL,
+		.smtputf8 = q->addr.utf8 || q->set.sender_utf8,
+		.vrfy = (q->set.flags & CALLOUT_F_VRFY) != 0,
+		.pipelining = !(q->set.flags & CALLOUT_F_NO_PIPELINING),
+		.tls = (q->set.flags & CALLOUT_F_TLS) && !q->no_tls_now ? ctx->tls : NULL,
+		.tls_name = q->cur_host->name,
+		.connect_timeout_ms = q->set.connect_ms,
+		.command_timeout_ms = q->set.command_ms,
+		.transcript = q->transcript,
+	};
+	/* The session copies the sockaddr before returning. */
+	q->sess = co_session_start(ctx->base, &p, on_session, q);
+	if (!q->sess)
+		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_CONNECT,
+		         "out of memory");
+}
+
+/* Try the next address of the next host, or give the last answer. */
+static void try_next(callout_query *q)
+{
+	q->use_fallback_now = q->no_tls_now = false;
+	while (q->host_i < q->nhosts && q->connections < q->set.max_connections) {
+		const co_dns_host *h = &q->hosts[q->host_i];
+		if (q->addr_i < h->naddr) {
+			q->cur_host = h;
+			q->cur_addr = &h->addr[q->addr_i++];
+			start_session(q);
+			return;
+		}
+		q->host_i++;
+		q->addr_i = 0;
+	}
+	if (!q->have_out) {
+		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, CALLOUT_STAGE_CONNECT,
+		         "no host could be tried");
+		return;
+	}
+	deliver(q);
+}
+
+static void on_session(void *arg, const co_session_outcome *out)
+{
+	callout_query *q = arg;
+
+	q->sess = NULL;
+	q->out = *out;
+	q->have_out = true;
+	if (out->retry_fallback && !q->use_fallback_now && q->connections < q->set.max_connections) {
+		q->use_fallback_now = true;
+		start_session(q);
+		return;
+	}
+	if (out->retry_plain && !q->no_tls_now && q->connections < q->set.max_connections) {
+		q->no_tls_now = true;
+		start_session(q);
+		return;
+	}
+	if (out->next_host) {
+		try_next(q);
+		return;
+	}
+	deliver(q);
+}
+
+static void on_dns(void *arg, const co_dns_result *res)
+{
+	callout_query *q = arg;
+
+	q->dns_req = NULL;
+	switch (res->status) {
+	case CO_DNS_OK:
+		break;
+	case CO_DNS_NXDOMAIN:
+		conclude(q, CALLOUT_INVALID, CALLOUT_R_NXDOMAIN, CALLOUT_STAGE_DNS, res->detail);
+		return;
+	case CO_DNS_NULL_MX:
+		conclude(q, CALLOUT_INVALID, CALLOUT_R_NULL_MX, CALLOUT_STAGE_DNS, res->detail);
+		return;
+	case CO_DNS_NO_HOST:
+		/* A route that does not resolve is our configuration, not
+		 * evidence about the address. */
+		if (q->via_route)
+			conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, CALLOUT_STAGE_DNS,
+			         res->detail);
+		else
+			conclude(q, CALLOUT_INVALID, CALLOUT_R_NO_MAIL_HOST, CALLOUT_STAGE_DNS,
+			         res->detail);
+		return;
+	case CO_DNS_TEMPFAIL:
+	default:
+		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_DNS_TEMPFAIL, CALLOUT_STAGE_DNS, res->detail);
+		return;
+	}
+	q->hosts = malloc(res->nhosts * sizeof(*q->hosts));
+	if (!q->hosts) {
+		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS, "out of memory");
+		return;
+	}
+	memcpy(q->hosts, res->hosts, res->nhosts * sizeof(*q->hosts));
+	q->nhosts = res->nhosts;
+	try_next(q);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	callout_query *q = arg;
+	(void)fd;
+	(void)what;
+
+	if (q->addr.mailbox[0] == '\0') {
+		/* A syntax error, delivered from the loop as promised. */
+		deliver(q);
+		return;
+	}
+	callout_stage stage = q->sess ? co_session_stage(q->sess) : CALLOUT_STAGE_DNS;
+	conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_TIMEOUT, stage, "verification deadline reached");
+}
+
+/* An unguessable local part for the catch-all probe. */
+static void make_random_rcpt(callout_query *q)
+{
+	static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char rnd[16];
+	char local[sizeof(rnd) + 1];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		/* No entropy: still unguessable enough to the remote side. */
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			rnd[i] = (unsigned char)((t.tv_nsec >> (i % 24)) ^ (uintptr_t)q >> i);
+	}
+	local[0] = alnum[rnd[0] % 26]; /* start with a letter */
+	for (size_t i = 1; i < sizeof(rnd); i++)
+		local[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
+	local[sizeof(rnd)] = '\0';
+	snprintf(q->random_rcpt, sizeof(q->random_rcpt), "%s@%s", local, q->addr.domain);
+}
+
+CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
+                                          const callout_options *opts, callout_cb cb, void *arg,
+                                          callout_query **out)
+{
+	callout_status st;
+	char err[128];
+
+	if (!ctx || !address || !cb)
+		return CALLOUT_EINVAL;
+	callout_query *q = calloc(1, sizeof(*q));
+	if (!q)
+		return CALLOUT_ENOMEM;
+	if (opts) {
+		callout_options o;
+		if ((st = load_options(opts, &o)) != CALLOUT_OK ||
+		    (st = make_settings(&o, ctx->defaults.helo, &q->set)) != CALLOUT_OK) {
+			free(q);
+			return st;
+		}
+	} else {
+		q->set = ctx->defaults;
+	}
+	if ((q->set.flags & CALLOUT_F_TLS) && (st = need_tls(ctx)) != CALLOUT_OK) {
+		free(q);
+		return st;
+	}
+	q->timer = evtimer_new(ctx->base, on_timer, q);
+	if (!q->timer || ((q->set.flags & CALLOUT_F_TRANSCRIPT) && !(q->transcript = evbuffer_new()))) {
+		if (q->timer)
+			event_free(q->timer);
+		free(q);
+		return CALLOUT_ENOMEM;
+	}
+	q->ctx = ctx;
+	q->cb = cb;
+	q->arg = arg;
+	clock_gettime(CLOCK_MONOTONIC, &q->start);
+	q->next = ctx->queries;
+	if (ctx->queries)
+		ctx->queries->prev = q;
+	ctx->queries = q;
+	ctx->inflight++;
+	if (out)
+		*out = q;
+
+	if (co_addr_parse(address, &q->addr, err, sizeof(err)) < 0) {
+		/* Report the input (made printable) as the address. */
+		size_t i = 0;
+		for (const char *p = address; *p && i < sizeof(q->detail) - 1; p++)
+			q->detail[i++] = (unsigned char)*p >= 0x20 && *p != 0x7f ? *p : '?';
+		q->detail[i] = '\0';
+		q->addr.mailbox[0] = '\0';
+		memset(&q->out, 0, sizeof(q->out));
+		q->out.verdict = CALLOUT_INVALID;
+		q->out.reason = CALLOUT_R_SYNTAX;
+		q->out.stage = CALLOUT_STAGE_SYNTAX;
+		snprintf(q->out.text, sizeof(q->out.text), "%s", err);
+		struct timeval now = {0, 0};
+		evtimer_add(q->timer, &now);
+		return CALLOUT_OK;
+	}
+	if (q->set.flags & CALLOUT_F_CATCH_ALL)
+		make_random_rcpt(q);
+
+	struct timeval dl = {q->set.deadline_ms / 1000, (q->set.deadline_ms % 1000) * 1000};
+	evtimer_add(q->timer, &dl);
+
+	const route *r = q->addr.kind == CO_ADDR_DOMAIN ? find_route(ctx, q->addr.domain) : NULL;
+	if (r) {
+		q->via_route = true;
+		q->dns_req = co_dns_resolve_hosts(ctx->dns, (const char *const *)r->names, r->ports,
+		                                  r->n, on_dns, q);
+	} else if (q->addr.kind != CO_ADDR_DOMAIN) {
+		const char *ip = q->addr.ip;
+		unsigned port = 0;
+		q->dns_req = co_dns_resolve_hosts(ctx->dns, &ip, &port, 1, on_dns, q);
+	} else {
+		q->dns_req = co_dns_resolve_mx(ctx->dns, q->addr.domain, q->set.max_mx, on_dns, q);
+	}
+	if (!q->dns_req) {
+		if (out)
+			*out = NULL;
+		query_free(q);
+		return CALLOUT_ENOMEM;
+	}
+	return CALLOUT_OK;
+}
+
+CALLOUT_API void callout_cancel(callout_query *q)
+{
+	if (q && !q->done)
+		query_free(q);
+}
+
+/* ---- blocking convenience ---------------------------------------------- */
+
+typedef struct sync_state {
+	callout_status status;
+	callout_result *res;
+} sync_state;
+
+static void sync_done(void *arg, callout_status status, const callout_result *res)
+{
+	sync_state *s = arg;
+	s->status = status;
+	if (res && !(s->res = callout_result_dup(res)))
+		s->status = CALLOUT_ENOMEM;
+}
+
+CALLOUT_API callout_status callout_verify_sync(const char *address, const callout_options *opts,
+                                               callout_result **out)
+{
+	callout_ctx *ctx;
+	sync_state s = {CALLOUT_ECANCELLED, NULL};
+	callout_status st;
+
+	if (!out)
+		return CALLOUT_EINVAL;
+	*out = NULL;
+	if ((st = callout_ctx_new(NULL, opts, &ctx)) != CALLOUT_OK)
+		return st;
+	st = callout_verify(ctx, address, NULL, sync_done, &s, NULL);
+	if (st == CALLOUT_OK)
+		st = callout_ctx_run(ctx);
+	callout_ctx_free(ctx);
+	if (st != CALLOUT_OK) {
+		callout_result_free(s.res);
+		return st;
+	}
+	if (s.status != CALLOUT_OK) {
+		callout_result_free(s.res);
+		return s.status;
+	}
+	*out = s.res;
+	return CALLOUT_OK;
+}

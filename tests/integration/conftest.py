@@ -1,0 +1,54 @@
+"""Shared pytest setup: where the binaries are, how to run callout.
+
+Fixtures for the servers live in their own plugin modules, listed below.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+pytest_plugins = [
+    "fixtures_dns",      # NSD serving the test zones
+    "fixtures_postfix",  # a private Postfix instance as remote MX
+    "fixtures_fake",     # the scriptable fake SMTP server
+]
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("CALLOUT_BUILD_DIR", os.path.join(ROOT, "build"))
+
+
+def binary(name):
+    path = os.path.join(BUILD, name)
+    if not os.path.exists(path):
+        pytest.fail(f"{path} not built (set CALLOUT_BUILD_DIR or run meson compile)")
+    return path
+
+
+class CalloutRun:
+    def __init__(self, proc, results):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.results = results
+
+    @property
+    def result(self):
+        assert len(self.results) == 1, self.stdout
+        return self.results[0]
+
+
+def run_callout(*args, timeout=60, input=None):
+    """Run `callout check --json ARGS...`; return parsed lines and status."""
+    cmd = [binary("callout"), "check", "--json", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return CalloutRun(proc, results)
+
+
+@pytest.fixture
+def callout():
+    return run_callout

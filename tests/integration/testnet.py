@@ -1,0 +1,32 @@
+"""The test network on loopback: who listens where.
+
+Every server the integration tests start lives on 127.0.0.0/8 or ::1.
+All SMTP servers of the tests listen on SMTP_PORT (callout is run with
+--port SMTP_PORT), each on its own loopback address, so one DNS zone can
+point MX records at many distinct "hosts".
+"""
+import os
+
+DNS_ADDR = "127.0.0.1"
+DNS_PORT = int(os.environ.get("CALLOUT_TEST_DNS_PORT", "10053"))
+DNS_SERVER = f"{DNS_ADDR}:{DNS_PORT}"
+
+SMTP_PORT = int(os.environ.get("CALLOUT_TEST_SMTP_PORT", "10025"))
+
+REDIS_PORT = int(os.environ.get("CALLOUT_TEST_REDIS_PORT", "10379"))
+
+# Real Postfix smtpd acting as a remote MX (IPv4 and IPv6).
+POSTFIX_IP = "127.0.0.20"
+POSTFIX_IP6 = "::1"
+# Nothing ever listens here: connections are refused.
+DEAD_IP = "127.0.0.21"
+# Fake SMTP servers (tests/integration/fakesmtp.py) take addresses from here on.
+FAKE_IP_BASE = "127.0.0."
+FAKE_IP_FIRST = 30
+
+# Domains Postfix accepts mail for; each has the users below.
+POSTFIX_DOMAINS = [
+    "postfix.test", "failover.test", "implicit.test", "cname.test",
+    "cnamemx.test", "v6.test", "dual.test", "equal.test", "order.test",
+]
+POSTFIX_USERS = ["alice", "bob", "postmaster"]
