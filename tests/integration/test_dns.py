@@ -6,6 +6,7 @@ co-dns-probe prints one JSON object per request:
 The zones are described in tests/integration/zones/README.
 """
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -357,7 +358,8 @@ VALGRIND_DOMAINS = sorted(OK_CASES) + [d for d, _, _ in FAIL_CASES] + [
     "implicit.test", "aliasimplicit.test", "equal.test", "many.test", "manymx.test", "a..b"]
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+@pytest.mark.skipif(shutil.which("valgrind") is None or os.environ.get("CALLOUT_SANITIZED"),
+                    reason="valgrind not installed, or a sanitizer build (they exclude each other)")
 @pytest.mark.parametrize("args", [
     ["--repeat", 2] + VALGRIND_DOMAINS,
     ["--hosts", "mx.postfix.test@25", "127.0.0.1", "nope.test", "[::1]", "mx.servfail.test"],
@@ -368,7 +370,8 @@ def test_valgrind(dns_server, args):
     probe(*args, server=dns_server.server, valgrind=True, timeout=120)
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+@pytest.mark.skipif(shutil.which("valgrind") is None or os.environ.get("CALLOUT_SANITIZED"),
+                    reason="valgrind not installed, or a sanitizer build (they exclude each other)")
 @pytest.mark.parametrize("args", [
     ["--cancel-after", 50], ["--free-after", 50], [],
     # more queries than may be in flight: some wait in the queue
