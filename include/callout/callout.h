@@ -117,6 +117,9 @@ typedef enum callout_stage {
  * Strings are borrowed: the library copies what it keeps.
  * Fields marked [ctx] are read only by callout_ctx_new(); the others are
  * defaults for the context and may be overridden per verification.
+ * A numeric field left at 0 takes its default.  A HELO name, sender,
+ * fallback sender or source address that is not valid makes
+ * callout_ctx_new() and callout_verify() return CALLOUT_EINVAL.
  */
 typedef struct callout_options {
 	size_t struct_size;            /* sizeof(callout_options), set by init */
@@ -187,7 +190,10 @@ CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callou
                                            callout_ctx **out);
 
 /* Cancel every verification in flight (their callbacks are called with
- * CALLOUT_ECANCELLED) and free the context. */
+ * CALLOUT_ECANCELLED) and free the context.  When the context owns its
+ * loop, it first runs that loop until it is empty, so that closing
+ * connections can send their QUIT: remove any persistent events of your
+ * own from it before. */
 CALLOUT_API void callout_ctx_free(callout_ctx *ctx);
 
 /* The event base of the context. */
@@ -209,8 +215,10 @@ CALLOUT_API callout_status callout_ctx_add_route(callout_ctx *ctx, const char *d
 /*
  * Start verifying address.  opts may be NULL for the context's options;
  * its [ctx] fields are ignored.  cb is always called later from the loop,
- * never from inside this call (even for a syntax error).  *out, when out
- * is not NULL, receives a handle for callout_cancel().
+ * never from inside this call (even for a syntax error, which is a
+ * result: invalid/syntax).  *out, when out is not NULL, receives a handle
+ * for callout_cancel().  CALLOUT_EINVAL means bad arguments or options,
+ * never a bad address.
  */
 CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
                                           const callout_options *opts, callout_cb cb, void *arg,
