@@ -9,7 +9,14 @@
  * number of asynchronous verifications in flight on it; a callback per
  * verification.  All calls on one context must come from the thread that
  * runs its event loop.  The library never exits, never prints and never
- * aborts on bad input.
+ * aborts on bad input.  A peer that hangs up can raise SIGPIPE on a
+ * write: ignore it in the program (the callout tools do).
+ *
+ * Answers are cached (callout_options.cache): a verification is answered
+ * from an address record or a domain fact when one is fresh; identical
+ * verifications in flight (same address and MAIL FROM) share one probe,
+ * and with Redis one node probes for the fleet.  A probe whose callers
+ * all went away still finishes into the cache.
  */
 #ifndef CALLOUT_CALLOUT_H
 #define CALLOUT_CALLOUT_H
@@ -39,7 +46,8 @@ typedef enum callout_status {
 	CALLOUT_EDNS,      /* the DNS resolver could not be set up */
 	CALLOUT_ETLS,      /* the TLS library could not be set up */
 	CALLOUT_EEVENT,    /* the event loop failed */
-	CALLOUT_ECANCELLED /* the verification was cancelled */
+	CALLOUT_ECANCELLED, /* the verification was cancelled */
+	CALLOUT_ECACHE     /* the cache could not be opened or used */
 } callout_status;
 
 /* The answer to "can this address receive mail?" */
@@ -108,6 +116,8 @@ typedef enum callout_stage {
 #define CALLOUT_F_VRFY          0x0004u /* try VRFY before MAIL/RCPT */
 #define CALLOUT_F_TRANSCRIPT    0x0008u /* keep the SMTP dialogue in the result */
 #define CALLOUT_F_NO_PIPELINING 0x0010u /* never pipeline, even when offered */
+#define CALLOUT_F_NO_CACHE      0x0020u /* neither read nor write the cache */
+#define CALLOUT_F_NO_NEGATIVE_CACHE 0x0040u /* do not store invalid answers */
 
 /*
  * Options.  Always start from callout_options_init(), which sets
@@ -136,6 +146,42 @@ typedef struct callout_options {
 	unsigned max_connections;      /* connection attempts at most; default 10 */
 	const char *dns_servers;       /* [ctx] "IP[:PORT],..."; NULL: resolv.conf */
 	unsigned dns_timeout_ms;       /* [ctx] per DNS try; default 5000 */
+
+	/*
+	 * The cache [ctx].  cache is one of
+	 *   "lmdb:PATH"   an LMDB file, shared by every process on the host
+	 *   "redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX]"
+	 *                 a Redis server shared by a fleet (port 6379, db 0,
+	 *                 prefix "callout:")
+	 *   "memory"      this context only (the default when NULL)
+	 *   "none"        no cache
+	 * A spec that does not parse makes callout_ctx_new() fail with
+	 * CALLOUT_EINVAL; a store that cannot be opened or used later is a
+	 * fault: verifications go on uncached and log() hears of it once.
+	 * TTLs are in seconds.
+	 */
+	const char *cache;
+	unsigned cache_positive_ttl;   /* valid answers; default 604800 (7 days) */
+	unsigned cache_refresh;        /* a valid answer older than this is served and
+	                                  re-probed in the background; default 86400 */
+	unsigned cache_negative_ttl;   /* invalid and unknown answers; default 10800 (3 h) */
+	unsigned cache_tempfail_ttl;   /* tempfail answers; default 0: not cached */
+	unsigned cache_domain_ttl;     /* domain facts: catch-all, refuses <>;
+	                                  default 604800 */
+	unsigned cache_domain_negative_ttl; /* no mail service, blocks us, not a
+	                                  catch-all; default 10800 */
+	unsigned cache_unreachable_ttl;/* every MX failed; default 300 */
+	unsigned cache_wait_ms;        /* how long to wait for another node's probe
+	                                  of the same address (Redis); default 15000 */
+	size_t cache_max_bytes;        /* LMDB map size; default 1 GiB */
+	/* Faults an operator should hear of (a dead cache, say), one line
+	 * each, without a newline [ctx].  NULL: silent. */
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
+	/* The wall clock in Unix seconds [ctx], for tests and simulations.
+	 * NULL: time(). */
+	long long (*clock)(void *arg);
+	void *clock_arg;
 } callout_options;
 
 /* Fill *opts with the defaults. */
@@ -161,7 +207,8 @@ typedef struct callout_result {
 	unsigned ms;           /* milliseconds from start to verdict */
 	bool catch_all;        /* the random local part was accepted */
 	bool tls;              /* the answer came over TLS */
-	bool cached;           /* answered from the cache */
+	bool cached;           /* answered from the cache (or by another node's
+	                          probe, through Redis) */
 	unsigned age;          /* seconds since the cached answer was probed */
 	const char *transcript;/* "C: ...\nS: ...\n" lines, or NULL */
 } callout_result;
@@ -233,6 +280,71 @@ CALLOUT_API void callout_cancel(callout_query *q);
  */
 CALLOUT_API callout_status callout_verify_sync(const char *address, const callout_options *opts,
                                                callout_result **out);
+
+/*
+ * The cache, for tools: list, inspect and tidy what a cache holds
+ * (the `callout cache` command).  These calls block.
+ */
+typedef struct callout_cache callout_cache;
+
+typedef struct callout_cache_entry {
+	const char *kind;     /* "address", or a domain fact: "catch_all",
+	                         "null_sender", "no_mail", "blocks_us", "unreachable" */
+	const char *domain;
+	const char *address;  /* address: the mailbox; otherwise "" */
+	const char *sender;   /* address: the MAIL FROM used ("" for <>);
+	                         null_sender: the fallback sender that worked */
+	callout_verdict verdict; /* what a verification answers from it */
+	callout_reason reason;
+	callout_stage stage;
+	int code;
+	const char *enhanced;
+	const char *text;
+	const char *mx;
+	const char *ip;
+	bool catch_all;       /* catch_all: the domain is one; address: probed with one */
+	bool tls;
+	long long probed;     /* Unix time of the probe */
+	long long expires;    /* Unix time it stops being used */
+} callout_cache_entry;
+
+typedef struct callout_cache_stats {
+	const char *backend;             /* "lmdb", "redis", "memory" */
+	unsigned long long bytes_used;   /* LMDB pages in use, Redis used_memory */
+	unsigned long long bytes_limit;  /* LMDB map size, Redis maxmemory; 0: none */
+} callout_cache_stats;
+
+/* Called per entry; return non-zero to stop.  e is borrowed. */
+typedef int (*callout_cache_fn)(void *arg, const callout_cache_entry *e);
+
+/* Open a cache by spec (as callout_options.cache; not "none").  On
+ * failure err (may be NULL) says why. */
+CALLOUT_API callout_status callout_cache_open(const char *spec, callout_cache **out, char *err,
+                                              size_t errlen);
+CALLOUT_API void callout_cache_close(callout_cache *c);
+
+/* Every entry, or those of one domain; *damaged (may be NULL) counts the
+ * records that could not be read. */
+CALLOUT_API callout_status callout_cache_list(callout_cache *c, const char *domain,
+                                              callout_cache_fn fn, void *arg,
+                                              unsigned long *damaged);
+
+/* The entries about an address: its records (one per sender) and the
+ * facts about its domain.  EINVAL for an address that does not parse. */
+CALLOUT_API callout_status callout_cache_get(callout_cache *c, const char *address,
+                                             callout_cache_fn fn, void *arg);
+
+/* Delete the records of an address ("user@example.org", every sender),
+ * or of a domain and all its addresses ("@example.org"). */
+CALLOUT_API callout_status callout_cache_delete(callout_cache *c, const char *what,
+                                                unsigned long *deleted);
+
+/* Delete the entries that expired before now (Unix time; 0: the current
+ * time) and the damaged ones. */
+CALLOUT_API callout_status callout_cache_purge(callout_cache *c, long long now,
+                                               unsigned long *deleted);
+
+CALLOUT_API callout_status callout_cache_stats_get(callout_cache *c, callout_cache_stats *st);
 
 /* Names: stable strings for JSON and logs ("valid", "mailbox_unknown",
  * "rcpt"); "?" for an out-of-range value. */

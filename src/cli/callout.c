@@ -18,6 +18,7 @@ struct command {
 
 static const struct command commands[] = {
     {"check", "verify addresses", cli_check_main, cli_check_help},
+    {"cache", "list, inspect and tidy the cache", cli_cache_main, cli_cache_help},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -26,6 +27,7 @@ static void help(FILE *fp)
 {
 	fputs("Usage: " CLI_PROG " COMMAND [OPTIONS] [ARGS]\n"
 	      "       " CLI_PROG " check [OPTIONS] ADDRESS...\n"
+	      "       " CLI_PROG " cache list|get|delete|purge|stats [OPTIONS] [ARG]\n"
 	      "\n"
 	      "Ask the mail exchanger responsible for an address whether it would accept\n"
 	      "mail for it (an SMTP callout), without sending a message.\n"

@@ -6,13 +6,18 @@
  *   cli_input.c   addresses from the command line and files, read lazily
  *   cli_output.c  one result as a human line or a JSON object; escaping
  *   cli_parse.c   strict parsing of option values
+ *   cli_cache.c   `callout cache`: list, get, delete, purge, stats
+ *   cli_state.c   where the cache lives by default; the clock
  */
 #ifndef CALLOUT_CLI_H
 #define CALLOUT_CLI_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #include <callout/callout.h>
 
@@ -36,8 +41,43 @@ enum {
 
 int cli_check_main(int argc, char **argv);
 void cli_check_help(FILE *fp);
+int cli_cache_main(int argc, char **argv);
+void cli_cache_help(FILE *fp);
+
+/* ---- cli_state.c ---- */
+
+/*
+ * The cache spec to use: opt when given, else $CALLOUT_CACHE, else the
+ * LMDB file CLI_STATE_DIR/cache.lmdb when that directory is writable (or
+ * can be made), else $XDG_STATE_HOME/callout/cache.lmdb (default
+ * ~/.local/state).  Returns opt, the environment's string or buf.
+ */
+#define CLI_STATE_DIR "/var/lib/callout"
+const char *cli_cache_spec(const char *opt, char *buf, size_t len);
+
+/* The clock for the cache: time(), moved by $CALLOUT_NOW for tests
+ * ("+SECONDS" or "-SECONDS" from now, or a Unix time).  false when
+ * CALLOUT_NOW is set but malformed. */
+bool cli_clock_check(void);
+long long cli_clock(void *arg);
+
+/* Log lines from the library, to stderr with the program's name. */
+void cli_log(void *arg, const char *msg);
 
 /* ---- cli_parse.c: option values; all return false on any garbage ---- */
+
+struct option;
+
+/* "CMD: message" on stderr. */
+void cli_errorf(const char *cmd, const char *fmt, ...) CLI_PRINTF(2, 3);
+/* The hint after a usage error; returns CLI_EXIT_USAGE. */
+int cli_try_help(const char *cmd);
+/* The long name of option val in opts, or "?". */
+const char *cli_opt_name(const struct option *opts, int val);
+/* "CMD: invalid value 'V' for --NAME: expected..." and the hint;
+ * returns CLI_EXIT_USAGE. */
+int cli_bad_value(const char *cmd, const struct option *opts, int opt, const char *value,
+                  const char *expected);
 
 /* A decimal integer in [min, max]: digits only, no sign, no spaces. */
 bool cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out);
@@ -46,6 +86,10 @@ bool cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigne
  * milliseconds, rounded to the nearest millisecond; the result must lie in
  * [min_ms, max_ms]. */
 bool cli_parse_seconds(const char *s, unsigned min_ms, unsigned max_ms, unsigned *out_ms);
+
+/* A duration in whole seconds: "90", "90s", "15m", "3h", "7d"; the
+ * result must lie in [min, max] seconds. */
+bool cli_parse_duration(const char *s, unsigned long min, unsigned long max, unsigned *out);
 
 /* An IPv4 or IPv6 address literal (no brackets, no port). */
 bool cli_valid_ip(const char *s);
@@ -104,6 +148,20 @@ typedef struct cli_output {
  */
 int cli_output_result(const cli_output *o, const char *input, size_t len,
                       const callout_result *res);
+
+/* Length (1-4) of the well-formed UTF-8 sequence at s, with its code
+ * point in *cp; 0 when the bytes are not well-formed UTF-8 (overlong
+ * forms, surrogates and code points above U+10FFFF included). */
+size_t cli_utf8_seq(const unsigned char *s, size_t len, uint32_t *cp);
+
+/* A JSON string for len bytes of s (or the C string s, NULL as ""); each
+ * byte that is not part of well-formed UTF-8 becomes U+FFFD.  NULL when
+ * out of memory. */
+json_t *cli_json_str(const char *s, size_t len);
+json_t *cli_json_cstr(const char *s);
+
+/* Add key: value to o; value is stolen, NULL counts as a failure. */
+bool cli_json_put(json_t *o, const char *key, json_t *value);
 
 /* Write s (len bytes) with control characters, invalid UTF-8, invisible
  * or bidirectional format characters and backslashes escaped; also '"'

@@ -42,6 +42,16 @@ enum {
 	OPT_VRFY,
 	OPT_TLS,
 	OPT_NO_PIPELINING,
+	OPT_CACHE,
+	OPT_NO_CACHE,
+	OPT_NO_NEGATIVE_CACHE,
+	OPT_POSITIVE_TTL,
+	OPT_REFRESH,
+	OPT_NEGATIVE_TTL,
+	OPT_TEMPFAIL_TTL,
+	OPT_DOMAIN_TTL,
+	OPT_DOMAIN_NEGATIVE_TTL,
+	OPT_UNREACHABLE_TTL,
 };
 
 static const char short_opts[] = ":jtf:c:qhp:";
@@ -71,6 +81,16 @@ static const struct option long_opts[] = {
     {"vrfy", no_argument, NULL, OPT_VRFY},
     {"tls", no_argument, NULL, OPT_TLS},
     {"no-pipelining", no_argument, NULL, OPT_NO_PIPELINING},
+    {"cache", required_argument, NULL, OPT_CACHE},
+    {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+    {"no-negative-cache", no_argument, NULL, OPT_NO_NEGATIVE_CACHE},
+    {"positive-ttl", required_argument, NULL, OPT_POSITIVE_TTL},
+    {"refresh", required_argument, NULL, OPT_REFRESH},
+    {"negative-ttl", required_argument, NULL, OPT_NEGATIVE_TTL},
+    {"tempfail-ttl", required_argument, NULL, OPT_TEMPFAIL_TTL},
+    {"domain-ttl", required_argument, NULL, OPT_DOMAIN_TTL},
+    {"domain-negative-ttl", required_argument, NULL, OPT_DOMAIN_NEGATIVE_TTL},
+    {"unreachable-ttl", required_argument, NULL, OPT_UNREACHABLE_TTL},
     {NULL, 0, NULL, 0},
 };
 
@@ -90,6 +110,9 @@ struct config {
 	size_t nroutes;
 	const char **files;
 	size_t nfiles;
+	const char *cache; /* --cache, NULL: the default */
+	bool tempfail_ttl_set;
+	char cache_buf[4200];
 };
 
 struct app;
@@ -122,40 +145,6 @@ struct app {
 
 /* ---- messages ---- */
 
-static void CLI_PRINTF(1, 2) errorf(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(CMD ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static int try_help(void)
-{
-	fputs("Try '" CMD " --help' for more information.\n", stderr);
-	return CLI_EXIT_USAGE;
-}
-
-static const char *opt_name(int val)
-{
-	for (const struct option *o = long_opts; o->name; o++)
-		if (o->val == val)
-			return o->name;
-	return "?";
-}
-
-/* "callout check: invalid value 'x' for --port: expected ..." */
-static int bad_value(int opt, const char *value, const char *expected)
-{
-	fputs(CMD ": invalid value '", stderr);
-	cli_fput_escaped(stderr, value, strlen(value), false);
-	fprintf(stderr, "' for --%s: %s\n", opt_name(opt), expected);
-	return try_help();
-}
-
 /* ---- option parsing ---- */
 
 static bool append_dns_server(struct config *cfg, const char *value)
@@ -181,17 +170,17 @@ static int opt_dns_server(struct config *cfg, const char *value)
 	bool ok = copy != NULL && *value;
 
 	if (!copy) {
-		errorf("out of memory");
+		cli_errorf(CMD, "out of memory");
 		return CLI_EXIT_OTHER;
 	}
 	for (tok = strtok_r(copy, ",", &save); ok && tok; tok = strtok_r(NULL, ",", &save))
 		ok = cli_valid_dns_server(tok);
 	free(copy);
 	if (!ok || strstr(value, ",,") || value[strlen(value) - 1] == ',' || value[0] == ',')
-		return bad_value(OPT_DNS_SERVER, value,
+		return cli_bad_value(CMD, long_opts, OPT_DNS_SERVER, value,
 		                 "expected IPv4[:PORT], IPv6 or [IPv6]:PORT");
 	if (!append_dns_server(cfg, value)) {
-		errorf("out of memory");
+		cli_errorf(CMD, "out of memory");
 		return CLI_EXIT_OTHER;
 	}
 	return -1;
@@ -202,7 +191,7 @@ static int add_route_arg(struct config *cfg, bool is_file, const char *value)
 	struct route_arg *r = realloc(cfg->routes, (cfg->nroutes + 1) * sizeof(*r));
 
 	if (!r) {
-		errorf("out of memory");
+		cli_errorf(CMD, "out of memory");
 		return CLI_EXIT_OTHER;
 	}
 	cfg->routes = r;
@@ -217,7 +206,7 @@ static int add_file_arg(struct config *cfg, const char *path)
 	const char **f = realloc(cfg->files, (cfg->nfiles + 1) * sizeof(*f));
 
 	if (!f) {
-		errorf("out of memory");
+		cli_errorf(CMD, "out of memory");
 		return CLI_EXIT_OTHER;
 	}
 	cfg->files = f;
@@ -228,8 +217,20 @@ static int add_file_arg(struct config *cfg, const char *path)
 static int opt_seconds(int opt, const char *value, unsigned *out)
 {
 	if (!cli_parse_seconds(value, 1, TIMEOUT_MAX_MS, out))
-		return bad_value(opt, value,
+		return cli_bad_value(CMD, long_opts, opt, value,
 		                 "expected seconds from 0.001 to 86400 (e.g. 30 or 0.5)");
+	return -1;
+}
+
+#define TTL_MAX (10ul * 365 * 86400)
+
+/* A TTL; 0 allowed only where it means "not cached". */
+static int opt_duration(int opt, const char *value, unsigned long min, unsigned *out)
+{
+	if (!cli_parse_duration(value, min, TTL_MAX, out))
+		return cli_bad_value(CMD, long_opts, opt, value,
+		                 min ? "expected a duration from 1s to 3650d (e.g. 90, 15m, 3h, 7d)"
+		                     : "expected a duration up to 3650d (e.g. 0, 90, 15m, 3h, 7d)");
 	return -1;
 }
 
@@ -241,7 +242,7 @@ static int opt_uint(int opt, const char *value, unsigned long min, unsigned long
 
 		snprintf(expected, sizeof(expected), "expected a whole number from %lu to %lu", min,
 		         max);
-		return bad_value(opt, value, expected);
+		return cli_bad_value(CMD, long_opts, opt, value, expected);
 	}
 	return -1;
 }
@@ -253,17 +254,17 @@ static int getopt_error(int c, int argc, char **argv)
 
 	if (c == ':') {
 		if (strncmp(arg, "--", 2) == 0)
-			errorf("option '--%s' requires a value", opt_name(optopt));
+			cli_errorf(CMD, "option '--%s' requires a value", cli_opt_name(long_opts, optopt));
 		else
-			errorf("option '-%c' requires a value", optopt);
+			cli_errorf(CMD, "option '-%c' requires a value", optopt);
 	} else if (optopt >= 256 || (optopt > 0 && strchr(short_opts + 1, optopt))) {
 		/* a valid long option given "=value" although it takes none */
-		errorf("option '--%s' takes no value", opt_name(optopt));
+		cli_errorf(CMD, "option '--%s' takes no value", cli_opt_name(long_opts, optopt));
 	} else if (optopt > 0) {
 		if (optopt > 0x20 && optopt < 0x7f)
-			errorf("unknown option '-%c'", optopt);
+			cli_errorf(CMD, "unknown option '-%c'", optopt);
 		else
-			errorf("unknown option '-\\x%02X'", (unsigned)optopt & 0xffu);
+			cli_errorf(CMD, "unknown option '-\\x%02X'", (unsigned)optopt & 0xffu);
 	} else {
 		size_t n = strcspn(arg, "=");
 
@@ -271,7 +272,7 @@ static int getopt_error(int c, int argc, char **argv)
 		cli_fput_escaped(stderr, arg, n, false);
 		fputs("'\n", stderr);
 	}
-	return try_help();
+	return cli_try_help(CMD);
 }
 
 /* Returns -1 to go on, or an exit status. */
@@ -342,19 +343,19 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_FALLBACK_SENDER:
 			if (!*optarg || strcmp(optarg, "<>") == 0)
-				rc = bad_value(c, optarg,
+				rc = cli_bad_value(CMD, long_opts, c, optarg,
 				               "expected an address (the first try is "
 				               "already the null sender)");
 			cfg->opts.fallback_sender = optarg;
 			break;
 		case OPT_HELO:
 			if (!*optarg)
-				rc = bad_value(c, optarg, "expected a host name");
+				rc = cli_bad_value(CMD, long_opts, c, optarg, "expected a host name");
 			cfg->opts.helo = optarg;
 			break;
 		case OPT_SOURCE:
 			if (!cli_valid_ip(optarg))
-				rc = bad_value(c, optarg, "expected a local IPv4 or IPv6 address");
+				rc = cli_bad_value(CMD, long_opts, c, optarg, "expected a local IPv4 or IPv6 address");
 			cfg->opts.source_address = optarg;
 			break;
 		case OPT_CATCH_ALL:
@@ -369,6 +370,36 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_NO_PIPELINING:
 			cfg->opts.flags |= CALLOUT_F_NO_PIPELINING;
 			break;
+		case OPT_CACHE:
+			cfg->cache = optarg;
+			break;
+		case OPT_NO_CACHE:
+			cfg->opts.flags |= CALLOUT_F_NO_CACHE;
+			break;
+		case OPT_NO_NEGATIVE_CACHE:
+			cfg->opts.flags |= CALLOUT_F_NO_NEGATIVE_CACHE;
+			break;
+		case OPT_POSITIVE_TTL:
+			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_positive_ttl);
+			break;
+		case OPT_REFRESH:
+			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_refresh);
+			break;
+		case OPT_NEGATIVE_TTL:
+			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_negative_ttl);
+			break;
+		case OPT_TEMPFAIL_TTL:
+			rc = opt_duration(c, optarg, 0, &cfg->opts.cache_tempfail_ttl);
+			break;
+		case OPT_DOMAIN_TTL:
+			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_domain_ttl);
+			break;
+		case OPT_DOMAIN_NEGATIVE_TTL:
+			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_domain_negative_ttl);
+			break;
+		case OPT_UNREACHABLE_TTL:
+			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_unreachable_ttl);
+			break;
 		default:
 			return getopt_error(c, argc, argv);
 		}
@@ -376,10 +407,20 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	if (rc >= 0)
 		return rc;
 	if (optind >= argc && cfg->nfiles == 0) {
-		errorf("no address given");
-		return try_help();
+		cli_errorf(CMD, "no address given");
+		return cli_try_help(CMD);
 	}
 	cfg->opts.dns_servers = cfg->dns_servers;
+	if (!cli_clock_check()) {
+		cli_errorf(CMD, "CALLOUT_NOW must be +SECONDS, -SECONDS or a Unix time");
+		return CLI_EXIT_USAGE;
+	}
+	/* With --no-cache the cache is not even opened. */
+	cfg->opts.cache = (cfg->opts.flags & CALLOUT_F_NO_CACHE)
+	                          ? "none"
+	                          : cli_cache_spec(cfg->cache, cfg->cache_buf, sizeof(cfg->cache_buf));
+	cfg->opts.log = cli_log;
+	cfg->opts.clock = cli_clock;
 	return -1;
 }
 
@@ -407,7 +448,7 @@ static int explain_einval(const callout_options *full)
 			callout_options_init(&one);                                                \
 			one.field = full->field;                                                   \
 			if (rejects(&one))                                                         \
-				return bad_value(opt, full->field, why);                           \
+				return cli_bad_value(CMD, long_opts, opt, full->field, why);                           \
 		}                                                                                  \
 	} while (0)
 
@@ -416,9 +457,11 @@ static int explain_einval(const callout_options *full)
 	TRY_ALONE(helo, OPT_HELO, "expected a host name (letters, digits, '-' and '.')");
 	TRY_ALONE(source_address, OPT_SOURCE, "expected a local IPv4 or IPv6 address");
 	TRY_ALONE(dns_servers, OPT_DNS_SERVER, "rejected by the resolver");
+	TRY_ALONE(cache, OPT_CACHE,
+	          "expected lmdb:PATH, redis://HOST[:PORT][/DB][?prefix=P], memory or none");
 #undef TRY_ALONE
-	errorf("the options were rejected by libcallout: %s", callout_strerror(CALLOUT_EINVAL));
-	return try_help();
+	cli_errorf(CMD, "the options were rejected by libcallout: %s", callout_strerror(CALLOUT_EINVAL));
+	return cli_try_help(CMD);
 }
 
 static int add_route(callout_ctx *ctx, char *spec, bool allow_space, const char *file,
@@ -434,11 +477,11 @@ static int add_route(callout_ctx *ctx, char *spec, bool allow_space, const char 
 	if (st == CALLOUT_OK)
 		return -1;
 	if (st != CALLOUT_EINVAL) {
-		errorf("cannot add a route: %s", callout_strerror(st));
+		cli_errorf(CMD, "cannot add a route: %s", callout_strerror(st));
 		return CLI_EXIT_OTHER;
 	}
 	if (!file)
-		return bad_value(OPT_ROUTE, orig, "expected DOMAIN=HOST[:PORT][,HOST[:PORT]...]");
+		return cli_bad_value(CMD, long_opts, OPT_ROUTE, orig, "expected DOMAIN=HOST[:PORT][,HOST[:PORT]...]");
 	fputs(CMD ": ", stderr);
 	cli_fput_escaped(stderr, file, strlen(file), false);
 	fprintf(stderr, ":%lu: invalid route '", line);
@@ -466,7 +509,7 @@ static int load_routes_file(callout_ctx *ctx, const char *path)
 	int r = 0, rc = -1;
 
 	if (!in) {
-		errorf("out of memory");
+		cli_errorf(CMD, "out of memory");
 		return CLI_EXIT_OTHER;
 	}
 	if (cli_input_add_file(in, path) != 0) {
@@ -516,7 +559,7 @@ static int apply_routes(callout_ctx *ctx, const struct config *cfg)
 			char *spec = strdup(r->value);
 
 			if (!spec) {
-				errorf("out of memory");
+				cli_errorf(CMD, "out of memory");
 				return CLI_EXIT_OTHER;
 			}
 			rc = add_route(ctx, spec, false, NULL, 0, r->value);
@@ -549,7 +592,7 @@ static void fit_fd_limit(struct config *cfg)
 	if (rl.rlim_cur > FD_RESERVE + FD_PER_JOB) {
 		unsigned long fit = (unsigned long)((rl.rlim_cur - FD_RESERVE) / FD_PER_JOB);
 
-		errorf("warning: the open file limit allows %lu verifications at once, not %lu",
+		cli_errorf(CMD, "warning: the open file limit allows %lu verifications at once, not %lu",
 		       fit, cfg->concurrency);
 		cfg->concurrency = fit;
 	}
@@ -610,7 +653,7 @@ static void emit(struct app *app, const char *input, size_t len, const callout_r
 	if (err == 0)
 		return;
 	if (err != EPIPE) /* a reader that went away needs no message */
-		errorf("cannot write the results: %s", strerror(err));
+		cli_errorf(CMD, "cannot write the results: %s", strerror(err));
 	app->failed = true;
 	cancel_all(app);
 }
@@ -645,7 +688,7 @@ static void on_result(void *arg, callout_status status, const callout_result *re
 	if (status == CALLOUT_OK && res) {
 		emit(app, job->addr, job->len, res);
 	} else if (status != CALLOUT_ECANCELLED && !app->stopping) {
-		errorf("verification failed: %s", callout_strerror(status));
+		cli_errorf(CMD, "verification failed: %s", callout_strerror(status));
 		app->failed = true;
 	}
 	app->current = NULL;
@@ -661,7 +704,7 @@ static void start(struct app *app, const cli_item *item)
 	job->addr = malloc(item->len + 1);
 	if (!job->addr) {
 		app->nfree++;
-		errorf("out of memory");
+		cli_errorf(CMD, "out of memory");
 		app->failed = true;
 		app->stopping = true;
 		return;
@@ -682,7 +725,7 @@ static void start(struct app *app, const cli_item *item)
 		emit_local(app, item, "address refused by libcallout");
 		return;
 	}
-	errorf("cannot start a verification: %s", callout_strerror(st));
+	cli_errorf(CMD, "cannot start a verification: %s", callout_strerror(st));
 	app->failed = true;
 	app->stopping = true;
 }
@@ -730,7 +773,7 @@ static int run(struct config *cfg, cli_input *in)
 	if (st == CALLOUT_EINVAL)
 		return explain_einval(&cfg->opts);
 	if (st != CALLOUT_OK) {
-		errorf("cannot start: %s", callout_strerror(st));
+		cli_errorf(CMD, "cannot start: %s", callout_strerror(st));
 		return CLI_EXIT_OTHER;
 	}
 	rc = apply_routes(app.ctx, cfg);
@@ -746,7 +789,7 @@ static int run(struct config *cfg, cli_input *in)
 	}
 	if (!app.jobs || !app.free_jobs || !app.sig_int || !app.sig_term ||
 	    event_add(app.sig_int, NULL) != 0 || event_add(app.sig_term, NULL) != 0) {
-		errorf("cannot start: %s", base ? "out of memory" : "no event loop");
+		cli_errorf(CMD, "cannot start: %s", base ? "out of memory" : "no event loop");
 		rc = CLI_EXIT_OTHER;
 		goto done;
 	}
@@ -757,12 +800,12 @@ static int run(struct config *cfg, cli_input *in)
 	if (app.inflight > 0) {
 		st = callout_ctx_run(app.ctx);
 		if (st != CALLOUT_OK) {
-			errorf("event loop: %s", callout_strerror(st));
+			cli_errorf(CMD, "event loop: %s", callout_strerror(st));
 			app.failed = true;
 		}
 		if (app.inflight > 0) { /* the loop gave up early */
 			if (st == CALLOUT_OK) {
-				errorf("event loop ended with verifications in flight");
+				cli_errorf(CMD, "event loop ended with verifications in flight");
 				app.failed = true;
 			}
 			cancel_all(&app);
@@ -803,7 +846,7 @@ int cli_check_main(int argc, char **argv)
 
 	in = cli_input_new(argv + optind, (size_t)(argc - optind));
 	if (!in) {
-		errorf("out of memory");
+		cli_errorf(CMD, "out of memory");
 		rc = CLI_EXIT_OTHER;
 		goto out;
 	}
@@ -874,6 +917,24 @@ void cli_check_help(FILE *fp)
 	        "      --dns-server ADDR[:PORT]\n"
 	        "                           DNS server to ask instead of /etc/resolv.conf;\n"
 	        "                           may be repeated; IPv6 with a port as [::1]:53\n"
+	        "\n"
+	        "Cache (DURATION: N, Ns, Nm, Nh or Nd):\n"
+	        "      --cache SPEC         lmdb:PATH, redis://[:PASSWORD@]HOST[:PORT][/DB]\n"
+	        "                           [?prefix=P], memory or none (default: $CALLOUT_CACHE,\n"
+	        "                           else lmdb:" CLI_STATE_DIR "/cache.lmdb when writable,\n"
+	        "                           else ~/.local/state/callout/cache.lmdb)\n"
+	        "      --no-cache           neither read nor write the cache\n"
+	        "      --no-negative-cache  do not store invalid answers\n"
+	        "      --positive-ttl DURATION  keep valid answers (default 7d)\n"
+	        "      --refresh DURATION   re-probe valid answers older than this in the\n"
+	        "                           background, serving the old one (default 1d)\n"
+	        "      --negative-ttl DURATION  keep invalid and unknown answers (default 3h)\n"
+	        "      --tempfail-ttl DURATION  keep tempfail answers (default 0: never)\n"
+	        "      --domain-ttl DURATION    domain is a catch-all, refuses <> (default 7d)\n"
+	        "      --domain-negative-ttl DURATION\n"
+	        "                           domain has no mail service, blocks us, is not a\n"
+	        "                           catch-all (default 3h)\n"
+	        "      --unreachable-ttl DURATION  every MX failed (default 5m)\n"
 	        "\n"
 	        "Timeouts (seconds, decimals allowed):\n"
 	        "      --timeout SECS          whole verification (default %g)\n"

@@ -15,12 +15,7 @@
 
 #include "cli.h"
 
-/*
- * Length (1-4) of the well-formed UTF-8 sequence at s, with its code point
- * in *cp; 0 when the bytes are not well-formed UTF-8 (overlong forms,
- * surrogates and code points above U+10FFFF included).
- */
-static size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
+size_t cli_utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
 {
 	uint32_t c = s[0], min;
 	size_t n;
@@ -88,7 +83,7 @@ void cli_fput_escaped(FILE *fp, const char *str, size_t len, bool quoted)
 			i++;
 			continue;
 		}
-		n = c >= 0x80 ? utf8_seq(s + i, len - i, &cp) : 0;
+		n = c >= 0x80 ? cli_utf8_seq(s + i, len - i, &cp) : 0;
 		if (n == 0) {
 			fprintf(fp, "\\x%02X", c);
 			i++;
@@ -102,9 +97,7 @@ void cli_fput_escaped(FILE *fp, const char *str, size_t len, bool quoted)
 	}
 }
 
-/* A JSON string for len bytes of s; each byte that is not part of
- * well-formed UTF-8 becomes U+FFFD.  NULL when out of memory. */
-static json_t *json_str(const char *str, size_t len)
+json_t *cli_json_str(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	unsigned char *copy, *w;
@@ -113,7 +106,7 @@ static json_t *json_str(const char *str, size_t len)
 	uint32_t cp;
 
 	for (i = 0; i < len;) {
-		size_t n = utf8_seq(s + i, len - i, &cp);
+		size_t n = cli_utf8_seq(s + i, len - i, &cp);
 
 		if (n == 0)
 			break;
@@ -128,7 +121,7 @@ static json_t *json_str(const char *str, size_t len)
 		return NULL;
 	w = copy;
 	for (i = 0; i < len;) {
-		size_t n = utf8_seq(s + i, len - i, &cp);
+		size_t n = cli_utf8_seq(s + i, len - i, &cp);
 
 		if (n == 0) {
 			*w++ = 0xef;
@@ -146,13 +139,12 @@ static json_t *json_str(const char *str, size_t len)
 	return j;
 }
 
-static json_t *json_cstr(const char *s)
+json_t *cli_json_cstr(const char *s)
 {
-	return s ? json_str(s, strlen(s)) : json_string("");
+	return s ? cli_json_str(s, strlen(s)) : json_string("");
 }
 
-/* Add key: value to o; value is stolen, NULL counts as a failure. */
-static bool put(json_t *o, const char *key, json_t *value)
+bool cli_json_put(json_t *o, const char *key, json_t *value)
 {
 	return value && json_object_set_new(o, key, value) == 0;
 }
@@ -163,29 +155,29 @@ static int print_json(const cli_output *o, const char *input, size_t len, const 
 	bool ok = j != NULL;
 	int rc;
 
-	ok = ok && put(j, "address", json_str(input, len));
+	ok = ok && cli_json_put(j, "address", cli_json_str(input, len));
 	/* what the library made of it (domain lower-cased, IDNA...); for a
 	 * syntax error it is only a sanitised echo, so leave it out */
 	if (ok && res->reason != CALLOUT_R_SYNTAX && res->address && res->address[0] &&
 	    (strlen(res->address) != len || memcmp(res->address, input, len) != 0))
-		ok = put(j, "normalized", json_cstr(res->address));
-	ok = ok && put(j, "verdict", json_string(callout_verdict_name(res->verdict)));
-	ok = ok && put(j, "reason", json_string(callout_reason_name(res->reason)));
-	ok = ok && put(j, "stage", json_string(callout_stage_name(res->stage)));
-	ok = ok && put(j, "code", json_integer(res->code));
-	ok = ok && put(j, "enhanced", json_cstr(res->enhanced));
-	ok = ok && put(j, "text", json_cstr(res->text));
-	ok = ok && put(j, "mx", json_cstr(res->mx));
-	ok = ok && put(j, "ip", json_cstr(res->ip));
-	ok = ok && put(j, "ms", json_integer(res->ms));
-	ok = ok && put(j, "catch_all", json_boolean(res->catch_all));
-	ok = ok && put(j, "tls", json_boolean(res->tls));
-	ok = ok && put(j, "cached", json_boolean(res->cached));
+		ok = cli_json_put(j, "normalized", cli_json_cstr(res->address));
+	ok = ok && cli_json_put(j, "verdict", json_string(callout_verdict_name(res->verdict)));
+	ok = ok && cli_json_put(j, "reason", json_string(callout_reason_name(res->reason)));
+	ok = ok && cli_json_put(j, "stage", json_string(callout_stage_name(res->stage)));
+	ok = ok && cli_json_put(j, "code", json_integer(res->code));
+	ok = ok && cli_json_put(j, "enhanced", cli_json_cstr(res->enhanced));
+	ok = ok && cli_json_put(j, "text", cli_json_cstr(res->text));
+	ok = ok && cli_json_put(j, "mx", cli_json_cstr(res->mx));
+	ok = ok && cli_json_put(j, "ip", cli_json_cstr(res->ip));
+	ok = ok && cli_json_put(j, "ms", json_integer(res->ms));
+	ok = ok && cli_json_put(j, "catch_all", json_boolean(res->catch_all));
+	ok = ok && cli_json_put(j, "tls", json_boolean(res->tls));
+	ok = ok && cli_json_put(j, "cached", json_boolean(res->cached));
 	if (ok && res->cached)
-		ok = put(j, "age", json_integer(res->age));
+		ok = cli_json_put(j, "age", json_integer(res->age));
 	if (ok && o->transcript)
-		ok = put(j, "transcript",
-		         res->transcript ? json_cstr(res->transcript) : json_null());
+		ok = cli_json_put(j, "transcript",
+		         res->transcript ? cli_json_cstr(res->transcript) : json_null());
 	if (!ok) {
 		json_decref(j);
 		return ENOMEM;

@@ -1,9 +1,45 @@
 /* Strict parsing of option values: no signs, no spaces, no trailing junk. */
 #include <arpa/inet.h>
+#include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "cli.h"
+
+void cli_errorf(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_try_help(const char *cmd)
+{
+	fprintf(stderr, "Try '%s --help' for more information.\n", cmd);
+	return CLI_EXIT_USAGE;
+}
+
+const char *cli_opt_name(const struct option *opts, int val)
+{
+	for (const struct option *o = opts; o->name; o++)
+		if (o->val == val)
+			return o->name;
+	return "?";
+}
+
+int cli_bad_value(const char *cmd, const struct option *opts, int opt, const char *value,
+                  const char *expected)
+{
+	fprintf(stderr, "%s: invalid value '", cmd);
+	cli_fput_escaped(stderr, value, strlen(value), false);
+	fprintf(stderr, "' for --%s: %s\n", cli_opt_name(opts, opt), expected);
+	return cli_try_help(cmd);
+}
 
 static bool is_digit(char c)
 {
@@ -34,6 +70,35 @@ bool cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigne
 	if (v < min || v > max)
 		return false;
 	*out = v;
+	return true;
+}
+
+bool cli_parse_duration(const char *s, unsigned long min, unsigned long max, unsigned *out)
+{
+	static const struct {
+		char suffix;
+		unsigned long mult;
+	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	char digits[24];
+	unsigned long v, mult = 1;
+	size_t n;
+
+	if (!s || !(n = strlen(s)) || n >= sizeof(digits))
+		return false;
+	memcpy(digits, s, n + 1);
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (digits[n - 1] == units[i].suffix) {
+			mult = units[i].mult;
+			digits[--n] = '\0';
+			break;
+		}
+	}
+	if (!cli_parse_uint(digits, 0, ULONG_MAX / mult, &v))
+		return false;
+	v *= mult;
+	if (v < min || v > max || v > UINT_MAX)
+		return false;
+	*out = (unsigned)v;
 	return true;
 }
 

@@ -1,13 +1,19 @@
 /*
  * The engine: the public API and the data flow of one verification.
  *
- *   parse address -> route, literal or DNS (MX -> hosts -> addresses)
- *   -> one session per address tried, next host while the answer is not
- *   about the mailbox -> result
+ *   request: parse address -> wait on a probe -> result
+ *   probe:   cache lookup (address record, domain facts) -> [claim across
+ *            processes] -> route, literal or DNS (MX -> hosts -> addresses)
+ *            -> one session per address tried, next host while the answer
+ *            is not about the mailbox -> cache store -> every waiter
  *
- * Each arrow is a module (addr.c, dns.c, session.c, verdict.c); this file
- * only orchestrates them and keeps the bounds: hosts, connections and a
- * whole-verification deadline.
+ * A request is what the caller holds; a probe is owned by the engine and
+ * shared by identical requests in flight (single flight).  A probe whose
+ * requests all went away still finishes into the cache.
+ *
+ * Each arrow is a module (addr.c, cache*.c, dns.c, session.c, verdict.c);
+ * this file only orchestrates them and keeps the bounds: hosts,
+ * connections and deadlines.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -26,10 +32,14 @@
 #include <callout/callout.h>
 
 #include "addr.h"
+#include "cache.h"
+#include "cache_rules.h"
 #include "dns.h"
 #include "session.h"
 
 #define ROUTE_HOSTS_MAX CO_DNS_HOSTS_MAX
+#define FLIGHT_BUCKETS  1024
+#define CLAIM_MARGIN_MS 5000
 
 /* Options resolved and copied: what a verification runs with. */
 typedef struct settings {
@@ -60,9 +70,23 @@ struct callout_ctx {
 	SSL_CTX *tls;
 	settings defaults;
 	route *routes;
-	callout_query *queries; /* in flight, for ctx_free */
+	callout_query *queries; /* requests and probes, for ctx_free */
 	unsigned inflight;
+	co_cache *cache; /* NULL: none */
+	co_ttls ttls;
+	unsigned cache_wait_ms;
+	long long (*clock)(void *arg);
+	void *clock_arg;
+	callout_query *flights[FLIGHT_BUCKETS]; /* probes that requests may join */
 };
+
+/* What a probe looks up, alive while the lookup is pending. */
+typedef struct lookup {
+	char keys[CO_LOOKUP_KEYS][CO_REC_KEY_MAX];
+	const char *kp[CO_LOOKUP_KEYS];
+	co_rec recs[CO_LOOKUP_KEYS];
+	bool found[CO_LOOKUP_KEYS];
+} lookup;
 
 struct callout_query {
 	callout_ctx *ctx;
@@ -73,7 +97,24 @@ struct callout_query {
 	co_addr addr;
 	char random_rcpt[CO_LOCAL_MAX + CO_DOMAIN_MAX + 2];
 	struct timespec start;
-	struct event *timer; /* the deadline; also delivers syntax errors */
+	struct event *timer; /* the deadline; also delivers syntax errors and
+	                        starts probes from the loop */
+	/* Requests wait on a probe; probes do the work. */
+	bool is_probe;
+	bool started;                 /* probe: past its first timer */
+	callout_query *probe;         /* request: the probe it waits on */
+	callout_query *waiters;       /* probe: its requests */
+	callout_query *wnext, *wprev; /* request: in the probe's waiters */
+	callout_query *fnext;         /* probe: in the flight table */
+	bool in_flights;
+	char key[CO_REC_KEY_MAX];     /* probe: cache key; "" when not cached */
+	bool read_cache;
+	bool refresh;                 /* probe: re-probing a valid entry */
+	bool fallback_first, skip_random; /* probe: what domain facts said */
+	bool claimed;
+	co_cache_req *cache_req;
+	lookup *lk;
+	bool ready;                   /* request: out holds its result */
 	co_dns_req *dns_req;
 	co_session *sess;
 	co_dns_host *hosts;
@@ -231,6 +272,47 @@ static callout_status need_tls(callout_ctx *ctx)
 	return CALLOUT_OK;
 }
 
+static int64_t cache_clock(void *arg)
+{
+	const callout_ctx *ctx = arg;
+	return ctx->clock ? (int64_t)ctx->clock(ctx->clock_arg) : (int64_t)time(NULL);
+}
+
+static callout_status open_cache(callout_ctx *ctx, const callout_options *o)
+{
+	callout_options def;
+	char err[256];
+
+	callout_options_init(&def);
+	ctx->ttls = (co_ttls){
+		.positive = or_default(o->cache_positive_ttl, def.cache_positive_ttl),
+		.refresh = or_default(o->cache_refresh, def.cache_refresh),
+		.negative = or_default(o->cache_negative_ttl, def.cache_negative_ttl),
+		.tempfail = o->cache_tempfail_ttl, /* 0: not cached */
+		.domain = or_default(o->cache_domain_ttl, def.cache_domain_ttl),
+		.domain_negative = or_default(o->cache_domain_negative_ttl,
+		                              def.cache_domain_negative_ttl),
+		.unreachable = or_default(o->cache_unreachable_ttl, def.cache_unreachable_ttl),
+	};
+	ctx->cache_wait_ms = or_default(o->cache_wait_ms, def.cache_wait_ms);
+	ctx->clock = o->clock;
+	ctx->clock_arg = o->clock_arg;
+	co_cache_conf conf = {
+		.base = ctx->base,
+		.max_bytes = o->cache_max_bytes,
+		.log = o->log,
+		.log_arg = o->log_arg,
+		.now = cache_clock,
+		.now_arg = ctx,
+	};
+	if (co_cache_open(o->cache, &conf, &ctx->cache, err, sizeof(err)) < 0) {
+		if (o->log)
+			o->log(o->log_arg, err);
+		return CALLOUT_EINVAL;
+	}
+	return CALLOUT_OK;
+}
+
 CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callout_options *opts,
                                            callout_ctx **out)
 {
@@ -264,6 +346,8 @@ CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callou
 	}
 	if ((o.flags & CALLOUT_F_TLS) && (st = need_tls(ctx)) != CALLOUT_OK)
 		goto fail;
+	if ((st = open_cache(ctx, &o)) != CALLOUT_OK)
+		goto fail;
 	*out = ctx;
 	return CALLOUT_OK;
 fail:
@@ -291,6 +375,8 @@ CALLOUT_API void callout_ctx_free(callout_ctx *ctx)
 			cb(arg, CALLOUT_ECANCELLED, NULL);
 	}
 	co_dns_free(ctx->dns);
+	/* Before the loop runs down: a Redis connection would keep it busy. */
+	co_cache_free(ctx->cache);
 	if (ctx->own_base && ctx->base) {
 		/* Let closing connections flush their QUIT and free themselves. */
 		event_base_dispatch(ctx->base);
@@ -438,6 +524,71 @@ static void format_ip(const struct sockaddr_storage *ss, char *out, size_t len)
 		          (socklen_t)len);
 }
 
+static int64_t now_of(callout_ctx *ctx)
+{
+	return cache_clock(ctx);
+}
+
+/* ---- the flight table: probes that identical requests join ------------- */
+
+static size_t key_bucket(const char *key)
+{
+	size_t h = 1469598103934665603ull;
+	while (*key)
+		h = (h ^ (unsigned char)*key++) * 1099511628211ull;
+	return h % FLIGHT_BUCKETS;
+}
+
+static callout_query *flight_find(callout_ctx *ctx, const char *key, bool refresh)
+{
+	for (callout_query *p = ctx->flights[key_bucket(key)]; p; p = p->fnext)
+		if (p->refresh == refresh && strcmp(p->key, key) == 0)
+			return p;
+	return NULL;
+}
+
+static void flight_add(callout_ctx *ctx, callout_query *p)
+{
+	callout_query **head = &ctx->flights[key_bucket(p->key)];
+	p->fnext = *head;
+	*head = p;
+	p->in_flights = true;
+}
+
+static void flight_remove(callout_ctx *ctx, callout_query *p)
+{
+	if (!p->in_flights)
+		return;
+	for (callout_query **pp = &ctx->flights[key_bucket(p->key)]; *pp; pp = &(*pp)->fnext) {
+		if (*pp == p) {
+			*pp = p->fnext;
+			break;
+		}
+	}
+	p->in_flights = false;
+}
+
+/* ---- requests and probes ------------------------------------------------ */
+
+static void detach(callout_query *w)
+{
+	callout_query *p = w->probe;
+	if (w->wprev)
+		w->wprev->wnext = w->wnext;
+	else
+		p->waiters = w->wnext;
+	if (w->wnext)
+		w->wnext->wprev = w->wprev;
+	w->probe = w->wnext = w->wprev = NULL;
+}
+
+/* A probe nobody waits for is worth finishing only when it is already
+ * probing and its answer will be cached. */
+static bool probe_unwanted(const callout_query *p)
+{
+	return !p->waiters && !p->done && (!p->key[0] || !p->started || p->lk || p->cache_req);
+}
+
 static void query_free(callout_query *q)
 {
 	callout_ctx *ctx = q->ctx;
@@ -449,6 +600,21 @@ static void query_free(callout_query *q)
 	if (q->next)
 		q->next->prev = q->prev;
 	ctx->inflight--;
+	if (q->is_probe) {
+		while (q->waiters)
+			detach(q->waiters);
+		flight_remove(ctx, q);
+		if (q->cache_req)
+			ctx->cache->ops->cancel(ctx->cache, q->cache_req);
+		if (q->claimed && ctx->cache->ops->release)
+			ctx->cache->ops->release(ctx->cache, q->key);
+		free(q->lk);
+	} else if (q->probe) {
+		callout_query *p = q->probe;
+		detach(q);
+		if (probe_unwanted(p))
+			query_free(p);
+	}
 	if (q->dns_req)
 		co_dns_cancel(q->dns_req);
 	if (q->sess)
@@ -461,40 +627,114 @@ static void query_free(callout_query *q)
 	free(q);
 }
 
-/* Report the outcome and free the query. */
-static void deliver(callout_query *q)
+/* Give a request its result and free it. */
+static void finish_request(callout_query *w, const callout_result *res)
+{
+	callout_result r = *res;
+	callout_cb cb = w->cb;
+	void *arg = w->arg;
+
+	r.ms = elapsed_ms(&w->start);
+	w->done = true;
+	/* Free after the callback: res may point into w. */
+	cb(arg, CALLOUT_OK, &r);
+	query_free(w);
+}
+
+/* A request's own result: a syntax error or its deadline. */
+static void finish_request_own(callout_query *w)
+{
+	callout_result res = {
+		.verdict = w->out.verdict,
+		.reason = w->out.reason,
+		.stage = w->out.stage,
+		.code = w->out.code,
+		.enhanced = w->out.enhanced,
+		.text = w->out.text,
+		.address = w->addr.mailbox[0] ? w->addr.mailbox : w->detail,
+		.mx = "",
+		.ip = "",
+		.transcript = (w->set.flags & CALLOUT_F_TRANSCRIPT) ? "" : NULL,
+	};
+	finish_request(w, &res);
+}
+
+static void hand_to_waiters(callout_query *p, const callout_result *res)
+{
+	callout_query *w;
+
+	p->done = true; /* callbacks that cancel other waiters must not free p */
+	while ((w = p->waiters)) {
+		detach(w);
+		finish_request(w, res);
+	}
+}
+
+/* Remember what a probe found. */
+static void store(callout_query *p, const char *ip)
+{
+	callout_ctx *ctx = p->ctx;
+	co_rec recs[CO_RULES_RECORDS_MAX];
+	unsigned ttl[CO_RULES_RECORDS_MAX];
+	char key[CO_REC_KEY_MAX];
+	co_probe_facts f = {
+		.domain = p->addr.domain,
+		.mailbox = p->addr.mailbox,
+		.sender = p->set.from,
+		.fallback = p->set.fallback[0] ? p->set.fallback : NULL,
+		.verdict = p->out.verdict,
+		.reason = p->out.reason,
+		.stage = p->out.stage,
+		.code = p->out.code,
+		.enhanced = p->out.enhanced,
+		.text = p->out.text,
+		.mx = p->cur_host ? p->cur_host->name : "",
+		.ip = ip,
+		.tls = p->out.tls,
+		.catch_all = p->out.catch_all,
+		.random_rejected = p->out.random_rejected,
+		.fallback_used = p->out.fallback_used || p->use_fallback_now,
+		.refresh = p->refresh,
+		.no_negative = (p->set.flags & CALLOUT_F_NO_NEGATIVE_CACHE) != 0,
+	};
+	unsigned n = co_rules_records(&ctx->ttls, now_of(ctx), &f, recs, ttl);
+	for (unsigned i = 0; i < n; i++)
+		if (co_rec_key_of(&recs[i], key, sizeof(key)))
+			ctx->cache->ops->put(ctx->cache, key, &recs[i], ttl[i]);
+}
+
+/* A probe's outcome: store it, tell every waiter, free the probe. */
+static void deliver(callout_query *p)
 {
 	callout_result res;
 	char ip[INET6_ADDRSTRLEN] = "";
 	const char *transcript = NULL;
 
 	memset(&res, 0, sizeof(res));
-	res.verdict = q->out.verdict;
-	res.reason = q->out.reason;
-	res.stage = q->out.stage;
-	res.code = q->out.code;
-	res.enhanced = q->out.enhanced;
-	res.text = q->out.text;
-	res.address = q->addr.mailbox[0] ? q->addr.mailbox : q->detail;
-	res.mx = q->cur_host ? q->cur_host->name : "";
-	if (q->cur_addr)
-		format_ip(q->cur_addr, ip, sizeof(ip));
+	res.verdict = p->out.verdict;
+	res.reason = p->out.reason;
+	res.stage = p->out.stage;
+	res.code = p->out.code;
+	res.enhanced = p->out.enhanced;
+	res.text = p->out.text;
+	res.address = p->addr.mailbox;
+	res.mx = p->cur_host ? p->cur_host->name : "";
+	if (p->cur_addr)
+		format_ip(p->cur_addr, ip, sizeof(ip));
 	res.ip = ip;
-	res.ms = elapsed_ms(&q->start);
-	res.catch_all = q->out.catch_all;
-	res.tls = q->out.tls;
-	if (q->transcript) {
-		evbuffer_add(q->transcript, "", 1);
-		transcript = (const char *)evbuffer_pullup(q->transcript, -1);
+	res.catch_all = p->out.catch_all;
+	res.tls = p->out.tls;
+	if (p->transcript) {
+		evbuffer_add(p->transcript, "", 1);
+		transcript = (const char *)evbuffer_pullup(p->transcript, -1);
 	}
-	res.transcript = transcript ? transcript : (q->transcript ? "" : NULL);
+	res.transcript = transcript ? transcript : (p->transcript ? "" : NULL);
 
-	callout_cb cb = q->cb;
-	void *arg = q->arg;
-	q->done = true;
-	/* Free after the callback: res points into q. */
-	cb(arg, CALLOUT_OK, &res);
-	query_free(q);
+	if (p->key[0])
+		store(p, ip);
+	flight_remove(p->ctx, p);
+	hand_to_waiters(p, &res);
+	query_free(p); /* releases the claim, after the store */
 }
 
 static void conclude(callout_query *q, callout_verdict v, callout_reason r, callout_stage stage,
@@ -505,7 +745,10 @@ static void conclude(callout_query *q, callout_verdict v, callout_reason r, call
 	q->out.reason = r;
 	q->out.stage = stage;
 	snprintf(q->out.text, sizeof(q->out.text), "%s", text);
-	deliver(q);
+	if (q->is_probe)
+		deliver(q);
+	else
+		finish_request_own(q);
 }
 
 static void on_session(void *arg, const co_session_outcome *out);
@@ -534,6 +777,7 @@ static void start_session(callout_query *q)
 		                    q->no_tls_now ? " (without TLS)" : "");
 	}
 	bool fallback_now = q->use_fallback_now;
+	bool random = (q->set.flags & CALLOUT_F_CATCH_ALL) && !q->skip_random;
 	co_session_params p = {
 		.addr = (const struct sockaddr *)&ss,
 		.addrlen = len,
@@ -543,7 +787,7 @@ static void start_session(callout_query *q)
 		.mail_from = fallback_now ? q->set.fallback : q->set.from,
 		.fallback_from = !fallback_now && q->set.fallback[0] ? q->set.fallback : NULL,
 		.rcpt = q->addr.mailbox,
-		.random_rcpt = (q->set.flags & CALLOUT_F_CATCH_ALL) ? q->random_rcpt : NULL,
+		.random_rcpt = random ? q->random_rcpt : NULL,
 		.smtputf8 = q->addr.utf8 || q->set.sender_utf8,
 		.vrfy = (q->set.flags & CALLOUT_F_VRFY) != 0,
 		.pipelining = !(q->set.flags & CALLOUT_F_NO_PIPELINING),
@@ -563,7 +807,9 @@ static void start_session(callout_query *q)
 /* Try the next address of the next host, or give the last answer. */
 static void try_next(callout_query *q)
 {
-	q->use_fallback_now = q->no_tls_now = false;
+	/* A domain known to refuse <> gets the fallback sender at once. */
+	q->use_fallback_now = q->fallback_first && q->set.fallback[0];
+	q->no_tls_now = false;
 	while (q->host_i < q->nhosts && q->connections < q->set.max_connections) {
 		const co_dns_host *h = &q->hosts[q->host_i];
 		if (q->addr_i < h->naddr) {
@@ -646,18 +892,153 @@ static void on_dns(void *arg, const co_dns_result *res)
 	try_next(q);
 }
 
+/* Route, literal or MX: find the hosts to ask. */
+static void start_dns(callout_query *p)
+{
+	callout_ctx *ctx = p->ctx;
+	const route *r = p->addr.kind == CO_ADDR_DOMAIN ? find_route(ctx, p->addr.domain) : NULL;
+
+	if (r) {
+		p->via_route = true;
+		p->dns_req = co_dns_resolve_hosts(ctx->dns, (const char *const *)r->names, r->ports,
+		                                  r->n, on_dns, p);
+	} else if (p->addr.kind != CO_ADDR_DOMAIN) {
+		const char *ip = p->addr.ip;
+		unsigned port = 0;
+		p->dns_req = co_dns_resolve_hosts(ctx->dns, &ip, &port, 1, on_dns, p);
+	} else {
+		p->dns_req = co_dns_resolve_mx(ctx->dns, p->addr.domain, p->set.max_mx, on_dns, p);
+	}
+	if (!p->dns_req)
+		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS, "out of memory");
+}
+
+static void claim_then_probe(callout_query *p);
+
+/* Answer a probe's waiters from a record; go on refreshing it if due. */
+static void answer_cached(callout_query *p, const co_rec *rec, bool refresh)
+{
+	callout_ctx *ctx = p->ctx;
+	co_rec copy = *rec; /* rec may live in p->lk */
+	callout_result res = {0};
+
+	free(p->lk);
+	p->lk = NULL;
+	co_rules_result(&copy, now_of(ctx), &res);
+	res.address = p->addr.mailbox;
+	flight_remove(ctx, p); /* later requests read the cache themselves */
+	hand_to_waiters(p, &res);
+	if (refresh && !p->refresh && !flight_find(ctx, p->key, true)) {
+		p->done = false;
+		p->refresh = true;
+		flight_add(ctx, p);
+		claim_then_probe(p);
+		return;
+	}
+	query_free(p);
+}
+
+static void on_claim(void *arg, co_claim_result r, const co_rec *rec)
+{
+	callout_query *p = arg;
+
+	p->cache_req = NULL;
+	if (r == CO_CLAIM_ANSWERED && rec) {
+		answer_cached(p, rec, false);
+		return;
+	}
+	p->claimed = true;
+	start_dns(p);
+}
+
+/* With a shared cache, one node probes and the others wait for it. */
+static void claim_then_probe(callout_query *p)
+{
+	callout_ctx *ctx = p->ctx;
+
+	if (p->key[0] && ctx->cache->ops->claim) {
+		int r = ctx->cache->ops->claim(ctx->cache, p->key, p->set.deadline_ms + CLAIM_MARGIN_MS,
+		                               ctx->cache_wait_ms, on_claim, p, &p->cache_req);
+		if (r == 0)
+			return;
+		p->claimed = r == 1;
+	}
+	start_dns(p);
+}
+
+static void on_lookup(void *arg)
+{
+	callout_query *p = arg;
+	lookup *lk = p->lk;
+
+	p->cache_req = NULL;
+	co_decision d = co_rules_decide(&p->ctx->ttls, now_of(p->ctx), lk->recs, lk->found,
+	                                p->addr.mailbox, p->set.from, p->set.fallback[0] != '\0');
+	if (d.answer >= 0) {
+		answer_cached(p, &lk->recs[d.answer], d.refresh);
+		return;
+	}
+	p->fallback_first = d.fallback_first;
+	p->skip_random = d.skip_random;
+	free(p->lk);
+	p->lk = NULL;
+	claim_then_probe(p);
+}
+
+/* A probe's first step, from the loop: the cache, or straight to DNS. */
+static void probe_begin(callout_query *p)
+{
+	co_cache *c = p->ctx->cache;
+
+	if (!p->read_cache) {
+		start_dns(p);
+		return;
+	}
+	if (!(p->lk = malloc(sizeof(*p->lk)))) {
+		claim_then_probe(p);
+		return;
+	}
+	co_rules_keys(p->addr.domain, p->addr.mailbox, p->set.from, p->lk->keys);
+	for (int i = 0; i < CO_LOOKUP_KEYS; i++)
+		p->lk->kp[i] = p->lk->keys[i];
+	int r = c->ops->get(c, p->lk->kp, CO_LOOKUP_KEYS, p->lk->recs, p->lk->found, on_lookup, p,
+	                    &p->cache_req);
+	if (r == 1) {
+		on_lookup(p);
+	} else if (r < 0) {
+		free(p->lk);
+		p->lk = NULL;
+		claim_then_probe(p);
+	}
+}
+
+static void arm_deadline(callout_query *q)
+{
+	struct timeval dl = {q->set.deadline_ms / 1000, (q->set.deadline_ms % 1000) * 1000};
+	evtimer_add(q->timer, &dl);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	callout_query *q = arg;
 	(void)fd;
 	(void)what;
 
-	if (q->addr.mailbox[0] == '\0') {
-		/* A syntax error, delivered from the loop as promised. */
-		deliver(q);
+	if (q->is_probe && !q->started) {
+		q->started = true;
+		arm_deadline(q);
+		probe_begin(q);
 		return;
 	}
-	callout_stage stage = q->sess ? co_session_stage(q->sess) : CALLOUT_STAGE_DNS;
+	if (q->ready) {
+		/* A syntax error, delivered from the loop as promised. */
+		finish_request_own(q);
+		return;
+	}
+	const callout_query *p = q->is_probe ? q : q->probe;
+	callout_stage stage = p && p->sess ? co_session_stage(p->sess)
+	                      : p && p->lk ? CALLOUT_STAGE_NONE
+	                                   : CALLOUT_STAGE_DNS;
 	conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_TIMEOUT, stage, "verification deadline reached");
 }
 
@@ -680,6 +1061,57 @@ static void make_random_rcpt(callout_query *q)
 		local[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
 	local[sizeof(rnd)] = '\0';
 	snprintf(q->random_rcpt, sizeof(q->random_rcpt), "%s@%s", local, q->addr.domain);
+}
+
+static void link_query(callout_ctx *ctx, callout_query *q)
+{
+	q->ctx = ctx;
+	clock_gettime(CLOCK_MONOTONIC, &q->start);
+	q->next = ctx->queries;
+	if (ctx->queries)
+		ctx->queries->prev = q;
+	ctx->queries = q;
+	ctx->inflight++;
+}
+
+/* The probe a request waits on: one in flight for the same address and
+ * sender, or a new one started from the loop.  NULL: out of memory. */
+static callout_query *probe_for(callout_query *u)
+{
+	callout_ctx *ctx = u->ctx;
+	bool write = ctx->cache && !(u->set.flags & CALLOUT_F_NO_CACHE);
+	/* A transcript shows a live dialogue, never a cached answer. */
+	bool read = write && !(u->set.flags & CALLOUT_F_TRANSCRIPT);
+	char key[CO_REC_KEY_MAX] = "";
+	callout_query *p;
+
+	if (write)
+		co_rec_key(CO_REC_ADDRESS, u->addr.domain, u->addr.mailbox, u->set.from, key,
+		           sizeof(key));
+	if (read && key[0] && (p = flight_find(ctx, key, false)))
+		return p;
+	if (!(p = calloc(1, sizeof(*p))))
+		return NULL;
+	p->is_probe = true;
+	p->set = u->set;
+	p->addr = u->addr;
+	memcpy(p->key, key, sizeof(key));
+	p->read_cache = read && key[0];
+	p->timer = evtimer_new(ctx->base, on_timer, p);
+	if (!p->timer || ((p->set.flags & CALLOUT_F_TRANSCRIPT) && !(p->transcript = evbuffer_new()))) {
+		if (p->timer)
+			event_free(p->timer);
+		free(p);
+		return NULL;
+	}
+	if (p->set.flags & CALLOUT_F_CATCH_ALL)
+		make_random_rcpt(p);
+	link_query(ctx, p);
+	if (p->read_cache)
+		flight_add(ctx, p);
+	struct timeval now = {0, 0};
+	evtimer_add(p->timer, &now);
+	return p;
 }
 
 CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
@@ -708,22 +1140,13 @@ CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
 		free(q);
 		return st;
 	}
-	q->timer = evtimer_new(ctx->base, on_timer, q);
-	if (!q->timer || ((q->set.flags & CALLOUT_F_TRANSCRIPT) && !(q->transcript = evbuffer_new()))) {
-		if (q->timer)
-			event_free(q->timer);
+	if (!(q->timer = evtimer_new(ctx->base, on_timer, q))) {
 		free(q);
 		return CALLOUT_ENOMEM;
 	}
-	q->ctx = ctx;
 	q->cb = cb;
 	q->arg = arg;
-	clock_gettime(CLOCK_MONOTONIC, &q->start);
-	q->next = ctx->queries;
-	if (ctx->queries)
-		ctx->queries->prev = q;
-	ctx->queries = q;
-	ctx->inflight++;
+	link_query(ctx, q);
 	if (out)
 		*out = q;
 
@@ -739,40 +1162,30 @@ CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
 		q->out.reason = CALLOUT_R_SYNTAX;
 		q->out.stage = CALLOUT_STAGE_SYNTAX;
 		snprintf(q->out.text, sizeof(q->out.text), "%s", err);
+		q->ready = true;
 		struct timeval now = {0, 0};
 		evtimer_add(q->timer, &now);
 		return CALLOUT_OK;
 	}
-	if (q->set.flags & CALLOUT_F_CATCH_ALL)
-		make_random_rcpt(q);
-
-	struct timeval dl = {q->set.deadline_ms / 1000, (q->set.deadline_ms % 1000) * 1000};
-	evtimer_add(q->timer, &dl);
-
-	const route *r = q->addr.kind == CO_ADDR_DOMAIN ? find_route(ctx, q->addr.domain) : NULL;
-	if (r) {
-		q->via_route = true;
-		q->dns_req = co_dns_resolve_hosts(ctx->dns, (const char *const *)r->names, r->ports,
-		                                  r->n, on_dns, q);
-	} else if (q->addr.kind != CO_ADDR_DOMAIN) {
-		const char *ip = q->addr.ip;
-		unsigned port = 0;
-		q->dns_req = co_dns_resolve_hosts(ctx->dns, &ip, &port, 1, on_dns, q);
-	} else {
-		q->dns_req = co_dns_resolve_mx(ctx->dns, q->addr.domain, q->set.max_mx, on_dns, q);
-	}
-	if (!q->dns_req) {
+	callout_query *p = probe_for(q);
+	if (!p) {
 		if (out)
 			*out = NULL;
 		query_free(q);
 		return CALLOUT_ENOMEM;
 	}
+	q->probe = p;
+	q->wnext = p->waiters;
+	if (p->waiters)
+		p->waiters->wprev = q;
+	p->waiters = q;
+	arm_deadline(q);
 	return CALLOUT_OK;
 }
 
 CALLOUT_API void callout_cancel(callout_query *q)
 {
-	if (q && !q->done)
+	if (q && !q->done && !q->is_probe)
 		query_free(q);
 }
 

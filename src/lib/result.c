@@ -61,6 +61,7 @@ static const char *const status_names[] = {
 	[CALLOUT_ETLS] = "TLS setup failed",
 	[CALLOUT_EEVENT] = "event loop failure",
 	[CALLOUT_ECANCELLED] = "cancelled",
+	[CALLOUT_ECACHE] = "cache unavailable",
 };
 
 #define NAME(table, i)                                                                             \
@@ -102,6 +103,13 @@ CALLOUT_API void callout_options_init(callout_options *opts)
 	opts->max_mx = 5;
 	opts->max_connections = 10;
 	opts->dns_timeout_ms = 5000;
+	opts->cache_positive_ttl = 7 * 86400;
+	opts->cache_refresh = 86400;
+	opts->cache_negative_ttl = 3 * 3600;
+	opts->cache_domain_ttl = 7 * 86400;
+	opts->cache_domain_negative_ttl = 3 * 3600;
+	opts->cache_unreachable_ttl = 300;
+	opts->cache_wait_ms = 15000;
 }
 
 /* A copied result and its strings live in one allocation. */

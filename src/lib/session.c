@@ -341,6 +341,8 @@ static bool on_txn_reply(co_session *s)
 			s->out.verdict = CALLOUT_UNKNOWN;
 			s->out.reason = CALLOUT_R_CATCH_ALL;
 			s->out.catch_all = true;
+		} else if (cls_digit == 5) {
+			s->out.random_rejected = true;
 		}
 		/* Otherwise the real address's acceptance stands. */
 		finish(s);
@@ -357,6 +359,7 @@ maybe_fallback:
 	s->rcpt_accepted = false;
 	if (out_of_turn(s))
 		return false;
+	s->out.fallback_used = true;
 	enter_txn(s, s->p.fallback_from, true);
 	return true;
 }

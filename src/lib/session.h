@@ -51,6 +51,8 @@ typedef struct co_session_outcome {
 	bool retry_fallback;     /* null sender refused, fallback not tried: reconnect with it */
 	bool retry_plain;        /* TLS failed: reconnect to this host without it */
 	bool catch_all;
+	bool random_rejected;    /* the random local part got a 5xx */
+	bool fallback_used;      /* <> refused, the answer came with the fallback */
 	bool tls;
 } co_session_outcome;
 

@@ -15,7 +15,12 @@ pytest_plugins = [
     "fixtures_dns",      # NSD serving the test zones
     "fixtures_postfix",  # a private Postfix instance as remote MX
     "fixtures_fake",     # the scriptable fake SMTP server
+    "fixtures_redis",    # a private redis-server for the cache tests
 ]
+
+# Tests that do not choose a cache get none: each verification is live, and
+# nothing is written to the host's default cache.  Cache tests pass --cache.
+os.environ["CALLOUT_CACHE"] = "none"
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("CALLOUT_BUILD_DIR", os.path.join(ROOT, "build"))

@@ -22,3 +22,13 @@ def test_bench_quick(tmp_path):
         # every address went to smtp-sink, which accepts everything
         assert r["verdicts"] == {"valid": r["n"]}
         assert r["per_second"] > 0 and r["peak_rss_kib"] > 0
+    # the cache: LMDB and Redis lookups all answered from the cache, and
+    # LMDB's size per entry
+    modes = [(r["mode"], r["backend"]) for r in data["cache"]]
+    assert modes == [("fill", "lmdb"), ("bulk", "lmdb"), ("lookup", "lmdb"),
+                     ("fill", "redis"), ("lookup", "redis")]
+    for r in data["cache"]:
+        if r["mode"] == "lookup":
+            assert r["cached"] == r["n"] and r["per_second"] > 0
+        if r["mode"] == "bulk":
+            assert 100 < r["bytes_per_entry"] < 2000

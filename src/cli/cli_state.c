@@ -1,0 +1,102 @@
+/*
+ * Where the command line keeps its state: the default cache file, shared
+ * with calloutd and every other `callout` run on the host when the
+ * system state directory is writable, else per user.  And the clock,
+ * which tests may move.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* mkdir -p, for the last two components at most (…/state/callout). */
+static bool make_dir(const char *dir)
+{
+	char parent[4096];
+	const char *slash = strrchr(dir, '/');
+
+	if (access(dir, W_OK | X_OK) == 0)
+		return true;
+	if (errno != ENOENT)
+		return false;
+	if (slash && slash != dir && (size_t)(slash - dir) < sizeof(parent)) {
+		memcpy(parent, dir, (size_t)(slash - dir));
+		parent[slash - dir] = '\0';
+		if (access(parent, F_OK) != 0 && mkdir(parent, 0700) != 0 && errno != EEXIST)
+			return false;
+	}
+	return (mkdir(dir, 0755) == 0 || errno == EEXIST) && access(dir, W_OK | X_OK) == 0;
+}
+
+const char *cli_cache_spec(const char *opt, char *buf, size_t len)
+{
+	const char *env = getenv("CALLOUT_CACHE");
+	const char *xdg = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	char dir[4096];
+
+	if (opt)
+		return opt;
+	if (env && *env)
+		return env;
+	if (make_dir(CLI_STATE_DIR)) {
+		snprintf(buf, len, "lmdb:%s/cache.lmdb", CLI_STATE_DIR);
+		return buf;
+	}
+	if (xdg && xdg[0] == '/')
+		snprintf(dir, sizeof(dir), "%s/callout", xdg);
+	else
+		snprintf(dir, sizeof(dir), "%s/.local/state/callout", home && *home ? home : "/tmp");
+	/* A directory we cannot make is the LMDB backend's fault to report:
+	 * verification goes on uncached. */
+	make_dir(dir);
+	snprintf(buf, len, "lmdb:%s/cache.lmdb", dir);
+	return buf;
+}
+
+static bool clock_offset(long long *offset, bool *absolute)
+{
+	const char *s = getenv("CALLOUT_NOW");
+	char *end;
+
+	*offset = 0;
+	*absolute = false;
+	if (!s || !*s)
+		return true;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || end == s)
+		return false;
+	*offset = v;
+	*absolute = s[0] != '+' && s[0] != '-';
+	return true;
+}
+
+bool cli_clock_check(void)
+{
+	long long off;
+	bool abs;
+	return clock_offset(&off, &abs);
+}
+
+long long cli_clock(void *arg)
+{
+	long long off;
+	bool abs;
+	(void)arg;
+
+	if (!clock_offset(&off, &abs))
+		off = 0;
+	return abs ? off : (long long)time(NULL) + off;
+}
+
+void cli_log(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "%s: %s\n", CLI_PROG, msg);
+}

@@ -1,0 +1,135 @@
+/*
+ * The cache interface: one table of functions per backend (LMDB, Redis,
+ * memory).  The engine decides what to keep and for how long; a backend
+ * only stores encoded records (record.h) under their keys.
+ *
+ * Faults are never results: a backend that cannot read answers "not
+ * found", one that cannot write drops the write, and both report the
+ * fault once through co_cache_fault() until co_cache_ok() sees it work
+ * again.
+ */
+#ifndef CO_CACHE_H
+#define CO_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+struct event_base;
+
+typedef struct co_cache co_cache;
+typedef struct co_cache_req co_cache_req;
+
+typedef void (*co_cache_log_fn)(void *arg, const char *msg);
+typedef int64_t (*co_cache_clock_fn)(void *arg);
+
+typedef struct co_cache_conf {
+	/* The loop for asynchronous backends.  NULL: administrative use, every
+	 * operation synchronous (get returns 1, claim is always granted). */
+	struct event_base *base;
+	/* Administrative use: fail co_cache_open() when the store cannot be
+	 * opened, with the reason, instead of running degraded. */
+	bool strict;
+	size_t max_bytes;          /* LMDB map size / memory budget; 0: default */
+	co_cache_log_fn log;       /* NULL: faults are not reported */
+	void *log_arg;
+	co_cache_clock_fn now;     /* Unix seconds; NULL: time() */
+	void *now_arg;
+} co_cache_conf;
+
+/* A lookup finished: found[] and out[] are filled. */
+typedef void (*co_cache_get_cb)(void *arg);
+
+typedef enum co_claim_result {
+	CO_CLAIM_GRANTED = 0, /* probe it yourself (also after a bounded wait) */
+	CO_CLAIM_ANSWERED     /* another node probed it: rec is its record */
+} co_claim_result;
+typedef void (*co_cache_claim_cb)(void *arg, co_claim_result res, const co_rec *rec);
+
+/* Called for each record of a scan; rec NULL when the stored bytes are
+ * damaged.  Return non-zero to stop the scan. */
+typedef int (*co_cache_scan_fn)(void *arg, const char *key, size_t keylen, const co_rec *rec);
+
+typedef struct co_cache_info {
+	const char *backend;         /* "lmdb", "redis", "memory" */
+	unsigned long long bytes_used;  /* by the data (LMDB pages, Redis used_memory) */
+	unsigned long long bytes_limit; /* LMDB map size, Redis maxmemory, 0: none */
+} co_cache_info;
+
+typedef struct co_cache_ops {
+	const char *name;
+	/*
+	 * Look up n keys (n <= 8).  found[i] tells whether out[i] holds the
+	 * record of keys[i]; a missing, damaged or unreadable record is not
+	 * found.  Expiry is the caller's business.  Returns 1 when done now
+	 * (cb is not called), 0 when pending (*req set; cb later from the
+	 * loop, unless cancelled), -1 when the cache failed (nothing found).
+	 * keys, out and found must stay valid until cb or cancel.
+	 */
+	int (*get)(co_cache *c, const char *const *keys, size_t n, co_rec *out, bool *found,
+	           co_cache_get_cb cb, void *arg, co_cache_req **req);
+	/* Store rec under key for ttl_s seconds (> 0).  0, or -1 when the
+	 * write failed or was dropped. */
+	int (*put)(co_cache *c, const char *key, const co_rec *rec, unsigned ttl_s);
+	/*
+	 * Single flight across processes: claim the right to probe key for
+	 * hold_ms.  If another holder has it, wait up to wait_ms for its
+	 * record.  Returns 1 when granted now, 0 when pending (*req set; cb
+	 * later), -1 on failure (the caller probes).  NULL in backends shared
+	 * by one process only.
+	 */
+	int (*claim)(co_cache *c, const char *key, unsigned hold_ms, unsigned wait_ms,
+	             co_cache_claim_cb cb, void *arg, co_cache_req **req);
+	/* Give up a granted claim (after put).  May be NULL with claim. */
+	void (*release)(co_cache *c, const char *key);
+	/* Forget a pending get or claim: its callback will not be called and
+	 * its storage is not touched again. */
+	void (*cancel)(co_cache *c, co_cache_req *req);
+
+	/* Administration, synchronous (may block). 0 or -1. */
+	int (*scan)(co_cache *c, const char *prefix, co_cache_scan_fn fn, void *arg);
+	int (*del)(co_cache *c, const char *const *keys, size_t n, unsigned long *deleted);
+	int (*info)(co_cache *c, co_cache_info *info);
+
+	/* Free; pending callbacks are not called. */
+	void (*free)(co_cache *c);
+} co_cache_ops;
+
+/* The part every backend begins with. */
+struct co_cache {
+	const co_cache_ops *ops;
+	co_cache_conf conf;
+	bool faulty; /* a fault was reported and has not cleared */
+};
+
+/*
+ * Open the cache a spec names:
+ *   lmdb:PATH                                        LMDB file
+ *   redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=P]  Redis (port 6379, db 0, prefix "callout:")
+ *   memory                                           this process only
+ *   none                                             *out = NULL
+ * Returns 0, or -1 with a message in err for a bad spec or allocation
+ * failure, or CO_CACHE_EOPEN (conf->strict) for a store that cannot be
+ * opened.
+ */
+#define CO_CACHE_EOPEN (-2)
+int co_cache_open(const char *spec, const co_cache_conf *conf, co_cache **out, char *err,
+                  size_t errlen);
+void co_cache_free(co_cache *c);
+
+/* Backends, for co_cache_open (NULL only when out of memory, or when
+ * conf->strict and the store cannot be opened: then err says why). */
+co_cache *co_cache_lmdb_new(const char *path, const co_cache_conf *conf, char *err, size_t errlen);
+co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db, const char *password,
+                             const char *prefix, const co_cache_conf *conf, char *err,
+                             size_t errlen);
+co_cache *co_cache_memory_new(const co_cache_conf *conf);
+
+/* For backends: the clock, and fault reporting (once per episode). */
+int64_t co_cache_now(const co_cache *c);
+void co_cache_fault(co_cache *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void co_cache_ok(co_cache *c);
+
+#endif

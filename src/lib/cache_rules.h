@@ -1,0 +1,68 @@
+/*
+ * What to remember and what to answer from memory: the cache policy,
+ * as pure functions of records, outcomes and the time (so the rules are
+ * tested with any clock).  The engine does the I/O.
+ */
+#ifndef CO_CACHE_RULES_H
+#define CO_CACHE_RULES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <callout/callout.h>
+
+#include "record.h"
+
+typedef struct co_ttls {
+	unsigned positive, refresh, negative, tempfail;
+	unsigned domain, domain_negative, unreachable;
+} co_ttls;
+
+/* Keys looked up before a probe: the address first, then its domain's
+ * facts. */
+#define CO_LOOKUP_ADDRESS 0
+#define CO_LOOKUP_KEYS 6
+void co_rules_keys(const char *domain, const char *mailbox, const char *sender,
+                   char keys[CO_LOOKUP_KEYS][CO_REC_KEY_MAX]);
+
+typedef struct co_decision {
+	int answer;          /* index of the record to answer from, or -1: probe */
+	bool refresh;        /* the answer is a valid entry due for a re-probe */
+	bool fallback_first; /* the domain refuses <>: probe with the fallback at once */
+	bool skip_random;    /* the domain is known not to be a catch-all */
+} co_decision;
+
+/* Decide from the looked-up records (as co_rules_keys ordered them). */
+co_decision co_rules_decide(const co_ttls *t, int64_t now, const co_rec recs[CO_LOOKUP_KEYS],
+                            const bool found[CO_LOOKUP_KEYS], const char *mailbox,
+                            const char *sender, bool have_fallback);
+
+/* What a probe found, for co_rules_records. */
+typedef struct co_probe_facts {
+	const char *domain, *mailbox;
+	const char *sender;   /* MAIL FROM asked for, "" for <> */
+	const char *fallback; /* the fallback sender used, or NULL */
+	callout_verdict verdict;
+	callout_reason reason;
+	callout_stage stage;
+	int code;
+	const char *enhanced, *text, *mx, *ip;
+	bool tls;
+	bool catch_all;       /* the random local part was accepted */
+	bool random_rejected; /* ... refused with a 5xx */
+	bool fallback_used;   /* <> was refused and the answer came with the fallback */
+	bool refresh;         /* a background re-probe of a valid entry */
+	bool no_negative;     /* do not store invalid answers */
+} co_probe_facts;
+
+/* The records to store after a probe, with their TTLs in seconds.
+ * Returns how many (at most CO_RULES_RECORDS_MAX). */
+#define CO_RULES_RECORDS_MAX 3
+unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f,
+                          co_rec out[CO_RULES_RECORDS_MAX], unsigned ttl[CO_RULES_RECORDS_MAX]);
+
+/* A record as a result: the fields of res it carries (strings point
+ * into rec); cached and age are set from now. */
+void co_rules_result(const co_rec *rec, int64_t now, callout_result *res);
+
+#endif

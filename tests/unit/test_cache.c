@@ -1,0 +1,313 @@
+/* Unit tests for the cache records (record.c), the cache policy
+ * (cache_rules.c, with a clock we choose) and the memory backend. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cache.h"
+#include "cache_rules.h"
+#include "record.h"
+
+static const co_ttls ttls = {
+	.positive = 7 * 86400, .refresh = 86400, .negative = 3 * 3600, .tempfail = 0,
+	.domain = 7 * 86400, .domain_negative = 3 * 3600, .unreachable = 300,
+};
+
+#define T0 1700000000LL
+
+static co_rec sample(void)
+{
+	co_rec r = {.kind = CO_REC_ADDRESS, .verdict = CALLOUT_VALID, .reason = CALLOUT_R_ACCEPTED,
+	            .stage = CALLOUT_STAGE_RCPT, .flags = CO_REC_F_TLS, .code = 250,
+	            .probed = T0, .expires = T0 + 3600};
+	strcpy(r.domain, "example.org");
+	strcpy(r.address, "alice@example.org");
+	strcpy(r.enhanced, "2.1.5");
+	strcpy(r.text, "OK");
+	strcpy(r.mx, "mx.example.org");
+	strcpy(r.ip, "192.0.2.1");
+	return r;
+}
+
+static void test_round_trip(void **state)
+{
+	(void)state;
+	co_rec r = sample(), back;
+	uint8_t buf[CO_REC_ENCODED_MAX];
+	size_t n = co_rec_encode(&r, buf);
+
+	assert_true(n > 0 && n <= sizeof(buf));
+	assert_int_equal(co_rec_decode(buf, n, &back), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+}
+
+/* Every single-octet change and every truncation is detected. */
+static void test_damage_detected(void **state)
+{
+	(void)state;
+	co_rec r = sample(), back;
+	uint8_t buf[CO_REC_ENCODED_MAX];
+	size_t n = co_rec_encode(&r, buf);
+
+	for (size_t i = 0; i < n; i++) {
+		buf[i] ^= 0x20;
+		assert_int_equal(co_rec_decode(buf, n, &back), -1);
+		buf[i] ^= 0x20;
+	}
+	for (size_t len = 0; len < n; len++)
+		assert_int_equal(co_rec_decode(buf, len, &back), -1);
+	/* A version we do not know is not guessed at, even with a good CRC. */
+	buf[2] = CO_REC_VERSION + 1;
+	assert_int_equal(co_rec_decode(buf, n, &back), -1);
+}
+
+static void test_keys(void **state)
+{
+	(void)state;
+	char k[CO_REC_KEY_MAX];
+
+	co_rec_key(CO_REC_ADDRESS, "example.org", "a@example.org", "", k, sizeof(k));
+	assert_string_equal(k, "a:example.org:a@example.org");
+	co_rec_key(CO_REC_ADDRESS, "example.org", "a@example.org", "s@x.org", k, sizeof(k));
+	assert_string_equal(k, "a:example.org:a@example.org\ts@x.org");
+	co_rec_key(CO_REC_CATCH_ALL, "example.org", NULL, NULL, k, sizeof(k));
+	assert_string_equal(k, "c:example.org");
+	assert_int_equal(co_rec_key(CO_REC_NO_MAIL, "example.org", NULL, NULL, k, 5), 0);
+}
+
+/* Lookup results as the engine would get them. */
+typedef struct lk {
+	co_rec recs[CO_LOOKUP_KEYS];
+	bool found[CO_LOOKUP_KEYS];
+} lk;
+
+static co_decision decide(const lk *l, long long now, const char *sender, bool fallback)
+{
+	return co_rules_decide(&ttls, now, l->recs, l->found, "alice@example.org", sender, fallback);
+}
+
+static void put_fact(lk *l, int i, co_rec_kind kind, uint8_t flags, long long expires)
+{
+	memset(&l->recs[i], 0, sizeof(l->recs[i]));
+	l->recs[i].kind = kind;
+	l->recs[i].flags = flags;
+	l->recs[i].probed = T0;
+	l->recs[i].expires = expires;
+	strcpy(l->recs[i].domain, "example.org");
+	l->found[i] = true;
+}
+
+static void test_address_expiry_and_refresh(void **state)
+{
+	(void)state;
+	lk l = {0};
+	l.recs[0] = sample();
+	l.recs[0].expires = T0 + ttls.positive;
+	l.found[0] = true;
+
+	co_decision d = decide(&l, T0 + 10, "", false);
+	assert_int_equal(d.answer, 0);
+	assert_false(d.refresh);
+	d = decide(&l, T0 + ttls.refresh, "", false);
+	assert_int_equal(d.answer, 0);
+	assert_true(d.refresh);
+	d = decide(&l, T0 + ttls.positive, "", false); /* expired */
+	assert_int_equal(d.answer, -1);
+	/* A record for another sender or address is not this one. */
+	d = decide(&l, T0, "s@x.org", false);
+	assert_int_equal(d.answer, -1);
+	/* Invalid entries are never refreshed, just expire. */
+	l.recs[0].verdict = CALLOUT_INVALID;
+	d = decide(&l, T0 + ttls.refresh + 1, "", false);
+	assert_int_equal(d.answer, 0);
+	assert_false(d.refresh);
+}
+
+static void test_domain_facts(void **state)
+{
+	(void)state;
+	lk l = {0};
+
+	put_fact(&l, 1, CO_REC_CATCH_ALL, CO_REC_F_YES, T0 + 100);
+	assert_int_equal(decide(&l, T0, "", false).answer, 1);
+	assert_int_equal(decide(&l, T0 + 100, "", false).answer, -1); /* expired */
+	put_fact(&l, 1, CO_REC_CATCH_ALL, 0, T0 + 100);
+	co_decision d = decide(&l, T0, "", false);
+	assert_int_equal(d.answer, -1);
+	assert_true(d.skip_random);
+
+	put_fact(&l, 2, CO_REC_NULL_SENDER, 0, T0 + 100);
+	assert_int_equal(decide(&l, T0, "", false).answer, 2);
+	d = decide(&l, T0, "", true);
+	assert_int_equal(d.answer, -1);
+	assert_true(d.fallback_first);
+	/* Not about a non-null sender. */
+	d = decide(&l, T0, "s@x.org", false);
+	assert_int_equal(d.answer, -1);
+	assert_false(d.fallback_first);
+
+	put_fact(&l, 5, CO_REC_UNREACHABLE, 0, T0 + 100);
+	assert_int_equal(decide(&l, T0, "", true).answer, 5);
+	put_fact(&l, 3, CO_REC_NO_MAIL, 0, T0 + 100);
+	assert_int_equal(decide(&l, T0, "", true).answer, 3);
+	/* A fact filed under the wrong kind is not used. */
+	l.recs[3].kind = CO_REC_BLOCKS_US;
+	assert_int_equal(decide(&l, T0, "", true).answer, 5);
+}
+
+static co_probe_facts facts(callout_verdict v, callout_reason r, callout_stage st)
+{
+	return (co_probe_facts){.domain = "example.org", .mailbox = "alice@example.org",
+	                        .sender = "", .verdict = v, .reason = r, .stage = st, .code = 250,
+	                        .enhanced = "", .text = "", .mx = "mx", .ip = "192.0.2.1"};
+}
+
+static void test_records_from_probe(void **state)
+{
+	(void)state;
+	co_rec out[CO_RULES_RECORDS_MAX];
+	unsigned ttl[CO_RULES_RECORDS_MAX];
+
+	co_probe_facts f = facts(CALLOUT_VALID, CALLOUT_R_ACCEPTED, CALLOUT_STAGE_RCPT);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(out[0].kind, CO_REC_ADDRESS);
+	assert_int_equal(ttl[0], ttls.positive);
+	assert_int_equal(out[0].expires, T0 + ttls.positive);
+
+	/* A failed re-probe never replaces the good entry; a clear invalid does. */
+	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_GREYLISTED, CALLOUT_STAGE_RCPT);
+	f.refresh = true;
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 0);
+	f = facts(CALLOUT_INVALID, CALLOUT_R_MAILBOX_UNKNOWN, CALLOUT_STAGE_RCPT);
+	f.refresh = true;
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(ttl[0], ttls.negative);
+	f.no_negative = true;
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 0);
+
+	/* Tempfail is not cached by default. */
+	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_GREYLISTED, CALLOUT_STAGE_RCPT);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 0);
+
+	/* Domain facts. */
+	f = facts(CALLOUT_INVALID, CALLOUT_R_NXDOMAIN, CALLOUT_STAGE_DNS);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(out[0].kind, CO_REC_NO_MAIL);
+	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_DNS_TEMPFAIL, CALLOUT_STAGE_DNS);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 0);
+	f = facts(CALLOUT_UNKNOWN, CALLOUT_R_POLICY_BLOCK, CALLOUT_STAGE_BANNER);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(out[0].kind, CO_REC_BLOCKS_US);
+	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, CALLOUT_STAGE_CONNECT);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(out[0].kind, CO_REC_UNREACHABLE);
+	assert_int_equal(ttl[0], ttls.unreachable);
+
+	f = facts(CALLOUT_UNKNOWN, CALLOUT_R_CATCH_ALL, CALLOUT_STAGE_RCPT);
+	f.catch_all = true;
+	unsigned n = co_rules_records(&ttls, T0, &f, out, ttl);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].kind, CO_REC_CATCH_ALL);
+	assert_true(out[0].flags & CO_REC_F_YES);
+
+	f = facts(CALLOUT_VALID, CALLOUT_R_ACCEPTED, CALLOUT_STAGE_RCPT);
+	f.fallback_used = true;
+	f.fallback = "probe@us.example";
+	f.random_rejected = true;
+	n = co_rules_records(&ttls, T0, &f, out, ttl);
+	assert_int_equal(n, 3);
+	assert_int_equal(out[0].kind, CO_REC_NULL_SENDER);
+	assert_string_equal(out[0].sender, "probe@us.example");
+	assert_int_equal(out[1].kind, CO_REC_CATCH_ALL);
+	assert_false(out[1].flags & CO_REC_F_YES);
+	assert_int_equal(out[2].kind, CO_REC_ADDRESS);
+	assert_string_equal(out[2].sender, "");
+}
+
+static int64_t fixed_now(void *arg)
+{
+	return *(int64_t *)arg;
+}
+
+static int scan_count(void *arg, const char *key, size_t keylen, const co_rec *rec)
+{
+	(void)key;
+	(void)keylen;
+	(void)rec;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_memory_backend(void **state)
+{
+	(void)state;
+	int64_t now = T0;
+	co_cache_conf conf = {.now = fixed_now, .now_arg = &now, .max_bytes = 64 * 1024};
+	co_cache *c;
+	char err[128];
+	co_rec r = sample(), out[2];
+	bool found[2];
+	char key[CO_REC_KEY_MAX];
+
+	assert_int_equal(co_cache_open("memory", &conf, &c, err, sizeof(err)), 0);
+	co_rec_key_of(&r, key, sizeof(key));
+	assert_int_equal(c->ops->put(c, key, &r, 60), 0);
+	const char *keys[2] = {key, "c:example.org"};
+	assert_int_equal(c->ops->get(c, keys, 2, out, found, NULL, NULL, NULL), 1);
+	assert_true(found[0]);
+	assert_false(found[1]);
+	assert_string_equal(out[0].address, "alice@example.org");
+	/* The budget evicts the oldest writes, never the newest. */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(r.address, sizeof(r.address), "u%d@example.org", i);
+		co_rec_key_of(&r, key, sizeof(key));
+		assert_int_equal(c->ops->put(c, key, &r, 60), 0);
+	}
+	int n = 0;
+	c->ops->scan(c, "a:example.org:", scan_count, &n);
+	assert_true(n > 10 && n < 1000);
+	assert_int_equal(c->ops->get(c, keys, 1, out, found, NULL, NULL, NULL), 1);
+	assert_true(found[0]);
+	unsigned long deleted = 0;
+	assert_int_equal(c->ops->del(c, keys, 1, &deleted), 0);
+	assert_int_equal(deleted, 1);
+	co_cache_free(c);
+}
+
+static void test_bad_specs(void **state)
+{
+	(void)state;
+	co_cache_conf conf = {0};
+	co_cache *c;
+	char err[256];
+	const char *bad[] = {"", "lmdb:", "redis://", "redis://h:0", "redis://h:99999",
+	                     "redis://h/x", "redis://h?foo=1", "redis://user@h", "mem", "LMDB:/x"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(co_cache_open(bad[i], &conf, &c, err, sizeof(err)), -1);
+		assert_true(err[0] != '\0');
+	}
+	assert_int_equal(co_cache_open("none", &conf, &c, err, sizeof(err)), 0);
+	assert_null(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_damage_detected),
+		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_address_expiry_and_refresh),
+		cmocka_unit_test(test_domain_facts),
+		cmocka_unit_test(test_records_from_probe),
+		cmocka_unit_test(test_memory_backend),
+		cmocka_unit_test(test_bad_specs),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
