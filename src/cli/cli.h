@@ -14,10 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
-
-#include <jansson.h>
 
 #include <callout/callout.h>
 
@@ -148,20 +145,6 @@ typedef struct cli_output {
  */
 int cli_output_result(const cli_output *o, const char *input, size_t len,
                       const callout_result *res);
-
-/* Length (1-4) of the well-formed UTF-8 sequence at s, with its code
- * point in *cp; 0 when the bytes are not well-formed UTF-8 (overlong
- * forms, surrogates and code points above U+10FFFF included). */
-size_t cli_utf8_seq(const unsigned char *s, size_t len, uint32_t *cp);
-
-/* A JSON string for len bytes of s (or the C string s, NULL as ""); each
- * byte that is not part of well-formed UTF-8 becomes U+FFFD.  NULL when
- * out of memory. */
-json_t *cli_json_str(const char *s, size_t len);
-json_t *cli_json_cstr(const char *s);
-
-/* Add key: value to o; value is stolen, NULL counts as a failure. */
-bool cli_json_put(json_t *o, const char *key, json_t *value);
 
 /* Write s (len bytes) with control characters, invalid UTF-8, invisible
  * or bidirectional format characters and backslashes escaped; also '"'

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "result_json.h"
 
 #define CMD CLI_PROG " cache"
 
@@ -553,24 +554,24 @@ static bool print_json(const struct run *r, FILE *fp, const callout_cache_entry 
 	long long age = r->now - e->probed;
 	bool ok = j != NULL;
 
-	ok = ok && cli_json_put(j, "kind", cli_json_cstr(e->kind));
-	ok = ok && cli_json_put(j, "domain", cli_json_cstr(e->domain));
-	ok = ok && cli_json_put(j, "address", cli_json_cstr(e->address));
-	ok = ok && cli_json_put(j, "sender", cli_json_cstr(e->sender));
-	ok = ok && cli_json_put(j, "verdict", json_string(callout_verdict_name(e->verdict)));
-	ok = ok && cli_json_put(j, "reason", json_string(callout_reason_name(e->reason)));
-	ok = ok && cli_json_put(j, "stage", json_string(callout_stage_name(e->stage)));
-	ok = ok && cli_json_put(j, "code", json_integer(e->code));
-	ok = ok && cli_json_put(j, "enhanced", cli_json_cstr(e->enhanced));
-	ok = ok && cli_json_put(j, "text", cli_json_cstr(e->text));
-	ok = ok && cli_json_put(j, "mx", cli_json_cstr(e->mx));
-	ok = ok && cli_json_put(j, "ip", cli_json_cstr(e->ip));
-	ok = ok && cli_json_put(j, "catch_all", json_boolean(e->catch_all));
-	ok = ok && cli_json_put(j, "tls", json_boolean(e->tls));
-	ok = ok && cli_json_put(j, "probed", json_integer(e->probed));
-	ok = ok && cli_json_put(j, "expires", json_integer(e->expires));
-	ok = ok && cli_json_put(j, "age", json_integer(age > 0 ? age : 0));
-	ok = ok && cli_json_put(j, "expired", json_boolean(is_expired(r, e)));
+	ok = ok && co_json_put(j, "kind", co_json_cstr(e->kind));
+	ok = ok && co_json_put(j, "domain", co_json_cstr(e->domain));
+	ok = ok && co_json_put(j, "address", co_json_cstr(e->address));
+	ok = ok && co_json_put(j, "sender", co_json_cstr(e->sender));
+	ok = ok && co_json_put(j, "verdict", json_string(callout_verdict_name(e->verdict)));
+	ok = ok && co_json_put(j, "reason", json_string(callout_reason_name(e->reason)));
+	ok = ok && co_json_put(j, "stage", json_string(callout_stage_name(e->stage)));
+	ok = ok && co_json_put(j, "code", json_integer(e->code));
+	ok = ok && co_json_put(j, "enhanced", co_json_cstr(e->enhanced));
+	ok = ok && co_json_put(j, "text", co_json_cstr(e->text));
+	ok = ok && co_json_put(j, "mx", co_json_cstr(e->mx));
+	ok = ok && co_json_put(j, "ip", co_json_cstr(e->ip));
+	ok = ok && co_json_put(j, "catch_all", json_boolean(e->catch_all));
+	ok = ok && co_json_put(j, "tls", json_boolean(e->tls));
+	ok = ok && co_json_put(j, "probed", json_integer(e->probed));
+	ok = ok && co_json_put(j, "expires", json_integer(e->expires));
+	ok = ok && co_json_put(j, "age", json_integer(age > 0 ? age : 0));
+	ok = ok && co_json_put(j, "expired", json_boolean(is_expired(r, e)));
 	return dump_line(fp, j, ok);
 }
 
@@ -690,7 +691,7 @@ static int print_count(const struct config *cfg, const char *key, const char *ve
 	if (cfg->json) {
 		json_t *j = json_object();
 
-		if (!dump_line(stdout, j, j && cli_json_put(j, key, json_integer((json_int_t)n)))) {
+		if (!dump_line(stdout, j, j && co_json_put(j, key, json_integer((json_int_t)n)))) {
 			cli_errorf(CMD, "out of memory");
 			return CLI_EXIT_OTHER;
 		}
@@ -743,26 +744,26 @@ static int stats_json(const struct run *r, const callout_cache_stats *cs, unsign
 	bool ok = j && k && v;
 
 	for (size_t i = 0; ok && i < NKINDS; i++)
-		ok = cli_json_put(k, kinds[i], json_integer((json_int_t)r->by_kind[i]));
+		ok = co_json_put(k, kinds[i], json_integer((json_int_t)r->by_kind[i]));
 	if (ok && r->by_kind[NKINDS])
-		ok = cli_json_put(k, "other", json_integer((json_int_t)r->by_kind[NKINDS]));
+		ok = co_json_put(k, "other", json_integer((json_int_t)r->by_kind[NKINDS]));
 	for (size_t i = 0; ok && i < NVERDICTS; i++)
-		ok = cli_json_put(v, vnames[i], json_integer((json_int_t)r->by_verdict[i]));
-	ok = ok && cli_json_put(j, "backend", cli_json_cstr(cs->backend));
-	ok = ok && cli_json_put(j, "total", json_integer((json_int_t)(r->total + damaged)));
-	ok = ok && cli_json_put(j, "entries", json_integer((json_int_t)r->total));
-	ok = ok && cli_json_put(j, "expired", json_integer((json_int_t)r->expired));
-	ok = ok && cli_json_put(j, "damaged", json_integer((json_int_t)damaged));
-	if (ok) { /* cli_json_put() takes k and v, even when it fails */
-		ok = cli_json_put(j, "kinds", k);
+		ok = co_json_put(v, vnames[i], json_integer((json_int_t)r->by_verdict[i]));
+	ok = ok && co_json_put(j, "backend", co_json_cstr(cs->backend));
+	ok = ok && co_json_put(j, "total", json_integer((json_int_t)(r->total + damaged)));
+	ok = ok && co_json_put(j, "entries", json_integer((json_int_t)r->total));
+	ok = ok && co_json_put(j, "expired", json_integer((json_int_t)r->expired));
+	ok = ok && co_json_put(j, "damaged", json_integer((json_int_t)damaged));
+	if (ok) { /* co_json_put() takes k and v, even when it fails */
+		ok = co_json_put(j, "kinds", k);
 		k = NULL;
 	}
 	if (ok) {
-		ok = cli_json_put(j, "verdicts", v);
+		ok = co_json_put(j, "verdicts", v);
 		v = NULL;
 	}
-	ok = ok && cli_json_put(j, "bytes_used", json_integer((json_int_t)cs->bytes_used));
-	ok = ok && cli_json_put(j, "bytes_limit", json_integer((json_int_t)cs->bytes_limit));
+	ok = ok && co_json_put(j, "bytes_used", json_integer((json_int_t)cs->bytes_used));
+	ok = ok && co_json_put(j, "bytes_limit", json_integer((json_int_t)cs->bytes_limit));
 	json_decref(k);
 	json_decref(v);
 	if (!dump_line(stdout, j, ok)) {

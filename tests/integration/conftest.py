@@ -16,6 +16,8 @@ pytest_plugins = [
     "fixtures_postfix",  # a private Postfix instance as remote MX
     "fixtures_fake",     # the scriptable fake SMTP server
     "fixtures_redis",    # a private redis-server for the cache tests
+    "fixtures_calloutd", # calloutd with a test configuration
+    "fixtures_gateway",  # a private Postfix as the receiving MTA asking calloutd
 ]
 
 # Tests that do not choose a cache get none: each verification is live, and

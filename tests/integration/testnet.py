@@ -30,3 +30,18 @@ POSTFIX_DOMAINS = [
     "cnamemx.test", "v6.test", "dual.test", "equal.test", "order.test",
 ]
 POSTFIX_USERS = ["alice", "bob", "postmaster"]
+
+# calloutd started by the suite (fixtures_calloutd.py): its sockets.
+CALLOUTD_IP = "127.0.0.1"
+CALLOUTD_POLICY_PORT = int(os.environ.get("CALLOUT_TEST_POLICY_PORT", "10040"))
+CALLOUTD_MILTER_PORT = int(os.environ.get("CALLOUT_TEST_MILTER_PORT", "10041"))
+CALLOUTD_HTTP_PORT = int(os.environ.get("CALLOUT_TEST_HTTP_PORT", "10080"))
+
+# A second private Postfix, the *receiving* MTA (gateway) that asks calloutd
+# (tests/integration/fixtures_gateway.py): smtpd on GATEWAY_IP:SMTP_PORT,
+# local Maildir mailboxes for GATEWAY_DOMAIN (GATEWAY_USERS), relay for
+# FORWARD_DOMAIN (recipients checked by call forward, then discarded).
+GATEWAY_IP = "127.0.0.60"
+GATEWAY_DOMAIN = "gateway.test"
+GATEWAY_USERS = ["alice", "bob", "postmaster"]
+FORWARD_DOMAIN = "forward.test"

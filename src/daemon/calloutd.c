@@ -1,0 +1,437 @@
+/*
+ * calloutd: SMTP callout verification as a service for mail servers and
+ * applications -- a Postfix policy service, a milter and an HTTP JSON
+ * API on one event loop and one libcallout engine (calloutd(8)).
+ *
+ * Start: read the config, bind every socket, drop privileges, open the
+ * engine and its cache as the unprivileged user, serve.  SIGHUP reloads
+ * the decisions (verify, mode, domains, replies) without dropping
+ * anything; SIGTERM stops accepting, answers what is in flight and exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "daemon.h"
+#include "frontends.h"
+
+#define DEFAULT_CONFIG "/etc/callout/calloutd.conf"
+#define DRAIN_MARGIN_MS 2000
+
+typedef struct app {
+	cd_daemon d;
+	const char *config_path;
+	const char *mode_override;
+	bool stderr_override, debug_override;
+	cd_policy *policy;
+	cd_http *http;
+	cd_milter *milter;
+	struct event *sig_hup, *sig_term, *sig_int, *drain;
+	struct timeval drain_deadline;
+	int exit_status;
+} app;
+
+static void usage(FILE *fp)
+{
+	fputs("Usage: calloutd [OPTIONS]\n"
+	      "\n"
+	      "SMTP callout verification service: Postfix policy delegation, milter and\n"
+	      "HTTP JSON API (see calloutd(8) and calloutd.conf(5)).  Runs in the foreground.\n"
+	      "\n"
+	      "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+	      "  -t, --check-config  check the configuration, print a summary and exit\n"
+	      "  -m, --mode MODE     override [daemon] mode: enforce, tag or dry-run\n"
+	      "  -e, --stderr        log to standard error instead of syslog\n"
+	      "  -d, --debug         log debugging detail\n"
+	      "  -h, --help          show this help and exit\n"
+	      "  -V, --version       show the version and exit\n"
+	      "\n"
+	      "Signals: HUP reloads the configuration, TERM and INT stop gracefully.\n"
+	      "Exit status: 0 after a clean stop (or a valid configuration with -t),\n"
+	      "1 when the configuration is invalid, 2 for a usage error, 3 when\n"
+	      "starting failed.\n",
+	      fp);
+}
+
+/* Load the config and apply the command line's overrides. */
+static cd_config *load(app *a, char *err, size_t errlen)
+{
+	cd_config *c = cd_config_load(a->config_path, err, errlen);
+
+	if (!c)
+		return NULL;
+	if (a->mode_override) {
+		if (strcmp(a->mode_override, "enforce") == 0)
+			c->mode = CD_MODE_ENFORCE;
+		else if (strcmp(a->mode_override, "tag") == 0)
+			c->mode = CD_MODE_TAG;
+		else
+			c->mode = CD_MODE_DRY_RUN;
+	}
+	if (a->stderr_override)
+		c->log_stderr = true;
+	if (a->debug_override)
+		c->debug = true;
+	return c;
+}
+
+static int add_routes(callout_ctx *ctx, const cd_config *c)
+{
+	for (const cd_domain *dom = c->domains; dom; dom = dom->next) {
+		if (!dom->route[0])
+			continue;
+		callout_status st = callout_ctx_add_route(ctx, dom->name, dom->route);
+		if (st != CALLOUT_OK) {
+			cd_log(CD_LOG_ERR, "[domain %s] route %s: %s", dom->name, dom->route,
+			       callout_strerror(st));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* What a reload cannot change: sockets, the engine and its cache. */
+static bool needs_restart(const cd_config *o, const cd_config *n)
+{
+	callout_options a, b;
+	cd_config_options(o, &a);
+	cd_config_options(n, &b);
+#define STR_DIFF(f) (strcmp(a.f ? a.f : "", b.f ? b.f : "") != 0)
+	bool engine = STR_DIFF(helo) || STR_DIFF(sender) || STR_DIFF(fallback_sender) ||
+	              STR_DIFF(source_address) || STR_DIFF(dns_servers) || STR_DIFF(cache) ||
+	              a.flags != b.flags || a.port != b.port || a.deadline_ms != b.deadline_ms ||
+	              a.connect_timeout_ms != b.connect_timeout_ms ||
+	              a.command_timeout_ms != b.command_timeout_ms || a.max_mx != b.max_mx ||
+	              a.max_connections != b.max_connections ||
+	              a.cache_positive_ttl != b.cache_positive_ttl ||
+	              a.cache_negative_ttl != b.cache_negative_ttl ||
+	              a.cache_refresh != b.cache_refresh ||
+	              a.cache_tempfail_ttl != b.cache_tempfail_ttl;
+#undef STR_DIFF
+	return engine || o->npolicy_listen != n->npolicy_listen ||
+	       memcmp(o->policy_listen, n->policy_listen, sizeof(o->policy_listen)) != 0 ||
+	       o->nhttp_listen != n->nhttp_listen ||
+	       memcmp(o->http_listen, n->http_listen, sizeof(o->http_listen)) != 0 ||
+	       strcmp(o->milter_listen, n->milter_listen) != 0 || strcmp(o->user, n->user) != 0 ||
+	       strcmp(o->state_dir, n->state_dir) != 0;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	app *a = arg;
+	char err[512];
+	(void)sig;
+	(void)what;
+
+	cd_config *c = load(a, err, sizeof(err));
+	if (!c) {
+		cd_log(CD_LOG_ERR, "reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	if (needs_restart(a->d.cfg, c))
+		cd_log(CD_LOG_WARNING, "reload: changes to listen addresses, user, state_dir, "
+		                       "[engine] or [cache] take effect at the next restart");
+	add_routes(a->d.ctx, c); /* new and changed routes apply at once */
+	cd_config_free(a->d.cfg);
+	a->d.cfg = c;
+	cd_log_open(c);
+	cd_log(CD_LOG_INFO, "configuration reloaded from %s (mode %s)", a->config_path,
+	       cd_mode_name(c->mode));
+}
+
+/* Work not answered yet; front ends count what waits outside cd_check
+ * (queued requests), so some is counted twice: harmless for draining. */
+static unsigned pending(const app *a)
+{
+	return a->d.inflight + (a->policy ? cd_policy_pending(a->policy) : 0) +
+	       (a->http ? cd_http_pending(a->http) : 0) +
+	       (a->milter ? cd_milter_pending(a->milter) : 0);
+}
+
+/* After SIGTERM: exit once everything in flight is answered, or when the
+ * deadline passes (every answer is due within reply_within anyway). */
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	app *a = arg;
+	struct timeval now;
+	(void)fd;
+	(void)what;
+
+	event_base_gettimeofday_cached(a->d.base, &now);
+	if (pending(a) == 0 || evutil_timercmp(&now, &a->drain_deadline, >=)) {
+		if (pending(a))
+			cd_log(CD_LOG_WARNING, "stopping with %u requests unanswered", pending(a));
+		event_base_loopexit(a->d.base, NULL);
+	}
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+	app *a = arg;
+	(void)what;
+
+	if (a->d.stopping)
+		return;
+	cd_log(CD_LOG_INFO, "signal %d: stopping; answering %u requests in flight", (int)sig,
+	       pending(a));
+	a->d.stopping = true;
+	if (a->policy)
+		cd_policy_close(a->policy);
+	if (a->http)
+		cd_http_close(a->http);
+	if (a->milter)
+		cd_milter_close(a->milter);
+	struct timeval now, margin;
+	unsigned ms = a->d.cfg->reply_within_ms + DRAIN_MARGIN_MS;
+	event_base_gettimeofday_cached(a->d.base, &now);
+	margin.tv_sec = ms / 1000;
+	margin.tv_usec = (ms % 1000) * 1000;
+	evutil_timeradd(&now, &margin, &a->drain_deadline);
+	struct timeval tick = {0, 50000};
+	a->drain = event_new(a->d.base, -1, EV_PERSIST, on_drain, a);
+	if (a->drain)
+		event_add(a->drain, &tick);
+	else
+		event_base_loopexit(a->d.base, NULL);
+}
+
+/* Make the state directory, owned by the user we become. */
+static int prepare_state_dir(const cd_config *c, const struct passwd *pw)
+{
+	if (mkdir(c->state_dir, 0750) < 0 && errno != EEXIST) {
+		cd_log(CD_LOG_ERR, "state_dir %s: %s", c->state_dir, strerror(errno));
+		return -1;
+	}
+	if (pw && chown(c->state_dir, pw->pw_uid, pw->pw_gid) < 0) {
+		cd_log(CD_LOG_ERR, "state_dir %s: chown: %s", c->state_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int drop_privileges(const cd_config *c, const struct passwd *pw)
+{
+	if (!pw)
+		return 0;
+	/* Unix sockets were made as root: hand them to the user. */
+	for (size_t i = 0; i < c->npolicy_listen; i++)
+		if (c->policy_listen[i].is_unix &&
+		    chown(c->policy_listen[i].path, pw->pw_uid, pw->pw_gid) < 0)
+			cd_log(CD_LOG_WARNING, "chown %s: %s", c->policy_listen[i].path,
+			       strerror(errno));
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		cd_log(CD_LOG_ERR, "cannot become user %s: %s", pw->pw_name, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		cd_log(CD_LOG_ERR, "privileges could be regained after dropping them");
+		return -1;
+	}
+	return 0;
+}
+
+static int check_config(app *a)
+{
+	char err[512];
+	cd_config *c = load(a, err, sizeof(err));
+
+	if (!c) {
+		fprintf(stderr, "calloutd: %s\n", err);
+		return 1;
+	}
+	printf("%s: configuration OK\n", a->config_path);
+	printf("  mode %s, reply within %u ms, cache %s\n", cd_mode_name(c->mode),
+	       c->reply_within_ms, c->cache);
+	for (size_t i = 0; i < c->npolicy_listen; i++)
+		printf("  policy %s%s:%u\n", c->policy_listen[i].is_unix ? "unix:" : "inet:",
+		       c->policy_listen[i].is_unix ? c->policy_listen[i].path
+		                                   : c->policy_listen[i].host,
+		       c->policy_listen[i].port);
+	for (size_t i = 0; i < c->nhttp_listen; i++)
+		printf("  http inet:%s:%u\n", c->http_listen[i].host, c->http_listen[i].port);
+	if (c->milter_listen[0])
+		printf("  milter %s\n", c->milter_listen);
+	cd_config_free(c);
+	return 0;
+}
+
+static int parse_args(app *a, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+		{"mode", required_argument, NULL, 'm'},   {"stderr", no_argument, NULL, 'e'},
+		{"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	};
+	bool check = false;
+	int c;
+
+	a->config_path = DEFAULT_CONFIG;
+	while ((c = getopt_long(argc, argv, "c:tm:edhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			a->config_path = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'm':
+			if (strcmp(optarg, "enforce") && strcmp(optarg, "tag") && strcmp(optarg, "dry-run")) {
+				fprintf(stderr, "calloutd: --mode: expected enforce, tag or dry-run\n");
+				return 2;
+			}
+			a->mode_override = optarg;
+			break;
+		case 'e':
+			a->stderr_override = true;
+			break;
+		case 'd':
+			a->debug_override = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("calloutd %s\n", callout_version());
+			return 0;
+		default:
+			fputs("Try 'calloutd --help' for more information.\n", stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "calloutd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	return check ? check_config(a) : -1;
+}
+
+static int start(app *a)
+{
+	char err[512];
+	struct passwd *pw = NULL;
+	callout_options o;
+	cd_config *c = a->d.cfg;
+
+	if (c->user[0]) {
+		if (!(pw = getpwnam(c->user))) {
+			cd_log(CD_LOG_ERR, "user %s: no such user", c->user);
+			return -1;
+		}
+		if (geteuid() != 0) {
+			if (geteuid() != pw->pw_uid) {
+				cd_log(CD_LOG_ERR, "user = %s needs to start as root", c->user);
+				return -1;
+			}
+			pw = NULL; /* already that user */
+		}
+	}
+	if (prepare_state_dir(c, pw) < 0 || !(a->d.metrics = cd_metrics_new()) ||
+	    cd_bridge_init(&a->d) < 0) {
+		cd_log(CD_LOG_ERR, "cannot start: %s", a->d.metrics ? "bridge" : "out of memory");
+		return -1;
+	}
+	/* Every socket first, while we may still bind privileged ports. */
+	if ((c->npolicy_listen && !(a->policy = cd_policy_new(&a->d, err, sizeof(err)))) ||
+	    (c->nhttp_listen && !(a->http = cd_http_new(&a->d, err, sizeof(err)))) ||
+	    (c->milter_listen[0] && !(a->milter = cd_milter_new(&a->d, err, sizeof(err))))) {
+		cd_log(CD_LOG_ERR, "%s", err);
+		return -1;
+	}
+	if (drop_privileges(c, pw) < 0)
+		return -1;
+	/* The engine and its cache file belong to the unprivileged user. */
+	cd_config_options(c, &o);
+	o.log = cd_log_engine;
+	callout_status st = callout_ctx_new(a->d.base, &o, &a->d.ctx);
+	if (st != CALLOUT_OK) {
+		cd_log(CD_LOG_ERR, "cannot start the engine: %s", callout_strerror(st));
+		return -1;
+	}
+	if (add_routes(a->d.ctx, c) < 0)
+		return -1;
+	if (a->milter && cd_milter_start(a->milter, err, sizeof(err)) < 0) {
+		cd_log(CD_LOG_ERR, "%s", err);
+		return -1;
+	}
+	a->sig_hup = evsignal_new(a->d.base, SIGHUP, on_hup, a);
+	a->sig_term = evsignal_new(a->d.base, SIGTERM, on_term, a);
+	a->sig_int = evsignal_new(a->d.base, SIGINT, on_term, a);
+	if (!a->sig_hup || !a->sig_term || !a->sig_int || event_add(a->sig_hup, NULL) < 0 ||
+	    event_add(a->sig_term, NULL) < 0 || event_add(a->sig_int, NULL) < 0) {
+		cd_log(CD_LOG_ERR, "cannot set up signal handling");
+		return -1;
+	}
+	cd_log(CD_LOG_INFO, "calloutd %s started: mode %s, cache %s%s%s%s", callout_version(),
+	       cd_mode_name(c->mode), c->cache, a->policy ? ", policy service" : "",
+	       a->milter ? ", milter" : "", a->http ? ", HTTP API" : "");
+	return 0;
+}
+
+static void shutdown_all(app *a)
+{
+	/* Front ends first (the milter's thread joins), then the engine:
+	 * callout_ctx_free answers what is left with ECANCELLED. */
+	if (a->milter)
+		cd_milter_free(a->milter);
+	if (a->policy)
+		cd_policy_free(a->policy);
+	if (a->http)
+		cd_http_free(a->http);
+	if (a->d.bridge)
+		cd_bridge_free(&a->d);
+	struct event *evs[] = {a->sig_hup, a->sig_term, a->sig_int, a->drain};
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
+	if (a->d.ctx)
+		callout_ctx_free(a->d.ctx);
+	if (a->d.base) {
+		/* Let closing SMTP connections send their QUIT and free
+		 * themselves (their lingering is bounded). */
+		event_base_dispatch(a->d.base);
+		event_base_free(a->d.base);
+	}
+	cd_metrics_free(a->d.metrics);
+	cd_config_free(a->d.cfg);
+}
+
+int main(int argc, char **argv)
+{
+	app a = {0};
+	char err[512];
+	int rc = parse_args(&a, argc, argv);
+
+	if (rc >= 0)
+		return rc;
+	/* A peer that hangs up must not kill us on the next write. */
+	signal(SIGPIPE, SIG_IGN);
+	if (!(a.d.cfg = load(&a, err, sizeof(err)))) {
+		fprintf(stderr, "calloutd: %s\n", err);
+		return 1;
+	}
+	cd_log_open(a.d.cfg);
+	if (!(a.d.base = event_base_new())) {
+		cd_log(CD_LOG_ERR, "cannot create the event loop");
+		cd_config_free(a.d.cfg);
+		return 3;
+	}
+	if (start(&a) < 0) {
+		shutdown_all(&a);
+		return 3;
+	}
+	event_base_dispatch(a.d.base);
+	cd_log(CD_LOG_INFO, "stopped");
+	shutdown_all(&a);
+	return 0;
+}

@@ -1,0 +1,770 @@
+/*
+ * The HTTP JSON API (libevent's evhttp on the daemon's loop):
+ *
+ *   GET  /v1/verify?address=ADDR          one result object
+ *   POST /v1/verify {"address": "..."}     one result object
+ *   POST /v1/verify {"addresses": [...]}   {"results": [...]}, in input order
+ *   GET  /healthz                          {"status": "ok"} (503 when stopping)
+ *   GET  /metrics                          Prometheus text (metrics.c)
+ *
+ * A result object has the members of `callout check --json`.  The API
+ * verifies, it does not decide: no skip lists, no mode, no action.  With
+ * [http] token set, /v1/ and /metrics need "Authorization: Bearer TOKEN".
+ * Every error is a JSON {"error": CODE, "message": TEXT}.  The whole
+ * contract: docs/http-api.md and docs/openapi.yaml.
+ *
+ * A request waiting for its verifications is an hreq.  It ends in one of
+ * two ways: the last result arrives and it is answered (finish), or the
+ * client hangs up, the front end is freed or evhttp drops the connection,
+ * and its verifications are cancelled (hreq_abort).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "daemon.h"
+#include "frontends.h"
+#include "result_json.h"
+
+/* The documented body limit; a larger body gets our JSON 413.  Beyond
+ * BODY_HARD_MAX evhttp stops reading and answers 413 itself (text/html),
+ * so that no client makes us buffer more. */
+#define BODY_MAX (64 * 1024)
+#define BODY_HARD_MAX (1024 * 1024)
+#define HEADERS_MAX (16 * 1024) /* request line and headers */
+#define IO_TIMEOUT 30           /* s: reading a request, writing a reply, idle keep-alive */
+#define MAX_ADDRESSES_DEFAULT 100
+
+typedef struct hreq hreq;
+
+/* One address of a request. */
+typedef struct slot {
+	hreq *r;
+	callout_query *q; /* while its verification runs */
+	char *input;      /* the address as the client sent it (NUL-terminated) */
+	size_t len;
+	json_t *obj;      /* its result, once known */
+} slot;
+
+struct hreq {
+	hreq *prev, *next;
+	cd_http *h;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct event *watch; /* notices the client hanging up */
+	bool list;           /* answer {"results": [...]} */
+	bool failed;         /* a verification ended without a result */
+	size_t n, left;      /* addresses, verifications still running */
+	slot slots[];
+};
+
+struct cd_http {
+	cd_daemon *d;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound[CD_LISTEN_MAX];
+	size_t nbound;
+	bool closed;         /* cd_http_close: no new connections */
+	hreq *reqs;          /* waiting for verifications */
+	unsigned pending;
+};
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void send_body(cd_http *h, struct evhttp_request *req, int code, const char *type,
+                      const char *body, size_t len)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	struct evbuffer *buf = evbuffer_new();
+	bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+
+	evhttp_add_header(out, "Content-Type", type);
+	evhttp_add_header(out, "Cache-Control", "no-store");
+	/* shutting down: let keep-alive clients go */
+	if (h->closed || h->d->stopping)
+		evhttp_add_header(out, "Connection", "close");
+	if (head) {
+		/* the length GET would have had, and no body */
+		char n[24];
+
+		snprintf(n, sizeof(n), "%zu", len);
+		evhttp_add_header(out, "Content-Length", n);
+	}
+	if (!buf || (!head && evbuffer_add(buf, body, len) != 0)) {
+		if (buf)
+			evbuffer_free(buf);
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	evhttp_send_reply(req, code, NULL, buf);
+	evbuffer_free(buf);
+}
+
+/* Send j (consumed) as the body. */
+static void send_json(cd_http *h, struct evhttp_request *req, int code, json_t *j)
+{
+	static const char oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}\n";
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	size_t len;
+
+	json_decref(j);
+	if (!s) {
+		send_body(h, req, HTTP_INTERNAL, "application/json", oom, sizeof(oom) - 1);
+		return;
+	}
+	/* a newline, so that `curl` output ends its line */
+	len = strlen(s);
+	char *t = realloc(s, len + 2);
+	if (!t) {
+		free(s);
+		send_body(h, req, HTTP_INTERNAL, "application/json", oom, sizeof(oom) - 1);
+		return;
+	}
+	t[len] = '\n';
+	t[len + 1] = '\0';
+	send_body(h, req, code, "application/json", t, len + 1);
+	free(t);
+}
+
+static void send_error(cd_http *h, struct evhttp_request *req, int code, const char *error,
+                       const char *message)
+{
+	send_json(h, req, code, json_pack("{s:s, s:s}", "error", error, "message", message));
+}
+
+static void send_405(cd_http *h, struct evhttp_request *req, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	send_error(h, req, 405, "method_not_allowed", "method not allowed here");
+}
+
+/* ---- JSON of a result ----------------------------------------------------- */
+
+/* The members and their order of `callout check --json`. */
+static json_t *result_json(const slot *s, const callout_result *res)
+{
+	return co_result_json(s->input, s->len, res, false);
+}
+
+/* For the log: printable ASCII and UTF-8 pass, control bytes become '?'. */
+static void log_safe(char *dst, size_t size, const char *src)
+{
+	size_t i = 0;
+
+	for (; *src && i + 1 < size; src++)
+		dst[i++] = (unsigned char)*src < 0x20 || *src == 0x7f ? '?' : *src;
+	dst[i] = '\0';
+}
+
+/* ---- requests waiting for verifications ----------------------------------- */
+
+static void hreq_free(hreq *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->slots[i].input);
+		json_decref(r->slots[i].obj);
+	}
+	free(r);
+}
+
+static hreq *hreq_new(cd_http *h, struct evhttp_request *req, size_t n, bool list)
+{
+	hreq *r = calloc(1, sizeof(*r) + n * sizeof(slot));
+
+	if (!r)
+		return NULL;
+	r->h = h;
+	r->req = req;
+	r->evcon = evhttp_request_get_connection(req);
+	r->list = list;
+	r->n = n;
+	for (size_t i = 0; i < n; i++)
+		r->slots[i].r = r;
+	return r;
+}
+
+/* Set slot i to a copy of the address. */
+static bool hreq_set(hreq *r, size_t i, const char *addr, size_t len)
+{
+	char *copy = malloc(len + 1);
+
+	if (!copy)
+		return false;
+	memcpy(copy, addr, len);
+	copy[len] = '\0';
+	r->slots[i].input = copy;
+	r->slots[i].len = len;
+	return true;
+}
+
+/* Out of the list, no watcher, no close callback: it is ours alone. */
+static void hreq_detach(hreq *r)
+{
+	cd_http *h = r->h;
+
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (h->reqs == r)
+		h->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+	h->pending--;
+	if (r->watch) {
+		event_free(r->watch);
+		r->watch = NULL;
+	}
+	evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+}
+
+/* Cancel what still runs and free it, without answering (the connection
+ * is gone or going). */
+static void hreq_abort(hreq *r)
+{
+	cd_daemon *d = r->h->d;
+
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->slots[i].q) {
+			callout_cancel(r->slots[i].q);
+			r->slots[i].q = NULL;
+			if (d->inflight)
+				d->inflight--;
+		}
+	}
+	hreq_detach(r);
+	hreq_free(r);
+}
+
+static void finish(hreq *r)
+{
+	cd_http *h = r->h;
+	struct evhttp_request *req = r->req;
+	json_t *body;
+
+	hreq_detach(r);
+	if (r->failed) {
+		/* only when the engine is torn down under us, or out of memory */
+		if (h->d->stopping)
+			send_error(h, req, 503, "stopping", "the daemon is shutting down");
+		else
+			send_error(h, req, 500, "internal", "the verification failed");
+		hreq_free(r);
+		return;
+	}
+	if (r->list) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; a && i < r->n; i++) {
+			if (json_array_append(a, r->slots[i].obj) != 0) {
+				json_decref(a);
+				a = NULL;
+			}
+		}
+		body = a ? json_pack("{s:o}", "results", a) : NULL;
+	} else {
+		body = json_incref(r->slots[0].obj);
+	}
+	send_json(h, req, 200, body);
+	hreq_free(r);
+}
+
+static void on_result(void *arg, callout_status st, const callout_result *res)
+{
+	slot *s = arg;
+	hreq *r = s->r;
+	cd_daemon *d = r->h->d;
+
+	s->q = NULL;
+	if (d->inflight)
+		d->inflight--;
+	r->left--;
+	if (st == CALLOUT_OK && res) {
+		char addr[512];
+		char *peer = NULL;
+		ev_uint16_t port = 0;
+
+		cd_metrics_result(d->metrics, CD_FE_HTTP, res);
+		/* the line check.c logs for a decision, without the decision */
+		evhttp_connection_get_peer(r->evcon, &peer, &port);
+		log_safe(addr, sizeof(addr), res->address);
+		cd_log(CD_LOG_INFO, "http client=%s address=<%s> verdict=%s reason=%s smtp=%d "
+		                    "cached=%s ms=%u",
+		       peer ? peer : "", addr, callout_verdict_name(res->verdict),
+		       callout_reason_name(res->reason), res->code, res->cached ? "yes" : "no",
+		       res->ms);
+		s->obj = result_json(s, res);
+	}
+	if (!s->obj)
+		r->failed = true;
+	if (r->left == 0)
+		finish(r);
+}
+
+/* evhttp frees the connection (evhttp_free, a failed read): cancel. */
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	hreq_abort(arg);
+}
+
+/*
+ * The client's socket while we verify: evhttp does not read it then, so
+ * it would not notice a hang-up until it writes the answer, minutes later
+ * perhaps.  A hang-up (or a half-close: like nginx, we take it as one)
+ * cancels the verifications and drops the connection.
+ */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	hreq *r = arg;
+	struct evhttp_connection *evcon = r->evcon;
+
+	if (!(what & EV_CLOSED)) {
+		/* no EV_CLOSED on this backend: readable means EOF, an error or
+		 * a pipelined request */
+		char c;
+		ssize_t n = recv(fd, &c, 1, MSG_PEEK);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			event_add(r->watch, NULL);
+			return;
+		}
+		if (n > 0) {
+			/* the next request is already there: evhttp reads it after
+			 * our answer; we cannot watch any further */
+			event_free(r->watch);
+			r->watch = NULL;
+			return;
+		}
+	}
+	cd_log(CD_LOG_DEBUG, "http: client went away: verification cancelled");
+	hreq_abort(r);
+	evhttp_connection_free(evcon);
+}
+
+static void watch(hreq *r)
+{
+	struct event_base *base = r->h->d->base;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	short what = (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE) ? EV_CLOSED : EV_READ;
+
+	if (fd < 0)
+		return;
+	r->watch = event_new(base, fd, what, on_watch, r);
+	if (r->watch && event_add(r->watch, NULL) != 0) {
+		event_free(r->watch);
+		r->watch = NULL;
+	}
+	/* without a watcher a hang-up is noticed when the answer is written */
+}
+
+/* Start the verifications of r (its slots set) or answer an error. */
+static void start(cd_http *h, hreq *r)
+{
+	cd_daemon *d = h->d;
+	unsigned max = d->cfg->max_inflight;
+
+	if (max && (d->inflight >= max || r->n > max - d->inflight)) {
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
+		send_error(h, r->req, 503, "busy", "too many verifications in flight");
+		hreq_free(r);
+		return;
+	}
+	if (r->n == 0) {
+		send_json(h, r->req, 200, json_pack("{s:[]}", "results"));
+		hreq_free(r);
+		return;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		slot *s = &r->slots[i];
+		callout_status st = callout_verify(d->ctx, s->input, NULL, on_result, s, &s->q);
+
+		if (st != CALLOUT_OK) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "cannot start a verification: %s",
+			         callout_strerror(st));
+			cd_log(CD_LOG_ERR, "http: %s", msg);
+			for (size_t k = 0; k < i; k++) {
+				callout_cancel(r->slots[k].q);
+				if (d->inflight)
+					d->inflight--;
+			}
+			send_error(h, r->req, 500, "internal", msg);
+			hreq_free(r);
+			return;
+		}
+		d->inflight++;
+		r->left++;
+	}
+	r->next = h->reqs;
+	if (h->reqs)
+		h->reqs->prev = r;
+	h->reqs = r;
+	h->pending++;
+	evhttp_connection_set_closecb(r->evcon, on_conn_close, r);
+	watch(r);
+}
+
+/* ---- /v1/verify ------------------------------------------------------------ */
+
+/* GET: the address parameter.  '+' is a plus sign here, not a space (as
+ * in RFC 3986 queries; form encoding would break "user+tag@"); a space is
+ * %20. */
+static void verify_get(cd_http *h, struct evhttp_request *req, const char *query)
+{
+	const char *p = query ? query : "", *value = NULL;
+	size_t vlen = 0;
+	char *raw, *dec;
+	size_t declen;
+	hreq *r;
+
+	while (*p) {
+		size_t n = strcspn(p, "&"), klen = strcspn(p, "=&");
+
+		if (klen == 7 && memcmp(p, "address", 7) == 0) {
+			if (value) {
+				send_error(h, req, 400, "invalid_request",
+				           "the address parameter is given more than once");
+				return;
+			}
+			value = p + klen + (klen < n);
+			vlen = n - klen - (klen < n);
+		}
+		p += n + (p[n] == '&');
+	}
+	if (!value) {
+		send_error(h, req, 400, "invalid_request",
+		           "the address parameter is missing: /v1/verify?address=ADDRESS");
+		return;
+	}
+	raw = strndup(value, vlen);
+	dec = raw ? evhttp_uridecode(raw, 0, &declen) : NULL;
+	free(raw);
+	if (!dec) {
+		send_error(h, req, 500, "internal", "out of memory");
+		return;
+	}
+	if (strlen(dec) != declen) {
+		free(dec);
+		send_error(h, req, 400, "invalid_request", "the address contains a NUL byte");
+		return;
+	}
+	r = hreq_new(h, req, 1, false);
+	if (!r || !hreq_set(r, 0, dec, declen)) {
+		free(dec);
+		if (r)
+			hreq_free(r);
+		send_error(h, req, 500, "internal", "out of memory");
+		return;
+	}
+	free(dec);
+	start(h, r);
+}
+
+/* Lenient: JSON of any flavour, no type, text/plain, and curl -d's
+ * default form type; refused only what is clearly something else. */
+static bool content_type_ok(const char *type)
+{
+	static const char *const ok[] = {"application/json", "text/plain",
+	                                 "application/x-www-form-urlencoded"};
+	size_t n;
+
+	if (!type)
+		return true;
+	n = strcspn(type, "; \t");
+	if (n == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strlen(ok[i]) == n && strncasecmp(type, ok[i], n) == 0)
+			return true;
+	/* application/problem+json, application/vnd.x+json, */
+	return n > 5 && strncasecmp(type + n - 5, "+json", 5) == 0;
+}
+
+static void verify_post(cd_http *h, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in), max = h->d->cfg->http_max_addresses;
+	const char *type =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	const char *body;
+	json_t *root, *one, *many;
+	json_error_t jerr;
+	hreq *r = NULL;
+	char msg[256];
+
+	if (!max)
+		max = MAX_ADDRESSES_DEFAULT;
+	if (len > BODY_MAX) {
+		snprintf(msg, sizeof(msg), "the body is larger than %d bytes", BODY_MAX);
+		send_error(h, req, 413, "body_too_large", msg);
+		return;
+	}
+	if (!content_type_ok(type)) {
+		send_error(h, req, 415, "unsupported_media_type",
+		           "the body must be JSON (Content-Type: application/json)");
+		return;
+	}
+	if (len == 0) {
+		send_error(h, req, 400, "invalid_request",
+		           "the body is empty: {\"address\": ...} or {\"addresses\": [...]}");
+		return;
+	}
+	/* one contiguous block: at most BODY_MAX bytes */
+	body = (const char *)evbuffer_pullup(in, -1);
+	if (!body) {
+		send_error(h, req, 500, "internal", "out of memory");
+		return;
+	}
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(msg, sizeof(msg), "invalid JSON at line %d, column %d: %s", jerr.line,
+		         jerr.column, jerr.text);
+		send_error(h, req, 400, "invalid_json", msg);
+		return;
+	}
+	if (!json_is_object(root)) {
+		send_error(h, req, 400, "invalid_request",
+		           "the body must be an object: {\"address\": ...} or "
+		           "{\"addresses\": [...]}");
+		goto out;
+	}
+	one = json_object_get(root, "address");
+	many = json_object_get(root, "addresses");
+	if ((one != NULL) == (many != NULL)) {
+		send_error(h, req, 400, "invalid_request",
+		           one ? "give \"address\" or \"addresses\", not both"
+		               : "the body needs \"address\" (a string) or \"addresses\" (an array "
+		                 "of strings)");
+		goto out;
+	}
+	if (one) {
+		if (!json_is_string(one)) {
+			send_error(h, req, 400, "invalid_request", "\"address\" must be a string");
+			goto out;
+		}
+		r = hreq_new(h, req, 1, false);
+		if (r && !hreq_set(r, 0, json_string_value(one), json_string_length(one)))
+			goto oom;
+	} else {
+		size_t n;
+
+		if (!json_is_array(many)) {
+			send_error(h, req, 400, "invalid_request",
+			           "\"addresses\" must be an array of strings");
+			goto out;
+		}
+		n = json_array_size(many);
+		if (n > max) {
+			snprintf(msg, sizeof(msg), "%zu addresses; at most %zu per request", n,
+			         max);
+			send_error(h, req, 400, "too_many_addresses", msg);
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!json_is_string(json_array_get(many, i))) {
+				snprintf(msg, sizeof(msg), "\"addresses\"[%zu] is not a string", i);
+				send_error(h, req, 400, "invalid_request", msg);
+				goto out;
+			}
+		}
+		r = hreq_new(h, req, n, true);
+		for (size_t i = 0; r && i < n; i++) {
+			json_t *a = json_array_get(many, i);
+
+			if (!hreq_set(r, i, json_string_value(a), json_string_length(a)))
+				goto oom;
+		}
+	}
+	if (!r)
+		goto oom;
+	json_decref(root);
+	start(h, r);
+	return;
+oom:
+	if (r)
+		hreq_free(r);
+	send_error(h, req, 500, "internal", "out of memory");
+out:
+	json_decref(root);
+}
+
+/* ---- access ------------------------------------------------------------------ */
+
+/* Equal, in a time that depends on the token's length only. */
+static bool token_equal(const char *given, size_t glen, const char *token, size_t tlen)
+{
+	volatile unsigned char diff = glen != tlen;
+
+	for (size_t i = 0; i < tlen; i++)
+		diff |= (unsigned char)token[i] ^ (unsigned char)(i < glen ? given[i] : 0);
+	return diff == 0;
+}
+
+/* True when the request may go on; else it has been answered 401. */
+static bool authorized(cd_http *h, struct evhttp_request *req)
+{
+	const char *token = h->d->cfg->http_token;
+	const char *auth, *challenge = "Bearer realm=\"calloutd\"";
+
+	if (!token[0])
+		return true;
+	auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (auth && strncasecmp(auth, "Bearer", 6) == 0 && (auth[6] == ' ' || auth[6] == '\t')) {
+		const char *t = auth + 7;
+
+		/* evhttp trimmed the value's end: the rest is the token */
+		t += strspn(t, " \t");
+		if (token_equal(t, strlen(t), token, strlen(token)))
+			return true;
+		challenge = "Bearer realm=\"calloutd\", error=\"invalid_token\"";
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", challenge);
+	send_error(h, req, 401, "unauthorized",
+	           auth ? "the bearer token is not valid"
+	                : "this needs Authorization: Bearer TOKEN");
+	return false;
+}
+
+/* ---- dispatch ----------------------------------------------------------------- */
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	cd_http *h = arg;
+	cd_daemon *d = h->d;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+
+	if (!path)
+		path = "";
+	if (strcmp(path, "/healthz") == 0) {
+		if (!get)
+			send_405(h, req, "GET, HEAD");
+		else if (d->stopping)
+			send_json(h, req, 503, json_pack("{s:s}", "status", "stopping"));
+		else
+			send_json(h, req, 200, json_pack("{s:s}", "status", "ok"));
+	} else if (strcmp(path, "/metrics") == 0) {
+		char *text;
+
+		if (!get) {
+			send_405(h, req, "GET, HEAD");
+			return;
+		}
+		if (!authorized(h, req))
+			return;
+		text = cd_metrics_render(d->metrics, d->inflight);
+		if (!text) {
+			send_error(h, req, 500, "internal", "out of memory");
+			return;
+		}
+		send_body(h, req, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+		          strlen(text));
+		free(text);
+	} else if (strncmp(path, "/v1/", 4) == 0) {
+		/* the token first: without it, not even which paths exist */
+		if (!authorized(h, req))
+			return;
+		if (strcmp(path, "/v1/verify") != 0)
+			send_error(h, req, 404, "not_found", "no such endpoint");
+		else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST)
+			send_405(h, req, "GET, POST");
+		else if (d->stopping)
+			send_error(h, req, 503, "stopping", "the daemon is shutting down");
+		else if (cmd == EVHTTP_REQ_GET)
+			verify_get(h, req, evhttp_uri_get_query(uri));
+		else
+			verify_post(h, req);
+	} else {
+		send_error(h, req, 404, "not_found", "no such endpoint");
+	}
+}
+
+/* ---- the front end --------------------------------------------------------------- */
+
+cd_http *cd_http_new(cd_daemon *d, char *err, size_t errlen)
+{
+	const cd_config *cfg = d->cfg;
+	cd_http *h = calloc(1, sizeof(*h));
+
+	if (!h || !(h->http = evhttp_new(d->base))) {
+		snprintf(err, errlen, "http: out of memory");
+		free(h);
+		return NULL;
+	}
+	h->d = d;
+	evhttp_set_max_body_size(h->http, BODY_HARD_MAX);
+	evhttp_set_max_headers_size(h->http, HEADERS_MAX);
+	evhttp_set_timeout(h->http, IO_TIMEOUT);
+	/* read what is left of an over-long body before closing, so that the
+	 * client sees the 413 rather than a reset */
+	evhttp_set_flags(h->http, EVHTTP_SERVER_LINGERING_CLOSE);
+	/* every method evhttp knows reaches on_request, which answers 405 as JSON */
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+	                                        EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(h->http, on_request, h);
+
+	for (size_t i = 0; i < cfg->nhttp_listen && i < CD_LISTEN_MAX; i++) {
+		const cd_listen *l = &cfg->http_listen[i];
+		bool v6 = strchr(l->host, ':') != NULL;
+		struct evhttp_bound_socket *b;
+
+		if (l->is_unix) {
+			snprintf(err, errlen,
+			         "http: listen unix:%s: only inet sockets are supported", l->path);
+			cd_http_free(h);
+			return NULL;
+		}
+		errno = 0;
+		b = evhttp_bind_socket_with_handle(h->http, l->host, (ev_uint16_t)l->port);
+		if (!b) {
+			snprintf(err, errlen, "http: listen inet:%s%s%s:%u: %s", v6 ? "[" : "",
+			         l->host, v6 ? "]" : "", l->port,
+			         errno ? strerror(errno) : "cannot bind");
+			cd_http_free(h);
+			return NULL;
+		}
+		h->bound[h->nbound++] = b;
+		cd_log(CD_LOG_INFO, "http: listening on inet:%s%s%s:%u", v6 ? "[" : "", l->host,
+		       v6 ? "]" : "", l->port);
+	}
+	return h;
+}
+
+void cd_http_close(cd_http *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->nbound; i++)
+		evhttp_del_accept_socket(h->http, h->bound[i]);
+	h->nbound = 0;
+	h->closed = true;
+}
+
+unsigned cd_http_pending(const cd_http *h)
+{
+	return h ? h->pending : 0;
+}
+
+void cd_http_free(cd_http *h)
+{
+	if (!h)
+		return;
+	while (h->reqs)
+		hreq_abort(h->reqs);
+	evhttp_free(h->http); /* closes the listeners and every connection */
+	free(h);
+}
