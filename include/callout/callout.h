@@ -90,6 +90,9 @@ typedef enum callout_reason {
 	CALLOUT_R_DNS_TEMPFAIL,        /* SERVFAIL, REFUSED, DNS timeout */
 	CALLOUT_R_LOCAL_LIMIT,         /* one of our own limits */
 	CALLOUT_R_INTERNAL,            /* our own fault (e.g. out of memory) */
+	/* unknown (added later; values are never renumbered) */
+	CALLOUT_R_PRIVATE_ADDRESS,     /* every mail host is loopback, private, link-local,
+	                                  ours or never routable: not contacted */
 	CALLOUT_R_COUNT
 } callout_reason;
 
@@ -118,6 +121,9 @@ typedef enum callout_stage {
 #define CALLOUT_F_NO_PIPELINING 0x0010u /* never pipeline, even when offered */
 #define CALLOUT_F_NO_CACHE      0x0020u /* neither read nor write the cache */
 #define CALLOUT_F_NO_NEGATIVE_CACHE 0x0040u /* do not store invalid answers */
+#define CALLOUT_F_ALLOW_PRIVATE 0x0080u /* contact mail hosts (and address literals) on
+                                           loopback, private, link-local or this
+                                           host's own addresses; routes always may */
 
 /*
  * Options.  Always start from callout_options_init(), which sets

@@ -58,6 +58,9 @@ const char *cli_cache_spec(const char *opt, char *buf, size_t len);
 bool cli_clock_check(void);
 long long cli_clock(void *arg);
 
+/* $CALLOUT_ALLOW_PRIVATE is set to 1, yes or true: as --allow-private. */
+bool cli_allow_private_env(void);
+
 /* Log lines from the library, to stderr with the program's name. */
 void cli_log(void *arg, const char *msg);
 

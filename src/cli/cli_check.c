@@ -52,6 +52,7 @@ enum {
 	OPT_DOMAIN_TTL,
 	OPT_DOMAIN_NEGATIVE_TTL,
 	OPT_UNREACHABLE_TTL,
+	OPT_ALLOW_PRIVATE,
 };
 
 static const char short_opts[] = ":jtf:c:qhp:";
@@ -91,6 +92,7 @@ static const struct option long_opts[] = {
     {"domain-ttl", required_argument, NULL, OPT_DOMAIN_TTL},
     {"domain-negative-ttl", required_argument, NULL, OPT_DOMAIN_NEGATIVE_TTL},
     {"unreachable-ttl", required_argument, NULL, OPT_UNREACHABLE_TTL},
+    {"allow-private", no_argument, NULL, OPT_ALLOW_PRIVATE},
     {NULL, 0, NULL, 0},
 };
 
@@ -370,6 +372,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_NO_PIPELINING:
 			cfg->opts.flags |= CALLOUT_F_NO_PIPELINING;
 			break;
+		case OPT_ALLOW_PRIVATE:
+			cfg->opts.flags |= CALLOUT_F_ALLOW_PRIVATE;
+			break;
 		case OPT_CACHE:
 			cfg->cache = optarg;
 			break;
@@ -411,6 +416,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		return cli_try_help(CMD);
 	}
 	cfg->opts.dns_servers = cfg->dns_servers;
+	if (cli_allow_private_env())
+		cfg->opts.flags |= CALLOUT_F_ALLOW_PRIVATE;
 	if (!cli_clock_check()) {
 		cli_errorf(CMD, "CALLOUT_NOW must be +SECONDS, -SECONDS or a Unix time");
 		return CLI_EXIT_USAGE;
@@ -906,6 +913,9 @@ void cli_check_help(FILE *fp)
 	        "      --vrfy               try VRFY before MAIL and RCPT\n"
 	        "      --tls                use STARTTLS when the server offers it\n"
 	        "      --no-pipelining      never pipeline MAIL and RCPT\n"
+	        "      --allow-private      also contact mail hosts on loopback, private,\n"
+	        "                           link-local or this host's own addresses (else:\n"
+	        "                           unknown (private_address); routes always may)\n"
 	        "      --max-mx N           try at most N MX hosts (default %u)\n"
 	        "      --max-connections N  make at most N connection attempts (default %u)\n"
 	        "\n"
@@ -917,7 +927,9 @@ void cli_check_help(FILE *fp)
 	        "      --dns-server ADDR[:PORT]\n"
 	        "                           DNS server to ask instead of /etc/resolv.conf;\n"
 	        "                           may be repeated; IPv6 with a port as [::1]:53\n"
-	        "\n"
+	        "\n",
+	        d.port, d.max_mx, d.max_connections);
+	fputs(
 	        "Cache (DURATION: N, Ns, Nm, Nh or Nd):\n"
 	        "      --cache SPEC         lmdb:PATH, redis://[:PASSWORD@]HOST[:PORT][/DB]\n"
 	        "                           [?prefix=P], memory or none (default: $CALLOUT_CACHE,\n"
@@ -935,7 +947,9 @@ void cli_check_help(FILE *fp)
 	        "                           domain has no mail service, blocks us, is not a\n"
 	        "                           catch-all (default 3h)\n"
 	        "      --unreachable-ttl DURATION  every MX failed (default 5m)\n"
-	        "\n"
+	        "\n",
+	      fp);
+	fprintf(fp,
 	        "Timeouts (seconds, decimals allowed):\n"
 	        "      --timeout SECS          whole verification (default %g)\n"
 	        "      --connect-timeout SECS  each connection attempt (default %g)\n"
@@ -954,7 +968,7 @@ void cli_check_help(FILE *fp)
 	        "Human output: ADDRESS: VERDICT (REASON) CODE ENHANCED \"TEXT\" at STAGE\n"
 	        "              via MX [IP] MS ms (tls, catch-all, cached AGE ago)\n"
 	        "See callout(1) for the verdicts, the reasons and the JSON fields.\n",
-	        d.port, d.max_mx, d.max_connections, (double)d.deadline_ms / 1000.0,
+	        (double)d.deadline_ms / 1000.0,
 	        (double)d.connect_timeout_ms / 1000.0, (double)d.command_timeout_ms / 1000.0,
 	        (double)d.dns_timeout_ms / 1000.0);
 }

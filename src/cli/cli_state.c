@@ -1,13 +1,14 @@
 /*
  * Where the command line keeps its state: the default cache file, shared
  * with calloutd and every other `callout` run on the host when the
- * system state directory is writable, else per user.  And the clock,
- * which tests may move.
+ * system state directory is writable, else per user.  And what the
+ * environment may set for tests: the clock, private addresses.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +94,12 @@ long long cli_clock(void *arg)
 	if (!clock_offset(&off, &abs))
 		off = 0;
 	return abs ? off : (long long)time(NULL) + off;
+}
+
+bool cli_allow_private_env(void)
+{
+	const char *v = getenv("CALLOUT_ALLOW_PRIVATE");
+	return v && (strcmp(v, "1") == 0 || strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0);
 }
 
 void cli_log(void *arg, const char *msg)

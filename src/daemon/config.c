@@ -896,12 +896,14 @@ static bool set_unknown_reject(struct pst *st, const struct keydef *k, char *v, 
 		for (int i = CALLOUT_R_CATCH_ALL; i <= CALLOUT_R_REJECTED; i++)
 			if (strcasecmp(item, callout_reason_name((callout_reason)i)) == 0)
 				r = i;
+		if (strcasecmp(item, callout_reason_name(CALLOUT_R_PRIVATE_ADDRESS)) == 0)
+			r = CALLOUT_R_PRIVATE_ADDRESS;
 		if (r < 0)
 			return KFAIL(
 			    st, k,
 			    "expected reasons of the unknown verdict (catch_all, policy_block, "
 			    "null_sender_rejected, smtputf8_unsupported, mailbox_full, "
-			    "rejected), got '%s'",
+			    "rejected, private_address), got '%s'",
 			    item);
 		bool dup = false;
 		for (size_t i = 0; i < c->nunknown_reject; i++)
@@ -1223,6 +1225,7 @@ static const struct keydef keys[] = {
     BOOL(S_ENGINE, catch_all),
     BOOL(S_ENGINE, vrfy),
     BOOL(S_ENGINE, pipelining),
+    BOOL(S_ENGINE, allow_private),
 
     STR(S_CACHE, cache, set_cache),
     SECS(S_CACHE, positive_ttl, 1),
@@ -1704,6 +1707,8 @@ void cd_config_options(const cd_config *c, callout_options *o)
 		o->flags |= CALLOUT_F_VRFY;
 	if (!c->pipelining)
 		o->flags |= CALLOUT_F_NO_PIPELINING;
+	if (c->allow_private)
+		o->flags |= CALLOUT_F_ALLOW_PRIVATE;
 	if (!c->negative_cache)
 		o->flags |= CALLOUT_F_NO_NEGATIVE_CACHE;
 	o->helo = c->helo[0] ? c->helo : NULL;

@@ -98,6 +98,7 @@ typedef struct cd_config {
 	unsigned timeout_ms, connect_timeout_ms, command_timeout_ms, dns_timeout_ms;
 	unsigned max_mx, max_connections;
 	bool tls, catch_all, vrfy, pipelining;
+	bool allow_private;        /* probe loopback/private/own addresses; default no */
 
 	/* [cache] */
 	char cache[4096];          /* spec; default lmdb:STATE_DIR/cache.lmdb */

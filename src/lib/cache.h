@@ -82,6 +82,15 @@ typedef struct co_cache_ops {
 	 */
 	int (*claim)(co_cache *c, const char *key, unsigned hold_ms, unsigned wait_ms,
 	             co_cache_claim_cb cb, void *arg, co_cache_req **req);
+	/*
+	 * Group commit: call cb(arg) from the loop once every write queued so
+	 * far is committed (or failed: the answer goes out either way).
+	 * Returns 1 when it will, 0 when nothing waits to be written (cb is
+	 * not called).  NULL in backends whose writes are done at once.
+	 * unsync forgets the calls waiting with arg.
+	 */
+	int (*sync)(co_cache *c, void (*cb)(void *arg), void *arg);
+	void (*unsync)(co_cache *c, void *arg);
 	/* Give up a granted claim (after put).  May be NULL with claim. */
 	void (*release)(co_cache *c, const char *key);
 	/* Forget a pending get or claim: its callback will not be called and

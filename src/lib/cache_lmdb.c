@@ -16,6 +16,7 @@
  * file share one environment.
  */
 #include <errno.h>
+#include <event2/event.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -34,8 +35,11 @@
 #define SCAN_BATCH  64  /* records copied out per read transaction */
 #define FILE_MODE   0644
 #define DIR_MODE    0755
+#define GROUP_MAX   128 /* writes committed together at most */
 /* Not MDB_NOSYNC nor MDB_NOMETASYNC: a commit is on disk when it returns,
- * so a crash loses at most the write in progress.  MDB_NOTLS: read
+ * so a crash loses at most the commit in progress.  With a loop (engine
+ * use), the writes of one loop iteration are one commit (group commit):
+ * one sync for all of them, not one each.  MDB_NOTLS: read
  * transactions belong to their object, not to the thread. */
 #define ENV_FLAGS (MDB_NOSUBDIR | MDB_NOTLS | MDB_NORDAHEAD)
 
@@ -66,6 +70,20 @@ typedef struct lmdb_cache {
 	int64_t last_purge;
 	bool purged;
 	bool write_fault; /* the fault is about writes: good reads do not end it */
+	/* group commit: writes waiting for the end of the loop iteration */
+	struct event *flush_ev;
+	size_t npending;
+	struct pending {
+		char key[KEY_MAX + 1];
+		size_t keylen, vallen;
+		uint8_t val[CO_REC_ENCODED_MAX];
+	} *pending;
+	/* who waits for the commit (sync) */
+	struct waiter {
+		void (*cb)(void *arg);
+		void *arg;
+	} *waiters;
+	size_t nwaiters, capwaiters;
 } lmdb_cache;
 
 /* ---- opening ----------------------------------------------------------- */
@@ -451,20 +469,36 @@ static int lmdb_get(co_cache *c, const char *const *keys, size_t n, co_rec *out,
 		op_fault(lc, "read", rc, false);
 		return -1;
 	}
+	/* Our own writes not yet committed are the newest. */
+	for (size_t i = 0; i < n; i++) {
+		size_t kl = strlen(keys[i]);
+		for (size_t p = lc->npending; p-- > 0;) {
+			const struct pending *w = &lc->pending[p];
+			if (w->keylen == kl && memcmp(w->key, keys[i], kl) == 0) {
+				found[i] = co_rec_decode(w->val, w->vallen, &out[i]) == 0;
+				break;
+			}
+		}
+	}
 	read_ok(lc);
 	return 1;
 }
 
-static int put_once(lmdb_cache *lc, MDB_val *k, MDB_val *v)
+/* Write n records in one transaction. */
+static int put_group(lmdb_cache *lc, const struct pending *w, size_t n)
 {
 	MDB_txn *txn;
 	int rc = txn_begin(lc, 0, &txn);
 
 	if (rc)
 		return rc;
-	if ((rc = mdb_put(txn, lc->sh->dbi, k, v, 0))) {
-		txn_abort(lc, txn);
-		return rc;
+	for (size_t i = 0; i < n; i++) {
+		MDB_val k = {.mv_size = w[i].keylen, .mv_data = (void *)w[i].key};
+		MDB_val v = {.mv_size = w[i].vallen, .mv_data = (void *)w[i].val};
+		if ((rc = mdb_put(txn, lc->sh->dbi, &k, &v, 0))) {
+			txn_abort(lc, txn);
+			return rc;
+		}
 	}
 	return txn_commit(lc, txn);
 }
@@ -539,21 +573,12 @@ static int purge(lmdb_cache *lc)
 	}
 }
 
-static int lmdb_put(co_cache *c, const char *key, const co_rec *rec, unsigned ttl_s)
+/* Commit records, making room in a full map once in a while.  0 or -1. */
+static int write_records(lmdb_cache *lc, const struct pending *w, size_t n)
 {
-	lmdb_cache *lc = (lmdb_cache *)c;
-	uint8_t buf[CO_REC_ENCODED_MAX];
-	MDB_val k, v;
+	co_cache *c = &lc->base;
+	int rc = put_group(lc, w, n);
 
-	/* ttl_s is not needed: the record says when it expires, and expired
-	 * records go when the map is full or the administrator purges. */
-	if (ready(lc, true) < 0)
-		return -1;
-	if (!key_val(lc, key, &k))
-		return -1;
-	v.mv_size = co_rec_encode(rec, buf);
-	v.mv_data = buf;
-	int rc = put_once(lc, &k, &v);
 	if (rc == MDB_MAP_FULL) {
 		/* A purge reads every record: while the map stays full, not at
 		 * every write. */
@@ -563,7 +588,7 @@ static int lmdb_put(co_cache *c, const char *key, const co_rec *rec, unsigned tt
 			lc->last_purge = now;
 			rc = purge(lc);
 			if (rc == 0 || rc == MDB_MAP_FULL)
-				rc = put_once(lc, &k, &v);
+				rc = put_group(lc, w, n);
 		}
 	}
 	if (rc == MDB_MAP_FULL) {
@@ -582,6 +607,109 @@ static int lmdb_put(co_cache *c, const char *key, const co_rec *rec, unsigned tt
 	return 0;
 }
 
+static void flush_pending(lmdb_cache *lc)
+{
+	size_t n = lc->npending, nw = lc->nwaiters;
+
+	lc->npending = 0;
+	if (n && ready(lc, true) == 0)
+		write_records(lc, lc->pending, n);
+	/* Committed (or failed): the answers that waited for it go out.  A
+	 * callback may queue writes and waiters of the next group. */
+	struct waiter *w = lc->waiters;
+	lc->waiters = NULL;
+	lc->nwaiters = lc->capwaiters = 0;
+	for (size_t i = 0; i < nw; i++)
+		w[i].cb(w[i].arg);
+	free(w);
+}
+
+static int lmdb_sync(co_cache *c, void (*cb)(void *arg), void *arg)
+{
+	lmdb_cache *lc = (lmdb_cache *)c;
+
+	if (lc->npending == 0)
+		return 0;
+	if (lc->nwaiters == lc->capwaiters) {
+		size_t cap = lc->capwaiters ? lc->capwaiters * 2 : 16;
+		struct waiter *w = realloc(lc->waiters, cap * sizeof(*w));
+		if (!w) {
+			flush_pending(lc); /* no room to wait: commit now */
+			return 0;
+		}
+		lc->waiters = w;
+		lc->capwaiters = cap;
+	}
+	lc->waiters[lc->nwaiters++] = (struct waiter){cb, arg};
+	return 1;
+}
+
+static void lmdb_unsync(co_cache *c, void *arg)
+{
+	lmdb_cache *lc = (lmdb_cache *)c;
+	size_t j = 0;
+
+	for (size_t i = 0; i < lc->nwaiters; i++)
+		if (lc->waiters[i].arg != arg)
+			lc->waiters[j++] = lc->waiters[i];
+	lc->nwaiters = j;
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush_pending(arg);
+}
+
+/* Queue a write for the group commit at the end of this loop iteration;
+ * false when there is no loop or no memory (write it now). */
+static bool queue_write(lmdb_cache *lc, const MDB_val *k, const uint8_t *val, size_t vallen)
+{
+	struct timeval now = {0, 0};
+
+	if (!lc->base.conf.base)
+		return false;
+	if (!lc->pending && !(lc->pending = malloc(GROUP_MAX * sizeof(*lc->pending))))
+		return false;
+	if (!lc->flush_ev && !(lc->flush_ev = evtimer_new(lc->base.conf.base, on_flush, lc)))
+		return false;
+	if (lc->npending == GROUP_MAX)
+		flush_pending(lc);
+	struct pending *w = &lc->pending[lc->npending++];
+	memcpy(w->key, k->mv_data, k->mv_size);
+	w->keylen = k->mv_size;
+	memcpy(w->val, val, vallen);
+	w->vallen = vallen;
+	if (!evtimer_pending(lc->flush_ev, NULL))
+		evtimer_add(lc->flush_ev, &now);
+	return true;
+}
+
+static int lmdb_put(co_cache *c, const char *key, const co_rec *rec, unsigned ttl_s)
+{
+	lmdb_cache *lc = (lmdb_cache *)c;
+	uint8_t buf[CO_REC_ENCODED_MAX];
+	MDB_val k;
+	size_t len;
+
+	/* ttl_s is not needed: the record says when it expires, and expired
+	 * records go when the map is full or the administrator purges. */
+	if (ready(lc, true) < 0)
+		return -1;
+	if (!key_val(lc, key, &k))
+		return -1;
+	len = co_rec_encode(rec, buf);
+	if (queue_write(lc, &k, buf, len))
+		return 0;
+	struct pending one;
+	memcpy(one.key, k.mv_data, k.mv_size);
+	one.keylen = k.mv_size;
+	memcpy(one.val, buf, len);
+	one.vallen = len;
+	return write_records(lc, &one, 1);
+}
+
 static void lmdb_cancel(co_cache *c, co_cache_req *req)
 {
 	/* Nothing is ever pending. */
@@ -589,6 +717,7 @@ static void lmdb_cancel(co_cache *c, co_cache_req *req)
 
 static int lmdb_scan(co_cache *c, const char *prefix, co_cache_scan_fn fn, void *arg)
 {
+	flush_pending((lmdb_cache *)c);
 	/* Records are copied out in batches and fn is called with no
 	 * transaction open: a slow consumer must not pin old pages, which
 	 * would keep writers from reusing them and fill the map. */
@@ -668,6 +797,7 @@ static int lmdb_scan(co_cache *c, const char *prefix, co_cache_scan_fn fn, void 
 
 static int lmdb_del(co_cache *c, const char *const *keys, size_t n, unsigned long *deleted)
 {
+	flush_pending((lmdb_cache *)c);
 	lmdb_cache *lc = (lmdb_cache *)c;
 	size_t i = 0, batch = n;
 
@@ -739,6 +869,11 @@ static void lmdb_free(co_cache *c)
 {
 	lmdb_cache *lc = (lmdb_cache *)c;
 
+	lc->nwaiters = 0; /* their owners are gone before the cache */
+	flush_pending(lc); /* nothing queued is lost */
+	if (lc->flush_ev)
+		event_free(lc->flush_ev);
+	free(lc->pending);
 	release(lc);
 	free(lc->path);
 	free(lc);
@@ -750,6 +885,8 @@ static const co_cache_ops lmdb_ops = {
 	.put = lmdb_put,
 	.claim = NULL, /* single flight across processes is Redis's */
 	.release = NULL,
+	.sync = lmdb_sync,
+	.unsync = lmdb_unsync,
 	.cancel = lmdb_cancel,
 	.scan = lmdb_scan,
 	.del = lmdb_del,

@@ -35,11 +35,13 @@
 #include "cache.h"
 #include "cache_rules.h"
 #include "dns.h"
+#include "netcheck.h"
 #include "session.h"
 
 #define ROUTE_HOSTS_MAX CO_DNS_HOSTS_MAX
 #define FLIGHT_BUCKETS  1024
 #define CLAIM_MARGIN_MS 5000
+#define REFUSED_WHY_MAX (256 + INET6_ADDRSTRLEN + 64) /* "name [ip]: why" */
 
 /* Options resolved and copied: what a verification runs with. */
 typedef struct settings {
@@ -72,7 +74,8 @@ struct callout_ctx {
 	route *routes;
 	callout_query *queries; /* requests and probes, for ctx_free */
 	unsigned inflight;
-	co_cache *cache; /* NULL: none */
+	co_netcheck *net; /* where probes may go */
+	co_cache *cache;  /* NULL: none */
 	co_ttls ttls;
 	unsigned cache_wait_ms;
 	long long (*clock)(void *arg);
@@ -112,6 +115,7 @@ struct callout_query {
 	bool refresh;                 /* probe: re-probing a valid entry */
 	bool fallback_first, skip_random; /* probe: what domain facts said */
 	bool claimed;
+	bool syncing;                 /* probe: waits for its records' commit */
 	co_cache_req *cache_req;
 	lookup *lk;
 	bool ready;                   /* request: out holds its result */
@@ -127,6 +131,8 @@ struct callout_query {
 	bool done;
 	/* Retries on the same address change these. */
 	bool use_fallback_now, no_tls_now;
+	unsigned refused;          /* addresses not contacted (netcheck.h) */
+	char refused_why[REFUSED_WHY_MAX];
 	struct evbuffer *transcript;
 	/* The outcome so far. */
 	co_session_outcome out;
@@ -346,6 +352,10 @@ CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callou
 	}
 	if ((o.flags & CALLOUT_F_TLS) && (st = need_tls(ctx)) != CALLOUT_OK)
 		goto fail;
+	if (!(ctx->net = co_netcheck_new())) {
+		st = CALLOUT_ENOMEM;
+		goto fail;
+	}
 	if ((st = open_cache(ctx, &o)) != CALLOUT_OK)
 		goto fail;
 	*out = ctx;
@@ -383,6 +393,7 @@ CALLOUT_API void callout_ctx_free(callout_ctx *ctx)
 		event_base_free(ctx->base);
 	}
 	SSL_CTX_free(ctx->tls);
+	co_netcheck_free(ctx->net);
 	while (ctx->routes) {
 		route *r = ctx->routes;
 		ctx->routes = r->next;
@@ -606,6 +617,8 @@ static void query_free(callout_query *q)
 		flight_remove(ctx, q);
 		if (q->cache_req)
 			ctx->cache->ops->cancel(ctx->cache, q->cache_req);
+		if (q->syncing)
+			ctx->cache->ops->unsync(ctx->cache, q);
 		if (q->claimed && ctx->cache->ops->release)
 			ctx->cache->ops->release(ctx->cache, q->key);
 		free(q->lk);
@@ -703,13 +716,15 @@ static void store(callout_query *p, const char *ip)
 			ctx->cache->ops->put(ctx->cache, key, &recs[i], ttl[i]);
 }
 
-/* A probe's outcome: store it, tell every waiter, free the probe. */
-static void deliver(callout_query *p)
+/* Tell every waiter the probe's outcome and free the probe. */
+static void hand_outcome(void *arg)
 {
+	callout_query *p = arg;
 	callout_result res;
 	char ip[INET6_ADDRSTRLEN] = "";
 	const char *transcript = NULL;
 
+	p->syncing = false;
 	memset(&res, 0, sizeof(res));
 	res.verdict = p->out.verdict;
 	res.reason = p->out.reason;
@@ -729,12 +744,31 @@ static void deliver(callout_query *p)
 		transcript = (const char *)evbuffer_pullup(p->transcript, -1);
 	}
 	res.transcript = transcript ? transcript : (p->transcript ? "" : NULL);
-
-	if (p->key[0])
-		store(p, ip);
-	flight_remove(p->ctx, p);
 	hand_to_waiters(p, &res);
 	query_free(p); /* releases the claim, after the store */
+}
+
+/* A probe's outcome: store it, and once it is written (group commit: with
+ * the other answers of this loop iteration), tell every waiter. */
+static void deliver(callout_query *p)
+{
+	co_cache *c = p->ctx->cache;
+
+	if (p->key[0]) {
+		char ip[INET6_ADDRSTRLEN] = "";
+		if (p->cur_addr)
+			format_ip(p->cur_addr, ip, sizeof(ip));
+		store(p, ip);
+	}
+	flight_remove(p->ctx, p);
+	if (p->timer)
+		evtimer_del(p->timer); /* the deadline no longer applies */
+	if (p->key[0] && c->ops->sync && c->ops->sync(c, hand_outcome, p) == 1) {
+		p->syncing = true;
+		p->done = true; /* nobody joins or drops it now */
+		return;
+	}
+	hand_outcome(p);
 }
 
 static void conclude(callout_query *q, callout_verdict v, callout_reason r, callout_stage stage,
@@ -804,6 +838,29 @@ static void start_session(callout_query *q)
 		         "out of memory");
 }
 
+/* Whether a probe may go to this address; routes are the operator's
+ * choice and always may. */
+static bool may_contact(callout_query *q, const co_dns_host *h, const struct sockaddr_storage *a)
+{
+	const char *why = "";
+	char ip[INET6_ADDRSTRLEN];
+	bool allow = q->via_route || (q->set.flags & CALLOUT_F_ALLOW_PRIVATE);
+
+	if (co_netcheck_addr(q->ctx->net, a, allow, &why) == CO_NET_OK)
+		return true;
+	if (!q->refused++) {
+		format_ip(a, ip, sizeof(ip));
+		snprintf(q->refused_why, sizeof(q->refused_why), "%s [%s]: %s, not contacted",
+		         h->name, ip, why);
+	}
+	if (q->transcript) {
+		format_ip(a, ip, sizeof(ip));
+		evbuffer_add_printf(q->transcript, "-- not connecting to %s [%s]: %s\n", h->name, ip,
+		                    why);
+	}
+	return false;
+}
+
 /* Try the next address of the next host, or give the last answer. */
 static void try_next(callout_query *q)
 {
@@ -813,13 +870,21 @@ static void try_next(callout_query *q)
 	while (q->host_i < q->nhosts && q->connections < q->set.max_connections) {
 		const co_dns_host *h = &q->hosts[q->host_i];
 		if (q->addr_i < h->naddr) {
+			const struct sockaddr_storage *a = &h->addr[q->addr_i++];
+			if (!may_contact(q, h, a))
+				continue;
 			q->cur_host = h;
-			q->cur_addr = &h->addr[q->addr_i++];
+			q->cur_addr = a;
 			start_session(q);
 			return;
 		}
 		q->host_i++;
 		q->addr_i = 0;
+	}
+	if (!q->have_out && q->refused) {
+		conclude(q, CALLOUT_UNKNOWN, CALLOUT_R_PRIVATE_ADDRESS, CALLOUT_STAGE_CONNECT,
+		         q->refused_why);
+		return;
 	}
 	if (!q->have_out) {
 		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, CALLOUT_STAGE_CONNECT,

@@ -36,6 +36,7 @@ static const char *const reason_names[CALLOUT_R_COUNT] = {
 	[CALLOUT_R_DNS_TEMPFAIL] = "dns_tempfail",
 	[CALLOUT_R_LOCAL_LIMIT] = "local_limit",
 	[CALLOUT_R_INTERNAL] = "internal",
+	[CALLOUT_R_PRIVATE_ADDRESS] = "private_address",
 };
 
 static const char *const stage_names[CALLOUT_STAGE_COUNT] = {

@@ -35,7 +35,7 @@ import testnet
 BASE = {
     "daemon": {"log": "stderr", "log_level": "debug", "reply_within": "10s"},
     "engine": {"helo": "verifier.test", "timeout": "20s", "connect_timeout": "5s",
-               "command_timeout": "5s", "dns_timeout": "2s"},
+               "command_timeout": "5s", "dns_timeout": "2s", "allow_private": "yes"},
     "cache": {},
     "policy": {"listen": f"inet:{testnet.CALLOUTD_IP}:{testnet.CALLOUTD_POLICY_PORT}"},
     "http": {"listen": f"inet:{testnet.CALLOUTD_IP}:{testnet.CALLOUTD_HTTP_PORT}"},

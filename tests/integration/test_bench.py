@@ -6,6 +6,8 @@ import subprocess
 
 from conftest import BUILD, ROOT
 
+SECTIONS = ["round trips", "throughput, uncached", "calloutd", "memory:", "targets"]
+
 
 def test_bench_quick(tmp_path):
     proc = subprocess.run([os.path.join(ROOT, "bench", "run"), "--quick", "--build", BUILD,
@@ -13,15 +15,62 @@ def test_bench_quick(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "verif/s" in proc.stdout
+    for section in SECTIONS:
+        assert section in proc.stdout, section
     files = glob.glob(str(tmp_path / "*.json"))
     assert len(files) == 1
     data = json.load(open(files[0]))
-    assert data["machine"]["cores"] >= 1
-    assert [r["concurrency"] for r in data["results"]] == [1, 100, 1000]
+    for key in ("machine", "rtt", "results", "baseline", "daemon", "memory", "cache",
+                "targets"):
+        assert key in data, key
+    assert data["machine"]["cores"] >= 1 and data["machine"]["kernel"]
+    assert data["machine"]["commit"]
+
+    # round trips: four measured rows, session reuse not built
+    rtt = data["rtt"]
+    assert rtt["rtt_ms"] > 0 and 3.5 < rtt["floor_round_trips"] < 6
+    measured = [r for r in rtt["rows"] if r.get("status") != "not built"]
+    assert [(r["pipelining"], r["catch_all"]) for r in measured] == [
+        (True, False), (True, True), (False, False), (False, True)]
+    for r in measured:
+        assert r["verdicts_ok"]
+        assert r["ms"] > 0 and r["round_trips"] > 0 and r["relay_corrected"] > 0
+        assert r["met"] == (r["relay_corrected"] <= r["target"])
+    # fewer round trips with PIPELINING than without, more with the probe
+    # when it is not pipelined
+    assert measured[0]["round_trips"] < measured[2]["round_trips"] < measured[3]["round_trips"]
+    assert [r["status"] for r in rtt["rows"] if "status" in r] == ["not built"]
+
+    # throughput: smtp-sink at every concurrency, then our fake server
+    sink = [r for r in data["results"] if r["server"] == "smtp-sink"]
+    assert [r["concurrency"] for r in sink] == [1, 100, 1000, 5000]
+    assert [r["server"] for r in data["results"]][-1] == "fakesmtp.py"
     for r in data["results"]:
-        # every address went to smtp-sink, which accepts everything
+        # every address went to a server that accepts everything
         assert r["verdicts"] == {"valid": r["n"]}
         assert r["per_second"] > 0 and r["peak_rss_kib"] > 0
+    assert [b["concurrency"] for b in data["baseline"]] == [1, 100, 1000, 5000]
+    for b in data["baseline"]:
+        assert b["exit"] == 0 and b["per_second"] > 0
+
+    # the daemon: uncached and cached, policy and HTTP, every backend
+    kinds = {(d["kind"], d["frontend"], d["cache"], d["conns"]) for d in data["daemon"]}
+    for want in [("uncached", "policy", "lmdb", 1000), ("uncached", "http GET", "lmdb", 1000),
+                 ("cached", "policy", "lmdb", 1), ("cached", "policy", "lmdb", 100),
+                 ("cached", "http GET", "lmdb", 100), ("cached", "policy", "redis", 100),
+                 ("cached", "http GET", "redis", 100), ("uncached", "policy", "redis", 1000)]:
+        assert want in kinds, want
+    for d in data["daemon"]:
+        assert d["ok"] and d["per_second"] > 0
+        if d["frontend"] == "policy":
+            assert d["actions"] == {"DUNNO": d["n"]} and d["errors"] == 0
+
+    # memory: the tarpit held (nearly) every verification at once
+    m = data["memory"]
+    assert m["held_by_server"] >= 0.95 * m["in_flight_target"]
+    assert m["peak_rss_kib"] > m["base_rss_kib"] > 0 and m["bytes_per_in_flight"] > 0
+    assert m["met"] == (m["bytes_per_in_flight"] <= 16384)
+
     # the cache: LMDB and Redis lookups all answered from the cache, and
     # LMDB's size per entry
     modes = [(r["mode"], r["backend"]) for r in data["cache"]]
@@ -32,3 +81,19 @@ def test_bench_quick(tmp_path):
             assert r["cached"] == r["n"] and r["per_second"] > 0
         if r["mode"] == "bulk":
             assert 100 < r["bytes_per_entry"] < 2000
+
+    # the summary: every target with a value and a consistent verdict
+    names = [t["name"] for t in data["targets"]]
+    assert any(n.startswith("round trips, next address") for n in names)
+    for t in data["targets"]:
+        if t["value"] is None:
+            assert t["met"] is None and "not built" in t["note"]
+            continue
+        assert t["value"] > 0
+        target = t["target"]
+        if target.startswith(">= "):
+            assert t["met"] == (t["value"] >= float(target[3:])), t
+        elif target.startswith("<= "):
+            assert t["met"] == (t["value"] <= float(target[3:])), t
+        else:
+            assert target == "reported" and t["met"] is None

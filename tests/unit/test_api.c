@@ -132,12 +132,50 @@ static void test_refused_is_tempfail(void **state)
 	o.port = 1;
 	o.helo = "verifier.test";
 	o.dns_servers = "127.0.0.1:1";
-	o.flags = CALLOUT_F_TRANSCRIPT;
+	o.flags = CALLOUT_F_TRANSCRIPT | CALLOUT_F_ALLOW_PRIVATE;
 	assert_int_equal(callout_verify_sync("alice@[127.0.0.1]", &o, &res), CALLOUT_OK);
 	assert_int_equal(res->verdict, CALLOUT_TEMPFAIL);
 	assert_int_equal(res->reason, CALLOUT_R_CONNECT_FAILED);
 	assert_string_equal(res->ip, "127.0.0.1");
 	assert_non_null(res->transcript);
+	callout_result_free(res);
+}
+
+/* Loopback, private and our own addresses are not contacted by default:
+ * no session, an unknown that says why. */
+static void test_private_addresses_refused(void **state)
+{
+	static const char *const addrs[] = {
+		"alice@[127.0.0.1]", "alice@[10.1.2.3]",    "alice@[192.168.1.1]",
+		"alice@[172.16.0.9]", "alice@[169.254.1.1]", "alice@[100.64.0.1]",
+		"alice@[IPv6:::1]",   "alice@[IPv6:fd00::1]", "alice@[IPv6:fe80::1]",
+		"alice@[IPv6:::ffff:10.0.0.1]",
+	};
+	callout_options o;
+	(void)state;
+
+	callout_options_init(&o);
+	o.port = 1;
+	o.helo = "verifier.test";
+	o.dns_servers = "127.0.0.1:1";
+	o.cache = "none";
+	o.flags = CALLOUT_F_TRANSCRIPT;
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		callout_result *res = NULL;
+		assert_int_equal(callout_verify_sync(addrs[i], &o, &res), CALLOUT_OK);
+		assert_int_equal(res->verdict, CALLOUT_UNKNOWN);
+		assert_int_equal(res->reason, CALLOUT_R_PRIVATE_ADDRESS);
+		assert_non_null(strstr(res->text, "not contacted"));
+		assert_null(strstr(res->transcript, "-- connecting to"));
+		assert_non_null(strstr(res->transcript, "-- not connecting to"));
+		callout_result_free(res);
+	}
+	/* Multicast and 240/4 are refused even when private ones are allowed. */
+	o.flags |= CALLOUT_F_ALLOW_PRIVATE;
+	callout_result *res = NULL;
+	assert_int_equal(callout_verify_sync("alice@[224.0.0.1]", &o, &res), CALLOUT_OK);
+	assert_int_equal(res->reason, CALLOUT_R_PRIVATE_ADDRESS);
+	assert_non_null(strstr(res->text, "multicast"));
 	callout_result_free(res);
 }
 
@@ -151,6 +189,7 @@ int main(void)
 		cmocka_unit_test(test_routes_checked),
 		cmocka_unit_test(test_result_dup),
 		cmocka_unit_test(test_refused_is_tempfail),
+		cmocka_unit_test(test_private_addresses_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1274,6 +1274,7 @@ static void test_contrib_sample(void **state)
 	    "catch_all",
 	    "vrfy",
 	    "pipelining",
+	    "allow_private",
 	    "[cache]",
 	    "cache",
 	    "positive_ttl",
