@@ -55,7 +55,7 @@ static const struct option long_opts[] = {
 static const char *const kinds[] = {"address", "catch_all", "null_sender",
                                     "no_mail", "blocks_us", "unreachable"};
 #define NKINDS    (sizeof(kinds) / sizeof(kinds[0]))
-#define NVERDICTS 4 /* CALLOUT_VALID .. CALLOUT_TEMPFAIL */
+#define NVERDICTS (CALLOUT_TEMPFAIL + 1)
 
 typedef enum { C_NONE, C_LIST, C_GET, C_DELETE, C_PURGE, C_STATS } command;
 

@@ -60,40 +60,45 @@ const char *cli_cache_spec(const char *opt, char *buf, size_t len)
 	return buf;
 }
 
-static bool clock_offset(long long *offset, bool *absolute)
+/* $CALLOUT_NOW, read once: the clock is asked for every verification. */
+static struct {
+	bool read, valid, absolute;
+	long long offset;
+} clock_env;
+
+static void read_clock_env(void)
 {
 	const char *s = getenv("CALLOUT_NOW");
 	char *end;
 
-	*offset = 0;
-	*absolute = false;
+	if (clock_env.read)
+		return;
+	clock_env.read = clock_env.valid = true;
 	if (!s || !*s)
-		return true;
+		return;
 	errno = 0;
 	long long v = strtoll(s, &end, 10);
-	if (errno || *end || end == s)
-		return false;
-	*offset = v;
-	*absolute = s[0] != '+' && s[0] != '-';
-	return true;
+	if (errno || *end || end == s) {
+		clock_env.valid = false;
+		return;
+	}
+	clock_env.offset = v;
+	clock_env.absolute = s[0] != '+' && s[0] != '-';
 }
 
 bool cli_clock_check(void)
 {
-	long long off;
-	bool abs;
-	return clock_offset(&off, &abs);
+	read_clock_env();
+	return clock_env.valid;
 }
 
 long long cli_clock(void *arg)
 {
-	long long off;
-	bool abs;
 	(void)arg;
-
-	if (!clock_offset(&off, &abs))
-		off = 0;
-	return abs ? off : (long long)time(NULL) + off;
+	read_clock_env();
+	if (clock_env.absolute)
+		return clock_env.offset;
+	return (long long)time(NULL) + clock_env.offset;
 }
 
 bool cli_allow_private_env(void)

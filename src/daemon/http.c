@@ -149,12 +149,6 @@ static void send_405(cd_http *h, struct evhttp_request *req, const char *allow)
 
 /* ---- JSON of a result ----------------------------------------------------- */
 
-/* The members and their order of `callout check --json`. */
-static json_t *result_json(const slot *s, const callout_result *res)
-{
-	return co_result_json(s->input, s->len, res, false);
-}
-
 /* For the log: printable ASCII and UTF-8 pass, control bytes become '?'. */
 static void log_safe(char *dst, size_t size, const char *src)
 {
@@ -301,7 +295,7 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 		       peer ? peer : "", addr, callout_verdict_name(res->verdict),
 		       callout_reason_name(res->reason), res->code, res->cached ? "yes" : "no",
 		       res->ms);
-		s->obj = result_json(s, res);
+		s->obj = co_result_json(s->input, s->len, res, false);
 	}
 	if (!s->obj)
 		r->failed = true;

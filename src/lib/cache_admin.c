@@ -102,10 +102,11 @@ typedef struct scan_state {
 	bool stopped;
 } scan_state;
 
-/* For an address scan: the key is "a:DOMAIN:MAILBOX" or "...MAILBOX\tSENDER". */
-static bool key_is_mailbox(const scan_state *s, const char *key, size_t keylen)
+/* Whether a key found by a scan of the prefix "a:DOMAIN:MAILBOX" is that
+ * address's ("...MAILBOX" or "...MAILBOX\tSENDER"), not a longer mailbox's. */
+static bool key_is_mailbox(const char *key, size_t keylen, size_t prefixlen)
 {
-	return keylen == s->prefixlen || key[s->prefixlen] == '\t';
+	return keylen == prefixlen || key[prefixlen] == '\t';
 }
 
 static int list_one(void *arg, const char *key, size_t keylen, const co_rec *rec)
@@ -113,7 +114,7 @@ static int list_one(void *arg, const char *key, size_t keylen, const co_rec *rec
 	scan_state *s = arg;
 	callout_cache_entry e;
 
-	if (s->mailbox && !key_is_mailbox(s, key, keylen))
+	if (s->mailbox && !key_is_mailbox(key, keylen, s->prefixlen))
 		return 0;
 	if (!rec) {
 		s->damaged++;
@@ -224,7 +225,7 @@ static int collect(void *arg, const char *key, size_t keylen, const co_rec *rec)
 {
 	key_list *l = arg;
 
-	if (l->mailbox && !(keylen == l->prefixlen || key[l->prefixlen] == '\t'))
+	if (l->mailbox && !key_is_mailbox(key, keylen, l->prefixlen))
 		return 0;
 	/* Expired as the engine sees it: no longer used at now. */
 	if (l->expired_only && rec && rec->expires > l->now)

@@ -278,7 +278,8 @@ static callout_status need_tls(callout_ctx *ctx)
 	return CALLOUT_OK;
 }
 
-static int64_t cache_clock(void *arg)
+/* The wall clock of the cache: the caller's (tests) or time(). */
+static int64_t ctx_now(void *arg)
 {
 	const callout_ctx *ctx = arg;
 	return ctx->clock ? (int64_t)ctx->clock(ctx->clock_arg) : (int64_t)time(NULL);
@@ -308,7 +309,7 @@ static callout_status open_cache(callout_ctx *ctx, const callout_options *o)
 		.max_bytes = o->cache_max_bytes,
 		.log = o->log,
 		.log_arg = o->log_arg,
-		.now = cache_clock,
+		.now = ctx_now,
 		.now_arg = ctx,
 	};
 	if (co_cache_open(o->cache, &conf, &ctx->cache, err, sizeof(err)) < 0) {
@@ -535,10 +536,6 @@ static void format_ip(const struct sockaddr_storage *ss, char *out, size_t len)
 		          (socklen_t)len);
 }
 
-static int64_t now_of(callout_ctx *ctx)
-{
-	return cache_clock(ctx);
-}
 
 /* ---- the flight table: probes that identical requests join ------------- */
 
@@ -684,12 +681,15 @@ static void hand_to_waiters(callout_query *p, const callout_result *res)
 }
 
 /* Remember what a probe found. */
-static void store(callout_query *p, const char *ip)
+static void store(callout_query *p)
 {
 	callout_ctx *ctx = p->ctx;
+	char ip[INET6_ADDRSTRLEN] = "";
 	co_rec recs[CO_RULES_RECORDS_MAX];
 	unsigned ttl[CO_RULES_RECORDS_MAX];
 	char key[CO_REC_KEY_MAX];
+	if (p->cur_addr)
+		format_ip(p->cur_addr, ip, sizeof(ip));
 	co_probe_facts f = {
 		.domain = p->addr.domain,
 		.mailbox = p->addr.mailbox,
@@ -710,7 +710,7 @@ static void store(callout_query *p, const char *ip)
 		.refresh = p->refresh,
 		.no_negative = (p->set.flags & CALLOUT_F_NO_NEGATIVE_CACHE) != 0,
 	};
-	unsigned n = co_rules_records(&ctx->ttls, now_of(ctx), &f, recs, ttl);
+	unsigned n = co_rules_records(&ctx->ttls, ctx_now(ctx), &f, recs, ttl);
 	for (unsigned i = 0; i < n; i++)
 		if (co_rec_key_of(&recs[i], key, sizeof(key)))
 			ctx->cache->ops->put(ctx->cache, key, &recs[i], ttl[i]);
@@ -754,12 +754,8 @@ static void deliver(callout_query *p)
 {
 	co_cache *c = p->ctx->cache;
 
-	if (p->key[0]) {
-		char ip[INET6_ADDRSTRLEN] = "";
-		if (p->cur_addr)
-			format_ip(p->cur_addr, ip, sizeof(ip));
-		store(p, ip);
-	}
+	if (p->key[0])
+		store(p);
 	flight_remove(p->ctx, p);
 	if (p->timer)
 		evtimer_del(p->timer); /* the deadline no longer applies */
@@ -989,7 +985,7 @@ static void answer_cached(callout_query *p, const co_rec *rec, bool refresh)
 
 	free(p->lk);
 	p->lk = NULL;
-	co_rules_result(&copy, now_of(ctx), &res);
+	co_rules_result(&copy, ctx_now(ctx), &res);
 	res.address = p->addr.mailbox;
 	flight_remove(ctx, p); /* later requests read the cache themselves */
 	hand_to_waiters(p, &res);
@@ -1037,7 +1033,7 @@ static void on_lookup(void *arg)
 	lookup *lk = p->lk;
 
 	p->cache_req = NULL;
-	co_decision d = co_rules_decide(&p->ctx->ttls, now_of(p->ctx), lk->recs, lk->found,
+	co_decision d = co_rules_decide(&p->ctx->ttls, ctx_now(p->ctx), lk->recs, lk->found,
 	                                p->addr.mailbox, p->set.from, p->set.fallback[0] != '\0');
 	if (d.answer >= 0) {
 		answer_cached(p, &lk->recs[d.answer], d.refresh);

@@ -67,7 +67,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testnet  # noqa: E402
 from fixtures_postfix import (  # noqa: E402
-    DAEMON_DIR, MASTER_CF, POSTFIX, PostfixMX, _alive, _group_members)
+    DAEMON_DIR, MASTER_CF, POSTFIX, PostfixMX, _alive, _group_members, run_instance)
 
 GATEWAY_IP = testnet.GATEWAY_IP
 GATEWAY_DOMAIN = testnet.GATEWAY_DOMAIN
@@ -379,28 +379,9 @@ class Gateway(PostfixMX):
 @pytest.fixture(scope="session")
 def gateway_mx():
     """The running gateway Postfix for the session (see the module docstring)."""
-    if os.geteuid() != 0:
-        pytest.skip("the private Postfix instance needs root")
-    if not os.path.exists(POSTFIX):
-        pytest.skip(f"{POSTFIX} not installed")
     if not os.path.exists(SWAKS):
         pytest.skip(f"{SWAKS} not installed")
-    keep = os.environ.get("CALLOUT_TEST_KEEP")
-    base = tempfile.mkdtemp(prefix="callout-gateway-")
-    gw = Gateway(base)
-    try:
-        gw.start()
-    except Exception as e:  # noqa: BLE001
-        gw.stop()
-        pytest.fail(f"cannot start the gateway Postfix in {base}: {e}", pytrace=False)
-    try:
-        yield gw
-    finally:
-        gw.stop()
-        if keep:
-            sys.stderr.write(f"\nGateway Postfix kept in {base}\n")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+    yield from run_instance(Gateway, "callout-gateway-", "the gateway Postfix")
 
 
 @pytest.fixture

@@ -471,29 +471,36 @@ class PostfixMX:
         return os.path.getsize(self.log_path)
 
 
-@pytest.fixture(scope="session")
-def postfix_mx():
-    """A running private Postfix on POSTFIX_IP(6):SMTP_PORT for the session."""
+def run_instance(cls, prefix, what):
+    """Start cls(base) in a new temporary directory, yield it, stop it and
+    remove the directory (kept with CALLOUT_TEST_KEEP).  For the session
+    fixtures of this file and fixtures_gateway.py."""
     if os.geteuid() != 0:
-        pytest.skip("the private Postfix instance needs root")
+        pytest.skip(f"{what} needs root")
     if not os.path.exists(POSTFIX):
         pytest.skip(f"{POSTFIX} not installed")
     keep = os.environ.get("CALLOUT_TEST_KEEP")
-    base = tempfile.mkdtemp(prefix="callout-postfix-")
-    mx = PostfixMX(base)
+    base = tempfile.mkdtemp(prefix=prefix)
+    inst = cls(base)
     try:
-        mx.start()
+        inst.start()
     except Exception as e:  # noqa: BLE001
-        mx.stop()
-        pytest.fail(f"cannot start the private Postfix in {base}: {e}", pytrace=False)
+        inst.stop()
+        pytest.fail(f"cannot start {what} in {base}: {e}", pytrace=False)
     try:
-        yield mx
+        yield inst
     finally:
-        mx.stop()
+        inst.stop()
         if keep:
-            sys.stderr.write(f"\nPostfix test instance kept in {base}\n")
+            sys.stderr.write(f"\n{what} kept in {base}\n")
         else:
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postfix_mx():
+    """A running private Postfix on POSTFIX_IP(6):SMTP_PORT for the session."""
+    yield from run_instance(PostfixMX, "callout-postfix-", "the private Postfix instance")
 
 
 def main(argv):
