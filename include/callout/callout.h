@@ -124,6 +124,11 @@ typedef enum callout_stage {
 #define CALLOUT_F_ALLOW_PRIVATE 0x0080u /* contact mail hosts (and address literals) on
                                            loopback, private, link-local or this
                                            host's own addresses; routes always may */
+#define CALLOUT_F_NO_LIMIT_WAIT 0x0100u /* past a limit, answer tempfail/local_limit at
+                                           once instead of waiting for a free slot */
+
+/* For a limit in callout_options: no limit at all. */
+#define CALLOUT_UNLIMITED ((unsigned)-1)
 
 /*
  * Options.  Always start from callout_options_init(), which sets
@@ -188,6 +193,38 @@ typedef struct callout_options {
 	 * NULL: time(). */
 	long long (*clock)(void *arg);
 	void *clock_arg;
+
+	/*
+	 * Protection of the servers we ask [ctx].  A verification that the
+	 * cache cannot answer needs a slot under every limit below; one past a
+	 * limit waits for a slot within its deadline (or, with
+	 * CALLOUT_F_NO_LIMIT_WAIT, is answered tempfail/local_limit at once).
+	 * 0 takes the default; CALLOUT_UNLIMITED lifts a limit.  Routes (the
+	 * operator's own servers) are exempt from the rates and the backoff.
+	 */
+	unsigned max_inflight;         /* verifications probing at once; default 10000 */
+	unsigned max_queued;           /* verifications waiting for a slot; default 10000;
+	                                  beyond it: tempfail/local_limit at once */
+	unsigned domain_sessions;      /* SMTP sessions at once per domain; default 4 */
+	unsigned host_sessions;        /* SMTP sessions at once per MX IP; default 10 */
+	unsigned domain_rate;          /* new sessions per minute per domain; default 60 */
+	unsigned domain_burst;         /* ... of which at once; default 10 */
+	unsigned host_rate;            /* new sessions per minute per MX IP; default 300 */
+	unsigned host_burst;           /* ... of which at once; default 20 */
+	/* Session reuse: addresses of one domain waiting at the same time
+	 * share a session (MAIL and their RCPTs pipelined, RSET between
+	 * groups); a 452 or X.5.3 "too many recipients" sends the rest to
+	 * another session. */
+	unsigned session_rcpts;        /* RCPTs per session, the catch-all probe
+	                                  included; default 10; 1: no reuse */
+	unsigned session_idle_ms;      /* keep an idle session this long for the next
+	                                  address of its domain; default 3000 */
+	/* Backoff: consecutive refused connections, connect timeouts and 421
+	 * replies from one MX IP stop sessions to it for a while (doubling,
+	 * up to 16 times, while it keeps failing); one session then tries
+	 * again. */
+	unsigned backoff_failures;     /* failures that start it; default 3 */
+	unsigned backoff_ms;           /* its first length; default 60000 */
 } callout_options;
 
 /* Fill *opts with the defaults. */

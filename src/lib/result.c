@@ -111,6 +111,18 @@ CALLOUT_API void callout_options_init(callout_options *opts)
 	opts->cache_domain_negative_ttl = 3 * 3600;
 	opts->cache_unreachable_ttl = 300;
 	opts->cache_wait_ms = 15000;
+	opts->max_inflight = 10000;
+	opts->max_queued = 10000;
+	opts->domain_sessions = 4;
+	opts->host_sessions = 10;
+	opts->domain_rate = 60;
+	opts->domain_burst = 10;
+	opts->host_rate = 300;
+	opts->host_burst = 20;
+	opts->session_rcpts = 10;
+	opts->session_idle_ms = 3000;
+	opts->backoff_failures = 3;
+	opts->backoff_ms = 60000;
 }
 
 /* A copied result and its strings live in one allocation. */
