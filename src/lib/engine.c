@@ -3,15 +3,17 @@
  *
  *   request: parse address -> wait on a probe -> result
  *   probe:   cache lookup (address record, domain facts) -> [claim across
- *            processes] -> route, literal or DNS (MX -> hosts -> addresses)
- *            -> one session per address tried, next host while the answer
- *            is not about the mailbox -> cache store -> every waiter
+ *            processes] -> a slot under the global cap -> route, literal or
+ *            DNS (MX -> hosts -> addresses) -> a job per address tried on
+ *            the pool's sessions (limits, reuse, backoff: pool.c), next host
+ *            while the answer is not about the mailbox -> cache store ->
+ *            every waiter
  *
  * A request is what the caller holds; a probe is owned by the engine and
  * shared by identical requests in flight (single flight).  A probe whose
  * requests all went away still finishes into the cache.
  *
- * Each arrow is a module (addr.c, cache*.c, dns.c, session.c, verdict.c);
+ * Each arrow is a module (addr.c, cache*.c, dns.c, pool.c, verdict.c);
  * this file only orchestrates them and keeps the bounds: hosts,
  * connections and deadlines.
  */
@@ -36,6 +38,7 @@
 #include "cache_rules.h"
 #include "dns.h"
 #include "netcheck.h"
+#include "pool.h"
 #include "session.h"
 
 #define ROUTE_HOSTS_MAX CO_DNS_HOSTS_MAX
@@ -81,6 +84,12 @@ struct callout_ctx {
 	long long (*clock)(void *arg);
 	void *clock_arg;
 	callout_query *flights[FLIGHT_BUCKETS]; /* probes that requests may join */
+	co_pool *pool;           /* sessions and their limits */
+	/* The global cap: probes past the cache hold a slot; others wait at
+	 * the gate, started from the loop as slots free up. */
+	unsigned max_inflight, max_queued, probing, ngated;
+	callout_query *gate_head, *gate_tail;
+	struct event *gate_ev;
 };
 
 /* What a probe looks up, alive while the lookup is pending. */
@@ -120,7 +129,11 @@ struct callout_query {
 	lookup *lk;
 	bool ready;                   /* request: out holds its result */
 	co_dns_req *dns_req;
-	co_session *sess;
+	co_pool_job job;
+	bool job_active;              /* probe: job is with the pool */
+	bool probing, gated;          /* probe: holds a slot; waits for one */
+	callout_query *gnext;         /* probe: at the gate */
+	char limit_why[160];          /* probe: the limit it waits for */
 	co_dns_host *hosts;
 	unsigned nhosts;
 	unsigned host_i, addr_i; /* the next address to try */
@@ -133,6 +146,8 @@ struct callout_query {
 	bool use_fallback_now, no_tls_now;
 	unsigned refused;          /* addresses not contacted (netcheck.h) */
 	char refused_why[REFUSED_WHY_MAX];
+	unsigned held;             /* addresses skipped: backing off (pool.h) */
+	char held_why[160 + CO_DOMAIN_MAX + 4];
 	struct evbuffer *transcript;
 	/* The outcome so far. */
 	co_session_outcome out;
@@ -320,6 +335,44 @@ static callout_status open_cache(callout_ctx *ctx, const callout_options *o)
 	return CALLOUT_OK;
 }
 
+static void on_gate(evutil_socket_t fd, short what, void *arg);
+
+/* The limits on sessions and probes, 0 taking the default. */
+static callout_status open_pool(callout_ctx *ctx, const callout_options *o)
+{
+	callout_options def;
+
+	callout_options_init(&def);
+	co_pool_limits l = {
+		.domain_sessions = or_default(o->domain_sessions, def.domain_sessions),
+		.host_sessions = or_default(o->host_sessions, def.host_sessions),
+		.domain_rate = or_default(o->domain_rate, def.domain_rate),
+		.domain_burst = or_default(o->domain_burst, def.domain_burst),
+		.host_rate = or_default(o->host_rate, def.host_rate),
+		.host_burst = or_default(o->host_burst, def.host_burst),
+		.session_rcpts = or_default(o->session_rcpts, def.session_rcpts),
+		.session_idle_ms = or_default(o->session_idle_ms, def.session_idle_ms),
+		.backoff_failures = or_default(o->backoff_failures, def.backoff_failures),
+		.backoff_ms = or_default(o->backoff_ms, def.backoff_ms),
+		.max_queued = or_default(o->max_queued, def.max_queued),
+	};
+	/* A burst is a count of tokens, and no more than a minute's worth
+	 * when the rate is lower. */
+	if (l.domain_burst == CALLOUT_UNLIMITED)
+		l.domain_burst = l.domain_rate;
+	if (l.host_burst == CALLOUT_UNLIMITED)
+		l.host_burst = l.host_rate;
+	if (l.backoff_ms > 86400000u)
+		l.backoff_ms = 86400000u;
+	if (l.session_idle_ms > 600000u)
+		l.session_idle_ms = 600000u;
+	ctx->max_inflight = or_default(o->max_inflight, def.max_inflight);
+	ctx->max_queued = l.max_queued;
+	ctx->gate_ev = event_new(ctx->base, -1, 0, on_gate, ctx);
+	ctx->pool = co_pool_new(ctx->base, &l);
+	return ctx->gate_ev && ctx->pool ? CALLOUT_OK : CALLOUT_ENOMEM;
+}
+
 CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callout_options *opts,
                                            callout_ctx **out)
 {
@@ -359,6 +412,8 @@ CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callou
 	}
 	if ((st = open_cache(ctx, &o)) != CALLOUT_OK)
 		goto fail;
+	if ((st = open_pool(ctx, &o)) != CALLOUT_OK)
+		goto fail;
 	*out = ctx;
 	return CALLOUT_OK;
 fail:
@@ -386,8 +441,12 @@ CALLOUT_API void callout_ctx_free(callout_ctx *ctx)
 			cb(arg, CALLOUT_ECANCELLED, NULL);
 	}
 	co_dns_free(ctx->dns);
-	/* Before the loop runs down: a Redis connection would keep it busy. */
+	/* Before the loop runs down: a Redis connection or an idle session
+	 * would keep it busy. */
 	co_cache_free(ctx->cache);
+	co_pool_free(ctx->pool);
+	if (ctx->gate_ev)
+		event_free(ctx->gate_ev);
 	if (ctx->own_base && ctx->base) {
 		/* Let closing connections flush their QUIT and free themselves. */
 		event_base_dispatch(ctx->base);
@@ -597,6 +656,88 @@ static bool probe_unwanted(const callout_query *p)
 	return !p->waiters && !p->done && (!p->key[0] || !p->started || p->lk || p->cache_req);
 }
 
+/* ---- the global cap ------------------------------------------------------ */
+
+static void start_dns(callout_query *p);
+static void conclude(callout_query *q, callout_verdict v, callout_reason r, callout_stage stage,
+                     const char *text);
+
+/* Past the cache, a probe needs one of max_inflight slots. */
+static void gate_then_dns(callout_query *p)
+{
+	callout_ctx *ctx = p->ctx;
+
+	if (ctx->max_inflight == CALLOUT_UNLIMITED || ctx->probing < ctx->max_inflight) {
+		p->probing = true;
+		ctx->probing++;
+		start_dns(p);
+		return;
+	}
+	snprintf(p->limit_why, sizeof(p->limit_why), "%u verifications in flight at once",
+	         ctx->probing);
+	if ((p->set.flags & CALLOUT_F_NO_LIMIT_WAIT) || ctx->ngated >= ctx->max_queued) {
+		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_LOCAL_LIMIT, CALLOUT_STAGE_NONE, p->limit_why);
+		return;
+	}
+	p->gated = true;
+	p->gnext = NULL;
+	if (ctx->gate_tail)
+		ctx->gate_tail->gnext = p;
+	else
+		ctx->gate_head = p;
+	ctx->gate_tail = p;
+	ctx->ngated++;
+}
+
+/* A probe ends: its slot goes to the next at the gate, from the loop. */
+static void leave_gate(callout_query *p)
+{
+	callout_ctx *ctx = p->ctx;
+
+	if (p->gated) {
+		callout_query *prev = NULL;
+		for (callout_query *g = ctx->gate_head; g; prev = g, g = g->gnext) {
+			if (g == p) {
+				if (prev)
+					prev->gnext = g->gnext;
+				else
+					ctx->gate_head = g->gnext;
+				if (ctx->gate_tail == g)
+					ctx->gate_tail = prev;
+				break;
+			}
+		}
+		p->gated = false;
+		ctx->ngated--;
+	}
+	if (p->probing) {
+		p->probing = false;
+		ctx->probing--;
+		if (ctx->gate_head)
+			event_active(ctx->gate_ev, EV_TIMEOUT, 0);
+	}
+}
+
+static void on_gate(evutil_socket_t fd, short what, void *arg)
+{
+	callout_ctx *ctx = arg;
+	(void)fd;
+	(void)what;
+
+	while (ctx->gate_head &&
+	       (ctx->max_inflight == CALLOUT_UNLIMITED || ctx->probing < ctx->max_inflight)) {
+		callout_query *p = ctx->gate_head;
+		ctx->gate_head = p->gnext;
+		if (!ctx->gate_head)
+			ctx->gate_tail = NULL;
+		ctx->ngated--;
+		p->gated = false;
+		p->probing = true;
+		ctx->probing++;
+		start_dns(p);
+	}
+}
+
 static void query_free(callout_query *q)
 {
 	callout_ctx *ctx = q->ctx;
@@ -627,8 +768,10 @@ static void query_free(callout_query *q)
 	}
 	if (q->dns_req)
 		co_dns_cancel(q->dns_req);
-	if (q->sess)
-		co_session_cancel(q->sess);
+	if (q->job_active)
+		co_pool_cancel(ctx->pool, &q->job);
+	if (q->is_probe)
+		leave_gate(q);
 	if (q->timer)
 		event_free(q->timer);
 	if (q->transcript)
@@ -783,41 +926,46 @@ static void conclude(callout_query *q, callout_verdict v, callout_reason r, call
 
 static void on_session(void *arg, const co_session_outcome *out);
 
+/* The server to connect to: an address of a host, with its port. */
+static socklen_t dest_addr(const callout_query *q, const co_dns_host *h,
+                           const struct sockaddr_storage *a, struct sockaddr_storage *ss)
+{
+	unsigned port = h->port ? h->port : q->set.port;
+
+	*ss = *a;
+	if (ss->ss_family == AF_INET6) {
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		return sizeof(struct sockaddr_in6);
+	}
+	((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	return sizeof(struct sockaddr_in);
+}
+
+/* Ask the current address, on a session of the pool. */
 static void start_session(callout_query *q)
 {
 	callout_ctx *ctx = q->ctx;
-	struct sockaddr_storage ss = *q->cur_addr;
-	unsigned port = q->cur_host->port ? q->cur_host->port : q->set.port;
-	socklen_t len;
-	char ip[INET6_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN], why[160];
+	bool fallback_now = q->use_fallback_now;
+	bool random = (q->set.flags & CALLOUT_F_CATCH_ALL) && !q->skip_random;
 
-	if (ss.ss_family == AF_INET6) {
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-		len = sizeof(struct sockaddr_in6);
-	} else {
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-		len = sizeof(struct sockaddr_in);
-	}
 	q->connections++;
+	memset(&q->job, 0, sizeof(q->job));
+	q->job.addrlen = dest_addr(q, q->cur_host, q->cur_addr, &q->job.addr);
 	if (q->transcript) {
 		format_ip(q->cur_addr, ip, sizeof(ip));
 		evbuffer_add_printf(q->transcript, "-- connecting to %s [%s]:%u%s%s\n",
-		                    q->cur_host->name, ip, port,
-		                    q->use_fallback_now ? " (fallback sender)" : "",
+		                    q->cur_host->name, ip,
+		                    q->cur_host->port ? q->cur_host->port : q->set.port,
+		                    fallback_now ? " (fallback sender)" : "",
 		                    q->no_tls_now ? " (without TLS)" : "");
 	}
-	bool fallback_now = q->use_fallback_now;
-	bool random = (q->set.flags & CALLOUT_F_CATCH_ALL) && !q->skip_random;
-	co_session_params p = {
-		.addr = (const struct sockaddr *)&ss,
-		.addrlen = len,
+	q->job.params = (co_session_params){
 		.source = q->set.sourcelen ? (const struct sockaddr *)&q->set.source : NULL,
 		.sourcelen = q->set.sourcelen,
 		.helo = q->set.helo,
 		.mail_from = fallback_now ? q->set.fallback : q->set.from,
 		.fallback_from = !fallback_now && q->set.fallback[0] ? q->set.fallback : NULL,
-		.rcpt = q->addr.mailbox,
-		.random_rcpt = random ? q->random_rcpt : NULL,
 		.smtputf8 = q->addr.utf8 || q->set.sender_utf8,
 		.vrfy = (q->set.flags & CALLOUT_F_VRFY) != 0,
 		.pipelining = !(q->set.flags & CALLOUT_F_NO_PIPELINING),
@@ -827,11 +975,26 @@ static void start_session(callout_query *q)
 		.command_timeout_ms = q->set.command_ms,
 		.transcript = q->transcript,
 	};
-	/* The session copies the sockaddr before returning. */
-	q->sess = co_session_start(ctx->base, &p, on_session, q);
-	if (!q->sess)
-		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_CONNECT,
-		         "out of memory");
+	q->job.domain = q->addr.domain;
+	q->job.rcpt = q->addr.mailbox;
+	q->job.random_rcpt = random ? q->random_rcpt : NULL;
+	/* A transcript shows one verification's dialogue; VRFY asks one. */
+	q->job.shared = !(q->set.flags & (CALLOUT_F_TRANSCRIPT | CALLOUT_F_VRFY));
+	q->job.exempt = q->via_route;
+	q->job.no_wait = (q->set.flags & CALLOUT_F_NO_LIMIT_WAIT) != 0;
+	q->job.cb = on_session;
+	q->job.arg = q;
+	q->job_active = true;
+	why[0] = '\0';
+	int r = co_pool_submit(ctx->pool, &q->job, why, sizeof(why));
+	if (r < 0) {
+		q->job_active = false;
+		conclude(q, CALLOUT_TEMPFAIL, r == -2 ? CALLOUT_R_INTERNAL : CALLOUT_R_LOCAL_LIMIT,
+		         CALLOUT_STAGE_CONNECT, why);
+		return;
+	}
+	if (why[0])
+		snprintf(q->limit_why, sizeof(q->limit_why), "%s", why);
 }
 
 /* Whether a probe may go to this address; routes are the operator's
@@ -857,6 +1020,25 @@ static bool may_contact(callout_query *q, const co_dns_host *h, const struct soc
 	return false;
 }
 
+/* Whether the pool holds sessions to this server back after failures;
+ * routes are exempt. */
+static bool backing_off(callout_query *q, const co_dns_host *h, const struct sockaddr_storage *a)
+{
+	struct sockaddr_storage ss;
+	char why[160];
+
+	if (q->via_route)
+		return false;
+	dest_addr(q, h, a, &ss);
+	if (!co_pool_backing_off(q->ctx->pool, &ss, why, sizeof(why)))
+		return false;
+	if (!q->held++)
+		snprintf(q->held_why, sizeof(q->held_why), "%s (%s)", why, h->name);
+	if (q->transcript)
+		evbuffer_add_printf(q->transcript, "-- not connecting to %s: %s\n", h->name, why);
+	return true;
+}
+
 /* Try the next address of the next host, or give the last answer. */
 static void try_next(callout_query *q)
 {
@@ -867,7 +1049,7 @@ static void try_next(callout_query *q)
 		const co_dns_host *h = &q->hosts[q->host_i];
 		if (q->addr_i < h->naddr) {
 			const struct sockaddr_storage *a = &h->addr[q->addr_i++];
-			if (!may_contact(q, h, a))
+			if (!may_contact(q, h, a) || backing_off(q, h, a))
 				continue;
 			q->cur_host = h;
 			q->cur_addr = a;
@@ -876,6 +1058,11 @@ static void try_next(callout_query *q)
 		}
 		q->host_i++;
 		q->addr_i = 0;
+	}
+	if (!q->have_out && q->held) {
+		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_LOCAL_LIMIT, CALLOUT_STAGE_CONNECT,
+		         q->held_why);
+		return;
 	}
 	if (!q->have_out && q->refused) {
 		conclude(q, CALLOUT_UNKNOWN, CALLOUT_R_PRIVATE_ADDRESS, CALLOUT_STAGE_CONNECT,
@@ -894,7 +1081,7 @@ static void on_session(void *arg, const co_session_outcome *out)
 {
 	callout_query *q = arg;
 
-	q->sess = NULL;
+	q->job_active = false;
 	q->out = *out;
 	q->have_out = true;
 	if (out->retry_fallback && !q->use_fallback_now && q->connections < q->set.max_connections) {
@@ -1009,7 +1196,7 @@ static void on_claim(void *arg, co_claim_result r, const co_rec *rec)
 		return;
 	}
 	p->claimed = true;
-	start_dns(p);
+	gate_then_dns(p);
 }
 
 /* With a shared cache, one node probes and the others wait for it. */
@@ -1024,7 +1211,7 @@ static void claim_then_probe(callout_query *p)
 			return;
 		p->claimed = r == 1;
 	}
-	start_dns(p);
+	gate_then_dns(p);
 }
 
 static void on_lookup(void *arg)
@@ -1052,7 +1239,7 @@ static void probe_begin(callout_query *p)
 	co_cache *c = p->ctx->cache;
 
 	if (!p->read_cache) {
-		start_dns(p);
+		gate_then_dns(p);
 		return;
 	}
 	if (!(p->lk = malloc(sizeof(*p->lk)))) {
@@ -1097,9 +1284,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	const callout_query *p = q->is_probe ? q : q->probe;
-	callout_stage stage = p && p->sess ? co_session_stage(p->sess)
-	                      : p && p->lk ? CALLOUT_STAGE_NONE
-	                                   : CALLOUT_STAGE_DNS;
+	bool waiting = p && p->gated;
+	callout_stage stage = p && p->job_active ? co_pool_job_stage(&p->job, &waiting)
+	                      : p && (p->lk || p->gated) ? CALLOUT_STAGE_NONE
+	                                                 : CALLOUT_STAGE_DNS;
+	if (waiting) {
+		char why[sizeof(p->limit_why) + 64];
+		snprintf(why, sizeof(why), "deadline reached waiting for a free slot: %s",
+		         p->limit_why);
+		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_LOCAL_LIMIT, stage, why);
+		return;
+	}
 	conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_TIMEOUT, stage, "verification deadline reached");
 }
 

@@ -2,7 +2,13 @@
  * The callout dialogue on one connection, as an explicit state machine:
  *
  *   CONNECT -> BANNER -> EHLO [-> HELO] [-> STARTTLS -> TLS -> EHLO]
- *           [-> VRFY] -> TXN ([RSET] MAIL RCPT [RCPT random]) -> QUIT
+ *           -> IDLE <-> ([VRFY] TXN: [RSET] MAIL RCPT... [RCPT random])
+ *           -> QUIT
+ *
+ * A session carries batches: the addresses of one domain that its owner
+ * (pool.c) gathered, each batch one transaction with MAIL and every RCPT
+ * pipelined.  Between batches it is IDLE and the owner decides: another
+ * batch (RSET first), or QUIT.
  *
  * enter_*() functions send a state's command; on_reply() dispatches a
  * complete reply by state.  Transport lives in conn.c: here we only see
@@ -31,6 +37,7 @@ typedef enum state {
 	ST_HELO,
 	ST_STARTTLS,
 	ST_TLS, /* handshake in progress */
+	ST_IDLE, /* between batches: the owner decides */
 	ST_VRFY,
 	ST_TXN, /* MAIL and RCPTs (and RSET), maybe pipelined */
 	ST_DONE
@@ -42,7 +49,7 @@ typedef enum step { STEP_RSET, STEP_MAIL, STEP_RCPT, STEP_RANDOM } step;
 struct co_session {
 	struct event_base *base;
 	co_session_params p;
-	co_session_cb cb;
+	const co_session_events *ev;
 	void *arg;
 	co_conn *conn;
 	struct event *timer;
@@ -52,18 +59,48 @@ struct co_session {
 	unsigned outstanding; /* replies we wait for */
 	bool tls_active;
 	bool vrfy_done;
-	bool fallback_used;
+	bool fallback_used; /* <> was refused once: never switch twice */
 	bool null_refused;  /* <> refused: drain the group, then retry with the fallback */
-	bool rcpt_accepted; /* the real RCPT got 2xx; out holds its reply */
+	bool fallback_rset; /* the RSET in flight leads to the fallback sender */
 	bool pipelined;     /* the current transaction was sent as one group */
-	step plan[4];
-	unsigned nplan, sent, answered;
 	const char *from;
-	co_session_outcome out;
+	/* The batch in flight and where its transaction is. */
+	co_session_batch *b;
+	bool rset_first;
+	unsigned nplan, sent, answered;
+	unsigned accepted;      /* RCPTs of this batch with a 2xx */
+	unsigned txns;          /* transactions begun on this connection */
+	unsigned rcpts_before;  /* RCPTs sent in earlier transactions */
+	co_session_outcome why; /* what ended the session */
+	/* The owner may end the session from inside idle(). */
+	unsigned depth;
+	bool quit_pending;
 };
+
+static callout_stage stage_of(const co_session *s);
+
+/* Step k of the transaction: [RSET] MAIL RCPT*n [RANDOM]. */
+static step step_at(const co_session *s, unsigned k, unsigned *rcpt)
+{
+	if (s->rset_first) {
+		if (k == 0)
+			return STEP_RSET;
+		k--;
+	}
+	if (k == 0)
+		return STEP_MAIL;
+	k--;
+	if (k < s->b->n) {
+		*rcpt = k;
+		return STEP_RCPT;
+	}
+	return STEP_RANDOM;
+}
 
 static callout_stage stage_of(const co_session *s)
 {
+	unsigned i;
+
 	switch (s->st) {
 	case ST_CONNECT:
 		return CALLOUT_STAGE_CONNECT;
@@ -80,7 +117,7 @@ static callout_stage stage_of(const co_session *s)
 		return CALLOUT_STAGE_VRFY;
 	case ST_TXN:
 		if (s->answered < s->nplan) {
-			switch (s->plan[s->answered]) {
+			switch (step_at(s, s->answered, &i)) {
 			case STEP_RSET:
 				return CALLOUT_STAGE_RSET;
 			case STEP_MAIL:
@@ -91,6 +128,7 @@ static callout_stage stage_of(const co_session *s)
 			}
 		}
 		return CALLOUT_STAGE_RCPT;
+	case ST_IDLE:
 	case ST_DONE:
 		break;
 	}
@@ -100,6 +138,11 @@ static callout_stage stage_of(const co_session *s)
 callout_stage co_session_stage(const co_session *s)
 {
 	return stage_of(s);
+}
+
+bool co_session_tls(const co_session *s)
+{
+	return s->tls_active;
 }
 
 static void transcript(co_session *s, const char *dir, const char *line, size_t len)
@@ -142,39 +185,76 @@ static void send_cmd(co_session *s, const char *fmt, ...)
 	arm_timer(s, s->p.command_timeout_ms);
 }
 
-static void set_outcome(co_session *s, callout_verdict v, callout_reason r, const char *text)
+/* What ended (or will end) the session, for whoever waited on it. */
+static void set_why(co_session *s, callout_verdict v, callout_reason r, const char *text)
 {
-	s->out.verdict = v;
-	s->out.reason = r;
-	s->out.stage = stage_of(s);
-	s->out.code = 0;
-	s->out.enhanced[0] = '\0';
-	snprintf(s->out.text, sizeof(s->out.text), "%s", text ? text : "");
+	memset(&s->why, 0, sizeof(s->why));
+	s->why.verdict = v;
+	s->why.reason = r;
+	s->why.stage = stage_of(s);
+	snprintf(s->why.text, sizeof(s->why.text), "%s", text ? text : "");
 }
 
-static void set_outcome_reply(co_session *s, co_class cls)
+static void outcome_from_reply(const co_session *s, co_session_outcome *o, co_class cls,
+                               callout_stage stage)
 {
-	s->out.verdict = cls.verdict;
-	s->out.reason = cls.reason;
-	s->out.next_host = cls.next_host;
-	s->out.stage = stage_of(s);
-	s->out.code = s->reply.code;
-	memcpy(s->out.enhanced, s->reply.enhanced, sizeof(s->out.enhanced));
-	memcpy(s->out.text, s->reply.text, sizeof(s->out.text));
+	o->verdict = cls.verdict;
+	o->reason = cls.reason;
+	o->next_host = cls.next_host;
+	o->stage = stage;
+	o->code = s->reply.code;
+	memcpy(o->enhanced, s->reply.enhanced, sizeof(o->enhanced));
+	memcpy(o->text, s->reply.text, sizeof(o->text));
 }
 
-/* The end: QUIT without waiting for its reply, report, free. */
-static void finish(co_session *s)
+/* The answers come with the fallback sender: <> was refused here. */
+static bool on_fallback(const co_session *s)
 {
+	return s->p.fallback_from && s->from == s->p.fallback_from;
+}
+
+/* Every RCPT of the batch the server did not answer gets the session's
+ * outcome; what it answered stands.  Flags true of the whole session go
+ * on every outcome. */
+static void settle_batch(co_session *s)
+{
+	co_session_batch *b = s->b;
+	if (!b)
+		return;
+	for (unsigned i = 0; i < b->n; i++) {
+		co_session_outcome *o = &b->outs[i];
+		if (!o->answered) {
+			bool keep_catch = o->random_rejected;
+			*o = s->why;
+			o->random_rejected = keep_catch;
+		}
+		o->tls = s->tls_active;
+		o->fallback_used |= on_fallback(s);
+	}
+}
+
+/* The end: QUIT (when the connection is sound), report, free. */
+static void end(co_session *s, bool quit)
+{
+	co_session_batch *b = s->b;
+
 	s->st = ST_DONE;
 	evtimer_del(s->timer);
 	if (s->conn) {
-		transcript(s, "C: ", "QUIT", 4);
-		co_conn_send(s->conn, "QUIT\r\n", 6);
-		co_conn_close_after_flush(s->conn);
+		if (quit) {
+			transcript(s, "C: ", "QUIT", 4);
+			co_conn_send(s->conn, "QUIT\r\n", 6);
+			co_conn_close_after_flush(s->conn);
+		} else {
+			co_conn_free(s->conn);
+		}
 		s->conn = NULL;
 	}
-	s->cb(s->arg, &s->out);
+	s->why.tls = s->tls_active;
+	s->why.fallback_used = on_fallback(s);
+	settle_batch(s);
+	s->b = NULL;
+	s->ev->gone(s->arg, b, &s->why);
 	event_free(s->timer);
 	free(s);
 }
@@ -182,19 +262,19 @@ static void finish(co_session *s)
 /* The connection is unusable: report without QUIT. */
 static void fail(co_session *s, callout_verdict v, callout_reason r, const char *text)
 {
-	if (s->conn) {
-		co_conn_free(s->conn);
-		s->conn = NULL;
-	}
-	if (s->rcpt_accepted) {
-		/* Only the catch-all probe was left unanswered: the address
-		 * itself was accepted. */
-		finish(s);
-		return;
-	}
-	set_outcome(s, v, r, text);
-	s->out.next_host = true;
-	finish(s);
+	set_why(s, v, r, text);
+	s->why.next_host = true;
+	end(s, false);
+}
+
+/* A reply that ends the session for every address it carries. */
+static void conclude(co_session *s)
+{
+	callout_stage stage = stage_of(s);
+	co_class cls = co_classify(stage, &s->reply, s->from[0] == '\0');
+	memset(&s->why, 0, sizeof(s->why));
+	outcome_from_reply(s, &s->why, cls, stage);
+	end(s, true);
 }
 
 /* Data the server sent before we asked anything is a protocol error. */
@@ -207,6 +287,28 @@ static bool out_of_turn(co_session *s)
 	return false;
 }
 
+/* Ready for a batch: ask the owner.  Returns false when the session
+ * ended (and is freed). */
+static bool go_idle(co_session *s, co_session_batch *done)
+{
+	s->st = ST_IDLE;
+	evtimer_del(s->timer);
+	if (out_of_turn(s)) /* gone() gets the batch */
+		return false;
+	if (done)
+		settle_batch(s);
+	s->b = NULL;
+	s->depth++;
+	s->ev->idle(s->arg, s, done);
+	s->depth--;
+	if (s->quit_pending) {
+		event_free(s->timer);
+		free(s);
+		return false;
+	}
+	return true;
+}
+
 static void enter_ehlo(co_session *s)
 {
 	memset(&s->caps, 0, sizeof(s->caps));
@@ -214,9 +316,10 @@ static void enter_ehlo(co_session *s)
 	send_cmd(s, "EHLO %s", s->p.helo);
 }
 
-static void send_step(co_session *s, step st)
+static void send_step(co_session *s, unsigned k)
 {
-	switch (st) {
+	unsigned i = 0;
+	switch (step_at(s, k, &i)) {
 	case STEP_RSET:
 		send_cmd(s, "RSET");
 		break;
@@ -224,31 +327,39 @@ static void send_step(co_session *s, step st)
 		send_cmd(s, "MAIL FROM:<%s>%s", s->from, s->p.smtputf8 ? " SMTPUTF8" : "");
 		break;
 	case STEP_RCPT:
-		send_cmd(s, "RCPT TO:<%s>", s->p.rcpt);
+		send_cmd(s, "RCPT TO:<%s>", s->b->rcpts[i]);
 		break;
 	case STEP_RANDOM:
-		send_cmd(s, "RCPT TO:<%s>", s->p.random_rcpt);
+		send_cmd(s, "RCPT TO:<%s>", s->b->random_rcpt);
 		break;
 	}
 }
 
-/* [RSET] MAIL RCPT [RCPT random]: one write with PIPELINING, else one
+/* [RSET] MAIL RCPT... [RCPT random]: one write with PIPELINING, else one
  * command per reply. */
-static void enter_txn(co_session *s, const char *from, bool rset)
+static void enter_txn(co_session *s, bool rset)
 {
 	s->st = ST_TXN;
-	s->from = from;
-	s->nplan = s->sent = s->answered = 0;
-	if (rset)
-		s->plan[s->nplan++] = STEP_RSET;
-	s->plan[s->nplan++] = STEP_MAIL;
-	s->plan[s->nplan++] = STEP_RCPT;
-	if (s->p.random_rcpt)
-		s->plan[s->nplan++] = STEP_RANDOM;
+	s->rset_first = rset;
+	s->sent = s->answered = s->accepted = 0;
+	s->nplan = (rset ? 1 : 0) + 1 + s->b->n + (s->b->random_rcpt ? 1 : 0);
 	s->pipelined = s->p.pipelining && s->caps.pipelining;
 	do
-		send_step(s, s->plan[s->sent++]);
+		send_step(s, s->sent++);
 	while (s->pipelined && s->sent < s->nplan);
+}
+
+void co_session_send(co_session *s, co_session_batch *b)
+{
+	s->b = b;
+	for (unsigned i = 0; i < b->n; i++)
+		memset(&b->outs[i], 0, sizeof(b->outs[i]));
+	if (s->p.vrfy && !s->vrfy_done && b->n == 1) {
+		s->st = ST_VRFY;
+		send_cmd(s, "VRFY <%s>", b->rcpts[0]);
+		return;
+	}
+	enter_txn(s, s->txns++ > 0);
 }
 
 /* After EHLO or HELO succeeded (and TLS, if any, is up).  Returns false
@@ -256,18 +367,12 @@ static void enter_txn(co_session *s, const char *from, bool rset)
 static bool after_hello(co_session *s)
 {
 	if (s->p.smtputf8 && !s->caps.smtputf8) {
-		set_outcome(s, CALLOUT_UNKNOWN, CALLOUT_R_SMTPUTF8_UNSUPPORTED,
-		            "the address needs SMTPUTF8, which the server does not offer");
-		finish(s);
+		set_why(s, CALLOUT_UNKNOWN, CALLOUT_R_SMTPUTF8_UNSUPPORTED,
+		        "the address needs SMTPUTF8, which the server does not offer");
+		end(s, true);
 		return false;
 	}
-	if (s->p.vrfy && !s->vrfy_done) {
-		s->st = ST_VRFY;
-		send_cmd(s, "VRFY <%s>", s->p.rcpt);
-		return true;
-	}
-	enter_txn(s, s->p.mail_from, false);
-	return true;
+	return go_idle(s, NULL);
 }
 
 static bool after_ehlo(co_session *s)
@@ -280,18 +385,25 @@ static bool after_ehlo(co_session *s)
 	return after_hello(s);
 }
 
-/* Go on with the next command of a transaction sent one at a time. */
-static void txn_continue(co_session *s)
+/* Whether the transaction has nothing more to tell: every step answered,
+ * or (one command at a time) no RCPT accepted, so no catch-all probe. */
+static bool txn_complete(const co_session *s)
 {
-	if (s->sent < s->nplan && !s->pipelined)
-		send_step(s, s->plan[s->sent++]);
+	unsigned i;
+	if (s->answered == s->nplan)
+		return true;
+	return !s->pipelined && s->answered == s->sent && s->accepted == 0 &&
+	       step_at(s, s->answered, &i) == STEP_RANDOM;
 }
 
 /* A reply inside the transaction.  Returns false when finished. */
 static bool on_txn_reply(co_session *s)
 {
-	step st = s->plan[s->answered];
+	co_session_batch *b = s->b;
+	unsigned i = 0;
+	step st = step_at(s, s->answered, &i);
 	int cls_digit = s->reply.code / 100;
+	co_class cls;
 
 	if (s->null_refused && st != STEP_RSET) {
 		/* Draining replies to RCPTs pipelined behind the refused MAIL. */
@@ -301,66 +413,101 @@ static bool on_txn_reply(co_session *s)
 	switch (st) {
 	case STEP_RSET:
 		if (cls_digit != 2) {
-			/* Cannot reset: start over on a new connection. */
-			s->out.retry_fallback = true;
-			finish(s);
+			/* Cannot reset: what this batch asks goes to a new
+			 * connection (with the fallback sender, if that was
+			 * the reason for the RSET). */
+			if (s->fallback_rset) {
+				s->why.retry_fallback = true; /* why: the refusal of <> */
+			} else {
+				set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_PROTOCOL_ERROR, "RSET refused");
+				s->why.requeue = true;
+			}
+			end(s, true);
 			return false;
 		}
+		s->fallback_rset = false;
 		break;
 	case STEP_MAIL:
 		if (cls_digit != 2) {
 			bool null = s->from[0] == '\0';
-			co_class cls = co_classify(CALLOUT_STAGE_MAIL, &s->reply, null);
-			set_outcome_reply(s, cls);
+			cls = co_classify(CALLOUT_STAGE_MAIL, &s->reply, null);
 			if (null && cls.reason == CALLOUT_R_NULL_SENDER_REJECTED && s->p.fallback_from &&
 			    !s->fallback_used) {
+				memset(&s->why, 0, sizeof(s->why));
+				outcome_from_reply(s, &s->why, cls, CALLOUT_STAGE_MAIL);
 				s->fallback_used = true;
 				s->null_refused = true;
 				s->answered++;
 				goto maybe_fallback;
 			}
-			finish(s);
+			conclude(s);
 			return false;
 		}
 		break;
 	case STEP_RCPT:
-		if (cls_digit == 2) {
-			s->rcpt_accepted = true;
-			set_outcome_reply(s, co_classify(CALLOUT_STAGE_RCPT, &s->reply, false));
-			if (!s->p.random_rcpt) {
-				finish(s);
-				return false;
-			}
-			break;
-		}
-		set_outcome_reply(s, co_classify(CALLOUT_STAGE_RCPT, &s->reply, false));
-		finish(s);
-		return false;
+		cls = co_classify(CALLOUT_STAGE_RCPT, &s->reply, false);
+		outcome_from_reply(s, &b->outs[i], cls, CALLOUT_STAGE_RCPT);
+		b->outs[i].answered = true;
+		if (cls_digit == 2)
+			s->accepted++;
+		else if (cls.reason == CALLOUT_R_TOO_MANY_RECIPIENTS && s->rcpts_before + i > 0)
+			b->outs[i].requeue = true;
+		break;
 	case STEP_RANDOM:
-		if (cls_digit == 2) {
-			s->out.verdict = CALLOUT_UNKNOWN;
-			s->out.reason = CALLOUT_R_CATCH_ALL;
-			s->out.catch_all = true;
-		} else if (cls_digit == 5) {
-			s->out.random_rejected = true;
+		for (unsigned k = 0; k < b->n; k++) {
+			co_session_outcome *o = &b->outs[k];
+			if (cls_digit == 5)
+				o->random_rejected = true;
+			if (cls_digit == 2 && o->answered && o->verdict == CALLOUT_VALID) {
+				o->verdict = CALLOUT_UNKNOWN;
+				o->reason = CALLOUT_R_CATCH_ALL;
+				o->catch_all = true;
+			}
 		}
-		/* Otherwise the real address's acceptance stands. */
-		finish(s);
-		return false;
+		/* Otherwise the real addresses' answers stand. */
+		break;
 	}
 	s->answered++;
-	txn_continue(s);
+	if (txn_complete(s)) {
+		s->rcpts_before += s->sent - (s->rset_first ? 2 : 1);
+		return go_idle(s, b);
+	}
+	if (!s->pipelined && s->sent < s->nplan)
+		send_step(s, s->sent++);
 	return true;
 
 maybe_fallback:
 	if (s->answered < s->sent)
 		return true; /* more replies of the refused group to come */
 	s->null_refused = false;
-	s->rcpt_accepted = false;
 	if (out_of_turn(s))
 		return false;
-	s->out.fallback_used = true;
-	enter_txn(s, s->p.fallback_from, true);
+	s->from = s->p.fallback_from;
+	s->fallback_rset = true;
+	enter_txn(s, true);
+	return true;
+}
+
+/* A reply to VRFY (a batch of one).  Returns false when finished. */
+static bool on_vrfy_reply(co_session *s)
+{
+	co_session_batch *b = s->b;
+	int code = s->reply.code;
+
+	s->vrfy_done = true;
+	if (code == 250 || code == 251 || code == 550 || code == 551 || code == 553) {
+		co_class cls = co_classify(CALLOUT_STAGE_VRFY, &s->reply, false);
+		if (code / 100 == 2 || cls.verdict == CALLOUT_INVALID ||
+		    cls.reason == CALLOUT_R_POLICY_BLOCK) {
+			outcome_from_reply(s, &b->outs[0], cls, CALLOUT_STAGE_VRFY);
+			b->outs[0].answered = true;
+			return go_idle(s, b);
+		}
+	}
+	/* 252, 502 and the rest say nothing: ask with RCPT. */
+	if (out_of_turn(s))
+		return false;
+	enter_txn(s, s->txns++ > 0);
 	return true;
 }
 
@@ -368,7 +515,6 @@ maybe_fallback:
 static bool on_reply(co_session *s)
 {
 	int digit = s->reply.code / 100;
-	co_class cls;
 
 	s->outstanding--;
 	if (s->outstanding == 0)
@@ -410,8 +556,9 @@ static bool on_reply(co_session *s)
 				return false;
 			s->st = ST_TLS;
 			if (co_conn_starttls(s->conn, s->p.tls, s->p.tls_name) < 0) {
-				s->out.retry_plain = true;
-				fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, "cannot start TLS");
+				set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, "cannot start TLS");
+				s->why.retry_plain = s->why.next_host = true;
+				end(s, false);
 				return false;
 			}
 			arm_timer(s, s->p.command_timeout_ms);
@@ -422,26 +569,12 @@ static bool on_reply(co_session *s)
 		/* Opportunistic: go on in plain text. */
 		return after_hello(s);
 	case ST_VRFY:
-		s->vrfy_done = true;
-		if (s->reply.code == 250 || s->reply.code == 251)
-			goto conclude;
-		if (s->reply.code == 550 || s->reply.code == 551 || s->reply.code == 553) {
-			cls = co_classify(CALLOUT_STAGE_VRFY, &s->reply, false);
-			if (cls.verdict == CALLOUT_INVALID || cls.reason == CALLOUT_R_POLICY_BLOCK) {
-				set_outcome_reply(s, cls);
-				finish(s);
-				return false;
-			}
-		}
-		/* 252, 502 and the rest say nothing: ask with RCPT. */
-		if (out_of_turn(s))
-			return false;
-		enter_txn(s, s->p.mail_from, false);
-		return true;
+		return on_vrfy_reply(s);
 	case ST_TXN:
 		return on_txn_reply(s);
 	case ST_CONNECT:
 	case ST_TLS:
+	case ST_IDLE:
 	case ST_DONE:
 		break;
 	}
@@ -449,9 +582,7 @@ static bool on_reply(co_session *s)
 	return false;
 
 conclude:
-	cls = co_classify(stage_of(s), &s->reply, s->p.mail_from[0] == '\0');
-	set_outcome_reply(s, cls);
-	finish(s);
+	conclude(s);
 	return false;
 }
 
@@ -491,7 +622,6 @@ static void on_tls_ready(void *arg)
 {
 	co_session *s = arg;
 	s->tls_active = true;
-	s->out.tls = true;
 	s->outstanding = 0;
 	co_reply_init(&s->reply);
 	enter_ehlo(s);
@@ -508,24 +638,26 @@ static void on_conn_error(void *arg, co_conn_error err, const char *detail)
 		fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_PROTOCOL_ERROR, detail);
 		break;
 	case CO_CONN_TLS:
-		s->out.retry_plain = true;
-		fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, detail);
+		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, detail);
+		s->why.retry_plain = s->why.next_host = true;
+		end(s, false);
 		break;
 	case CO_CONN_CLOSED:
 	case CO_CONN_IO:
 		if (s->null_refused) {
-			/* Hung up after refusing <>: try the fallback anew. */
-			s->out.retry_fallback = true;
-			s->null_refused = false;
-			co_conn_free(s->conn);
-			s->conn = NULL;
-			finish(s);
+			/* Hung up after refusing <>: try the fallback anew
+			 * (why: the refusal). */
+			s->why.retry_fallback = true;
+			end(s, false);
 			break;
 		}
-		if (s->st == ST_TLS)
-			s->out.retry_plain = true;
-		fail(s, CALLOUT_TEMPFAIL,
-		     s->st == ST_TLS ? CALLOUT_R_TLS_FAILED : CALLOUT_R_CONNECTION_LOST, detail);
+		if (s->st == ST_TLS) {
+			set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, detail);
+			s->why.retry_plain = s->why.next_host = true;
+			end(s, false);
+			break;
+		}
+		fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECTION_LOST, detail);
 		break;
 	}
 }
@@ -537,13 +669,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	if (!s->conn) {
-		/* The connect failed at once; the outcome is set. */
-		finish(s);
+		/* The connect failed at once; why is set. */
+		end(s, false);
 		return;
 	}
-	if (s->st == ST_TLS)
-		s->out.retry_plain = true;
-	fail(s, CALLOUT_TEMPFAIL, s->st == ST_TLS ? CALLOUT_R_TLS_FAILED : CALLOUT_R_TIMEOUT,
+	if (s->st == ST_TLS) {
+		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, "timed out in the TLS handshake");
+		s->why.retry_plain = s->why.next_host = true;
+		end(s, false);
+		return;
+	}
+	fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_TIMEOUT,
 	     s->st == ST_CONNECT ? "connect timed out" : "timed out waiting for the server");
 }
 
@@ -555,16 +691,17 @@ static const co_conn_events conn_events = {
 };
 
 co_session *co_session_start(struct event_base *base, const co_session_params *p,
-                             co_session_cb cb, void *arg)
+                             const co_session_events *ev, void *arg)
 {
 	co_session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->base = base;
 	s->p = *p;
-	s->cb = cb;
+	s->ev = ev;
 	s->arg = arg;
 	s->st = ST_CONNECT;
+	s->from = p->mail_from;
 	co_reply_init(&s->reply);
 	s->timer = evtimer_new(base, on_timer, s);
 	if (!s->timer) {
@@ -575,8 +712,8 @@ co_session *co_session_start(struct event_base *base, const co_session_params *p
 	                          &conn_events, s);
 	if (!s->conn) {
 		/* Report on the loop, never from inside the caller. */
-		set_outcome(s, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, strerror(errno));
-		s->out.next_host = true;
+		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, strerror(errno));
+		s->why.next_host = true;
 		arm_timer(s, 0);
 		return s;
 	}
@@ -584,19 +721,26 @@ co_session *co_session_start(struct event_base *base, const co_session_params *p
 	return s;
 }
 
-void co_session_cancel(co_session *s)
+void co_session_quit(co_session *s)
 {
-	if (!s)
+	if (!s || s->st == ST_DONE)
 		return;
+	state was = s->st;
+	s->st = ST_DONE;
 	evtimer_del(s->timer);
 	if (s->conn) {
-		if (s->st != ST_CONNECT && s->st != ST_TLS) {
+		if (was != ST_CONNECT && was != ST_TLS) {
 			transcript(s, "C: ", "QUIT", 4);
 			co_conn_send(s->conn, "QUIT\r\n", 6);
 			co_conn_close_after_flush(s->conn);
 		} else {
 			co_conn_free(s->conn);
 		}
+		s->conn = NULL;
+	}
+	if (s->depth) {
+		s->quit_pending = true; /* go_idle() frees it on the way out */
+		return;
 	}
 	event_free(s->timer);
 	free(s);

@@ -28,10 +28,8 @@ typedef struct co_session_params {
 	const char *helo;
 	const char *mail_from;     /* mailbox, "" for the null sender */
 	const char *fallback_from; /* used after a refused null sender; NULL: none */
-	const char *rcpt;          /* the mailbox verified */
-	const char *random_rcpt;   /* catch-all probe, NULL: none */
 	bool smtputf8;             /* the addresses need SMTPUTF8 */
-	bool vrfy;
+	bool vrfy;                 /* VRFY first, for a batch of one */
 	bool pipelining;           /* use it when offered */
 	SSL_CTX *tls;              /* STARTTLS when offered; NULL: never */
 	const char *tls_name;      /* SNI, may be NULL */
@@ -47,26 +45,55 @@ typedef struct co_session_outcome {
 	int code;
 	char enhanced[16];
 	char text[CO_REPLY_TEXT_MAX + 1];
+	bool answered;           /* the server answered this RCPT */
 	bool next_host;          /* not about the address: try another host */
 	bool retry_fallback;     /* null sender refused, fallback not tried: reconnect with it */
 	bool retry_plain;        /* TLS failed: reconnect to this host without it */
+	bool requeue;            /* "too many recipients" past the first RCPT of the
+	                            session: ask again in another session */
 	bool catch_all;
 	bool random_rejected;    /* the random local part got a 5xx */
 	bool fallback_used;      /* <> refused, the answer came with the fallback */
 	bool tls;
 } co_session_outcome;
 
-/* Called once, from the loop; the session is gone when it returns. */
-typedef void (*co_session_cb)(void *arg, const co_session_outcome *out);
+/* One transaction: MAIL, then an RCPT per address, then the catch-all
+ * probe.  The caller owns it; the session fills outs[]. */
+typedef struct co_session_batch {
+	unsigned n;
+	const char *const *rcpts;  /* n mailboxes */
+	const char *random_rcpt;   /* catch-all probe, NULL: none */
+	co_session_outcome *outs;  /* n outcomes */
+} co_session_batch;
 
-/* Start; NULL only when out of memory. */
+/*
+ * What the session tells its owner, always from the loop.
+ * idle: ready for a batch (co_session_send), after the greeting (done is
+ *   NULL) and after each batch (done, its outcomes filled).  The owner may
+ *   send or quit from inside the callback, or later.
+ * gone: the session is over and freed when this returns.  b is the batch
+ *   in flight (its outcomes filled) or NULL; why says what ended it, for
+ *   work that waited on the session.
+ */
+typedef struct co_session_events {
+	void (*idle)(void *arg, co_session *s, co_session_batch *done);
+	void (*gone)(void *arg, co_session_batch *b, const co_session_outcome *why);
+} co_session_events;
+
+/* Start connecting; NULL only when out of memory. */
 co_session *co_session_start(struct event_base *base, const co_session_params *p,
-                             co_session_cb cb, void *arg);
+                             const co_session_events *ev, void *arg);
 
-/* Abandon (deadline, cancel): sends QUIT when it can; no callback. */
-void co_session_cancel(co_session *s);
+/* Send a batch on an idle session: [RSET] MAIL RCPT... pipelined. */
+void co_session_send(co_session *s, co_session_batch *b);
+
+/* End it (QUIT when it can); no more callbacks.  Safe inside one. */
+void co_session_quit(co_session *s);
 
 /* Where it is now, for a deadline's verdict. */
 callout_stage co_session_stage(const co_session *s);
+
+/* Whether the connection is encrypted. */
+bool co_session_tls(const co_session *s);
 
 #endif

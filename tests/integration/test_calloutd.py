@@ -163,9 +163,12 @@ def _ask_many(d, senders, results, errors):
     return threads
 
 
+# Slow once a session, at MAIL: the addresses of one domain share sessions.
 SLOW_MX = """
-on RCPT
+on MAIL
     delay 1.5
+    send 250 2.1.0 Ok
+on RCPT
     send 250 2.1.5 Ok
 """
 

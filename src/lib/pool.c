@@ -1,0 +1,985 @@
+/*
+ * Sessions, limits and session reuse (see pool.h).
+ *
+ *   submit -> join a session of the same kind with room (idle: send now)
+ *          -> or open one, if the domain and the host have a free slot
+ *             and a token, and the host is not backing off
+ *          -> or wait in the domain's queue (or fail at once: no_wait)
+ *   idle   -> the outcomes of the batch to their jobs, then the next
+ *             batch from the session's own list and the queue, or keep
+ *             the session idle a while, or QUIT
+ *   gone   -> outcomes, the host's failure count, requeue what waited
+ *
+ * The queue is pumped from the loop, never from inside a caller, so no
+ * callback runs while the engine is in the middle of something.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include <callout/callout.h>
+
+#include "addr.h"
+#include "pool.h"
+
+#define TABLE_BUCKETS 4096
+#define REQUEUES_MAX  3    /* "too many recipients" and lost sessions */
+#define DOUBLINGS_MAX 4    /* backoff grows to 16 times its first length */
+#define PRUNE_MS      60000
+#define SKIP_MAX      64   /* queued jobs looked past per domain and pump */
+
+typedef struct co_phost {
+	struct co_phost *hnext;
+	struct sockaddr_storage addr; /* port included */
+	unsigned active;
+	double tokens;
+	long long tstamp;
+	unsigned failures, level;
+	long long open_until; /* ms; sessions held back until then */
+	bool trial;           /* one session tries after the backoff */
+	unsigned rcpt_cap;    /* learned from "too many recipients"; 0: none */
+	co_psess *sessions;
+} co_phost;
+
+typedef struct co_pdom {
+	struct co_pdom *hnext;
+	unsigned active;
+	double tokens;
+	long long tstamp;
+	co_pool_job *qhead, *qtail;
+	struct co_pdom *wnext, *wprev; /* domains with jobs waiting */
+	bool waiting;
+	char name[CO_DOMAIN_MAX + 1];
+} co_pdom;
+
+/* A batch in flight and the jobs it answers. */
+typedef struct pbatch {
+	co_session_batch sb;
+	unsigned before; /* RCPTs the session sent before it */
+	co_pool_job **jobs;
+	char random[CO_PATH_MAX + 1];
+} pbatch;
+
+typedef enum ps_state { PS_CONNECTING, PS_BUSY, PS_DELIVERING, PS_IDLE } ps_state;
+
+struct co_psess {
+	co_pool *pool;
+	co_psess *hnext;  /* in the host's sessions */
+	co_psess *prev, *next; /* every session */
+	co_phost *host;
+	co_pdom *dom;
+	co_session *s;
+	ps_state st;
+	bool shared, exempt, trial, ready;
+	co_pool_job *phead, *ptail; /* pending: the next batch */
+	unsigned npend;
+	unsigned used; /* RCPTs sent */
+	pbatch *b;
+	struct event *idle_timer;
+	/* What the session runs with, copied: jobs come and go. */
+	co_session_params params;
+	struct sockaddr_storage addr, source;
+	char helo[CO_DOMAIN_MAX + 1], from[CO_PATH_MAX + 1], fallback[CO_PATH_MAX + 1];
+	char tls_name[CO_DOMAIN_MAX + 1];
+	bool has_fallback, random;
+};
+
+struct co_pool {
+	struct event_base *base;
+	co_pool_limits lim;
+	co_phost *hosts[TABLE_BUCKETS];
+	co_pdom *doms[TABLE_BUCKETS];
+	co_pdom *waiting; /* domains with queued jobs */
+	co_psess *sessions;
+	unsigned nqueued;
+	struct event *pump_ev, *wake;
+	long long pruned_at;
+};
+
+static const co_session_events session_events;
+
+static long long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+static size_t hash_bytes(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t h = 1469598103934665603ull;
+	while (n--)
+		h = (h ^ *b++) * 1099511628211ull;
+	return h % TABLE_BUCKETS;
+}
+
+/* The bytes that name a server: family, address, port. */
+static size_t addr_key(const struct sockaddr_storage *ss, unsigned char *out)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		out[0] = 6;
+		memcpy(out + 1, &a->sin6_addr, 16);
+		memcpy(out + 17, &a->sin6_port, 2);
+		return 19;
+	}
+	const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+	out[0] = 4;
+	memcpy(out + 1, &a->sin_addr, 4);
+	memcpy(out + 5, &a->sin_port, 2);
+	return 7;
+}
+
+static co_phost *host_find(co_pool *pool, const struct sockaddr_storage *ss, bool create)
+{
+	unsigned char k[19], k2[19];
+	size_t n = addr_key(ss, k);
+	size_t b = hash_bytes(k, n);
+	for (co_phost *h = pool->hosts[b]; h; h = h->hnext)
+		if (addr_key(&h->addr, k2) == n && memcmp(k, k2, n) == 0)
+			return h;
+	if (!create)
+		return NULL;
+	co_phost *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->addr = *ss;
+	h->tokens = pool->lim.host_burst;
+	h->tstamp = now_ms();
+	h->hnext = pool->hosts[b];
+	pool->hosts[b] = h;
+	return h;
+}
+
+static co_pdom *dom_find(co_pool *pool, const char *name)
+{
+	size_t b = hash_bytes(name, strlen(name));
+	for (co_pdom *d = pool->doms[b]; d; d = d->hnext)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	co_pdom *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->tokens = pool->lim.domain_burst;
+	d->tstamp = now_ms();
+	d->hnext = pool->doms[b];
+	pool->doms[b] = d;
+	return d;
+}
+
+/* ---- token buckets and backoff ----------------------------------------- */
+
+/* Whether a token is there now; *wait: when one will be. */
+static bool bucket_ready(double *tokens, long long *ts, unsigned rate, unsigned burst,
+                         long long now, long long *wait)
+{
+	if (rate == CALLOUT_UNLIMITED)
+		return true;
+	double per_ms = rate / 60000.0;
+	*tokens += (double)(now - *ts) * per_ms;
+	if (*tokens > burst)
+		*tokens = burst;
+	*ts = now;
+	if (*tokens >= 1.0)
+		return true;
+	long long w = (long long)((1.0 - *tokens) / per_ms) + 1;
+	if (*wait == 0 || w < *wait)
+		*wait = w;
+	return false;
+}
+
+static bool host_held(const co_pool *pool, const co_phost *h, long long now)
+{
+	if (h->failures < pool->lim.backoff_failures)
+		return false;
+	return now < h->open_until || h->trial;
+}
+
+/* A session to h ended: count a failure (refused, timed out, 421) or
+ * clear the count (it worked). */
+static void host_account(co_pool *pool, co_phost *h, const co_psess *ps, bool failed)
+{
+	if (ps->exempt)
+		return;
+	if (ps->trial)
+		h->trial = false;
+	if (!failed) {
+		h->failures = h->level = 0;
+		h->open_until = 0;
+		return;
+	}
+	h->failures++;
+	if (h->failures < pool->lim.backoff_failures)
+		return;
+	if (ps->trial && h->level < DOUBLINGS_MAX)
+		h->level++;
+	h->open_until = now_ms() + ((long long)pool->lim.backoff_ms << h->level);
+}
+
+static bool is_failure(const co_session_outcome *o, bool ready)
+{
+	if (o->code == 421)
+		return true;
+	return !ready && (o->reason == CALLOUT_R_CONNECT_FAILED || o->reason == CALLOUT_R_TIMEOUT ||
+	                  o->reason == CALLOUT_R_CONNECTION_LOST);
+}
+
+static bool says_421(const co_session_batch *b)
+{
+	for (unsigned i = 0; b && i < b->n; i++)
+		if (b->outs[i].answered && b->outs[i].code == 421)
+			return true;
+	return false;
+}
+
+bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why,
+                         size_t len)
+{
+	co_phost *h = host_find(pool, addr, false);
+	long long now = now_ms();
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	if (!h || !host_held(pool, h, now))
+		return false;
+	if (addr->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, ip, sizeof(ip));
+	else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, ip, sizeof(ip));
+	long long left = h->open_until > now ? (h->open_until - now + 999) / 1000 : 1;
+	snprintf(why, len, "backing off from %s after %u failures, for %llds more", ip, h->failures,
+	         left);
+	return true;
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+static void list_push(co_pool_job **head, co_pool_job **tail, co_pool_job *j)
+{
+	j->next = NULL;
+	j->prev = *tail;
+	if (*tail)
+		(*tail)->next = j;
+	else
+		*head = j;
+	*tail = j;
+}
+
+static void list_unlink(co_pool_job **head, co_pool_job **tail, co_pool_job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		*head = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	else
+		*tail = j->prev;
+	j->prev = j->next = NULL;
+}
+
+/* Pump again when a token will be there (the earliest one wins). */
+static void arm_wake(co_pool *pool, long long wait)
+{
+	struct timeval when, now, tv = {wait / 1000, (wait % 1000) * 1000};
+	if (wait <= 0)
+		return;
+	if (evtimer_pending(pool->wake, &when)) {
+		event_base_gettimeofday_cached(pool->base, &now);
+		timeradd(&now, &tv, &now);
+		if (timercmp(&when, &now, <))
+			return;
+	}
+	evtimer_add(pool->wake, &tv);
+}
+
+static void schedule_pump(co_pool *pool)
+{
+	event_active(pool->pump_ev, EV_TIMEOUT, 0);
+}
+
+static void dequeue(co_pool *pool, co_pool_job *j)
+{
+	co_pdom *d = j->dom;
+	list_unlink(&d->qhead, &d->qtail, j);
+	pool->nqueued--;
+	j->state = CO_JOB_NEW;
+}
+
+static void enqueue(co_pool *pool, co_pool_job *j)
+{
+	co_pdom *d = j->dom;
+	list_push(&d->qhead, &d->qtail, j);
+	pool->nqueued++;
+	j->state = CO_JOB_QUEUED;
+	if (!d->waiting) {
+		d->waiting = true;
+		d->wprev = NULL;
+		d->wnext = pool->waiting;
+		if (pool->waiting)
+			pool->waiting->wprev = d;
+		pool->waiting = d;
+	}
+}
+
+static void unwait(co_pool *pool, co_pdom *d)
+{
+	if (!d->waiting)
+		return;
+	if (d->wprev)
+		d->wprev->wnext = d->wnext;
+	else
+		pool->waiting = d->wnext;
+	if (d->wnext)
+		d->wnext->wprev = d->wprev;
+	d->waiting = false;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static unsigned ps_cap(const co_psess *ps)
+{
+	unsigned cap = ps->pool->lim.session_rcpts;
+	if (ps->host->rcpt_cap && ps->host->rcpt_cap < cap)
+		cap = ps->host->rcpt_cap;
+	return cap;
+}
+
+/* Whether one more job fits on the session. */
+static bool ps_room(const co_psess *ps)
+{
+	if (!ps->shared)
+		return false;
+	unsigned planned = ps->used + ps->npend + (ps->random && ps->npend ? 1 : 0);
+	unsigned need = 1 + (ps->random && !ps->npend ? 1 : 0);
+	return planned + need <= ps_cap(ps);
+}
+
+static bool same_kind(const co_psess *ps, const co_pool_job *j)
+{
+	const co_session_params *a = &ps->params, *b = &j->params;
+	const char *fb = b->fallback_from ? b->fallback_from : "";
+	return ps->dom == j->dom && ps->exempt == j->exempt && ps->random == (j->random_rcpt != NULL) &&
+	       strcmp(ps->helo, b->helo) == 0 && strcmp(ps->from, b->mail_from) == 0 &&
+	       ps->has_fallback == (b->fallback_from != NULL) && strcmp(ps->fallback, fb) == 0 &&
+	       a->smtputf8 == b->smtputf8 && a->pipelining == b->pipelining && a->tls == b->tls &&
+	       a->connect_timeout_ms == b->connect_timeout_ms &&
+	       a->command_timeout_ms == b->command_timeout_ms && a->sourcelen == b->sourcelen &&
+	       (!b->sourcelen || memcmp(&ps->source, b->source, b->sourcelen) == 0);
+}
+
+static void attach(co_psess *ps, co_pool_job *j)
+{
+	list_push(&ps->phead, &ps->ptail, j);
+	ps->npend++;
+	j->sess = ps;
+	j->state = CO_JOB_PENDING;
+}
+
+static void detach_pending(co_psess *ps, co_pool_job *j)
+{
+	list_unlink(&ps->phead, &ps->ptail, j);
+	ps->npend--;
+	j->sess = NULL;
+	j->state = CO_JOB_NEW;
+}
+
+/* Queued jobs this session can carry join its next batch. */
+static void fill(co_psess *ps)
+{
+	co_pool *pool = ps->pool;
+	co_pool_job *j = ps->dom->qhead, *next;
+
+	for (; j && ps_room(ps); j = next) {
+		next = j->next;
+		if (host_find(pool, &j->addr, false) == ps->host && same_kind(ps, j)) {
+			dequeue(pool, j);
+			attach(ps, j);
+		}
+	}
+	if (!ps->dom->qhead)
+		unwait(pool, ps->dom);
+}
+
+/* Send the pending jobs (as many as fit) as one batch. */
+static bool send_batch(co_psess *ps)
+{
+	unsigned cap = ps_cap(ps);
+	unsigned n = ps->npend, room = cap > ps->used ? cap - ps->used : 0;
+	if (ps->random && room)
+		room--;
+	if (n > room)
+		n = room ? room : 1; /* a session carries at least one job */
+	size_t strs = 0;
+	co_pool_job *j = ps->phead;
+	for (unsigned i = 0; i < n; i++, j = j->next)
+		strs += strlen(j->rcpt) + 1;
+	pbatch *b = calloc(1, sizeof(*b) + n * (sizeof(co_pool_job *) + sizeof(char *) +
+	                                        sizeof(co_session_outcome)) + strs);
+	if (!b)
+		return false;
+	b->sb.outs = (co_session_outcome *)(b + 1);
+	b->jobs = (co_pool_job **)(b->sb.outs + n);
+	const char **rcpts = (const char **)(b->jobs + n);
+	char *p = (char *)(rcpts + n);
+	for (unsigned i = 0; i < n; i++) {
+		j = ps->phead;
+		detach_pending(ps, j);
+		size_t len = strlen(j->rcpt) + 1;
+		memcpy(p, j->rcpt, len);
+		rcpts[i] = p;
+		p += len;
+		b->jobs[i] = j;
+		j->sess = ps;
+		j->slot = i;
+		j->state = CO_JOB_SENT;
+		if (ps->random && !b->random[0] && j->random_rcpt)
+			snprintf(b->random, sizeof(b->random), "%s", j->random_rcpt);
+	}
+	b->sb.n = n;
+	b->sb.rcpts = rcpts;
+	b->sb.random_rcpt = b->random[0] ? b->random : NULL;
+	b->before = ps->used;
+	ps->used += n + (b->random[0] ? 1 : 0);
+	ps->b = b;
+	ps->st = PS_BUSY;
+	co_session_send(ps->s, &b->sb);
+	return true;
+}
+
+static void unlink_session(co_psess *ps)
+{
+	co_pool *pool = ps->pool;
+	for (co_psess **pp = &ps->host->sessions; *pp; pp = &(*pp)->hnext) {
+		if (*pp == ps) {
+			*pp = ps->hnext;
+			break;
+		}
+	}
+	if (ps->prev)
+		ps->prev->next = ps->next;
+	else
+		pool->sessions = ps->next;
+	if (ps->next)
+		ps->next->prev = ps->prev;
+	ps->host->active--;
+	ps->dom->active--;
+	if (ps->trial)
+		ps->host->trial = false;
+	if (ps->idle_timer)
+		event_free(ps->idle_timer);
+}
+
+/* End a session from our side: QUIT, no callbacks; what it carried
+ * goes back to the queue. */
+static void ps_close(co_psess *ps)
+{
+	co_pool *pool = ps->pool;
+
+	co_session_quit(ps->s);
+	unlink_session(ps);
+	if (ps->b) {
+		for (unsigned i = 0; i < ps->b->sb.n; i++)
+			if (ps->b->jobs[i]) {
+				ps->b->jobs[i]->sess = NULL;
+				ps->b->jobs[i]->state = CO_JOB_NEW;
+				enqueue(pool, ps->b->jobs[i]);
+			}
+		free(ps->b);
+	}
+	while (ps->phead) {
+		co_pool_job *j = ps->phead;
+		detach_pending(ps, j);
+		enqueue(pool, j);
+	}
+	free(ps);
+	schedule_pump(pool);
+}
+
+static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d)
+{
+	co_psess *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return NULL;
+	ps->pool = pool;
+	ps->host = h;
+	ps->dom = d;
+	ps->shared = j->shared;
+	ps->exempt = j->exempt;
+	ps->random = j->random_rcpt != NULL;
+	ps->addr = j->addr;
+	ps->params = j->params;
+	snprintf(ps->helo, sizeof(ps->helo), "%s", j->params.helo);
+	snprintf(ps->from, sizeof(ps->from), "%s", j->params.mail_from);
+	ps->has_fallback = j->params.fallback_from != NULL;
+	snprintf(ps->fallback, sizeof(ps->fallback), "%s",
+	         ps->has_fallback ? j->params.fallback_from : "");
+	snprintf(ps->tls_name, sizeof(ps->tls_name), "%s",
+	         j->params.tls_name ? j->params.tls_name : "");
+	if (j->params.sourcelen)
+		memcpy(&ps->source, j->params.source, j->params.sourcelen);
+	ps->params.addr = (const struct sockaddr *)&ps->addr;
+	ps->params.addrlen = j->addrlen;
+	ps->params.source = j->params.sourcelen ? (const struct sockaddr *)&ps->source : NULL;
+	ps->params.helo = ps->helo;
+	ps->params.mail_from = ps->from;
+	ps->params.fallback_from = ps->has_fallback ? ps->fallback : NULL;
+	ps->params.tls_name = ps->tls_name[0] ? ps->tls_name : NULL;
+	if (ps->shared)
+		ps->params.transcript = NULL; /* only a job alone may keep one */
+	ps->st = PS_CONNECTING;
+	if (!(ps->s = co_session_start(pool->base, &ps->params, &session_events, ps))) {
+		free(ps);
+		return NULL;
+	}
+	ps->hnext = h->sessions;
+	h->sessions = ps;
+	ps->next = pool->sessions;
+	if (pool->sessions)
+		pool->sessions->prev = ps;
+	pool->sessions = ps;
+	h->active++;
+	d->active++;
+	if (!ps->exempt && h->failures >= pool->lim.backoff_failures)
+		ps->trial = h->trial = true;
+	return ps;
+}
+
+/* Close an idle session of this domain (or host) to free its slot. */
+static bool yield_idle(co_pool *pool, const co_pdom *d, const co_phost *h)
+{
+	for (co_psess *ps = pool->sessions; ps; ps = ps->next) {
+		if (ps->st == PS_IDLE && (ps->dom == d || ps->host == h)) {
+			ps_close(ps);
+			return true;
+		}
+	}
+	return false;
+}
+
+typedef enum place { PLACED, BLOCKED_DOMAIN, BLOCKED_HOST, HELD, NOMEM } place;
+
+/* Put a job on a session: join one, or open one. */
+static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *wait, char *why,
+                       size_t len)
+{
+	co_pdom *d = j->dom;
+	co_phost *h = host_find(pool, &j->addr, true);
+	const co_pool_limits *l = &pool->lim;
+	long long now = now_ms();
+
+	if (!h)
+		return NOMEM;
+	if (!j->exempt && host_held(pool, h, now)) {
+		co_pool_backing_off(pool, &j->addr, why, len);
+		return HELD;
+	}
+	if (j->shared) {
+		for (co_psess *ps = h->sessions; ps; ps = ps->hnext) {
+			if (ps_room(ps) && same_kind(ps, j)) {
+				attach(ps, j);
+				if (ps->st == PS_IDLE) {
+					evtimer_del(ps->idle_timer);
+					if (!send_batch(ps))
+						ps_close(ps);
+				}
+				return PLACED;
+			}
+		}
+	}
+	if (!may_open) {
+		snprintf(why, len, "others wait for %s", d->name);
+		return BLOCKED_DOMAIN;
+	}
+	if (l->domain_sessions != CALLOUT_UNLIMITED && d->active >= l->domain_sessions &&
+	    !yield_idle(pool, d, NULL)) {
+		snprintf(why, len, "%u sessions to %s at once", d->active, d->name);
+		return BLOCKED_DOMAIN;
+	}
+	if (l->host_sessions != CALLOUT_UNLIMITED && h->active >= l->host_sessions &&
+	    !yield_idle(pool, NULL, h)) {
+		snprintf(why, len, "%u sessions to one of its hosts at once", h->active);
+		return BLOCKED_HOST;
+	}
+	if (!j->exempt) {
+		bool dom_ok = bucket_ready(&d->tokens, &d->tstamp, l->domain_rate, l->domain_burst, now, wait);
+		bool host_ok = bucket_ready(&h->tokens, &h->tstamp, l->host_rate, l->host_burst, now, wait);
+		if (!dom_ok) {
+			snprintf(why, len, "%u new sessions a minute to %s", l->domain_rate, d->name);
+			return BLOCKED_DOMAIN;
+		}
+		if (!host_ok) {
+			snprintf(why, len, "%u new sessions a minute to one of its hosts", l->host_rate);
+			return BLOCKED_HOST;
+		}
+	}
+	co_psess *ps = ps_open(pool, j, h, d);
+	if (!ps)
+		return NOMEM;
+	if (!j->exempt) {
+		if (l->domain_rate != CALLOUT_UNLIMITED)
+			d->tokens -= 1.0;
+		if (l->host_rate != CALLOUT_UNLIMITED)
+			h->tokens -= 1.0;
+	}
+	attach(ps, j);
+	if (ps->shared)
+		fill(ps);
+	return PLACED;
+}
+
+/* A job's answer; "too many recipients" sends it to another session. */
+static void job_outcome(co_pool *pool, co_pool_job *j, const co_session_outcome *out)
+{
+	j->sess = NULL;
+	if (out->requeue && j->requeues < REQUEUES_MAX) {
+		j->requeues++;
+		enqueue(pool, j);
+		schedule_pump(pool);
+		return;
+	}
+	j->state = CO_JOB_DONE;
+	j->cb(j->arg, out);
+}
+
+/* Hand a finished batch's outcomes to its jobs; frees the batch. */
+static void deliver_batch(co_pool *pool, co_phost *h, pbatch *b)
+{
+	for (unsigned i = 0; i < b->sb.n; i++) {
+		if (b->sb.outs[i].requeue) {
+			unsigned learned = b->before + i ? b->before + i : 1;
+			if (!h->rcpt_cap || learned < h->rcpt_cap)
+				h->rcpt_cap = learned;
+			break;
+		}
+	}
+	for (unsigned i = 0; i < b->sb.n; i++) {
+		co_pool_job *j = b->jobs[i];
+		if (!j)
+			continue; /* cancelled meanwhile */
+		b->jobs[i] = NULL;
+		job_outcome(pool, j, &b->sb.outs[i]);
+	}
+	free(b);
+}
+
+static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	co_psess *ps = arg;
+	(void)fd;
+	(void)what;
+	ps_close(ps);
+}
+
+/* The session waits for work: its next batch, a while idle, or QUIT. */
+static void next_batch(co_psess *ps)
+{
+	co_pool *pool = ps->pool;
+
+	if (ps->shared && !ps->npend)
+		fill(ps);
+	if (ps->npend) {
+		if (send_batch(ps))
+			return;
+	} else if (ps->shared && ps_room(ps) && pool->lim.session_idle_ms > 1) {
+		if (!ps->idle_timer && !(ps->idle_timer = evtimer_new(pool->base, on_idle_timeout, ps)))
+			goto quit;
+		struct timeval tv = {pool->lim.session_idle_ms / 1000,
+		                     (pool->lim.session_idle_ms % 1000) * 1000};
+		ps->st = PS_IDLE;
+		evtimer_add(ps->idle_timer, &tv);
+		schedule_pump(pool); /* its slot may serve another kind */
+		return;
+	}
+quit:
+	ps_close(ps);
+}
+
+static void on_session_idle(void *arg, co_session *s, co_session_batch *done)
+{
+	co_psess *ps = arg;
+
+	(void)s;
+	if (!done) {
+		ps->ready = true;
+	} else if (!ps->shared) {
+		/* Alone on it: QUIT before the answer, so a transcript ends
+		 * with it. */
+		co_pool *pool = ps->pool;
+		ps->st = PS_DELIVERING;
+		co_session_quit(ps->s);
+		unlink_session(ps);
+		deliver_batch(pool, ps->host, ps->b);
+		free(ps);
+		schedule_pump(pool);
+		return;
+	} else {
+		ps->st = PS_DELIVERING;
+		if (says_421(done))
+			host_account(ps->pool, ps->host, ps, true);
+		deliver_batch(ps->pool, ps->host, ps->b);
+		ps->b = NULL;
+	}
+	next_batch(ps);
+}
+
+static void on_session_gone(void *arg, co_session_batch *done, const co_session_outcome *why)
+{
+	co_psess *ps = arg;
+	co_pool *pool = ps->pool;
+	pbatch *b = ps->b;
+
+	ps->st = PS_DELIVERING;
+	host_account(pool, ps->host, ps, is_failure(why, ps->ready) || says_421(done));
+	unlink_session(ps);
+	if (b)
+		deliver_batch(pool, ps->host, b);
+	ps->b = NULL;
+	while (ps->phead) {
+		co_pool_job *j = ps->phead;
+		detach_pending(ps, j);
+		if (ps->ready) {
+			/* It worked, then ended: the job asks another session. */
+			co_session_outcome again = *why;
+			again.requeue = true;
+			job_outcome(pool, j, &again);
+		} else {
+			job_outcome(pool, j, why);
+		}
+	}
+	free(ps);
+	schedule_pump(pool);
+}
+
+static const co_session_events session_events = {
+	.idle = on_session_idle,
+	.gone = on_session_gone,
+};
+
+/* ---- the queue ----------------------------------------------------------- */
+
+static void prune(co_pool *pool, long long now)
+{
+	if (now - pool->pruned_at < PRUNE_MS)
+		return;
+	pool->pruned_at = now;
+	for (size_t i = 0; i < TABLE_BUCKETS; i++) {
+		for (co_phost **pp = &pool->hosts[i]; *pp;) {
+			co_phost *h = *pp;
+			long long w = 0;
+			bool full = bucket_ready(&h->tokens, &h->tstamp, pool->lim.host_rate,
+			                         pool->lim.host_burst, now, &w) &&
+			            h->tokens >= pool->lim.host_burst;
+			if (!h->sessions && !h->failures && !h->rcpt_cap && full) {
+				*pp = h->hnext;
+				free(h);
+			} else {
+				pp = &h->hnext;
+			}
+		}
+		for (co_pdom **pp = &pool->doms[i]; *pp;) {
+			co_pdom *d = *pp;
+			long long w = 0;
+			bool full = bucket_ready(&d->tokens, &d->tstamp, pool->lim.domain_rate,
+			                         pool->lim.domain_burst, now, &w) &&
+			            d->tokens >= pool->lim.domain_burst;
+			if (!d->active && !d->qhead && full) {
+				*pp = d->hnext;
+				free(d);
+			} else {
+				pp = &d->hnext;
+			}
+		}
+	}
+}
+
+/* Place what waits, as far as the limits allow. */
+static void pump(evutil_socket_t fd, short what, void *arg)
+{
+	co_pool *pool = arg;
+	co_pool_job *held = NULL, *held_tail = NULL;
+	long long wait = 0;
+	char why[160];
+
+	(void)fd;
+	(void)what;
+	for (co_pdom *d = pool->waiting, *dnext; d; d = dnext) {
+		dnext = d->wnext;
+		unsigned skipped = 0;
+		for (co_pool_job *j = d->qhead, *next; j && skipped < SKIP_MAX; j = next) {
+			next = j->next;
+			dequeue(pool, j);
+			place r = try_place(pool, j, true, &wait, why, sizeof(why));
+			if (r == PLACED) {
+				next = d->qhead; /* a new session may have taken others */
+				continue;
+			}
+			if (r == HELD || r == NOMEM) {
+				list_push(&held, &held_tail, j);
+				continue;
+			}
+			/* Put it back where it was. */
+			j->state = CO_JOB_QUEUED;
+			pool->nqueued++;
+			j->next = next;
+			j->prev = next ? next->prev : d->qtail;
+			if (j->prev)
+				j->prev->next = j;
+			else
+				d->qhead = j;
+			if (next)
+				next->prev = j;
+			else
+				d->qtail = j;
+			if (r == BLOCKED_DOMAIN)
+				break;
+			skipped++;
+		}
+		if (!d->qhead)
+			unwait(pool, d);
+	}
+	arm_wake(pool, wait);
+	prune(pool, now_ms());
+	/* Callbacks last: they may submit and cancel. */
+	while (held) {
+		co_pool_job *j = held;
+		list_unlink(&held, &held_tail, j);
+		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
+		                          .reason = CALLOUT_R_LOCAL_LIMIT,
+		                          .stage = CALLOUT_STAGE_CONNECT,
+		                          .next_host = true};
+		if (!co_pool_backing_off(pool, &j->addr, out.text, sizeof(out.text)))
+			snprintf(out.text, sizeof(out.text), "out of memory");
+		j->state = CO_JOB_DONE;
+		j->cb(j->arg, &out);
+	}
+}
+
+/* ---- the interface ------------------------------------------------------- */
+
+co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits)
+{
+	co_pool *pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return NULL;
+	pool->base = base;
+	pool->lim = *limits;
+	if (!pool->lim.session_rcpts)
+		pool->lim.session_rcpts = 1;
+	pool->pump_ev = event_new(base, -1, 0, pump, pool);
+	pool->wake = evtimer_new(base, pump, pool);
+	pool->pruned_at = now_ms();
+	if (!pool->pump_ev || !pool->wake) {
+		co_pool_free(pool);
+		return NULL;
+	}
+	return pool;
+}
+
+void co_pool_free(co_pool *pool)
+{
+	if (!pool)
+		return;
+	while (pool->sessions) {
+		co_psess *ps = pool->sessions;
+		co_session_quit(ps->s);
+		unlink_session(ps);
+		free(ps->b);
+		free(ps);
+	}
+	for (size_t i = 0; i < TABLE_BUCKETS; i++) {
+		while (pool->hosts[i]) {
+			co_phost *h = pool->hosts[i];
+			pool->hosts[i] = h->hnext;
+			free(h);
+		}
+		while (pool->doms[i]) {
+			co_pdom *d = pool->doms[i];
+			pool->doms[i] = d->hnext;
+			free(d);
+		}
+	}
+	if (pool->pump_ev)
+		event_free(pool->pump_ev);
+	if (pool->wake)
+		event_free(pool->wake);
+	free(pool);
+}
+
+int co_pool_submit(co_pool *pool, co_pool_job *j, char *why, size_t len)
+{
+	long long wait = 0;
+
+	j->state = CO_JOB_NEW;
+	j->sess = NULL;
+	j->prev = j->next = NULL;
+	if (!(j->dom = dom_find(pool, j->domain))) {
+		snprintf(why, len, "out of memory");
+		return -2;
+	}
+	/* Behind others of its domain, it only joins a session. */
+	place r = try_place(pool, j, !j->dom->qhead, &wait, why, len);
+	switch (r) {
+	case PLACED:
+		return 0;
+	case NOMEM:
+		snprintf(why, len, "out of memory");
+		return -2;
+	case HELD:
+		return -1;
+	case BLOCKED_DOMAIN:
+	case BLOCKED_HOST:
+		break;
+	}
+	if (j->no_wait)
+		return -1;
+	if (pool->nqueued >= pool->lim.max_queued) {
+		snprintf(why, len, "%u verifications wait for a free slot already", pool->nqueued);
+		return -1;
+	}
+	enqueue(pool, j);
+	arm_wake(pool, wait);
+	return 0;
+}
+
+void co_pool_cancel(co_pool *pool, co_pool_job *j)
+{
+	co_psess *ps = j->sess;
+
+	switch (j->state) {
+	case CO_JOB_QUEUED:
+		dequeue(pool, j);
+		if (!j->dom->qhead)
+			unwait(pool, j->dom);
+		break;
+	case CO_JOB_PENDING:
+		detach_pending(ps, j);
+		if (ps->st != PS_DELIVERING &&
+		    (!ps->shared || (ps->st == PS_CONNECTING && !ps->npend)))
+			ps_close(ps);
+		break;
+	case CO_JOB_SENT:
+		ps->b->jobs[j->slot] = NULL;
+		if (!ps->shared && ps->st != PS_DELIVERING)
+			ps_close(ps);
+		break;
+	case CO_JOB_NEW:
+	case CO_JOB_DONE:
+		break;
+	}
+	j->state = CO_JOB_DONE;
+	j->sess = NULL;
+}
+
+callout_stage co_pool_job_stage(const co_pool_job *j, bool *waiting)
+{
+	*waiting = j->state == CO_JOB_QUEUED;
+	if ((j->state == CO_JOB_PENDING || j->state == CO_JOB_SENT) && j->sess && j->sess->s)
+		return co_session_stage(j->sess->s);
+	return CALLOUT_STAGE_NONE;
+}

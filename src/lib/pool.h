@@ -1,0 +1,92 @@
+/*
+ * The sessions of a context and the limits on them: how many per domain
+ * and per MX address at once, how many new ones a minute (token buckets),
+ * backoff from hosts that keep failing, and session reuse: addresses of
+ * one domain waiting at the same time share a session, several RCPTs to a
+ * transaction.  Work past a limit waits here, in its domain's queue.
+ *
+ * The engine hands the pool jobs (one address to ask one server) and
+ * gets back one outcome per job; it never sees a session.
+ */
+#ifndef CO_POOL_H
+#define CO_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "session.h"
+
+struct event_base;
+typedef struct co_pool co_pool;
+typedef struct co_psess co_psess;
+
+/* The limits; CALLOUT_UNLIMITED lifts one.  Rates are per minute. */
+typedef struct co_pool_limits {
+	unsigned domain_sessions, host_sessions;
+	unsigned domain_rate, domain_burst;
+	unsigned host_rate, host_burst;
+	unsigned session_rcpts;   /* RCPTs a session carries, random ones included */
+	unsigned session_idle_ms; /* an idle session waits this long for work */
+	unsigned backoff_failures, backoff_ms;
+	unsigned max_queued;      /* jobs waiting, all domains together */
+} co_pool_limits;
+
+typedef enum co_job_state {
+	CO_JOB_NEW = 0,
+	CO_JOB_QUEUED,  /* waiting for a slot */
+	CO_JOB_PENDING, /* on a session, for its next batch */
+	CO_JOB_SENT,    /* in the batch in flight */
+	CO_JOB_DONE
+} co_job_state;
+
+/* One address to ask one server.  The caller fills the first part and
+ * keeps the job alive until its callback or co_pool_cancel(). */
+typedef struct co_pool_job {
+	const char *domain;           /* whose limits apply */
+	struct sockaddr_storage addr; /* the server, port set */
+	socklen_t addrlen;
+	co_session_params params;     /* addr is ignored; strings are copied,
+	                                 except the transcript */
+	const char *rcpt;
+	const char *random_rcpt;      /* catch-all probe, NULL: none */
+	bool shared;                  /* may share a session with other jobs */
+	bool exempt;                  /* a route: no rates, no backoff */
+	bool no_wait;                 /* past a limit: fail instead of waiting */
+	void (*cb)(void *arg, const co_session_outcome *out);
+	void *arg;
+
+	/* The pool's. */
+	co_job_state state;
+	unsigned requeues;
+	struct co_pool_job *prev, *next; /* in a queue or a session's list */
+	co_psess *sess;
+	unsigned slot;                /* in the batch in flight */
+	struct co_pdom *dom;
+} co_pool_job;
+
+co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits);
+
+/* Quit every session; no callbacks. */
+void co_pool_free(co_pool *pool);
+
+/* Place a job on a session, or queue it.  Returns 0 (its callback comes
+ * later, from the loop or from a session's event; why says what it waits
+ * for, if it waits), -1 with why filled when it is past a limit and may
+ * not wait or the queue is full, or -2 when out of memory. */
+int co_pool_submit(co_pool *pool, co_pool_job *job, char *why, size_t len);
+
+/* Forget a job; its callback never comes.  A session it was alone on
+ * is ended. */
+void co_pool_cancel(co_pool *pool, co_pool_job *job);
+
+/* Where a job is, for a deadline: CALLOUT_STAGE_NONE while it waits for
+ * a slot (*waiting set). */
+callout_stage co_pool_job_stage(const co_pool_job *job, bool *waiting);
+
+/* Whether sessions to this server are held back after failures; why
+ * says so and for how long. */
+bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why,
+                         size_t len);
+
+#endif
