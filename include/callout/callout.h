@@ -202,7 +202,7 @@ typedef struct callout_options {
 	 * 0 takes the default; CALLOUT_UNLIMITED lifts a limit.  Routes (the
 	 * operator's own servers) are exempt from the rates and the backoff.
 	 */
-	unsigned max_inflight;         /* verifications probing at once; default 10000 */
+	unsigned max_probes;           /* verifications probing at once; default 10000 */
 	unsigned max_queued;           /* verifications waiting for a slot; default 10000;
 	                                  beyond it: tempfail/local_limit at once */
 	unsigned domain_sessions;      /* SMTP sessions at once per domain; default 4 */

@@ -21,6 +21,7 @@
 #define CMD             CLI_PROG " check"
 #define CONCURRENCY_MAX 10000ul
 #define TIMEOUT_MAX_MS  86400000u /* one day */
+#define LIMIT_MAX       1000000ul /* limits and rates, as in calloutd.conf */
 #define FD_RESERVE      32        /* descriptors for stdio, DNS, files */
 #define FD_PER_JOB      2
 
@@ -53,6 +54,15 @@ enum {
 	OPT_DOMAIN_NEGATIVE_TTL,
 	OPT_UNREACHABLE_TTL,
 	OPT_ALLOW_PRIVATE,
+	OPT_MAX_PROBES,
+	OPT_DOMAIN_SESSIONS,
+	OPT_HOST_SESSIONS,
+	OPT_DOMAIN_RATE,
+	OPT_HOST_RATE,
+	OPT_SESSION_RCPTS,
+	OPT_SESSION_IDLE,
+	OPT_BACKOFF,
+	OPT_NO_LIMIT_WAIT,
 };
 
 static const char short_opts[] = ":jtf:c:qhp:";
@@ -93,6 +103,15 @@ static const struct option long_opts[] = {
     {"domain-negative-ttl", required_argument, NULL, OPT_DOMAIN_NEGATIVE_TTL},
     {"unreachable-ttl", required_argument, NULL, OPT_UNREACHABLE_TTL},
     {"allow-private", no_argument, NULL, OPT_ALLOW_PRIVATE},
+    {"max-probes", required_argument, NULL, OPT_MAX_PROBES},
+    {"domain-sessions", required_argument, NULL, OPT_DOMAIN_SESSIONS},
+    {"host-sessions", required_argument, NULL, OPT_HOST_SESSIONS},
+    {"domain-rate", required_argument, NULL, OPT_DOMAIN_RATE},
+    {"host-rate", required_argument, NULL, OPT_HOST_RATE},
+    {"session-rcpts", required_argument, NULL, OPT_SESSION_RCPTS},
+    {"session-idle", required_argument, NULL, OPT_SESSION_IDLE},
+    {"backoff", required_argument, NULL, OPT_BACKOFF},
+    {"no-limit-wait", no_argument, NULL, OPT_NO_LIMIT_WAIT},
     {NULL, 0, NULL, 0},
 };
 
@@ -249,6 +268,31 @@ static int opt_uint(int opt, const char *value, unsigned long min, unsigned long
 	return -1;
 }
 
+/* A limit or a rate: 0 is no limit (0 in callout_options would be the
+ * default). */
+static int opt_limit(int opt, const char *value, unsigned *out)
+{
+	unsigned long n;
+
+	if (!cli_parse_uint(value, 0, LIMIT_MAX, &n))
+		return cli_bad_value(CMD, long_opts, opt, value,
+		                     "expected a whole number from 0 (no limit) to 1000000");
+	*out = n ? (unsigned)n : CALLOUT_UNLIMITED;
+	return -1;
+}
+
+/* A duration in whole seconds ("3", "3s", "1m") into milliseconds. */
+static int opt_duration_ms(int opt, const char *value, unsigned long min, unsigned long max,
+                           const char *expected, unsigned *out_ms)
+{
+	unsigned secs;
+
+	if (!cli_parse_duration(value, min, max, &secs))
+		return cli_bad_value(CMD, long_opts, opt, value, expected);
+	*out_ms = secs * 1000;
+	return -1;
+}
+
 /* An unknown option, a missing or unexpected argument. */
 static int getopt_error(int c, int argc, char **argv)
 {
@@ -374,6 +418,41 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_ALLOW_PRIVATE:
 			cfg->opts.flags |= CALLOUT_F_ALLOW_PRIVATE;
+			break;
+		case OPT_MAX_PROBES:
+			rc = opt_limit(c, optarg, &cfg->opts.max_probes);
+			break;
+		case OPT_DOMAIN_SESSIONS:
+			rc = opt_limit(c, optarg, &cfg->opts.domain_sessions);
+			break;
+		case OPT_HOST_SESSIONS:
+			rc = opt_limit(c, optarg, &cfg->opts.host_sessions);
+			break;
+		case OPT_DOMAIN_RATE:
+			rc = opt_limit(c, optarg, &cfg->opts.domain_rate);
+			break;
+		case OPT_HOST_RATE:
+			rc = opt_limit(c, optarg, &cfg->opts.host_rate);
+			break;
+		case OPT_SESSION_RCPTS:
+			rc = opt_uint(c, optarg, 1, 1000, &n);
+			cfg->opts.session_rcpts = (unsigned)n;
+			break;
+		case OPT_SESSION_IDLE:
+			rc = opt_duration_ms(c, optarg, 0, 60,
+			                     "expected a duration up to 60s (e.g. 0, 3, 3s, 1m)",
+			                     &cfg->opts.session_idle_ms);
+			/* 0 would be the default: 1 ms is the shortest stay */
+			if (cfg->opts.session_idle_ms == 0)
+				cfg->opts.session_idle_ms = 1;
+			break;
+		case OPT_BACKOFF:
+			rc = opt_duration_ms(c, optarg, 1, 3600,
+			                     "expected a duration from 1s to 1h (e.g. 30, 60s, 5m)",
+			                     &cfg->opts.backoff_ms);
+			break;
+		case OPT_NO_LIMIT_WAIT:
+			cfg->opts.flags |= CALLOUT_F_NO_LIMIT_WAIT;
 			break;
 		case OPT_CACHE:
 			cfg->cache = optarg;
@@ -949,6 +1028,26 @@ void cli_check_help(FILE *fp)
 	        "      --unreachable-ttl DURATION  every MX failed (default 5m)\n"
 	        "\n",
 	      fp);
+	fprintf(fp,
+	        "Limits that protect the servers asked (0 for a limit or a rate: none):\n"
+	        "      --max-probes N       verifications probing at once (default %u)\n"
+	        "      --domain-sessions N  SMTP sessions at once per domain (default %u)\n"
+	        "      --host-sessions N    SMTP sessions at once per MX address (default %u)\n"
+	        "      --domain-rate N      new sessions a minute per domain (default %u)\n"
+	        "      --host-rate N        new sessions a minute per MX address (default %u)\n"
+	        "      --session-rcpts N    addresses of one domain asked in one session,\n"
+	        "                           1 to 1000 (default %u; 1: one a session)\n"
+	        "      --session-idle DURATION  keep an idle session open for the next\n"
+	        "                           address of its domain, up to 60s (default %us;\n"
+	        "                           0: do not)\n"
+	        "      --backoff DURATION   leave an MX address alone this long after %u\n"
+	        "                           failures in a row, 1s to 1h (default %us)\n"
+	        "      --no-limit-wait      past a limit, answer tempfail (local_limit) at\n"
+	        "                           once instead of waiting for a slot\n"
+	        "\n",
+	        d.max_probes, d.domain_sessions, d.host_sessions, d.domain_rate, d.host_rate,
+	        d.session_rcpts, d.session_idle_ms / 1000, d.backoff_failures,
+	        d.backoff_ms / 1000);
 	fprintf(fp,
 	        "Timeouts (seconds, decimals allowed):\n"
 	        "      --timeout SECS          whole verification (default %g)\n"

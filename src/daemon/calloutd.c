@@ -99,24 +99,30 @@ static int add_routes(callout_ctx *ctx, const cd_config *c)
 	return 0;
 }
 
-/* What a reload cannot change: sockets, the engine and its cache. */
+/* What a reload cannot change: sockets, the engine and its cache (every
+ * engine option is read once, by callout_ctx_new()). */
 static bool needs_restart(const cd_config *o, const cd_config *n)
 {
 	callout_options a, b;
 	cd_config_options(o, &a);
 	cd_config_options(n, &b);
 #define STR_DIFF(f) (strcmp(a.f ? a.f : "", b.f ? b.f : "") != 0)
-	bool engine = STR_DIFF(helo) || STR_DIFF(sender) || STR_DIFF(fallback_sender) ||
-	              STR_DIFF(source_address) || STR_DIFF(dns_servers) || STR_DIFF(cache) ||
-	              a.flags != b.flags || a.port != b.port || a.deadline_ms != b.deadline_ms ||
-	              a.connect_timeout_ms != b.connect_timeout_ms ||
-	              a.command_timeout_ms != b.command_timeout_ms || a.max_mx != b.max_mx ||
-	              a.max_connections != b.max_connections ||
-	              a.cache_positive_ttl != b.cache_positive_ttl ||
-	              a.cache_negative_ttl != b.cache_negative_ttl ||
-	              a.cache_refresh != b.cache_refresh ||
-	              a.cache_tempfail_ttl != b.cache_tempfail_ttl;
+#define NUM_DIFF(f) (a.f != b.f)
+	bool engine =
+	    STR_DIFF(helo) || STR_DIFF(sender) || STR_DIFF(fallback_sender) ||
+	    STR_DIFF(source_address) || STR_DIFF(dns_servers) || STR_DIFF(cache) ||
+	    NUM_DIFF(flags) || NUM_DIFF(port) || NUM_DIFF(deadline_ms) ||
+	    NUM_DIFF(connect_timeout_ms) || NUM_DIFF(command_timeout_ms) || NUM_DIFF(max_mx) ||
+	    NUM_DIFF(max_connections) || NUM_DIFF(dns_timeout_ms) || NUM_DIFF(cache_positive_ttl) ||
+	    NUM_DIFF(cache_negative_ttl) || NUM_DIFF(cache_refresh) ||
+	    NUM_DIFF(cache_tempfail_ttl) || NUM_DIFF(cache_domain_ttl) ||
+	    NUM_DIFF(cache_domain_negative_ttl) || NUM_DIFF(cache_unreachable_ttl) ||
+	    NUM_DIFF(max_probes) || NUM_DIFF(max_queued) || NUM_DIFF(domain_sessions) ||
+	    NUM_DIFF(host_sessions) || NUM_DIFF(domain_rate) || NUM_DIFF(domain_burst) ||
+	    NUM_DIFF(host_rate) || NUM_DIFF(host_burst) || NUM_DIFF(session_rcpts) ||
+	    NUM_DIFF(session_idle_ms) || NUM_DIFF(backoff_failures) || NUM_DIFF(backoff_ms);
 #undef STR_DIFF
+#undef NUM_DIFF
 	return engine || o->npolicy_listen != n->npolicy_listen ||
 	       memcmp(o->policy_listen, n->policy_listen, sizeof(o->policy_listen)) != 0 ||
 	       o->nhttp_listen != n->nhttp_listen ||
@@ -240,6 +246,15 @@ static int drop_privileges(const cd_config *c, const struct passwd *pw)
 	return 0;
 }
 
+/* A limit of the file for -t: 0 is no limit. */
+static const char *limit_str(unsigned v, const char *unit, char buf[24])
+{
+	if (!v)
+		return "unlimited";
+	snprintf(buf, 24, "%u%s", v, unit);
+	return buf;
+}
+
 static int check_config(app *a)
 {
 	char err[512];
@@ -261,6 +276,18 @@ static int check_config(app *a)
 		printf("  http inet:%s:%u\n", c->http_listen[i].host, c->http_listen[i].port);
 	if (c->milter_listen[0])
 		printf("  milter %s\n", c->milter_listen);
+	char l[4][24], r[2][24];
+	printf("  engine limits: max_probes %s, max_queued %s, domain_sessions %s, "
+	       "host_sessions %s\n",
+	       limit_str(c->max_probes, "", l[0]), limit_str(c->max_queued, "", l[1]),
+	       limit_str(c->domain_sessions, "", l[2]), limit_str(c->host_sessions, "", l[3]));
+	printf("  engine rates: domain_rate %s (burst %u), host_rate %s (burst %u), "
+	       "limit_wait %s\n",
+	       limit_str(c->domain_rate, "/min", r[0]), c->domain_burst,
+	       limit_str(c->host_rate, "/min", r[1]), c->host_burst, c->limit_wait ? "yes" : "no");
+	printf("  engine sessions: session_rcpts %u, session_idle %u ms, backoff after %u "
+	       "failures, %u ms\n",
+	       c->session_rcpts, c->session_idle_ms, c->backoff_failures, c->backoff_ms);
 	cd_config_free(c);
 	return 0;
 }

@@ -45,6 +45,9 @@
 #define TTL_MAX_S         (3650u * 86400u)
 #define TIMEOUT_MAX_MS    86400000u
 #define REPLY_WITHIN_MAX  300000u
+#define LIMIT_MAX         1000000ul /* [engine] limits and rates */
+#define SESSION_IDLE_MAX  60000ul   /* ms */
+#define BACKOFF_MAX       3600000ul /* ms: the first pause; the engine doubles it */
 #define DEFAULT_STATE_DIR "/var/lib/callout"
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -396,6 +399,18 @@ static bool set_uint(struct pst *st, const struct keydef *k, char *v, bool more)
 
 	if (!parse_uint(v, k->min, k->max, &n))
 		return KFAIL(st, k, "expected a whole number from %lu to %lu, got '%s'", k->min,
+		             k->max, v);
+	*(unsigned *)field(st, k) = (unsigned)n;
+	return true;
+}
+
+/* A limit: a whole number, 0 for no limit. */
+static bool set_limit(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	unsigned long n;
+
+	if (!parse_uint(v, 0, k->max, &n))
+		return KFAIL(st, k, "expected a whole number from 0 (no limit) to %lu, got '%s'",
 		             k->max, v);
 	*(unsigned *)field(st, k) = (unsigned)n;
 	return true;
@@ -1182,6 +1197,10 @@ static bool set_defer(struct pst *st, const struct keydef *k, char *v, bool more
 	{                                                                                          \
 		s, n, set_uint, C(f), 0, lo, hi, false                                             \
 	}
+#define LIMIT(s, n, f)                                                                             \
+	{                                                                                          \
+		s, n, set_limit, C(f), 0, 0, LIMIT_MAX, false                                      \
+	}
 #define MS(s, n, f, lo, hi)                                                                        \
 	{                                                                                          \
 		s, n, set_ms, C(f), 0, lo, hi, false                                               \
@@ -1226,6 +1245,19 @@ static const struct keydef keys[] = {
     BOOL(S_ENGINE, vrfy),
     BOOL(S_ENGINE, pipelining),
     BOOL(S_ENGINE, allow_private),
+    LIMIT(S_ENGINE, "max_probes", max_probes),
+    LIMIT(S_ENGINE, "max_queued", max_queued),
+    LIMIT(S_ENGINE, "domain_sessions", domain_sessions),
+    LIMIT(S_ENGINE, "host_sessions", host_sessions),
+    LIMIT(S_ENGINE, "domain_rate", domain_rate),
+    UINT(S_ENGINE, "domain_burst", domain_burst, 1, LIMIT_MAX),
+    LIMIT(S_ENGINE, "host_rate", host_rate),
+    UINT(S_ENGINE, "host_burst", host_burst, 1, LIMIT_MAX),
+    UINT(S_ENGINE, "session_rcpts", session_rcpts, 1, 1000),
+    MS(S_ENGINE, "session_idle", session_idle_ms, 0, SESSION_IDLE_MAX),
+    UINT(S_ENGINE, "backoff_failures", backoff_failures, 1, 1000),
+    MS(S_ENGINE, "backoff", backoff_ms, 1000, BACKOFF_MAX),
+    BOOL(S_ENGINE, limit_wait),
 
     STR(S_CACHE, cache, set_cache),
     SECS(S_CACHE, positive_ttl, 1),
@@ -1269,6 +1301,7 @@ static const struct keydef keys[] = {
 #undef STR
 #undef BOOL
 #undef UINT
+#undef LIMIT
 #undef MS
 #undef SECS
 #undef LIST
@@ -1498,6 +1531,19 @@ static void set_defaults(cd_config *c)
 	c->max_connections = 10;
 	c->catch_all = true;
 	c->pipelining = true;
+	c->max_probes = 10000;
+	c->max_queued = 10000;
+	c->domain_sessions = 4;
+	c->host_sessions = 10;
+	c->domain_rate = 60;
+	c->domain_burst = 10;
+	c->host_rate = 300;
+	c->host_burst = 20;
+	c->session_rcpts = 10;
+	c->session_idle_ms = 3000;
+	c->backoff_failures = 3;
+	c->backoff_ms = 60000;
+	c->limit_wait = true;
 
 	c->positive_ttl = 7 * 86400;
 	c->refresh = 86400;
@@ -1696,6 +1742,12 @@ const cd_domain *cd_config_domain(const cd_config *c, const char *domain)
 	return NULL;
 }
 
+/* 0 in the file is no limit; 0 in the options would be the default. */
+static unsigned limit(unsigned v)
+{
+	return v ? v : CALLOUT_UNLIMITED;
+}
+
 void cd_config_options(const cd_config *c, callout_options *o)
 {
 	callout_options_init(o);
@@ -1711,6 +1763,8 @@ void cd_config_options(const cd_config *c, callout_options *o)
 		o->flags |= CALLOUT_F_ALLOW_PRIVATE;
 	if (!c->negative_cache)
 		o->flags |= CALLOUT_F_NO_NEGATIVE_CACHE;
+	if (!c->limit_wait)
+		o->flags |= CALLOUT_F_NO_LIMIT_WAIT;
 	o->helo = c->helo[0] ? c->helo : NULL;
 	o->sender = c->sender;
 	o->fallback_sender = c->fallback_sender[0] ? c->fallback_sender : NULL;
@@ -1731,6 +1785,19 @@ void cd_config_options(const cd_config *c, callout_options *o)
 	o->cache_domain_ttl = c->domain_ttl;
 	o->cache_domain_negative_ttl = c->domain_negative_ttl;
 	o->cache_unreachable_ttl = c->unreachable_ttl;
+	o->max_probes = limit(c->max_probes);
+	o->max_queued = limit(c->max_queued);
+	o->domain_sessions = limit(c->domain_sessions);
+	o->host_sessions = limit(c->host_sessions);
+	o->domain_rate = limit(c->domain_rate);
+	o->domain_burst = c->domain_burst;
+	o->host_rate = limit(c->host_rate);
+	o->host_burst = c->host_burst;
+	o->session_rcpts = c->session_rcpts;
+	/* 0 would be the default: 1 ms is the shortest stay, no reuse to speak of */
+	o->session_idle_ms = c->session_idle_ms ? c->session_idle_ms : 1;
+	o->backoff_failures = c->backoff_failures;
+	o->backoff_ms = c->backoff_ms;
 }
 
 static bool prefix_match(const unsigned char *a, const unsigned char *net, unsigned prefix)

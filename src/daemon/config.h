@@ -99,6 +99,21 @@ typedef struct cd_config {
 	unsigned max_mx, max_connections;
 	bool tls, catch_all, vrfy, pipelining;
 	bool allow_private;        /* probe loopback/private/own addresses; default no */
+	/* Protection of the servers we ask (callout_options; for the limits
+	 * and rates 0 = no limit, CALLOUT_UNLIMITED in the options) */
+	unsigned max_probes;       /* probing at once; default 10000 */
+	unsigned max_queued;       /* waiting for a slot; default 10000 */
+	unsigned domain_sessions;  /* at once per domain; default 4 */
+	unsigned host_sessions;    /* at once per MX IP; default 10 */
+	unsigned domain_rate;      /* new sessions a minute per domain; default 60 */
+	unsigned domain_burst;     /* ... of which at once; default 10 */
+	unsigned host_rate;        /* new sessions a minute per MX IP; default 300 */
+	unsigned host_burst;       /* ... of which at once; default 20 */
+	unsigned session_rcpts;    /* RCPTs per session; default 10 */
+	unsigned session_idle_ms;  /* keep an idle session; 0: do not; default 3000 */
+	unsigned backoff_failures; /* failures of an MX IP that start a backoff; default 3 */
+	unsigned backoff_ms;       /* its first length; default 60000 */
+	bool limit_wait;           /* past a limit, wait for a slot; default yes */
 
 	/* [cache] */
 	char cache[4096];          /* spec; default lmdb:STATE_DIR/cache.lmdb */

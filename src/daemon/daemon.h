@@ -66,6 +66,7 @@ typedef struct cd_answer {
 	callout_verdict verdict;
 	callout_reason reason;
 	int smtp_code;              /* the remote server's reply code, or 0 */
+	char why[160];              /* without one: what the engine said (log only) */
 	bool cached;
 	unsigned ms;
 } cd_answer;

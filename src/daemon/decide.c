@@ -174,6 +174,13 @@ void cd_decide_answer(const cd_check_plan *p, const callout_result *res, cd_answ
 	a->verdict = res->verdict;
 	a->reason = res->reason;
 	a->smtp_code = res->code;
+	if (!res->code && res->text) {
+		/* For the log line, inside its double quotes. */
+		snprintf(a->why, sizeof(a->why), "%s", res->text);
+		for (char *c = a->why; *c; c++)
+			if (*c == '"' || *c == '\\')
+				*c = '\'';
+	}
 	a->cached = res->cached;
 	a->ms = res->ms;
 	switch (res->verdict) {

@@ -87,7 +87,7 @@ struct callout_ctx {
 	co_pool *pool;           /* sessions and their limits */
 	/* The global cap: probes past the cache hold a slot; others wait at
 	 * the gate, started from the loop as slots free up. */
-	unsigned max_inflight, max_queued, probing, ngated;
+	unsigned max_probes, max_queued, probing, ngated;
 	callout_query *gate_head, *gate_tail;
 	struct event *gate_ev;
 };
@@ -366,7 +366,7 @@ static callout_status open_pool(callout_ctx *ctx, const callout_options *o)
 		l.backoff_ms = 86400000u;
 	if (l.session_idle_ms > 600000u)
 		l.session_idle_ms = 600000u;
-	ctx->max_inflight = or_default(o->max_inflight, def.max_inflight);
+	ctx->max_probes = or_default(o->max_probes, def.max_probes);
 	ctx->max_queued = l.max_queued;
 	ctx->gate_ev = event_new(ctx->base, -1, 0, on_gate, ctx);
 	ctx->pool = co_pool_new(ctx->base, &l);
@@ -662,12 +662,12 @@ static void start_dns(callout_query *p);
 static void conclude(callout_query *q, callout_verdict v, callout_reason r, callout_stage stage,
                      const char *text);
 
-/* Past the cache, a probe needs one of max_inflight slots. */
+/* Past the cache, a probe needs one of max_probes slots. */
 static void gate_then_dns(callout_query *p)
 {
 	callout_ctx *ctx = p->ctx;
 
-	if (ctx->max_inflight == CALLOUT_UNLIMITED || ctx->probing < ctx->max_inflight) {
+	if (ctx->max_probes == CALLOUT_UNLIMITED || ctx->probing < ctx->max_probes) {
 		p->probing = true;
 		ctx->probing++;
 		start_dns(p);
@@ -725,7 +725,7 @@ static void on_gate(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	while (ctx->gate_head &&
-	       (ctx->max_inflight == CALLOUT_UNLIMITED || ctx->probing < ctx->max_inflight)) {
+	       (ctx->max_probes == CALLOUT_UNLIMITED || ctx->probing < ctx->max_probes)) {
 		callout_query *p = ctx->gate_head;
 		ctx->gate_head = p->gnext;
 		if (!ctx->gate_head)

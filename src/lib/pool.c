@@ -684,7 +684,9 @@ static void next_batch(co_psess *ps)
 	if (ps->shared && !ps->npend)
 		fill(ps);
 	if (ps->npend) {
-		if (send_batch(ps))
+		/* Unless the host has since said it takes fewer: then the
+		 * pending jobs go back to the queue, for other sessions. */
+		if ((!ps->used || ps->used + 1 + ps->random <= ps_cap(ps)) && send_batch(ps))
 			return;
 	} else if (ps->shared && ps_room(ps) && pool->lim.session_idle_ms > 1) {
 		if (!ps->idle_timer && !(ps->idle_timer = evtimer_new(pool->base, on_idle_timeout, ps)))

@@ -111,7 +111,7 @@ CALLOUT_API void callout_options_init(callout_options *opts)
 	opts->cache_domain_negative_ttl = 3 * 3600;
 	opts->cache_unreachable_ttl = 300;
 	opts->cache_wait_ms = 15000;
-	opts->max_inflight = 10000;
+	opts->max_probes = 10000;
 	opts->max_queued = 10000;
 	opts->domain_sessions = 4;
 	opts->host_sessions = 10;

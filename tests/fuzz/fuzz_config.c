@@ -99,6 +99,15 @@ static void check_config(const cd_config *c)
 	CHECK(c->dns_timeout_ms >= 1 && c->dns_timeout_ms <= 86400000);
 	CHECK(c->max_mx >= 1 && c->max_mx <= 100);
 	CHECK(c->max_connections >= 1 && c->max_connections <= 1000);
+	CHECK(c->max_probes <= 1000000 && c->max_queued <= 1000000);
+	CHECK(c->domain_sessions <= 1000000 && c->host_sessions <= 1000000);
+	CHECK(c->domain_rate <= 1000000 && c->host_rate <= 1000000);
+	CHECK(c->domain_burst >= 1 && c->domain_burst <= 1000000);
+	CHECK(c->host_burst >= 1 && c->host_burst <= 1000000);
+	CHECK(c->session_rcpts >= 1 && c->session_rcpts <= 1000);
+	CHECK(c->session_idle_ms <= 60000);
+	CHECK(c->backoff_failures >= 1 && c->backoff_failures <= 1000);
+	CHECK(c->backoff_ms >= 1000 && c->backoff_ms <= 3600000);
 
 	check_str(c->cache, sizeof(c->cache), false);
 	CHECK(c->cache[0]);
@@ -157,6 +166,11 @@ static void check_config(const cd_config *c)
 	CHECK(o.struct_size == sizeof(o) && o.deadline_ms == c->timeout_ms);
 	CHECK(!!(o.flags & CALLOUT_F_CATCH_ALL) == c->catch_all);
 	CHECK(!(o.flags & CALLOUT_F_NO_PIPELINING) == c->pipelining);
+	CHECK(!(o.flags & CALLOUT_F_NO_LIMIT_WAIT) == c->limit_wait);
+	/* a 0 in the options would be the library's default, not what the file says */
+	CHECK(o.max_probes && o.max_queued && o.domain_sessions && o.host_sessions &&
+	      o.domain_rate && o.domain_burst && o.host_rate && o.host_burst && o.session_rcpts &&
+	      o.session_idle_ms && o.backoff_failures && o.backoff_ms);
 	cd_config_skip_client(c, "127.0.0.1");
 	cd_config_skip_client(c, "::ffff:10.1.2.3");
 	cd_config_skip_client(c, "2001:db8::1");

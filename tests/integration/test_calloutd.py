@@ -53,6 +53,41 @@ def test_check_config_invalid_names_file_and_line(tmp_path):
     assert f"{conf}:3" in r.stderr, r.stderr
 
 
+ENGINE_LIMITS = ("[engine]\nmax_probes = 0\nmax_queued = 50\ndomain_sessions = 2\n"
+                 "host_sessions = 0\ndomain_rate = 30\ndomain_burst = 5\nhost_rate = 0\n"
+                 "host_burst = 1\nsession_rcpts = 1\nsession_idle = 0\n"
+                 "backoff_failures = 5\nbackoff = 2m\nlimit_wait = no\n")
+
+
+def test_check_config_engine_limits(tmp_path):
+    conf = write(tmp_path, f"[daemon]\nstate_dir = {tmp_path}\n" + ENGINE_LIMITS)
+    r = run_calloutd("-t", "-c", conf)
+    assert r.returncode == 0, r.stderr
+    for text in ("max_probes unlimited", "max_queued 50", "domain_sessions 2",
+                 "host_sessions unlimited", "domain_rate 30/min (burst 5)",
+                 "host_rate unlimited (burst 1)", "limit_wait no", "session_rcpts 1",
+                 "session_idle 0 ms", "backoff after 5 failures, 120000 ms"):
+        assert text in r.stdout, (text, r.stdout)
+    # the defaults are printed too
+    r = run_calloutd("-t", "-c", write(tmp_path, f"[daemon]\nstate_dir = {tmp_path}\n"))
+    assert r.returncode == 0, r.stderr
+    assert "domain_rate 60/min (burst 10), host_rate 300/min (burst 20), limit_wait yes" \
+        in r.stdout, r.stdout
+
+
+def test_check_config_engine_limit_error_names_file_and_line(tmp_path):
+    conf = write(tmp_path, "[engine]\nlimit_wait = yes\n\ndomain_rate = 60/min\n")
+    r = run_calloutd("-t", "-c", conf)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert (f"{conf}:4: [engine] domain_rate: expected a whole number from 0 (no limit) "
+            "to 1000000, got '60/min'") in r.stderr, r.stderr
+    conf = write(tmp_path, "[engine]\nsession_idle = 2m\n")
+    r = run_calloutd("-t", "-c", conf)
+    assert r.returncode == 1
+    assert f"{conf}:2: [engine] session_idle: expected a duration from 0 to 1m" in r.stderr
+
+
 def test_missing_config_file(tmp_path):
     r = run_calloutd("-t", "-c", str(tmp_path / "nope.conf"))
     assert r.returncode == 1
@@ -149,6 +184,20 @@ def test_sighup_reloads_decisions(calloutd, postfix_mx):
     assert d.wait_log("reload failed")
     assert d.policy({"sender": INVALID}) == "action=DUNNO"
     assert d.proc.poll() is None
+
+
+def test_sighup_engine_limits_need_a_restart(calloutd, postfix_mx):
+    limits = {"domain_sessions": "0", "domain_rate": "0", "host_sessions": "0",
+              "host_rate": "0", "limit_wait": "no"}
+    d = calloutd(sections={"engine": limits})
+    assert d.policy({"sender": INVALID}) == REJECT
+    d.hup()  # the same file: nothing to restart for
+    assert d.wait_log("configuration reloaded")
+    assert "next restart" not in d.log_text()
+    d.write_config(sections={"engine": {**limits, "domain_rate": "10"}})
+    d.hup()
+    assert d.wait_log("take effect at the next restart")
+    assert d.policy({"sender": INVALID, "queue_id": "LIM1"}) == REJECT
 
 
 def _ask_many(d, senders, results, errors):

@@ -414,6 +414,51 @@ def test_exit_status_usage_error():
     assert proc.stderr.strip(), "a usage error should say what is wrong"
 
 
+LIMIT_OPTIONS = ("--max-probes", "--domain-sessions", "--host-sessions", "--domain-rate",
+                 "--host-rate", "--session-rcpts", "--session-idle", "--backoff",
+                 "--no-limit-wait")
+
+
+def test_limit_options_listed_and_checked():
+    def run(*args):
+        return subprocess.run([conftest.binary("callout"), "check", *args], capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+    r = run("--help")
+    assert r.returncode == 0, r.stderr
+    for opt in LIMIT_OPTIONS:
+        assert opt in r.stdout, opt
+    for args, want in (
+            (["--domain-rate", "x"], "invalid value 'x' for --domain-rate: expected a whole "
+                                     "number from 0 (no limit) to 1000000"),
+            (["--max-probes", "-1"], "invalid value '-1' for --max-probes"),
+            (["--host-sessions", "1000001"], "invalid value '1000001' for --host-sessions"),
+            (["--session-rcpts", "0"], "invalid value '0' for --session-rcpts: expected a "
+                                       "whole number from 1 to 1000"),
+            (["--session-idle", "61"], "invalid value '61' for --session-idle: expected a "
+                                       "duration up to 60s"),
+            (["--backoff", "0"], "invalid value '0' for --backoff: expected a duration from "
+                                 "1s to 1h"),
+            (["--no-limit-wait=yes"], "option '--no-limit-wait' takes no value")):
+        r = run(*args, "alice@postfix.test")
+        assert r.returncode == 2, (args, r)
+        assert r.stdout == "", (args, r)
+        assert r.stderr.startswith("callout check: " + want), (args, r.stderr)
+        assert r.stderr.endswith("Try 'callout check --help' for more information.\n")
+
+
+def test_limit_options_accepted(check):
+    """Every limit lifted (0) or at its smallest: the verdicts do not change."""
+    run = check("--max-probes", "0", "--domain-sessions", "0", "--host-sessions", "0",
+                "--domain-rate", "0", "--host-rate", "0", "--session-rcpts", "1",
+                "--session-idle", "0", "--backoff", "1m", "--no-limit-wait",
+                "alice@postfix.test", "nobody@postfix.test")
+    assert sorted(r["verdict"] for r in run.results) == ["invalid", "valid"], run.stdout
+    assert run.returncode == 1
+    run = check("--domain-sessions", "1", "--domain-rate", "1000000", "--session-rcpts",
+                "1000", "--session-idle", "60s", "--backoff", "1h", "alice@postfix.test")
+    assert run.result["verdict"] == "valid", run.result
+
+
 def test_exit_status_no_address():
     proc = subprocess.run([conftest.binary("callout"), "check"],
                           capture_output=True, text=True, timeout=30,

@@ -66,6 +66,20 @@ static void check_defaults(const cd_config *c)
 	assert_true(c->catch_all);
 	assert_false(c->vrfy);
 	assert_true(c->pipelining);
+	assert_false(c->allow_private);
+	assert_int_equal(c->max_probes, 10000);
+	assert_int_equal(c->max_queued, 10000);
+	assert_int_equal(c->domain_sessions, 4);
+	assert_int_equal(c->host_sessions, 10);
+	assert_int_equal(c->domain_rate, 60);
+	assert_int_equal(c->domain_burst, 10);
+	assert_int_equal(c->host_rate, 300);
+	assert_int_equal(c->host_burst, 20);
+	assert_int_equal(c->session_rcpts, 10);
+	assert_int_equal(c->session_idle_ms, 3000);
+	assert_int_equal(c->backoff_failures, 3);
+	assert_int_equal(c->backoff_ms, 60000);
+	assert_true(c->limit_wait);
 
 	assert_string_equal(c->cache, "lmdb:/var/lib/callout/cache.lmdb");
 	assert_int_equal(c->positive_ttl, 7 * 86400);
@@ -170,6 +184,19 @@ static const char full[] = "[daemon]\n"
                            "catch_all = off\n"
                            "vrfy = TRUE\n"
                            "pipelining = 0\n"
+                           "max_probes = 2000\n"
+                           "max_queued = 500\n"
+                           "domain_sessions = 2\n"
+                           "host_sessions = 5\n"
+                           "domain_rate = 30\n"
+                           "domain_burst = 3\n"
+                           "host_rate = 120\n"
+                           "host_burst = 6\n"
+                           "session_rcpts = 25\n"
+                           "session_idle = 1.5s\n"
+                           "backoff_failures = 5\n"
+                           "backoff = 2m\n"
+                           "limit_wait = no\n"
                            "\n"
                            "[cache]\n"
                            "cache = redis://:secret@10.0.0.9:6380/2?prefix=mx1:\n"
@@ -247,6 +274,19 @@ static void test_every_key(void **state)
 	assert_false(c->catch_all);
 	assert_true(c->vrfy);
 	assert_false(c->pipelining);
+	assert_int_equal(c->max_probes, 2000);
+	assert_int_equal(c->max_queued, 500);
+	assert_int_equal(c->domain_sessions, 2);
+	assert_int_equal(c->host_sessions, 5);
+	assert_int_equal(c->domain_rate, 30);
+	assert_int_equal(c->domain_burst, 3);
+	assert_int_equal(c->host_rate, 120);
+	assert_int_equal(c->host_burst, 6);
+	assert_int_equal(c->session_rcpts, 25);
+	assert_int_equal(c->session_idle_ms, 1500);
+	assert_int_equal(c->backoff_failures, 5);
+	assert_int_equal(c->backoff_ms, 120000);
+	assert_false(c->limit_wait);
 
 	assert_string_equal(c->cache, "redis://:secret@10.0.0.9:6380/2?prefix=mx1:");
 	assert_int_equal(c->positive_ttl, 2 * 86400);
@@ -431,6 +471,51 @@ static void test_errors(void **state)
 	    {"[engine]\ntls = maybe\n", "t.conf:2: [engine] tls: expected yes or no, got 'maybe'"},
 	    {"[engine]\npipelining =\n",
 	     "t.conf:2: [engine] pipelining: expected yes or no, got ''"},
+	    {"[engine]\nmax_probes = 1000001\n",
+	     "t.conf:2: [engine] max_probes: expected a whole number from 0 (no limit) to "
+	     "1000000, got '1000001'"},
+	    {"[engine]\nmax_probes = -1\n",
+	     "t.conf:2: [engine] max_probes: expected a whole number from 0 (no limit)"},
+	    {"[daemon]\nmax_inflight = 1\n[engine]\nmax_probes = 1\nmax_probes = 2\n",
+	     "t.conf:5: [engine] max_probes: given twice (first on line 4)"},
+	    {"[engine]\nmax_queued = unlimited\n",
+	     "t.conf:2: [engine] max_queued: expected a whole number from 0 (no limit) to "
+	     "1000000, got 'unlimited'"},
+	    {"[engine]\ndomain_sessions = 4.5\n",
+	     "t.conf:2: [engine] domain_sessions: expected a whole number from 0 (no limit)"},
+	    {"[engine]\nhost_sessions = 99999999999999999999999\n",
+	     "t.conf:2: [engine] host_sessions: expected a whole number from 0 (no limit)"},
+	    {"[engine]\ndomain_rate = 60/min\n",
+	     "t.conf:2: [engine] domain_rate: expected a whole number from 0 (no limit) to "
+	     "1000000, got '60/min'"},
+	    {"[engine]\nhost_rate = 1000001\n",
+	     "t.conf:2: [engine] host_rate: expected a whole number from 0 (no limit)"},
+	    {"[engine]\ndomain_burst = 0\n",
+	     "t.conf:2: [engine] domain_burst: expected a whole number from 1 to 1000000, got '0'"},
+	    {"[engine]\nhost_burst = 1000001\n",
+	     "t.conf:2: [engine] host_burst: expected a whole number from 1 to 1000000"},
+	    {"[engine]\nsession_rcpts = 0\n",
+	     "t.conf:2: [engine] session_rcpts: expected a whole number from 1 to 1000, got '0'"},
+	    {"[engine]\nsession_rcpts = 1001\n",
+	     "t.conf:2: [engine] session_rcpts: expected a whole number from 1 to 1000"},
+	    {"[engine]\nsession_idle = 61s\n",
+	     "t.conf:2: [engine] session_idle: expected a duration from 0 to 1m (e.g. 30s, 1.5s, "
+	     "500ms), got '61s'"},
+	    {"[engine]\nsession_idle = 3 s\n",
+	     "t.conf:2: [engine] session_idle: expected a duration from 0 to 1m"},
+	    {"[engine]\nbackoff_failures = 0\n",
+	     "t.conf:2: [engine] backoff_failures: expected a whole number from 1 to 1000, "
+	     "got '0'"},
+	    {"[engine]\nbackoff_failures = 1001\n",
+	     "t.conf:2: [engine] backoff_failures: expected a whole number from 1 to 1000"},
+	    {"[engine]\nbackoff = 0\n",
+	     "t.conf:2: [engine] backoff: expected a duration from 1s to 1h (e.g. 30s, 1.5s, "
+	     "500ms), got '0'"},
+	    {"[engine]\nbackoff = 999ms\n", "t.conf:2: [engine] backoff: expected a duration"},
+	    {"[engine]\nbackoff = 61m\n", "t.conf:2: [engine] backoff: expected a duration"},
+	    {"[engine]\nlimit_wait = sometimes\n",
+	     "t.conf:2: [engine] limit_wait: expected yes or no, got 'sometimes'"},
+	    {"[daemon]\nlimit_wait = no\n", "t.conf:2: [daemon] limit_wait: unknown key"},
 	    /* [cache] */
 	    {"[cache]\ncache = lmdb:relative\n", "t.conf:2: [cache] cache: expected lmdb:/PATH"},
 	    {"[cache]\ncache = redis://\n", "t.conf:2: [cache] cache: expected lmdb:/PATH"},
@@ -608,6 +693,96 @@ static void test_limits(void **state)
 	c = parse("[engine]\nport = 1\nmax_mx = 1\nmax_connections = 1\n");
 	assert_int_equal(c->port, 1);
 	cd_config_free(c);
+}
+
+/* The limits that protect the servers we ask, as the engine gets them. */
+static void test_engine_limits(void **state)
+{
+	(void)state;
+	callout_options o, lib;
+	cd_config *c = parse("");
+
+	/* the file's defaults are the library's */
+	callout_options_init(&lib);
+	cd_config_options(c, &o);
+	assert_int_equal(o.max_probes, lib.max_probes);
+	assert_int_equal(o.max_queued, lib.max_queued);
+	assert_int_equal(o.domain_sessions, lib.domain_sessions);
+	assert_int_equal(o.host_sessions, lib.host_sessions);
+	assert_int_equal(o.domain_rate, lib.domain_rate);
+	assert_int_equal(o.domain_burst, lib.domain_burst);
+	assert_int_equal(o.host_rate, lib.host_rate);
+	assert_int_equal(o.host_burst, lib.host_burst);
+	assert_int_equal(o.session_rcpts, lib.session_rcpts);
+	assert_int_equal(o.session_idle_ms, lib.session_idle_ms);
+	assert_int_equal(o.backoff_failures, lib.backoff_failures);
+	assert_int_equal(o.backoff_ms, lib.backoff_ms);
+	assert_int_equal(o.flags & CALLOUT_F_NO_LIMIT_WAIT, 0);
+	cd_config_free(c);
+
+	/* 0: no limit; 0 ms idle: not kept (1 ms, as 0 would be the default) */
+	c = parse("[engine]\nmax_probes = 0\nmax_queued = 0\ndomain_sessions = 0\n"
+	          "host_sessions = 0\ndomain_rate = 0\nhost_rate = 0\nsession_idle = 0\n"
+	          "limit_wait = no\n");
+	assert_int_equal(c->max_probes, 0);
+	assert_int_equal(c->domain_rate, 0);
+	assert_int_equal(c->session_idle_ms, 0);
+	cd_config_options(c, &o);
+	assert_int_equal(o.max_probes, CALLOUT_UNLIMITED);
+	assert_int_equal(o.max_queued, CALLOUT_UNLIMITED);
+	assert_int_equal(o.domain_sessions, CALLOUT_UNLIMITED);
+	assert_int_equal(o.host_sessions, CALLOUT_UNLIMITED);
+	assert_int_equal(o.domain_rate, CALLOUT_UNLIMITED);
+	assert_int_equal(o.host_rate, CALLOUT_UNLIMITED);
+	assert_int_equal(o.session_idle_ms, 1);
+	assert_int_equal(o.flags, CALLOUT_F_CATCH_ALL | CALLOUT_F_NO_LIMIT_WAIT);
+	/* the bursts and the rest keep their defaults */
+	assert_int_equal(o.domain_burst, 10);
+	assert_int_equal(o.host_burst, 20);
+	assert_int_equal(o.session_rcpts, 10);
+	cd_config_free(c);
+
+	/* the bounds */
+	c = parse("[engine]\nmax_probes = 1000000\nmax_queued = 1000000\n"
+	          "domain_sessions = 1\nhost_sessions = 1000000\ndomain_rate = 1\n"
+	          "domain_burst = 1\nhost_rate = 1000000\nhost_burst = 1000000\n"
+	          "session_rcpts = 1\nsession_idle = 1m\nbackoff_failures = 1000\n"
+	          "backoff = 1h\nlimit_wait = yes\n");
+	cd_config_options(c, &o);
+	assert_int_equal(o.max_probes, 1000000);
+	assert_int_equal(o.max_queued, 1000000);
+	assert_int_equal(o.domain_sessions, 1);
+	assert_int_equal(o.host_sessions, 1000000);
+	assert_int_equal(o.domain_rate, 1);
+	assert_int_equal(o.domain_burst, 1);
+	assert_int_equal(o.host_rate, 1000000);
+	assert_int_equal(o.host_burst, 1000000);
+	assert_int_equal(o.session_rcpts, 1);
+	assert_int_equal(o.session_idle_ms, 60000);
+	assert_int_equal(o.backoff_failures, 1000);
+	assert_int_equal(o.backoff_ms, 3600000);
+	assert_int_equal(o.flags & CALLOUT_F_NO_LIMIT_WAIT, 0);
+	cd_config_free(c);
+	c = parse("[engine]\nsession_rcpts = 1000\nsession_idle = 250ms\nbackoff = 1s\n"
+	          "backoff_failures = 1\n");
+	cd_config_options(c, &o);
+	assert_int_equal(o.session_rcpts, 1000);
+	assert_int_equal(o.session_idle_ms, 250);
+	assert_int_equal(o.backoff_ms, 1000);
+	assert_int_equal(o.backoff_failures, 1);
+	cd_config_free(c);
+
+	/* each key's error names its line */
+	static const char *const keys[] = {
+	    "max_probes",       "max_queued", "domain_sessions", "host_sessions", "domain_rate",
+	    "domain_burst",     "host_rate",  "host_burst",      "session_rcpts", "session_idle",
+	    "backoff_failures", "backoff",    "limit_wait"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char text[128], want[128];
+		snprintf(text, sizeof(text), "[engine]\n# comment\n\n%s = x\n", keys[i]);
+		snprintf(want, sizeof(want), "t.conf:4: [engine] %s: expected ", keys[i]);
+		parse_fails(text, want);
+	}
 }
 
 static cd_reply reply_of(const char *key, const char *value)
@@ -973,13 +1148,25 @@ static void test_options(void **state)
 	assert_int_equal(o.cache_domain_negative_ttl, 10800);
 	assert_int_equal(o.cache_unreachable_ttl, 300);
 	assert_int_equal(o.cache_wait_ms, 15000); /* not configurable: the library's */
+	assert_int_equal(o.max_probes, 10000);
+	assert_int_equal(o.max_queued, 10000);
+	assert_int_equal(o.domain_sessions, 4);
+	assert_int_equal(o.host_sessions, 10);
+	assert_int_equal(o.domain_rate, 60);
+	assert_int_equal(o.domain_burst, 10);
+	assert_int_equal(o.host_rate, 300);
+	assert_int_equal(o.host_burst, 20);
+	assert_int_equal(o.session_rcpts, 10);
+	assert_int_equal(o.session_idle_ms, 3000);
+	assert_int_equal(o.backoff_failures, 3);
+	assert_int_equal(o.backoff_ms, 60000);
 	assert_null(o.log);
 	cd_config_free(c);
 
 	c = parse(full);
 	cd_config_options(c, &o);
 	assert_int_equal(o.flags, CALLOUT_F_TLS | CALLOUT_F_VRFY | CALLOUT_F_NO_PIPELINING |
-	                              CALLOUT_F_NO_NEGATIVE_CACHE);
+	                              CALLOUT_F_NO_NEGATIVE_CACHE | CALLOUT_F_NO_LIMIT_WAIT);
 	assert_ptr_equal(o.helo, c->helo);
 	assert_string_equal(o.helo, "mx1.example.net");
 	assert_string_equal(o.sender, "probe@example.net");
@@ -1001,6 +1188,18 @@ static void test_options(void **state)
 	assert_int_equal(o.cache_domain_ttl, 86400);
 	assert_int_equal(o.cache_domain_negative_ttl, 3600);
 	assert_int_equal(o.cache_unreachable_ttl, 600);
+	assert_int_equal(o.max_probes, 2000);
+	assert_int_equal(o.max_queued, 500);
+	assert_int_equal(o.domain_sessions, 2);
+	assert_int_equal(o.host_sessions, 5);
+	assert_int_equal(o.domain_rate, 30);
+	assert_int_equal(o.domain_burst, 3);
+	assert_int_equal(o.host_rate, 120);
+	assert_int_equal(o.host_burst, 6);
+	assert_int_equal(o.session_rcpts, 25);
+	assert_int_equal(o.session_idle_ms, 1500);
+	assert_int_equal(o.backoff_failures, 5);
+	assert_int_equal(o.backoff_ms, 120000);
 	cd_config_free(c);
 
 	/* libcallout takes the result: a context can be made from it */
@@ -1275,6 +1474,19 @@ static void test_contrib_sample(void **state)
 	    "vrfy",
 	    "pipelining",
 	    "allow_private",
+	    "max_probes",
+	    "max_queued",
+	    "domain_sessions",
+	    "host_sessions",
+	    "domain_rate",
+	    "domain_burst",
+	    "host_rate",
+	    "host_burst",
+	    "session_rcpts",
+	    "session_idle",
+	    "backoff_failures",
+	    "backoff",
+	    "limit_wait",
 	    "[cache]",
 	    "cache",
 	    "positive_ttl",
@@ -1360,16 +1572,17 @@ static void test_contrib_sample(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),      cmocka_unit_test(test_every_key),
-	    cmocka_unit_test(test_cache_default), cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_durations),     cmocka_unit_test(test_limits),
-	    cmocka_unit_test(test_replies),       cmocka_unit_test(test_skip_client),
-	    cmocka_unit_test(test_skip_networks), cmocka_unit_test(test_skip_sender),
-	    cmocka_unit_test(test_domains),       cmocka_unit_test(test_listen),
-	    cmocka_unit_test(test_options),       cmocka_unit_test(test_too_long),
-	    cmocka_unit_test(test_continuation),  cmocka_unit_test(test_control_chars),
-	    cmocka_unit_test(test_load),          cmocka_unit_test(test_junk),
-	    cmocka_unit_test(test_mode_name),     cmocka_unit_test(test_contrib_sample),
+	    cmocka_unit_test(test_defaults),       cmocka_unit_test(test_every_key),
+	    cmocka_unit_test(test_cache_default),  cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_durations),      cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_engine_limits),  cmocka_unit_test(test_replies),
+	    cmocka_unit_test(test_skip_client),    cmocka_unit_test(test_skip_networks),
+	    cmocka_unit_test(test_skip_sender),    cmocka_unit_test(test_domains),
+	    cmocka_unit_test(test_listen),         cmocka_unit_test(test_options),
+	    cmocka_unit_test(test_too_long),       cmocka_unit_test(test_continuation),
+	    cmocka_unit_test(test_control_chars),  cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_junk),           cmocka_unit_test(test_mode_name),
+	    cmocka_unit_test(test_contrib_sample),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
