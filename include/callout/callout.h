@@ -218,7 +218,9 @@ typedef struct callout_options {
 	unsigned session_rcpts;        /* RCPTs per session, the catch-all probe
 	                                  included; default 10; 1: no reuse */
 	unsigned session_idle_ms;      /* keep an idle session this long for the next
-	                                  address of its domain; default 3000 */
+	                                  address of its domain; default 3000; 1: do
+	                                  not.  An idle session holds a timer on the
+	                                  loop; callout_ctx_free() ends it at once */
 	/* Backoff: consecutive refused connections, connect timeouts and 421
 	 * replies from one MX IP stop sessions to it for a while (doubling,
 	 * up to 16 times, while it keeps failing); one session then tries

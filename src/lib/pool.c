@@ -61,7 +61,6 @@ typedef struct pbatch {
 	co_session_batch sb;
 	unsigned before; /* RCPTs the session sent before it */
 	co_pool_job **jobs;
-	char random[CO_PATH_MAX + 1];
 } pbatch;
 
 typedef enum ps_state { PS_CONNECTING, PS_BUSY, PS_DELIVERING, PS_IDLE } ps_state;
@@ -83,9 +82,9 @@ struct co_psess {
 	/* What the session runs with, copied: jobs come and go. */
 	co_session_params params;
 	struct sockaddr_storage addr, source;
-	char helo[CO_DOMAIN_MAX + 1], from[CO_PATH_MAX + 1], fallback[CO_PATH_MAX + 1];
-	char tls_name[CO_DOMAIN_MAX + 1];
+	const char *helo, *from, *fallback, *tls_name; /* in strs */
 	bool has_fallback, random;
+	char strs[];
 };
 
 struct co_pool {
@@ -416,17 +415,25 @@ static bool send_batch(co_psess *ps)
 	if (n > room)
 		n = room ? room : 1; /* a session carries at least one job */
 	size_t strs = 0;
+	const char *random = NULL;
 	co_pool_job *j = ps->phead;
-	for (unsigned i = 0; i < n; i++, j = j->next)
+	for (unsigned i = 0; i < n; i++, j = j->next) {
 		strs += strlen(j->rcpt) + 1;
+		if (ps->random && !random)
+			random = j->random_rcpt;
+	}
+	if (random)
+		strs += strlen(random) + 1;
 	pbatch *b = calloc(1, sizeof(*b) + n * (sizeof(co_pool_job *) + sizeof(char *) +
 	                                        sizeof(co_session_outcome)) + strs);
 	if (!b)
 		return false;
-	b->sb.outs = (co_session_outcome *)(b + 1);
-	b->jobs = (co_pool_job **)(b->sb.outs + n);
+	/* Pointers first, then the outcomes, then the strings: each part
+	 * aligned for what it holds. */
+	b->jobs = (co_pool_job **)(b + 1);
 	const char **rcpts = (const char **)(b->jobs + n);
-	char *p = (char *)(rcpts + n);
+	b->sb.outs = (co_session_outcome *)(rcpts + n);
+	char *p = (char *)(b->sb.outs + n);
 	for (unsigned i = 0; i < n; i++) {
 		j = ps->phead;
 		detach_pending(ps, j);
@@ -438,14 +445,16 @@ static bool send_batch(co_psess *ps)
 		j->sess = ps;
 		j->slot = i;
 		j->state = CO_JOB_SENT;
-		if (ps->random && !b->random[0] && j->random_rcpt)
-			snprintf(b->random, sizeof(b->random), "%s", j->random_rcpt);
+	}
+	if (random) {
+		/* One catch-all probe answers for the whole batch. */
+		memcpy(p, random, strlen(random) + 1);
+		b->sb.random_rcpt = p;
 	}
 	b->sb.n = n;
 	b->sb.rcpts = rcpts;
-	b->sb.random_rcpt = b->random[0] ? b->random : NULL;
 	b->before = ps->used;
-	ps->used += n + (b->random[0] ? 1 : 0);
+	ps->used += n + (random ? 1 : 0);
 	ps->b = b;
 	ps->st = PS_BUSY;
 	co_session_send(ps->s, &b->sb);
@@ -503,9 +512,22 @@ static void ps_close(co_psess *ps)
 
 static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d)
 {
-	co_psess *ps = calloc(1, sizeof(*ps));
+	const char *fb = j->params.fallback_from ? j->params.fallback_from : "";
+	const char *tn = j->params.tls_name ? j->params.tls_name : "";
+	const char *src[] = {j->params.helo, j->params.mail_from, fb, tn};
+	size_t len[4], total = 0;
+	for (int i = 0; i < 4; i++)
+		total += (len[i] = strlen(src[i]) + 1);
+	co_psess *ps = calloc(1, sizeof(*ps) + total);
 	if (!ps)
 		return NULL;
+	const char **dst[] = {&ps->helo, &ps->from, &ps->fallback, &ps->tls_name};
+	char *p = ps->strs;
+	for (int i = 0; i < 4; i++) {
+		memcpy(p, src[i], len[i]);
+		*dst[i] = p;
+		p += len[i];
+	}
 	ps->pool = pool;
 	ps->host = h;
 	ps->dom = d;
@@ -514,13 +536,7 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d)
 	ps->random = j->random_rcpt != NULL;
 	ps->addr = j->addr;
 	ps->params = j->params;
-	snprintf(ps->helo, sizeof(ps->helo), "%s", j->params.helo);
-	snprintf(ps->from, sizeof(ps->from), "%s", j->params.mail_from);
 	ps->has_fallback = j->params.fallback_from != NULL;
-	snprintf(ps->fallback, sizeof(ps->fallback), "%s",
-	         ps->has_fallback ? j->params.fallback_from : "");
-	snprintf(ps->tls_name, sizeof(ps->tls_name), "%s",
-	         j->params.tls_name ? j->params.tls_name : "");
 	if (j->params.sourcelen)
 		memcpy(&ps->source, j->params.source, j->params.sourcelen);
 	ps->params.addr = (const struct sockaddr *)&ps->addr;
