@@ -53,24 +53,29 @@ static void run_queue(evutil_socket_t fd, short what, void *arg)
 int cd_bridge_init(cd_daemon *d)
 {
 	struct cd_bridge *b = calloc(1, sizeof(*b));
+	int err;
 
 	if (!b)
 		return -1;
 	b->tail = &b->head;
 	b->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (b->fd < 0 || pthread_mutex_init(&b->lock, NULL) != 0) {
+	if (b->fd < 0 || (err = pthread_mutex_init(&b->lock, NULL)) != 0) {
+		err = b->fd < 0 ? errno : err;
 		if (b->fd >= 0)
 			close(b->fd);
 		free(b);
+		errno = err; /* for the caller's message */
 		return -1;
 	}
 	b->ev = event_new(d->base, b->fd, EV_READ | EV_PERSIST, run_queue, b);
 	if (!b->ev || event_add(b->ev, NULL) < 0) {
+		err = errno; /* calloc's ENOMEM, or epoll_ctl's */
 		if (b->ev)
 			event_free(b->ev);
 		pthread_mutex_destroy(&b->lock);
 		close(b->fd);
 		free(b);
+		errno = err;
 		return -1;
 	}
 	d->bridge = b;

@@ -261,8 +261,9 @@ static int check_config(app *a)
 	cd_config *c = load(a, err, sizeof(err));
 
 	if (!c) {
+		int rc = errno == ENOMEM ? 3 : 1; /* our fault, not the file's */
 		fprintf(stderr, "calloutd: %s\n", err);
-		return 1;
+		return rc;
 	}
 	printf("%s: configuration OK\n", a->config_path);
 	printf("  mode %s, reply within %u ms, cache %s\n", cd_mode_name(c->mode),
@@ -363,9 +364,15 @@ static int start(app *a)
 			pw = NULL; /* already that user */
 		}
 	}
-	if (prepare_state_dir(c, pw) < 0 || !(a->d.metrics = cd_metrics_new()) ||
-	    cd_bridge_init(&a->d) < 0) {
-		cd_log(CD_LOG_ERR, "cannot start: %s", a->d.metrics ? "bridge" : "out of memory");
+	if (prepare_state_dir(c, pw) < 0)
+		return -1;
+	if (!(a->d.metrics = cd_metrics_new())) {
+		cd_log(CD_LOG_ERR, "cannot start: out of memory");
+		return -1;
+	}
+	if (cd_bridge_init(&a->d) < 0) {
+		/* calloc, eventfd or libevent: errno says which trouble */
+		cd_log(CD_LOG_ERR, "cannot start the milter bridge: %s", strerror(errno));
 		return -1;
 	}
 	/* Every socket first, while we may still bind privileged ports. */
@@ -444,8 +451,10 @@ int main(int argc, char **argv)
 	/* A peer that hangs up must not kill us on the next write. */
 	signal(SIGPIPE, SIG_IGN);
 	if (!(a.d.cfg = load(&a, err, sizeof(err)))) {
+		/* Out of memory is a failure to start, not an invalid file. */
+		rc = errno == ENOMEM ? 3 : 1;
 		fprintf(stderr, "calloutd: %s\n", err);
-		return 1;
+		return rc;
 	}
 	cd_log_open(a.d.cfg);
 	if (!(a.d.base = event_base_new())) {

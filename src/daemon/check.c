@@ -133,10 +133,21 @@ static void start_check(cd_job *j)
 	callout_status st = callout_verify(j->d->ctx, k->address, NULL, on_result, j, &j->q);
 
 	if (st != CALLOUT_OK) {
-		/* Answered from the loop: this may run inside cd_check. */
+		/* Our own fault (out of memory): a tempfail that says so, not
+		 * the in-progress answer, which would log a timeout.  Answered
+		 * from the loop: this may run inside cd_check. */
 		struct timeval now = {0, 0};
+		callout_result res = {
+			.verdict = CALLOUT_TEMPFAIL,
+			.reason = CALLOUT_R_INTERNAL,
+			.enhanced = "",
+			.text = callout_strerror(st),
+			.address = k->address,
+			.mx = "",
+			.ip = "",
+		};
 		cd_log(CD_LOG_ERR, "cannot start a verification: %s", callout_strerror(st));
-		cd_decide_in_progress(k, &j->answer);
+		cd_decide_answer(k, &res, &j->answer);
 		j->answer_ready = true;
 		evtimer_add(j->timer, &now);
 	}

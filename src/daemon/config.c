@@ -330,6 +330,7 @@ struct pst {
 	bool cont;         /* this line is a continuation */
 	bool listen_none;  /* listen = none, no continuation then */
 	bool failed;
+	bool nomem; /* failed for want of memory, not for the file */
 	char *err;
 	size_t errlen;
 	/* resolved at the end */
@@ -1349,8 +1350,10 @@ static bool open_section(struct pst *st, const char *s, size_t len)
 				return fail(st, "[domain %s]: section given twice", name);
 		if (st->ndomains >= DOMAINS_MAX)
 			return fail(st, "too many [domain] sections (at most %d)", DOMAINS_MAX);
-		if (!(d = calloc(1, sizeof(*d))))
+		if (!(d = calloc(1, sizeof(*d)))) {
+			st->nomem = true;
 			return fail(st, "%s", "out of memory");
+		}
 		strcpy(d->name, name); /* valid_hostname: at most 253 */
 		*st->dom_tail = d;
 		st->dom_tail = &d->next;
@@ -1624,6 +1627,7 @@ static cd_config *parse_buffer(const char *text, size_t len, const char *name, c
 	memset(key_line, 0, sizeof(key_line));
 	if (!(c = calloc(1, sizeof(*c)))) {
 		fail(&st, "%s", "out of memory");
+		errno = ENOMEM;
 		return NULL;
 	}
 	st.c = c;
@@ -1643,7 +1647,8 @@ static cd_config *parse_buffer(const char *text, size_t len, const char *name, c
 		goto fail;
 	if (rc != 0) { /* inih found something our reader let through */
 		st.line = rc > 0 ? (unsigned)rc : st.line;
-		fail(&st, "%s", rc > 0 ? "syntax error" : "cannot parse");
+		st.nomem = rc == -2; /* inih's own line buffer */
+		fail(&st, "%s", rc > 0 ? "syntax error" : rc == -2 ? "out of memory" : "cannot parse");
 		goto fail;
 	}
 	if (!finish(&st))
@@ -1651,6 +1656,7 @@ static cd_config *parse_buffer(const char *text, size_t len, const char *name, c
 	return c;
 fail:
 	cd_config_free(c);
+	errno = st.nomem ? ENOMEM : EINVAL;
 	return NULL;
 }
 
@@ -1665,7 +1671,7 @@ cd_config *cd_config_load(const char *path, char *err, size_t errlen)
 	char *buf = NULL;
 	size_t len = 0;
 	cd_config *c = NULL;
-	int fd;
+	int fd, saved;
 
 	if (!err)
 		errlen = 0; /* snprintf(NULL, 0, ...) is fine */
@@ -1683,6 +1689,7 @@ cd_config *cd_config_load(const char *path, char *err, size_t errlen)
 	}
 	if (!(buf = malloc(CONFIG_FILE_MAX + 1))) {
 		errorf(err, errlen, "%s: out of memory", path);
+		errno = ENOMEM;
 		goto done;
 	}
 	for (;;) {
@@ -1703,8 +1710,10 @@ cd_config *cd_config_load(const char *path, char *err, size_t errlen)
 	}
 	c = parse_buffer(buf, len, path, err, errlen);
 done:
+	saved = errno; /* why c is NULL */
 	free(buf);
 	close(fd);
+	errno = saved;
 	return c;
 }
 

@@ -156,7 +156,9 @@ typedef struct cd_config {
 } cd_config;
 
 /* Parse path into a new config (defaults for what it leaves out).  NULL
- * on error, with "FILE:LINE: what is wrong" in err. */
+ * on error, with "FILE:LINE: what is wrong" in err and errno ENOMEM when
+ * we ran out of memory (the file may be fine), else the reason the file
+ * could not be read or EINVAL. */
 cd_config *cd_config_load(const char *path, char *err, size_t errlen);
 
 /* The same from a string (tests, fuzzing); name is used in messages. */

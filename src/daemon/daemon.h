@@ -92,8 +92,9 @@ void cd_job_cancel(cd_job *job);
  * -1 when the bridge is closed or out of memory. */
 int cd_daemon_call(cd_daemon *d, void (*fn)(void *arg), void *arg);
 
-/* For the main program: set up the bridge on d->base; close it (calls
- * queued later fail; those already queued still run) and free it. */
+/* For the main program: set up the bridge on d->base (0, or -1 with
+ * errno set); close it (calls queued later fail; those already queued
+ * still run) and free it. */
 int cd_bridge_init(cd_daemon *d);
 void cd_bridge_free(cd_daemon *d);
 

@@ -57,6 +57,12 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
 	return -1;
 }
 
+static int nomem(char *err, size_t errlen)
+{
+	fail(err, errlen, "%s", "out of memory");
+	return CO_CACHE_ENOMEM;
+}
+
 /* redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=P]; HOST may be [IPv6]. */
 static int open_redis(const char *spec, const co_cache_conf *conf, co_cache **out, char *err,
                       size_t errlen)
@@ -119,7 +125,7 @@ static int open_redis(const char *spec, const co_cache_conf *conf, co_cache **ou
 	*out = co_cache_redis_new(host, (unsigned)port, (unsigned)db, password[0] ? password : NULL,
 	                          prefix, conf, err, errlen);
 	if (!*out)
-		return conf->strict ? CO_CACHE_EOPEN : fail(err, errlen, "%s", "out of memory");
+		return conf->strict ? CO_CACHE_EOPEN : nomem(err, errlen);
 	return 0;
 }
 
@@ -129,7 +135,7 @@ int co_cache_open(const char *spec, const co_cache_conf *conf, co_cache **out, c
 	*out = NULL;
 	if (!spec || strcmp(spec, "memory") == 0) {
 		if (!(*out = co_cache_memory_new(conf)))
-			return fail(err, errlen, "%s", "out of memory");
+			return nomem(err, errlen);
 		return 0;
 	}
 	if (strcmp(spec, "none") == 0)
@@ -138,7 +144,7 @@ int co_cache_open(const char *spec, const co_cache_conf *conf, co_cache **out, c
 		if (!spec[5])
 			return fail(err, errlen, "%s", "lmdb: needs a file name (lmdb:PATH)");
 		if (!(*out = co_cache_lmdb_new(spec + 5, conf, err, errlen)))
-			return conf->strict ? CO_CACHE_EOPEN : fail(err, errlen, "%s", "out of memory");
+			return conf->strict ? CO_CACHE_EOPEN : nomem(err, errlen);
 		return 0;
 	}
 	if (strncmp(spec, "redis://", 8) == 0)

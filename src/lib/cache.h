@@ -97,7 +97,8 @@ typedef struct co_cache_ops {
 	 * its storage is not touched again. */
 	void (*cancel)(co_cache *c, co_cache_req *req);
 
-	/* Administration, synchronous (may block). 0 or -1. */
+	/* Administration, synchronous (may block).  0, -1, or CO_CACHE_ENOMEM
+	 * (below) when out of memory: not the store's fault. */
 	int (*scan)(co_cache *c, const char *prefix, co_cache_scan_fn fn, void *arg);
 	int (*del)(co_cache *c, const char *const *keys, size_t n, unsigned long *deleted);
 	int (*info)(co_cache *c, co_cache_info *info);
@@ -119,11 +120,13 @@ struct co_cache {
  *   redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=P]  Redis (port 6379, db 0, prefix "callout:")
  *   memory                                           this process only
  *   none                                             *out = NULL
- * Returns 0, or -1 with a message in err for a bad spec or allocation
- * failure, or CO_CACHE_EOPEN (conf->strict) for a store that cannot be
+ * Returns 0, or -1 with a message in err for a bad spec, CO_CACHE_ENOMEM
+ * when out of memory (not a bad spec: the caller must not blame the
+ * user), or CO_CACHE_EOPEN (conf->strict) for a store that cannot be
  * opened.
  */
-#define CO_CACHE_EOPEN (-2)
+#define CO_CACHE_EOPEN  (-2)
+#define CO_CACHE_ENOMEM (-3)
 int co_cache_open(const char *spec, const co_cache_conf *conf, co_cache **out, char *err,
                   size_t errlen);
 void co_cache_free(co_cache *c);

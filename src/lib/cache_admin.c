@@ -55,7 +55,9 @@ CALLOUT_API callout_status callout_cache_open(const char *spec, callout_cache **
 	if (rc < 0) {
 		set_err(err, errlen, why);
 		free(cc);
-		return rc == CO_CACHE_EOPEN ? CALLOUT_ECACHE : CALLOUT_EINVAL;
+		return rc == CO_CACHE_EOPEN    ? CALLOUT_ECACHE
+		       : rc == CO_CACHE_ENOMEM ? CALLOUT_ENOMEM
+		                               : CALLOUT_EINVAL;
 	}
 	*out = cc;
 	return CALLOUT_OK;
@@ -92,6 +94,13 @@ static void to_entry(const co_rec *r, callout_cache_entry *e)
 }
 
 /* ---- scans ------------------------------------------------------------- */
+
+/* A failed administrative operation: out of memory is ours, not the
+ * cache's. */
+static callout_status admin_failure(int rc)
+{
+	return rc == CO_CACHE_ENOMEM ? CALLOUT_ENOMEM : CALLOUT_ECACHE;
+}
 
 typedef struct scan_state {
 	callout_cache_fn fn;
@@ -175,6 +184,7 @@ CALLOUT_API callout_status callout_cache_list(callout_cache *cc, const char *dom
 	scan_state s = {.fn = fn, .arg = arg};
 	char dom[CO_DOMAIN_MAX + 1], prefix[CO_REC_KEY_MAX];
 	callout_status st = CALLOUT_OK;
+	int rc;
 
 	if (!cc || !fn)
 		return CALLOUT_EINVAL;
@@ -186,8 +196,9 @@ CALLOUT_API callout_status callout_cache_list(callout_cache *cc, const char *dom
 	} else {
 		prefix[0] = '\0';
 	}
-	if (st == CALLOUT_OK && !s.stopped && cc->c->ops->scan(cc->c, prefix, list_one, &s) < 0)
-		st = CALLOUT_ECACHE;
+	if (st == CALLOUT_OK && !s.stopped &&
+	    (rc = cc->c->ops->scan(cc->c, prefix, list_one, &s)) < 0)
+		st = admin_failure(rc);
 	if (damaged)
 		*damaged = s.damaged;
 	return st;
@@ -203,8 +214,9 @@ CALLOUT_API callout_status callout_cache_get(callout_cache *cc, const char *addr
 		return CALLOUT_EINVAL;
 	scan_state s = {.fn = fn, .arg = arg, .mailbox = a.mailbox};
 	s.prefixlen = co_rec_key(CO_REC_ADDRESS, a.domain, a.mailbox, NULL, prefix, sizeof(prefix));
-	if (cc->c->ops->scan(cc->c, prefix, list_one, &s) < 0)
-		return CALLOUT_ECACHE;
+	int rc = cc->c->ops->scan(cc->c, prefix, list_one, &s);
+	if (rc < 0)
+		return admin_failure(rc);
 	return s.stopped ? CALLOUT_OK : list_facts(cc->c, a.domain, &s);
 }
 
@@ -264,8 +276,9 @@ static callout_status delete_collected(co_cache *c, key_list *l, unsigned long *
 	for (size_t i = 0; st == CALLOUT_OK && i < l->n; i += DEL_BATCH) {
 		unsigned long n = 0;
 		size_t batch = l->n - i < DEL_BATCH ? l->n - i : DEL_BATCH;
-		if (c->ops->del(c, (const char *const *)l->keys + i, batch, &n) < 0)
-			st = CALLOUT_ECACHE;
+		int rc = c->ops->del(c, (const char *const *)l->keys + i, batch, &n);
+		if (rc < 0)
+			st = admin_failure(rc);
 		total += n;
 	}
 	free_keys(l);
@@ -302,9 +315,10 @@ CALLOUT_API callout_status callout_cache_delete(callout_cache *cc, const char *w
 		l.prefixlen = co_rec_key(CO_REC_ADDRESS, a.domain, a.mailbox, NULL, prefix,
 		                         sizeof(prefix));
 	}
-	if (!l.nomem && cc->c->ops->scan(cc->c, prefix, collect, &l) < 0) {
+	int rc = l.nomem ? 0 : cc->c->ops->scan(cc->c, prefix, collect, &l);
+	if (rc < 0) {
 		free_keys(&l);
-		return CALLOUT_ECACHE;
+		return admin_failure(rc);
 	}
 	return delete_collected(cc->c, &l, deleted);
 }
@@ -318,9 +332,10 @@ CALLOUT_API callout_status callout_cache_purge(callout_cache *cc, long long now,
 		*deleted = 0;
 	if (!cc)
 		return CALLOUT_EINVAL;
-	if (cc->c->ops->scan(cc->c, "", collect, &l) < 0) {
+	int rc = cc->c->ops->scan(cc->c, "", collect, &l);
+	if (rc < 0) {
 		free_keys(&l);
-		return CALLOUT_ECACHE;
+		return admin_failure(rc);
 	}
 	return delete_collected(cc->c, &l, deleted);
 }

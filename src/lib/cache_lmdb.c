@@ -739,7 +739,7 @@ static int lmdb_scan(co_cache *c, const char *prefix, co_cache_scan_fn fn, void 
 	if (plen > lc->sh->keymax)
 		return 0; /* no key is that long */
 	if (!(items = malloc(SCAN_BATCH * sizeof(*items))))
-		return -1;
+		return CO_CACHE_ENOMEM;
 	memcpy(from, prefix, plen);
 	do {
 		MDB_txn *txn;

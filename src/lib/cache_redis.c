@@ -937,7 +937,7 @@ static int redis_scan(co_cache *c, const char *prefix, co_cache_scan_fn fn, void
 	int rc = 0;
 
 	if (!pat)
-		return -1;
+		return CO_CACHE_ENOMEM;
 	p = glob_escape(pat, r->prefix, r->prefixlen);
 	p = glob_escape(p, prefix, plen);
 	*p++ = '*';
@@ -981,7 +981,9 @@ static int redis_del(co_cache *c, const char *const *keys, size_t n, unsigned lo
 		char *buf = prefixed(r, "", keys + i, m, argv + 1, lens + 1);
 		redisReply *rep = buf ? sync_cmd(r, (int)m + 1, argv, lens) : NULL;
 
-		if (!rep)
+		if (!buf)
+			rc = CO_CACHE_ENOMEM;
+		else if (!rep)
 			rc = -1;
 		else if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
 			count += (unsigned long)rep->integer;

@@ -283,7 +283,10 @@ void co_conn_close_after_flush(co_conn *c)
 	}
 	evutil_gettimeofday(&now, NULL);
 	evutil_timeradd(&now, &tv, &c->linger_until);
-	evtimer_add(c->linger, &tv);
+	/* Poll from the start: under TLS the filter's buffer is usually empty
+	 * already and only the socket's drains, which calls back nobody. */
+	struct timeval tick = {0, 10 * 1000};
+	evtimer_add(c->linger, &tick);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setcb(c->bev, NULL, closing_written, closing_event, c);
 }

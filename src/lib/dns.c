@@ -26,6 +26,7 @@
 
 #include <ares.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -59,6 +60,12 @@
  */
 #define QUERIES_IN_FLIGHT_MAX 128
 #define DNS_TRIES             2
+/* Sockets c-ares opened that we could not watch yet (out of memory): how
+ * soon to try again (an unwatched socket's answers are never read), and
+ * when to end every query as "out of memory" instead of a timeout. */
+#define UNWATCHED_MAX      16
+#define WATCH_RETRY_MS     10
+#define WATCH_GIVE_UP_MS   1000
 
 /* One socket c-ares asked us to watch. */
 struct watcher {
@@ -78,6 +85,13 @@ struct co_dns {
 	bool destroying;
 	struct event *timer;
 	struct watcher *watchers;
+	struct {
+		ares_socket_t fd;
+		bool readable, writable;
+	} unwatched[UNWATCHED_MAX];
+	unsigned nunwatched;
+	struct timespec unwatched_since; /* when the first of them failed */
+	bool giving_up; /* inside ares_cancel() for them */
 	co_dns_req *reqs;                   /* every request not yet freed */
 	unsigned inflight;                  /* c-ares queries started, not answered */
 	struct lookup *queue, **queue_tail; /* lookups waiting for a slot */
@@ -241,6 +255,8 @@ static const char *status_text(const co_dns *dns, int status)
 		return "malformed answer";
 	case ARES_ENOMEM:
 		return "out of memory";
+	case ARES_ECANCELLED:
+		return dns->giving_up ? "out of memory" : "cancelled";
 	case ARES_EBADNAME:
 		return "invalid name";
 	default:
@@ -394,6 +410,13 @@ static void rearm(co_dns *dns)
 	if (dns->destroying)
 		return;
 	tvp = ares_timeout(dns->channel, NULL, &tv);
+	/* Only while queries wait: an idle loop must be able to end. */
+	if (dns->nunwatched > 0 && tvp != NULL &&
+	    (tvp->tv_sec > 0 || tvp->tv_usec > WATCH_RETRY_MS * 1000)) {
+		tv.tv_sec = 0;
+		tv.tv_usec = WATCH_RETRY_MS * 1000;
+		tvp = &tv;
+	}
 	if (tvp != NULL)
 		evtimer_add(dns->timer, tvp);
 	else
@@ -410,10 +433,96 @@ static void watcher_cb(evutil_socket_t fd, short what, void *arg)
 	rearm(dns);
 }
 
+/* Forget fd in the retry list. */
+static void unwatched_drop(co_dns *dns, ares_socket_t fd)
+{
+	for (unsigned i = 0; i < dns->nunwatched; i++) {
+		if (dns->unwatched[i].fd == fd) {
+			dns->unwatched[i] = dns->unwatched[--dns->nunwatched];
+			return;
+		}
+	}
+}
+
+/* Watch fd with this interest (not both false); false when out of memory,
+ * leaving any old watcher as it was. */
+static bool watch(co_dns *dns, ares_socket_t fd, bool readable, bool writable)
+{
+	struct watcher **pw, *w;
+	short what = (short)(EV_PERSIST | (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
+	struct event *ev;
+
+	for (pw = &dns->watchers; *pw != NULL; pw = &(*pw)->next)
+		if ((*pw)->fd == fd)
+			break;
+	w = *pw;
+	if (w != NULL && w->what == what)
+		return true;
+	if (w == NULL) {
+		w = calloc(1, sizeof *w);
+		if (w == NULL)
+			return false;
+		w->dns = dns;
+		w->fd = fd;
+		ev = event_new(dns->base, (evutil_socket_t)fd, what, watcher_cb, w);
+		if (ev == NULL || event_add(ev, NULL) != 0) {
+			if (ev != NULL)
+				event_free(ev);
+			free(w);
+			return false;
+		}
+		w->ev = ev;
+		w->what = what;
+		w->next = dns->watchers;
+		dns->watchers = w;
+		return true;
+	}
+	ev = event_new(dns->base, (evutil_socket_t)fd, what, watcher_cb, w);
+	if (ev == NULL || event_add(ev, NULL) != 0) {
+		if (ev != NULL)
+			event_free(ev);
+		return false; /* the old interest stays until a retry works */
+	}
+	event_free(w->ev);
+	w->ev = ev;
+	w->what = what;
+	return true;
+}
+
+static long ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/* Try again to watch the sockets that could not be watched.  When that
+ * fails for too long, end the queries: they could only time out, and
+ * c-ares cannot end those of one socket, so every one ends ("out of
+ * memory", a tempfail).  Not from inside c-ares (ares_cancel). */
+static void watch_retry(co_dns *dns)
+{
+	for (unsigned i = 0; i < dns->nunwatched;) {
+		if (watch(dns, dns->unwatched[i].fd, dns->unwatched[i].readable,
+		          dns->unwatched[i].writable))
+			dns->unwatched[i] = dns->unwatched[--dns->nunwatched];
+		else
+			i++;
+	}
+	if (dns->nunwatched > 0 && ms_since(&dns->unwatched_since) >= WATCH_GIVE_UP_MS) {
+		dns->giving_up = true;
+		ares_cancel(dns->channel); /* ARES_ECANCELLED: "out of memory" */
+		dns->giving_up = false;
+		clock_gettime(CLOCK_MONOTONIC, &dns->unwatched_since); /* for later queries */
+	}
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	co_dns *dns = arg;
 
+	watch_retry(dns);
 	ares_process_fd(dns->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	rearm(dns);
 }
@@ -422,22 +531,22 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
  * c-ares opens, changes or closes a socket.  Freeing an event from its own
  * callback is allowed by libevent 2.1 (it does not touch the event after
  * the callback returns), which happens when c-ares closes a socket while
- * processing it.  If an event cannot be created, the socket stays unwatched
- * and its queries end by timeout through the timer.
+ * processing it.  If a socket cannot be watched (out of memory), the timer
+ * tries again every WATCH_RETRY_MS (its answers wait in the socket) and
+ * gives up after WATCH_GIVE_UP_MS (watch_retry).  Past UNWATCHED_MAX such
+ * sockets, the queries of the others end by their timeout.
  */
 static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 {
 	co_dns *dns = data;
 	struct watcher **pw, *w;
-	short what;
-	struct event *ev;
-
-	for (pw = &dns->watchers; *pw != NULL; pw = &(*pw)->next)
-		if ((*pw)->fd == fd)
-			break;
-	w = *pw;
 
 	if (!readable && !writable) {
+		unwatched_drop(dns, fd);
+		for (pw = &dns->watchers; *pw != NULL; pw = &(*pw)->next)
+			if ((*pw)->fd == fd)
+				break;
+		w = *pw;
 		if (w != NULL) {
 			*pw = w->next;
 			event_free(w->ev);
@@ -447,38 +556,16 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
 	}
 	if (dns->destroying)
 		return;
-
-	what = (short)(EV_PERSIST | (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
-	if (w != NULL && w->what == what)
+	unwatched_drop(dns, fd);
+	if (watch(dns, fd, readable, writable) || dns->nunwatched == UNWATCHED_MAX)
 		return;
-	if (w == NULL) {
-		w = calloc(1, sizeof *w);
-		if (w == NULL)
-			return;
-		w->dns = dns;
-		w->fd = fd;
-		ev = event_new(dns->base, (evutil_socket_t)fd, what, watcher_cb, w);
-		if (ev == NULL || event_add(ev, NULL) != 0) {
-			if (ev != NULL)
-				event_free(ev);
-			free(w);
-			return;
-		}
-		w->ev = ev;
-		w->what = what;
-		w->next = dns->watchers;
-		dns->watchers = w;
-		return;
-	}
-	ev = event_new(dns->base, (evutil_socket_t)fd, what, watcher_cb, w);
-	if (ev == NULL || event_add(ev, NULL) != 0) {
-		if (ev != NULL)
-			event_free(ev);
-		return; /* keep watching with the old interest */
-	}
-	event_free(w->ev);
-	w->ev = ev;
-	w->what = what;
+	if (dns->nunwatched == 0)
+		clock_gettime(CLOCK_MONOTONIC, &dns->unwatched_since);
+	dns->unwatched[dns->nunwatched].fd = fd;
+	dns->unwatched[dns->nunwatched].readable = readable;
+	dns->unwatched[dns->nunwatched].writable = writable;
+	dns->nunwatched++;
+	/* rearm(), which every way into c-ares ends with, makes the retry soon */
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -1036,6 +1123,7 @@ static bool channel_open(co_dns *dns, const char *servers, unsigned timeout_ms, 
 	if (rc != ARES_SUCCESS) {
 		if (err != NULL)
 			snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
+		errno = rc == ARES_ENOMEM ? ENOMEM : EINVAL;
 		return false;
 	}
 	dns->have_channel = true;
@@ -1046,6 +1134,7 @@ static bool channel_open(co_dns *dns, const char *servers, unsigned timeout_ms, 
 			if (err != NULL)
 				snprintf(err, errlen, "DNS servers \"%s\": %s", servers,
 				         ares_strerror(rc));
+			errno = rc == ARES_ENOMEM ? ENOMEM : EINVAL;
 			return false;
 		}
 	}
@@ -1082,6 +1171,7 @@ co_dns *co_dns_new(struct event_base *base, const char *servers, unsigned timeou
 	if (dns == NULL) {
 		if (err != NULL)
 			snprintf(err, errlen, "out of memory");
+		errno = ENOMEM;
 		return NULL;
 	}
 	dns->base = base;
@@ -1092,6 +1182,7 @@ co_dns *co_dns_new(struct event_base *base, const char *servers, unsigned timeou
 	if (rc != ARES_SUCCESS) {
 		if (err != NULL)
 			snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		errno = rc == ARES_ENOMEM ? ENOMEM : EINVAL;
 		goto fail;
 	}
 	dns->library_init = true;
@@ -1100,6 +1191,7 @@ co_dns *co_dns_new(struct event_base *base, const char *servers, unsigned timeou
 	if (dns->timer == NULL) {
 		if (err != NULL)
 			snprintf(err, errlen, "out of memory");
+		errno = ENOMEM;
 		goto fail;
 	}
 
@@ -1123,7 +1215,9 @@ co_dns *co_dns_new(struct event_base *base, const char *servers, unsigned timeou
 	return dns;
 
 fail:
+	rc = errno; /* the caller tells out of memory from a bad setup */
 	co_dns_free(dns);
+	errno = rc;
 	return NULL;
 }
 

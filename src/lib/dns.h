@@ -43,7 +43,8 @@ typedef void (*co_dns_cb)(void *arg, const co_dns_result *res);
 /*
  * servers: "IP[:PORT],..." (IPv6 in brackets when a port is given), or NULL
  * for /etc/resolv.conf.  timeout_ms per try.  Returns NULL on failure with
- * a reason in err.
+ * a reason in err, and errno ENOMEM when that reason is out of memory
+ * (not the servers, not resolv.conf).
  */
 co_dns *co_dns_new(struct event_base *base, const char *servers, unsigned timeout_ms, char *err,
                    size_t errlen);

@@ -18,6 +18,7 @@
  * connections and deadlines.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,10 +328,11 @@ static callout_status open_cache(callout_ctx *ctx, const callout_options *o)
 		.now = ctx_now,
 		.now_arg = ctx,
 	};
-	if (co_cache_open(o->cache, &conf, &ctx->cache, err, sizeof(err)) < 0) {
+	int r = co_cache_open(o->cache, &conf, &ctx->cache, err, sizeof(err));
+	if (r < 0) {
 		if (o->log)
 			o->log(o->log_arg, err);
-		return CALLOUT_EINVAL;
+		return r == CO_CACHE_ENOMEM ? CALLOUT_ENOMEM : CALLOUT_EINVAL;
 	}
 	return CALLOUT_OK;
 }
@@ -401,7 +403,7 @@ CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callou
 	ctx->dns = co_dns_new(ctx->base, o.dns_servers, or_default(o.dns_timeout_ms, 5000), err,
 	                      sizeof(err));
 	if (!ctx->dns) {
-		st = CALLOUT_EDNS;
+		st = errno == ENOMEM ? CALLOUT_ENOMEM : CALLOUT_EDNS;
 		goto fail;
 	}
 	if ((o.flags & CALLOUT_F_TLS) && (st = need_tls(ctx)) != CALLOUT_OK)

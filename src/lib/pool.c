@@ -820,7 +820,7 @@ static void prune(co_pool *pool, long long now)
 static void pump(evutil_socket_t fd, short what, void *arg)
 {
 	co_pool *pool = arg;
-	co_pool_job *held = NULL, *held_tail = NULL;
+	co_pool_job *held = NULL, *held_tail = NULL, *nomem = NULL, *nomem_tail = NULL;
 	long long wait = 0;
 	char why[160];
 
@@ -838,7 +838,10 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 				continue;
 			}
 			if (r == HELD || r == NOMEM) {
-				list_push(&held, &held_tail, j);
+				if (r == HELD)
+					list_push(&held, &held_tail, j);
+				else
+					list_push(&nomem, &nomem_tail, j);
 				continue;
 			}
 			/* Put it back where it was. */
@@ -863,7 +866,8 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 	}
 	arm_wake(pool, wait);
 	prune(pool, now_ms());
-	/* Callbacks last: they may submit and cancel. */
+	/* Callbacks last: they may submit and cancel.  A host backing off
+	 * sends the job to the next one; our own shortage does not. */
 	while (held) {
 		co_pool_job *j = held;
 		list_unlink(&held, &held_tail, j);
@@ -871,8 +875,17 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 		                          .reason = CALLOUT_R_LOCAL_LIMIT,
 		                          .stage = CALLOUT_STAGE_CONNECT,
 		                          .next_host = true};
-		if (!co_pool_backing_off(pool, &j->addr, out.text, sizeof(out.text)))
-			snprintf(out.text, sizeof(out.text), "out of memory");
+		co_pool_backing_off(pool, &j->addr, out.text, sizeof(out.text));
+		j->state = CO_JOB_DONE;
+		j->cb(j->arg, &out);
+	}
+	while (nomem) {
+		co_pool_job *j = nomem;
+		list_unlink(&nomem, &nomem_tail, j);
+		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
+		                          .reason = CALLOUT_R_INTERNAL,
+		                          .stage = CALLOUT_STAGE_CONNECT,
+		                          .text = "out of memory"};
 		j->state = CO_JOB_DONE;
 		j->cb(j->arg, &out);
 	}

@@ -711,9 +711,13 @@ co_session *co_session_start(struct event_base *base, const co_session_params *p
 	s->conn = co_conn_connect(base, p->addr, p->addrlen, p->source, p->sourcelen,
 	                          &conn_events, s);
 	if (!s->conn) {
-		/* Report on the loop, never from inside the caller. */
-		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, strerror(errno));
-		s->why.next_host = true;
+		/* Report on the loop, never from inside the caller.  Our own
+		 * shortage (memory, descriptors) says nothing about the host. */
+		int e = errno;
+		bool ours = e == ENOMEM || e == EMFILE || e == ENFILE || e == ENOBUFS;
+		set_why(s, CALLOUT_TEMPFAIL, ours ? CALLOUT_R_INTERNAL : CALLOUT_R_CONNECT_FAILED,
+		        strerror(e));
+		s->why.next_host = !ours;
 		arm_timer(s, 0);
 		return s;
 	}

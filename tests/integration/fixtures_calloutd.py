@@ -1,6 +1,7 @@
 """pytest plugin: calloutd, started by the suite.
 
-Fixture `calloutd`: a factory.  calloutd(config="", sections=None) writes a
+Fixture `calloutd`: a factory.  calloutd(config="", sections=None, env=None)
+(env: variables added to the daemon's environment) writes a
 configuration -- a base that points the daemon at the suite's DNS server
 and SMTP port, keeps its state (LMDB cache) in a temporary directory, logs
 to stderr and listens on loopback (policy inet:127.0.0.1:10040, HTTP
@@ -76,10 +77,11 @@ class Calloutd:
         with open(self.config_path, "w") as f:
             f.write(render(merged, config))
 
-    def start(self, timeout=10):
+    def start(self, timeout=10, env=None):
         self.proc = subprocess.Popen([conftest.binary("calloutd"), "-c", self.config_path],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, errors="replace")
+                                     text=True, errors="replace",
+                                     env=dict(os.environ, **env) if env else None)
         threading.Thread(target=self._read_log, daemon=True).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -155,11 +157,11 @@ def calloutd(dns_server):
     workdir = tempfile.mkdtemp(prefix="calloutd-")
     os.chmod(workdir, 0o755)  # a daemon that drops privileges still reaches its state
 
-    def start(config="", sections=None, dns=True, timeout=10):
+    def start(config="", sections=None, dns=True, timeout=10, env=None):
         d = Calloutd(workdir, dns_server.server if dns else None)
         d.write_config(config, sections)
         started.append(d)
-        return d.start(timeout)
+        return d.start(timeout, env)
 
     yield start
     crashed = []
