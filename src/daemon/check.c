@@ -78,6 +78,7 @@ static void job_free(cd_job *j)
 	if (j->timer)
 		event_free(j->timer);
 	j->d->inflight--;
+	cd_quiet_check(j->d);
 	free(j);
 }
 

@@ -86,6 +86,12 @@ cd_job *cd_check(cd_daemon *d, const cd_request *req, cd_answer_cb cb, void *arg
 /* The front end's connection went away: no callback. */
 void cd_job_cancel(cd_job *job);
 
+/* ---- memory (trim.c) -------------------------------------------------- */
+
+/* Call when a request in flight has ended (d->inflight was decremented):
+ * once the daemon stays quiet, freed memory goes back to the system. */
+void cd_quiet_check(cd_daemon *d);
+
 /* ---- for the milter's threads ---------------------------------------- */
 
 /* Run fn(arg) on the loop's thread, soon.  Safe from any thread.  0, or

@@ -234,6 +234,7 @@ static void hreq_abort(hreq *r)
 				d->inflight--;
 		}
 	}
+	cd_quiet_check(d);
 	hreq_detach(r);
 	hreq_free(r);
 }
@@ -280,6 +281,7 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 	s->q = NULL;
 	if (d->inflight)
 		d->inflight--;
+	cd_quiet_check(d);
 	r->left--;
 	if (st == CALLOUT_OK && res) {
 		char addr[512];

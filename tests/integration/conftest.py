@@ -18,6 +18,7 @@ pytest_plugins = [
     "fixtures_redis",    # a private redis-server for the cache tests
     "fixtures_calloutd", # calloutd with a test configuration
     "fixtures_gateway",  # a private Postfix as the receiving MTA asking calloutd
+    "fixtures_chaos",    # the chaotic SMTP server of the load tests
 ]
 
 # Tests that do not choose a cache get none: each verification is live, and

@@ -8,10 +8,14 @@ answers, so NSD answers SERVFAIL for every name in it.  Names outside test.
 get REFUSED.
 
 Fixture: dns_server (session scope) -> DnsServer with .server "127.0.0.1:10053",
-.addr, .port, .workdir, .log().
+.addr, .port, .workdir, .log(), .dig(), and for outage tests .kill() (SIGKILL
+to NSD and its children: the server vanishes), .stop() (SIGTERM) and .start()
+(again, same port and zones; returns when it answers).  A test that stops it
+must start it again before it ends.
 """
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -68,12 +72,59 @@ zone:
 
 
 class DnsServer:
-    def __init__(self, addr, port, workdir, proc):
+    def __init__(self, addr, port, workdir, conf):
         self.addr = addr
         self.port = port
         self.server = f"{addr}:{port}"
         self.workdir = workdir
-        self.proc = proc
+        self.conf = conf
+        self.proc = None
+
+    def start(self, timeout=15):
+        """Start NSD (again); returns when it answers for postfix.test."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        stderr = open(os.path.join(self.workdir, "nsd.stderr"), "a")
+        # Its own process group: NSD forks (xfrd, the server), and kill()
+        # must take them all, or a child keeps answering on the port.
+        self.proc = subprocess.Popen([NSD, "-d", "-c", self.conf], stdout=stderr,
+                                     stderr=subprocess.STDOUT, cwd=self.workdir,
+                                     start_new_session=True)
+        stderr.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nsd exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                rcode, answers = dig(self.addr, self.port, "postfix.test", "MX")
+            except subprocess.TimeoutExpired:
+                rcode, answers = None, []
+            if rcode == "NOERROR" and answers:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nsd does not answer on {self.server}:\n{self.log()}")
+            time.sleep(0.1)
+
+    def kill(self):
+        """SIGKILL to NSD and its children: queries are refused from now on."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        self._wait_port_free()
+
+    def stop(self):
+        if self.proc is not None:
+            _stop(self.proc)
+            self._wait_port_free()
+
+    def _wait_port_free(self, timeout=10):
+        # children die with the group, a moment after the parent
+        deadline = time.monotonic() + timeout
+        while _port_in_use(self.addr, self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def log(self):
         path = os.path.join(self.workdir, "nsd.log")
@@ -145,28 +196,15 @@ def dns_server(tmp_path_factory):
     if check.returncode != 0:
         pytest.fail(f"nsd-checkconf {conf}: {check.stdout}{check.stderr}")
 
-    stderr = open(os.path.join(workdir, "nsd.stderr"), "w")
-    proc = subprocess.Popen([NSD, "-d", "-c", conf], stdout=stderr, stderr=subprocess.STDOUT,
-                            cwd=workdir)
-    stderr.close()
-    server = DnsServer(addr, port, workdir, proc)
+    server = DnsServer(addr, port, workdir, conf)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"nsd exited with {proc.returncode}:\n{server.log()}")
-            try:
-                rcode, answers = dig(addr, port, "postfix.test", "MX")
-            except subprocess.TimeoutExpired:
-                rcode, answers = None, []
-            if rcode == "NOERROR" and answers:
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"nsd does not answer on {addr}:{port}:\n{server.log()}")
-            time.sleep(0.1)
+        try:
+            server.start()
+        except RuntimeError as e:
+            pytest.fail(str(e))
         rcode, _ = dig(addr, port, "servfail.test", "MX")
         if rcode != "SERVFAIL":
             pytest.fail(f"servfail.test answers {rcode}, not SERVFAIL:\n{server.log()}")
         yield server
     finally:
-        _stop(proc)
+        server.stop()

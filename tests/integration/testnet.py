@@ -23,6 +23,17 @@ DEAD_IP = "127.0.0.21"
 # Fake SMTP servers (tests/integration/fakesmtp.py) take addresses from here on.
 FAKE_IP_BASE = "127.0.0."
 FAKE_IP_FIRST = 30
+# The chaotic SMTP server of the load tests (tests/integration/chaos_smtp.py):
+# 127.0.0.(70+N) is the MX of chaosN.test (N = 0..9), VICTIM_IP the MX of
+# victim.test (the amplification test).
+CHAOS_IP_FIRST = 70
+CHAOS_DOMAINS = 10
+VICTIM_IP = "127.0.0.80"
+VICTIM_DOMAIN = "victim.test"
+
+
+def chaos_ip(n):
+    return f"127.0.0.{CHAOS_IP_FIRST + n}"
 
 # Domains Postfix accepts mail for; each has the users below.
 POSTFIX_DOMAINS = [
