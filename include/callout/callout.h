@@ -291,6 +291,20 @@ CALLOUT_API void callout_ctx_free(callout_ctx *ctx);
 /* The event base of the context. */
 CALLOUT_API struct event_base *callout_ctx_base(callout_ctx *ctx);
 
+/* What the context is doing now, for monitoring.  Fields are only ever
+ * added at the end: pass sizeof(your struct). */
+typedef struct callout_stats {
+	unsigned probing;           /* verifications past the cache, holding a slot */
+	unsigned waiting;           /* waiting for a slot: max_probes, or a limit of
+	                               their domain or MX */
+	unsigned sessions;          /* SMTP sessions open, idle ones included */
+	unsigned idle_sessions;     /* ... kept for the next address of their domain */
+	unsigned hosts_backing_off; /* MX addresses left alone after failures */
+} callout_stats;
+
+/* Fill *out (len bytes of it); CALLOUT_EINVAL for NULL arguments. */
+CALLOUT_API callout_status callout_ctx_stats(callout_ctx *ctx, callout_stats *out, size_t len);
+
 /* Run the context's loop until no verification is left in flight. */
 CALLOUT_API callout_status callout_ctx_run(callout_ctx *ctx);
 

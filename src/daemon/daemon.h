@@ -123,7 +123,7 @@ void cd_metrics_result(cd_metrics *m, cd_frontend fe, const callout_result *res)
 void cd_metrics_action(cd_metrics *m, cd_frontend fe, cd_action a, bool verified);
 /* Prometheus text exposition into a malloc'd string (NUL-terminated);
  * inflight is the current gauge.  NULL when out of memory. */
-char *cd_metrics_render(const cd_metrics *m, unsigned inflight);
+char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine);
 
 const char *cd_frontend_name(cd_frontend fe);
 

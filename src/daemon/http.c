@@ -660,7 +660,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		}
 		if (!authorized(h, req))
 			return;
-		text = cd_metrics_render(d->metrics, d->inflight);
+		callout_stats st;
+		bool have = callout_ctx_stats(d->ctx, &st, sizeof(st)) == CALLOUT_OK;
+		text = cd_metrics_render(d->metrics, d->inflight, have ? &st : NULL);
 		if (!text) {
 			send_error(h, req, 500, "internal", "out of memory");
 			return;

@@ -184,7 +184,7 @@ static void render_histograms(FILE *fp, const cd_metrics *m)
 	}
 }
 
-char *cd_metrics_render(const cd_metrics *m, unsigned inflight)
+char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -206,6 +206,31 @@ char *cd_metrics_render(const cd_metrics *m, unsigned inflight)
 	family(fp, "calloutd_verifications_in_flight", "gauge",
 	       "Verifications running now (mail transactions and HTTP requests).");
 	fprintf(fp, "calloutd_verifications_in_flight %u\n", inflight);
+
+	/* The limits at work (callout_ctx_stats) */
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} gauges[] = {
+	    {"calloutd_engine_probing", "Verifications past the cache, holding a slot.",
+	     offsetof(callout_stats, probing)},
+	    {"calloutd_engine_waiting",
+	     "Verifications waiting for a slot (max_probes, or a limit of their domain or MX).",
+	     offsetof(callout_stats, waiting)},
+	    {"calloutd_engine_sessions", "SMTP sessions open, idle ones included.",
+	     offsetof(callout_stats, sessions)},
+	    {"calloutd_engine_idle_sessions",
+	     "SMTP sessions kept open for the next address of their domain.",
+	     offsetof(callout_stats, idle_sessions)},
+	    {"calloutd_engine_hosts_backing_off", "MX addresses left alone after failures.",
+	     offsetof(callout_stats, hosts_backing_off)},
+	};
+	for (size_t i = 0; engine && i < sizeof(gauges) / sizeof(gauges[0]); i++) {
+		unsigned v;
+		memcpy(&v, (const char *)engine + gauges[i].off, sizeof(v));
+		family(fp, gauges[i].name, "gauge", gauges[i].help);
+		fprintf(fp, "%s %u\n", gauges[i].name, v);
+	}
 
 	/* verdict x reason: only the pairs seen so far (most never occur) */
 	family(fp, "calloutd_verifications_total", "counter",

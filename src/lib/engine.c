@@ -133,7 +133,7 @@ struct callout_query {
 	co_pool_job job;
 	bool job_active;              /* probe: job is with the pool */
 	bool probing, gated;          /* probe: holds a slot; waits for one */
-	callout_query *gnext;         /* probe: at the gate */
+	callout_query *gnext, *gprev; /* probe: at the gate */
 	char limit_why[160];          /* probe: the limit it waits for */
 	co_dns_host *hosts;
 	unsigned nhosts;
@@ -466,6 +466,20 @@ CALLOUT_API void callout_ctx_free(callout_ctx *ctx)
 	free(ctx);
 }
 
+CALLOUT_API callout_status callout_ctx_stats(callout_ctx *ctx, callout_stats *out, size_t len)
+{
+	callout_stats st;
+	unsigned queued;
+
+	if (!ctx || !out)
+		return CALLOUT_EINVAL;
+	co_pool_stats(ctx->pool, &st.sessions, &st.idle_sessions, &queued, &st.hosts_backing_off);
+	st.probing = ctx->probing;
+	st.waiting = ctx->ngated + queued;
+	memcpy(out, &st, len < sizeof(st) ? len : sizeof(st));
+	return CALLOUT_OK;
+}
+
 CALLOUT_API callout_status callout_ctx_run(callout_ctx *ctx)
 {
 	while (ctx->inflight > 0)
@@ -683,6 +697,7 @@ static void gate_then_dns(callout_query *p)
 	}
 	p->gated = true;
 	p->gnext = NULL;
+	p->gprev = ctx->gate_tail;
 	if (ctx->gate_tail)
 		ctx->gate_tail->gnext = p;
 	else
@@ -697,18 +712,14 @@ static void leave_gate(callout_query *p)
 	callout_ctx *ctx = p->ctx;
 
 	if (p->gated) {
-		callout_query *prev = NULL;
-		for (callout_query *g = ctx->gate_head; g; prev = g, g = g->gnext) {
-			if (g == p) {
-				if (prev)
-					prev->gnext = g->gnext;
-				else
-					ctx->gate_head = g->gnext;
-				if (ctx->gate_tail == g)
-					ctx->gate_tail = prev;
-				break;
-			}
-		}
+		if (p->gprev)
+			p->gprev->gnext = p->gnext;
+		else
+			ctx->gate_head = p->gnext;
+		if (p->gnext)
+			p->gnext->gprev = p->gprev;
+		else
+			ctx->gate_tail = p->gprev;
 		p->gated = false;
 		ctx->ngated--;
 	}
@@ -730,7 +741,9 @@ static void on_gate(evutil_socket_t fd, short what, void *arg)
 	       (ctx->max_probes == CALLOUT_UNLIMITED || ctx->probing < ctx->max_probes)) {
 		callout_query *p = ctx->gate_head;
 		ctx->gate_head = p->gnext;
-		if (!ctx->gate_head)
+		if (ctx->gate_head)
+			ctx->gate_head->gprev = NULL;
+		else
 			ctx->gate_tail = NULL;
 		ctx->ngated--;
 		p->gated = false;

@@ -42,7 +42,6 @@ typedef struct co_phost {
 	long long open_until; /* ms; sessions held back until then */
 	bool trial;           /* one session tries after the backoff */
 	unsigned rcpt_cap;    /* learned from "too many recipients"; 0: none */
-	co_psess *sessions;
 } co_phost;
 
 typedef struct co_pdom {
@@ -51,6 +50,7 @@ typedef struct co_pdom {
 	double tokens;
 	long long tstamp;
 	co_pool_job *qhead, *qtail;
+	co_psess *joinable;            /* its sessions that may take more jobs */
 	struct co_pdom *wnext, *wprev; /* domains with jobs waiting */
 	bool waiting;
 	char name[CO_DOMAIN_MAX + 1];
@@ -67,8 +67,9 @@ typedef enum ps_state { PS_CONNECTING, PS_BUSY, PS_DELIVERING, PS_IDLE } ps_stat
 
 struct co_psess {
 	co_pool *pool;
-	co_psess *hnext;  /* in the host's sessions */
-	co_psess *prev, *next; /* every session */
+	co_psess *jprev, *jnext; /* in the domain's joinable sessions */
+	bool joinable;
+	co_psess *prev, *next;   /* every session */
 	co_phost *host;
 	co_pdom *dom;
 	co_session *s;
@@ -461,15 +462,26 @@ static bool send_batch(co_psess *ps)
 	return true;
 }
 
+/* Off the domain's list of sessions to join: full, or ending.  (A full
+ * session never has room again, but for a cancelled job: not worth a
+ * lookup.) */
+static void unjoin(co_psess *ps)
+{
+	if (!ps->joinable)
+		return;
+	if (ps->jprev)
+		ps->jprev->jnext = ps->jnext;
+	else
+		ps->dom->joinable = ps->jnext;
+	if (ps->jnext)
+		ps->jnext->jprev = ps->jprev;
+	ps->joinable = false;
+}
+
 static void unlink_session(co_psess *ps)
 {
 	co_pool *pool = ps->pool;
-	for (co_psess **pp = &ps->host->sessions; *pp; pp = &(*pp)->hnext) {
-		if (*pp == ps) {
-			*pp = ps->hnext;
-			break;
-		}
-	}
+	unjoin(ps);
 	if (ps->prev)
 		ps->prev->next = ps->next;
 	else
@@ -553,8 +565,13 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d)
 		free(ps);
 		return NULL;
 	}
-	ps->hnext = h->sessions;
-	h->sessions = ps;
+	if (ps->shared) {
+		ps->joinable = true;
+		ps->jnext = d->joinable;
+		if (d->joinable)
+			d->joinable->jprev = ps;
+		d->joinable = ps;
+	}
 	ps->next = pool->sessions;
 	if (pool->sessions)
 		pool->sessions->prev = ps;
@@ -596,8 +613,13 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 		return HELD;
 	}
 	if (j->shared) {
-		for (co_psess *ps = h->sessions; ps; ps = ps->hnext) {
-			if (ps_room(ps) && same_kind(ps, j)) {
+		for (co_psess *ps = d->joinable, *next; ps; ps = next) {
+			next = ps->jnext;
+			if (!ps_room(ps)) {
+				unjoin(ps);
+				continue;
+			}
+			if (ps->host == h && same_kind(ps, j)) {
 				attach(ps, j);
 				if (ps->st == PS_IDLE) {
 					evtimer_del(ps->idle_timer);
@@ -793,7 +815,7 @@ static void prune(co_pool *pool, long long now)
 			bool full = bucket_ready(&h->tokens, &h->tstamp, pool->lim.host_rate,
 			                         pool->lim.host_burst, now, &w) &&
 			            h->tokens >= pool->lim.host_burst;
-			if (!h->sessions && !h->failures && !h->rcpt_cap && full) {
+			if (!h->active && !h->failures && !h->rcpt_cap && full) {
 				*pp = h->hnext;
 				free(h);
 			} else {
@@ -1005,6 +1027,22 @@ void co_pool_cancel(co_pool *pool, co_pool_job *j)
 	}
 	j->state = CO_JOB_DONE;
 	j->sess = NULL;
+}
+
+void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *queued,
+                   unsigned *backing_off)
+{
+	long long now = now_ms();
+
+	*sessions = *idle = *backing_off = 0;
+	*queued = pool->nqueued;
+	for (const co_psess *ps = pool->sessions; ps; ps = ps->next) {
+		(*sessions)++;
+		*idle += ps->st == PS_IDLE;
+	}
+	for (size_t i = 0; i < TABLE_BUCKETS; i++)
+		for (const co_phost *h = pool->hosts[i]; h; h = h->hnext)
+			*backing_off += host_held(pool, h, now);
 }
 
 callout_stage co_pool_job_stage(const co_pool_job *j, bool *waiting)

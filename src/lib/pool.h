@@ -84,6 +84,11 @@ void co_pool_cancel(co_pool *pool, co_pool_job *job);
  * a slot (*waiting set). */
 callout_stage co_pool_job_stage(const co_pool_job *job, bool *waiting);
 
+/* Sessions open (idle ones included), idle, jobs queued, hosts backing
+ * off. */
+void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *queued,
+                   unsigned *backing_off);
+
 /* Whether sessions to this server are held back after failures; why
  * says so and for how long. */
 bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why,

@@ -368,6 +368,27 @@ def test_busy_when_max_inflight_is_reached(calloutd, mx):
     assert r.status == 200, r
 
 
+def test_metrics_show_the_limits_at_work(calloutd, mx):
+    """One session at a time to the domain: while slow@ holds it, the next
+    address waits, and /metrics says so."""
+    calloutd(sections={"engine": {"domain_sessions": "1", "session_rcpts": "1"}})
+    out = {}
+    threads = [threading.Thread(target=lambda k=k, a=a: out.update({k: verify_get(a)}))
+               for k, a in enumerate([f"slow@[{mx.host}]", f"alice@[{mx.host}]"])]
+    threads[0].start()
+    assert wait_for(lambda: metrics().get("calloutd_engine_sessions") == 1)
+    threads[1].start()
+    assert wait_for(lambda: metrics().get("calloutd_engine_waiting") == 1), metrics().samples
+    m = metrics()
+    assert m.get("calloutd_engine_probing") == 2
+    assert m.get("calloutd_engine_sessions") == 1
+    assert m.get("calloutd_engine_hosts_backing_off") == 0
+    for t in threads:
+        t.join(15)
+    assert [out[k].json["verdict"] for k in (0, 1)] == ["valid", "valid"]
+    assert metrics().get("calloutd_engine_waiting") == 0
+
+
 def test_body_too_large(calloutd):
     calloutd()
     big = json.dumps({"address": "x" * (64 * 1024)})
