@@ -181,7 +181,8 @@ typedef struct callout_options {
 	                                  default 604800 */
 	unsigned cache_domain_negative_ttl; /* no mail service, blocks us, not a
 	                                  catch-all; default 10800 */
-	unsigned cache_unreachable_ttl;/* every MX failed; default 300 */
+	unsigned cache_unreachable_ttl;/* no MX would talk (refused, timed out);
+	                                  default 300 */
 	unsigned cache_wait_ms;        /* how long to wait for another node's probe
 	                                  of the same address (Redis); default 15000 */
 	size_t cache_max_bytes;        /* LMDB map size; default 1 GiB */

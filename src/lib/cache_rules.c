@@ -96,13 +96,15 @@ static void fact_text(co_rec *r, const char *text)
 	snprintf(r->text, sizeof(r->text), "%s", text);
 }
 
+/* No MX would even talk: refused or silent.  A reset or a 421 is one
+ * connection's trouble, not the domain's: the pool's backoff deals with
+ * a host that keeps doing it. */
 static bool unreachable(const co_probe_facts *f)
 {
 	if (f->verdict != CALLOUT_TEMPFAIL ||
 	    (f->stage != CALLOUT_STAGE_CONNECT && f->stage != CALLOUT_STAGE_BANNER))
 		return false;
-	return f->reason == CALLOUT_R_CONNECT_FAILED || f->reason == CALLOUT_R_TIMEOUT ||
-	       f->reason == CALLOUT_R_CONNECTION_LOST || f->reason == CALLOUT_R_TEMP_REJECT;
+	return f->reason == CALLOUT_R_CONNECT_FAILED || f->reason == CALLOUT_R_TIMEOUT;
 }
 
 unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f,

@@ -207,6 +207,13 @@ static void test_records_from_probe(void **state)
 	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
 	assert_int_equal(out[0].kind, CO_REC_UNREACHABLE);
 	assert_int_equal(ttl[0], ttls.unreachable);
+	/* One connection reset or answered 421: not the whole domain. */
+	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_CONNECTION_LOST, CALLOUT_STAGE_BANNER);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 0);
+	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_TEMP_REJECT, CALLOUT_STAGE_BANNER);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 0);
+	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_LOCAL_LIMIT, CALLOUT_STAGE_CONNECT);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 0);
 
 	f = facts(CALLOUT_UNKNOWN, CALLOUT_R_CATCH_ALL, CALLOUT_STAGE_RCPT);
 	f.catch_all = true;
