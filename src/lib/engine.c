@@ -44,6 +44,7 @@
 
 #define ROUTE_HOSTS_MAX CO_DNS_HOSTS_MAX
 #define FLIGHT_BUCKETS  1024
+#define MX_BUCKETS      256
 #define CLAIM_MARGIN_MS 5000
 #define REFUSED_WHY_MAX (256 + INET6_ADDRSTRLEN + 64) /* "name [ip]: why" */
 
@@ -86,6 +87,7 @@ struct callout_ctx {
 	void *clock_arg;
 	callout_query *flights[FLIGHT_BUCKETS]; /* probes that requests may join */
 	co_pool *pool;           /* sessions and their limits */
+	struct mx_flight *mx_flights[MX_BUCKETS]; /* MX lookups probes may join */
 	/* The global cap: probes past the cache hold a slot; others wait at
 	 * the gate, started from the loop as slots free up. */
 	unsigned max_probes, max_queued, probing, ngated;
@@ -130,6 +132,8 @@ struct callout_query {
 	lookup *lk;
 	bool ready;                   /* request: out holds its result */
 	co_dns_req *dns_req;
+	struct mx_flight *mxf;        /* probe: the MX lookup it waits on */
+	callout_query *mxnext, *mxprev;
 	co_pool_job job;
 	bool job_active;              /* probe: job is with the pool */
 	bool probing, gated;          /* probe: holds a slot; waits for one */
@@ -672,6 +676,112 @@ static bool probe_unwanted(const callout_query *p)
 	return !p->waiters && !p->done && (!p->key[0] || !p->started || p->lk || p->cache_req);
 }
 
+/* ---- MX lookups in flight: probes of one domain share one ------------------ */
+
+/* A forged-sender run makes thousands of probes of one domain at once;
+ * they ask the resolver once.  (c-ares keeps no cache; a local caching
+ * resolver does the rest.) */
+typedef struct mx_flight {
+	struct mx_flight *next;
+	callout_ctx *ctx;
+	co_dns_req *req;
+	callout_query *waiters;
+	bool delivering;
+	unsigned max_mx;
+	char domain[CO_DOMAIN_MAX + 1];
+} mx_flight;
+
+static mx_flight **mx_bucket(callout_ctx *ctx, const char *domain)
+{
+	size_t h = 1469598103934665603ull;
+	for (const char *c = domain; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	return &ctx->mx_flights[h % MX_BUCKETS];
+}
+
+static void mx_unlink(callout_ctx *ctx, mx_flight *f)
+{
+	for (mx_flight **pp = mx_bucket(ctx, f->domain); *pp; pp = &(*pp)->next) {
+		if (*pp == f) {
+			*pp = f->next;
+			return;
+		}
+	}
+}
+
+/* A probe leaves its lookup; the last one out cancels it. */
+static void mx_leave(callout_query *q)
+{
+	mx_flight *f = q->mxf;
+
+	if (q->mxprev)
+		q->mxprev->mxnext = q->mxnext;
+	else
+		f->waiters = q->mxnext;
+	if (q->mxnext)
+		q->mxnext->mxprev = q->mxprev;
+	q->mxf = NULL;
+	q->mxnext = q->mxprev = NULL;
+	if (!f->waiters && !f->delivering) {
+		co_dns_cancel(f->req);
+		mx_unlink(q->ctx, f);
+		free(f);
+	}
+}
+
+static void on_dns(void *arg, const co_dns_result *res);
+
+static void on_mx_flight(void *arg, const co_dns_result *res)
+{
+	mx_flight *f = arg;
+	callout_query *q;
+
+	f->delivering = true; /* waiters may leave while others are told */
+	f->req = NULL;
+	mx_unlink(f->ctx, f);
+	while ((q = f->waiters)) {
+		f->waiters = q->mxnext;
+		if (f->waiters)
+			f->waiters->mxprev = NULL;
+		q->mxf = NULL;
+	q->mxnext = q->mxprev = NULL;
+		on_dns(q, res);
+	}
+	free(f);
+}
+
+/* Join the MX lookup of this domain in flight, or start one.  Returns
+ * false when out of memory. */
+static bool mx_join(callout_query *p)
+{
+	callout_ctx *ctx = p->ctx;
+	mx_flight **head = mx_bucket(ctx, p->addr.domain), *f;
+
+	for (f = *head; f; f = f->next)
+		if (f->max_mx == p->set.max_mx && strcmp(f->domain, p->addr.domain) == 0)
+			break;
+	if (!f) {
+		if (!(f = calloc(1, sizeof(*f))))
+			return false;
+		snprintf(f->domain, sizeof(f->domain), "%s", p->addr.domain);
+		f->ctx = ctx;
+		f->max_mx = p->set.max_mx;
+		if (!(f->req = co_dns_resolve_mx(ctx->dns, f->domain, f->max_mx, on_mx_flight, f))) {
+			free(f);
+			return false;
+		}
+		f->next = *head;
+		*head = f;
+	}
+	p->mxf = f;
+	p->mxprev = NULL;
+	p->mxnext = f->waiters;
+	if (f->waiters)
+		f->waiters->mxprev = p;
+	f->waiters = p;
+	return true;
+}
+
 /* ---- the global cap ------------------------------------------------------ */
 
 static void start_dns(callout_query *p);
@@ -783,6 +893,8 @@ static void query_free(callout_query *q)
 	}
 	if (q->dns_req)
 		co_dns_cancel(q->dns_req);
+	if (q->mxf)
+		mx_leave(q);
 	if (q->job_active)
 		co_pool_cancel(ctx->pool, &q->job);
 	if (q->is_probe)
@@ -1170,7 +1282,10 @@ static void start_dns(callout_query *p)
 		unsigned port = 0;
 		p->dns_req = co_dns_resolve_hosts(ctx->dns, &ip, &port, 1, on_dns, p);
 	} else {
-		p->dns_req = co_dns_resolve_mx(ctx->dns, p->addr.domain, p->set.max_mx, on_dns, p);
+		if (!mx_join(p))
+			conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS,
+			         "out of memory");
+		return;
 	}
 	if (!p->dns_req)
 		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS, "out of memory");

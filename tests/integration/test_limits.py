@@ -313,3 +313,61 @@ on connect
     run = check("-c", "1", "--route", f"forward.test={srv.host}", *addrs)
     assert [r["reason"] for r in run.results] == ["temp_reject"] * 5, run.results
     assert srv.session_count == 5
+
+
+# ---- DNS ------------------------------------------------------------------
+
+class CountingDnsProxy:
+    """UDP between callout and the suite's DNS server, counting questions
+    by (name, type)."""
+
+    def __init__(self):
+        import socket
+        self.down = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.down.bind(("127.0.0.1", 0))
+        self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.up.connect((testnet.DNS_ADDR, testnet.DNS_PORT))
+        self.server = f"127.0.0.1:{self.down.getsockname()[1]}"
+        self.counts, self.clients, self.stopping = {}, {}, False
+        for loop in (self._from_clients, self._from_server):
+            threading.Thread(target=loop, daemon=True).start()
+
+    @staticmethod
+    def question(msg):
+        labels, i = [], 12
+        while msg[i]:
+            labels.append(msg[i + 1:i + 1 + msg[i]].decode().lower())
+            i += 1 + msg[i]
+        return ".".join(labels), int.from_bytes(msg[i + 1:i + 3], "big")
+
+    def _from_clients(self):
+        while not self.stopping:
+            msg, addr = self.down.recvfrom(4096)
+            q = self.question(msg)
+            self.counts[q] = self.counts.get(q, 0) + 1
+            self.clients[msg[:2]] = addr
+            self.up.send(msg)
+
+    def _from_server(self):
+        while not self.stopping:
+            msg = self.up.recv(4096)
+            if msg[:2] in self.clients:
+                self.down.sendto(msg, self.clients[msg[:2]])
+
+    def mx_queries(self, domain):
+        return self.counts.get((domain, 15), 0)
+
+
+def test_probes_of_one_domain_share_one_mx_lookup(dns_server, fake_smtp):
+    fake_smtp(ALICE_ONLY, index=7)
+    proxy = CountingDnsProxy()
+    addrs = [f"u{i}@fake7.test" for i in range(30)]
+    run = check("-c", "30", "--dns-server", proxy.server, *addrs)
+    assert [r["verdict"] for r in run.results] == ["invalid"] * 30, run.stderr
+    assert proxy.mx_queries("fake7.test") == 1, proxy.counts
+    # One after another, each asks (single flight, not a cache): the proxy
+    # counts what it should.
+    run = check("-c", "1", "--dns-server", proxy.server, *addrs[:3])
+    assert [r["verdict"] for r in run.results] == ["invalid"] * 3
+    assert proxy.mx_queries("fake7.test") == 4, proxy.counts
+    proxy.stopping = True
