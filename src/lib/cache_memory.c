@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "hash.h"
 
 #define BUDGET_DEFAULT (64u << 20)
 #define BUCKETS_MIN    1024u
@@ -27,14 +28,6 @@ typedef struct mem_cache {
 	entry *oldest, *newest;
 } mem_cache;
 
-static size_t hash(const char *s, size_t n)
-{
-	size_t h = 1469598103934665603ull;
-	while (n--)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
-}
-
 static size_t entry_size(const entry *e)
 {
 	return sizeof(*e) + e->keylen + 1 + e->vallen;
@@ -42,7 +35,7 @@ static size_t entry_size(const entry *e)
 
 static entry **find_slot(mem_cache *m, const char *key, size_t keylen)
 {
-	entry **pp = &m->buckets[hash(key, keylen) & (m->nbuckets - 1)];
+	entry **pp = &m->buckets[co_hash(key, keylen) & (m->nbuckets - 1)];
 	while (*pp && ((*pp)->keylen != keylen || memcmp((*pp)->key, key, keylen) != 0))
 		pp = &(*pp)->hnext;
 	return pp;
@@ -75,7 +68,7 @@ static void grow(mem_cache *m)
 	for (size_t i = 0; i < m->nbuckets; i++) {
 		for (entry *e = m->buckets[i], *next; e; e = next) {
 			next = e->hnext;
-			size_t h = hash(e->key, e->keylen) & (n - 1);
+			size_t h = co_hash(e->key, e->keylen) & (n - 1);
 			e->hnext = b[h];
 			b[h] = e;
 		}

@@ -38,6 +38,7 @@
 #include "cache.h"
 #include "cache_rules.h"
 #include "dns.h"
+#include "hash.h"
 #include "netcheck.h"
 #include "pool.h"
 #include "session.h"
@@ -620,10 +621,7 @@ static void format_ip(const struct sockaddr_storage *ss, char *out, size_t len)
 
 static size_t key_bucket(const char *key)
 {
-	size_t h = 1469598103934665603ull;
-	while (*key)
-		h = (h ^ (unsigned char)*key++) * 1099511628211ull;
-	return h % FLIGHT_BUCKETS;
+	return co_hash(key, strlen(key)) % FLIGHT_BUCKETS;
 }
 
 static callout_query *flight_find(callout_ctx *ctx, const char *key, bool refresh)
@@ -693,10 +691,7 @@ typedef struct mx_flight {
 
 static mx_flight **mx_bucket(callout_ctx *ctx, const char *domain)
 {
-	size_t h = 1469598103934665603ull;
-	for (const char *c = domain; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ull;
-	return &ctx->mx_flights[h % MX_BUCKETS];
+	return &ctx->mx_flights[co_hash(domain, strlen(domain)) % MX_BUCKETS];
 }
 
 static void mx_unlink(callout_ctx *ctx, mx_flight *f)

@@ -24,6 +24,7 @@
 #include <callout/callout.h>
 
 #include "addr.h"
+#include "hash.h"
 #include "pool.h"
 
 #define TABLE_BUCKETS 4096
@@ -111,11 +112,7 @@ static long long now_ms(void)
 
 static size_t hash_bytes(const void *p, size_t n)
 {
-	const unsigned char *b = p;
-	size_t h = 1469598103934665603ull;
-	while (n--)
-		h = (h ^ *b++) * 1099511628211ull;
-	return h % TABLE_BUCKETS;
+	return co_hash(p, n) % TABLE_BUCKETS;
 }
 
 /* The bytes that name a server: family, address, port. */
@@ -192,6 +189,15 @@ static bool bucket_ready(double *tokens, long long *ts, unsigned rate, unsigned 
 	if (*wait == 0 || w < *wait)
 		*wait = w;
 	return false;
+}
+
+/* Refilled to the brim: a fresh entry would be the same, so it may go. */
+static bool bucket_full(double *tokens, long long *ts, unsigned rate, unsigned burst,
+                        long long now)
+{
+	long long wait = 0;
+	return bucket_ready(tokens, ts, rate, burst, now, &wait) &&
+	       (rate == CALLOUT_UNLIMITED || *tokens >= burst);
 }
 
 static bool host_held(const co_pool *pool, const co_phost *h, long long now)
@@ -811,11 +817,9 @@ static void prune(co_pool *pool, long long now)
 	for (size_t i = 0; i < TABLE_BUCKETS; i++) {
 		for (co_phost **pp = &pool->hosts[i]; *pp;) {
 			co_phost *h = *pp;
-			long long w = 0;
-			bool full = bucket_ready(&h->tokens, &h->tstamp, pool->lim.host_rate,
-			                         pool->lim.host_burst, now, &w) &&
-			            h->tokens >= pool->lim.host_burst;
-			if (!h->active && !h->failures && !h->rcpt_cap && full) {
+			if (!h->active && !h->failures && !h->rcpt_cap &&
+			    bucket_full(&h->tokens, &h->tstamp, pool->lim.host_rate,
+			                pool->lim.host_burst, now)) {
 				*pp = h->hnext;
 				free(h);
 			} else {
@@ -824,11 +828,9 @@ static void prune(co_pool *pool, long long now)
 		}
 		for (co_pdom **pp = &pool->doms[i]; *pp;) {
 			co_pdom *d = *pp;
-			long long w = 0;
-			bool full = bucket_ready(&d->tokens, &d->tstamp, pool->lim.domain_rate,
-			                         pool->lim.domain_burst, now, &w) &&
-			            d->tokens >= pool->lim.domain_burst;
-			if (!d->active && !d->qhead && full) {
+			if (!d->active && !d->qhead &&
+			    bucket_full(&d->tokens, &d->tstamp, pool->lim.domain_rate,
+			                pool->lim.domain_burst, now)) {
 				*pp = d->hnext;
 				free(d);
 			} else {
