@@ -257,6 +257,15 @@ typedef struct callout_result {
 	                          probe, through Redis) */
 	unsigned age;          /* seconds since the cached answer was probed */
 	const char *transcript;/* "C: ...\nS: ...\n" lines, or NULL */
+	/* Answered from a fact about the whole domain (it is a catch-all,
+	 * blocks us, refuses <>, has no mail service, or no MX would talk),
+	 * learned from evidence about the domain or a session, never from
+	 * another address's reply: stage says where it was learned, text is
+	 * its evidence.  Only cached results come from facts. */
+	bool from_fact;
+	const char *fact;      /* "catch_all", "blocks_us", "null_sender", "no_mail",
+	                          "unreachable"; NULL unless from_fact */
+	long long fact_learned;/* Unix time the fact was learned */
 } callout_result;
 
 /* Deep copy of a result; NULL on allocation failure.  Free with

@@ -152,7 +152,10 @@ static void print_human(const cli_output *o, const char *input, size_t len,
 		sep = ", ";
 	}
 	if (res->cached) {
-		fprintf(fp, "%scached ", sep);
+		if (res->from_fact)
+			fprintf(fp, "%sfrom the domain fact %s, learned ", sep, res->fact);
+		else
+			fprintf(fp, "%scached ", sep);
 		print_age(fp, res->age);
 		fputs(" ago", fp);
 		sep = ", ";

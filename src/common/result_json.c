@@ -118,6 +118,12 @@ json_t *co_result_json(const char *input, size_t len, const callout_result *res,
 	ok = ok && co_json_put(j, "cached", json_boolean(res->cached));
 	if (ok && res->cached)
 		ok = co_json_put(j, "age", json_integer(res->age));
+	ok = ok && co_json_put(j, "from_fact", json_boolean(res->from_fact));
+	if (ok && res->from_fact) {
+		ok = co_json_put(j, "fact", co_json_cstr(res->fact)) &&
+		     co_json_put(j, "fact_stage", json_string(callout_stage_name(res->stage))) &&
+		     co_json_put(j, "fact_learned", json_integer(res->fact_learned));
+	}
 	if (ok && transcript)
 		ok = co_json_put(j, "transcript",
 		                 res->transcript ? co_json_cstr(res->transcript) : json_null());

@@ -60,11 +60,12 @@ static void log_decision(const cd_job *j, const cd_answer *a, const char *would)
 	}
 	cd_log(CD_LOG_INFO,
 	       "%s%s client=%s sender=<%s> recipient=<%s> checked=%s verdict=%s reason=%s "
-	       "smtp=%d%s%s%s cached=%s ms=%u action=%s%s%s%s%s",
+	       "smtp=%d%s%s%s cached=%s%s%s ms=%u action=%s%s%s%s%s",
 	       id, cd_frontend_name(j->fe), j->client, j->sender, j->recipient, a->checked,
 	       callout_verdict_name(a->verdict), callout_reason_name(a->reason), a->smtp_code,
 	       a->why[0] ? " why=\"" : "", a->why, a->why[0] ? "\"" : "",
-	       a->cached ? "yes" : "no", a->ms, action_name(a->action), reply,
+	       a->cached ? "yes" : "no", a->fact ? " fact=" : "", a->fact ? a->fact : "", a->ms,
+	       action_name(a->action), reply,
 	       would ? " would=" : "", would ? would : "",
 	       j->plan.checks[j->cur].mode == CD_MODE_DRY_RUN ? " mode=dry-run"
 	       : j->plan.checks[j->cur].mode == CD_MODE_TAG   ? " mode=tag"

@@ -96,6 +96,13 @@ static void fact_text(co_rec *r, const char *text)
 	snprintf(r->text, sizeof(r->text), "%s", text);
 }
 
+/* Replies before any recipient are about the domain's server and us. */
+static bool session_stage(callout_stage stage)
+{
+	return stage == CALLOUT_STAGE_BANNER || stage == CALLOUT_STAGE_EHLO ||
+	       stage == CALLOUT_STAGE_HELO || stage == CALLOUT_STAGE_MAIL;
+}
+
 /* No MX would even talk: refused or silent.  A reset or a 421 is one
  * connection's trouble, not the domain's: the pool's backoff deals with
  * a host that keeps doing it. */
@@ -122,12 +129,17 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 			add(out, ttl, &n, CO_REC_NO_MAIL, t->domain_negative, f, now);
 		return n;
 	}
-	if (f->reason == CALLOUT_R_POLICY_BLOCK) {
-		if (t->domain_negative)
-			add(out, ttl, &n, CO_REC_BLOCKS_US, t->domain_negative, f, now);
+	if (f->reason == CALLOUT_R_POLICY_BLOCK && (session_stage(f->stage) || f->session_blocked)) {
+		if (t->domain_negative) {
+			r = add(out, ttl, &n, CO_REC_BLOCKS_US, t->domain_negative, f, now);
+			if (!session_stage(f->stage))
+				snprintf(r->text, sizeof(r->text),
+				         "several recipients refused alike in one session, none "
+				         "accepted: the server blocks us");
+		}
 		return n;
 	}
-	if (f->reason == CALLOUT_R_NULL_SENDER_REJECTED) {
+	if (f->reason == CALLOUT_R_NULL_SENDER_REJECTED && f->stage == CALLOUT_STAGE_MAIL) {
 		if (t->domain)
 			add(out, ttl, &n, CO_REC_NULL_SENDER, t->domain, f, now);
 		return n;
@@ -144,6 +156,9 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 		r->reason = CALLOUT_R_NULL_SENDER_REJECTED;
 		r->stage = CALLOUT_STAGE_MAIL;
 		snprintf(r->sender, sizeof(r->sender), "%s", f->fallback);
+		/* The reply kept with the probe is this address's answer to
+		 * the fallback, not the refusal. */
+		fact_text(r, "MAIL FROM:<> was refused; the fallback sender was accepted");
 	}
 	/* The reply kept with the session is the real address's, not the
 	 * random one's: a catch-all fact carries a description instead. */
@@ -186,6 +201,11 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 		if (f->catch_all)
 			r->flags |= CO_REC_F_CATCH_ALL;
 	}
+	/* Somebody was accepted: whatever blocked us does not any more. */
+	if (f->verdict == CALLOUT_VALID || f->catch_all) {
+		r = add(out, ttl, &n, CO_REC_BLOCKS_US, 0, f, now);
+		fact_text(r, "cleared: a recipient was accepted");
+	}
 	return n;
 }
 
@@ -203,4 +223,7 @@ void co_rules_result(const co_rec *rec, int64_t now, callout_result *res)
 	res->tls = rec->flags & CO_REC_F_TLS;
 	res->cached = true;
 	res->age = now > rec->probed ? (unsigned)(now - rec->probed) : 0;
+	res->from_fact = rec->kind != CO_REC_ADDRESS;
+	res->fact = res->from_fact ? co_rec_kind_name(rec->kind) : NULL;
+	res->fact_learned = res->from_fact ? rec->probed : 0;
 }

@@ -51,18 +51,24 @@ typedef struct co_probe_facts {
 	bool catch_all;       /* the random local part was accepted */
 	bool random_rejected; /* ... refused with a 5xx */
 	bool fallback_used;   /* <> was refused and the answer came with the fallback */
+	bool session_blocked; /* several recipients refused alike, blaming us */
 	bool refresh;         /* a background re-probe of a valid entry */
 	bool no_negative;     /* do not store invalid answers */
 } co_probe_facts;
 
 /* The records to store after a probe, with their TTLs in seconds.
- * Returns how many (at most CO_RULES_RECORDS_MAX). */
-#define CO_RULES_RECORDS_MAX 3
+ * A fact about the domain comes only from evidence about the domain or
+ * the session (DNS, the greeting, EHLO/HELO, MAIL, the catch-all probe,
+ * the same block of us for several recipients); one recipient's reply is
+ * about that recipient.  An acceptance clears a "blocks us" fact (a
+ * record that has already expired).  Returns how many (at most
+ * CO_RULES_RECORDS_MAX). */
+#define CO_RULES_RECORDS_MAX 4
 unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f,
                           co_rec out[CO_RULES_RECORDS_MAX], unsigned ttl[CO_RULES_RECORDS_MAX]);
 
 /* A record as a result: the fields of res it carries (strings point
- * into rec); cached and age are set from now. */
+ * into rec); cached and age are set from now, from_fact from its kind. */
 void co_rules_result(const co_rec *rec, int64_t now, callout_result *res);
 
 #endif

@@ -971,6 +971,7 @@ static void store(callout_query *p)
 		.tls = p->out.tls,
 		.catch_all = p->out.catch_all,
 		.random_rejected = p->out.random_rejected,
+		.session_blocked = p->out.session_blocked,
 		.fallback_used = p->out.fallback_used || p->use_fallback_now,
 		.refresh = p->refresh,
 		.no_negative = (p->set.flags & CALLOUT_F_NO_NEGATIVE_CACHE) != 0,

@@ -230,6 +230,10 @@ static void host_account(co_pool *pool, co_phost *h, const co_psess *ps, bool fa
 
 static bool is_failure(const co_session_outcome *o, bool ready)
 {
+	/* A server that ends sessions after some recipients works: the
+	 * session's cap is what it needs (learn_cut). */
+	if (o->cut)
+		return false;
 	if (o->code == 421)
 		return true;
 	return !ready && (o->reason == CALLOUT_R_CONNECT_FAILED || o->reason == CALLOUT_R_TIMEOUT ||
@@ -691,14 +695,29 @@ static void job_outcome(co_pool *pool, co_pool_job *j, const co_session_outcome 
 	j->cb(j->arg, out);
 }
 
+static void learn_cap(co_phost *h, unsigned cap)
+{
+	if (!cap)
+		cap = 1;
+	if (!h->rcpt_cap || cap < h->rcpt_cap)
+		h->rcpt_cap = cap;
+}
+
+/* The server ended a session in the middle of a transaction: later
+ * sessions to it carry only what it answered, or one address when it
+ * hangs up after a refusal (anti-harvesting). */
+static void learn_cut(co_phost *h, const co_session_outcome *why)
+{
+	if (why->cut)
+		learn_cap(h, why->refused_last ? 1 : why->rcpts_answered);
+}
+
 /* Hand a finished batch's outcomes to its jobs; frees the batch. */
 static void deliver_batch(co_pool *pool, co_phost *h, pbatch *b)
 {
 	for (unsigned i = 0; i < b->sb.n; i++) {
-		if (b->sb.outs[i].requeue) {
-			unsigned learned = b->before + i ? b->before + i : 1;
-			if (!h->rcpt_cap || learned < h->rcpt_cap)
-				h->rcpt_cap = learned;
+		if (b->sb.outs[i].requeue && !b->sb.outs[i].cut) {
+			learn_cap(h, b->before + i);
 			break;
 		}
 	}
@@ -782,6 +801,7 @@ static void on_session_gone(void *arg, co_session_batch *done, const co_session_
 
 	ps->st = PS_DELIVERING;
 	host_account(pool, ps->host, ps, is_failure(why, ps->ready) || says_421(done));
+	learn_cut(ps->host, why);
 	unlink_session(ps);
 	if (b)
 		deliver_batch(pool, ps->host, b);

@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "hash.h"
 #include "session.h"
 #include "verdict.h"
 
@@ -72,6 +73,13 @@ struct co_session {
 	unsigned txns;          /* transactions begun on this connection */
 	unsigned rcpts_before;  /* RCPTs sent in earlier transactions */
 	co_session_outcome why; /* what ended the session */
+	/* RCPT replies over the whole session, for evidence about it. */
+	unsigned rcpt_replies, rcpt_accepts;
+	bool refused_last;
+	unsigned blocks;        /* recipients refused alike, the refusal blaming us */
+	int block_code;
+	char block_enh[16];
+	size_t block_first;     /* hash of the first such recipient */
 	/* The owner may end the session from inside idle(). */
 	unsigned depth;
 	bool quit_pending;
@@ -213,6 +221,63 @@ static bool on_fallback(const co_session *s)
 	return s->p.fallback_from && s->from == s->p.fallback_from;
 }
 
+/* One recipient's refusal is about that recipient.  The same refusal of
+ * several different recipients, blaming us, with none accepted, is about
+ * the session: the server blocks us. */
+static void note_rcpt_reply(co_session *s, const char *rcpt, co_class cls)
+{
+	int digit = s->reply.code / 100;
+
+	s->rcpt_replies++;
+	s->refused_last = digit == 5;
+	if (digit == 2) {
+		s->rcpt_accepts++;
+		return;
+	}
+	if (cls.reason != CALLOUT_R_POLICY_BLOCK || !co_text_blames_client(s->reply.text))
+		return;
+	size_t h = co_hash(rcpt, strlen(rcpt));
+	if (!s->blocks) {
+		s->blocks = 1;
+		s->block_code = s->reply.code;
+		memcpy(s->block_enh, s->reply.enhanced, sizeof(s->block_enh));
+		s->block_first = h;
+	} else if (s->reply.code == s->block_code && h != s->block_first &&
+	           strcmp(s->reply.enhanced, s->block_enh) == 0) {
+		s->blocks++;
+	}
+}
+
+static bool session_blocked(const co_session *s)
+{
+	return s->blocks >= 2 && s->rcpt_accepts == 0;
+}
+
+/* The server stopped in the middle of a transaction after it had answered
+ * RCPTs (a hang-up after a 550, a 421, silence after N recipients): that
+ * is about the session, so the addresses it did not answer ask again in
+ * another one.  So does an accepted address whose catch-all probe never
+ * had its turn: alone, it would have had one.  (A probe the server itself
+ * leaves unanswered, a tarpit for unknown users, lets the answers stand.) */
+static void cut_batch(co_session *s)
+{
+	co_session_batch *b = s->b;
+	bool unasked = false;
+
+	if (!b || s->st != ST_TXN || s->rcpt_replies == 0 || s->null_refused)
+		return;
+	s->why.cut = s->why.requeue = true;
+	s->why.rcpts_answered = s->rcpt_replies;
+	s->why.refused_last = s->refused_last;
+	for (unsigned i = 0; i < b->n; i++)
+		unasked |= !b->outs[i].answered;
+	if (!b->random_rcpt || !unasked)
+		return;
+	for (unsigned i = 0; i < b->n; i++)
+		if (b->outs[i].answered && b->outs[i].verdict == CALLOUT_VALID)
+			b->outs[i].answered = false;
+}
+
 /* Every RCPT of the batch the server did not answer gets the session's
  * outcome; what it answered stands.  Flags true of the whole session go
  * on every outcome. */
@@ -230,6 +295,7 @@ static void settle_batch(co_session *s)
 		}
 		o->tls = s->tls_active;
 		o->fallback_used |= on_fallback(s);
+		o->session_blocked = session_blocked(s);
 	}
 }
 
@@ -264,7 +330,21 @@ static void fail(co_session *s, callout_verdict v, callout_reason r, const char 
 {
 	set_why(s, v, r, text);
 	s->why.next_host = true;
+	cut_batch(s);
 	end(s, false);
+}
+
+/* 421 in a transaction: the server is closing the session, whatever
+ * command it answers.  Not an answer about any address. */
+static void closing(co_session *s)
+{
+	callout_stage stage = stage_of(s);
+	co_class cls = {CALLOUT_TEMPFAIL, CALLOUT_R_TEMP_REJECT, true};
+
+	memset(&s->why, 0, sizeof(s->why));
+	outcome_from_reply(s, &s->why, cls, stage);
+	cut_batch(s);
+	end(s, true);
 }
 
 /* A reply that ends the session for every address it carries. */
@@ -410,6 +490,10 @@ static bool on_txn_reply(co_session *s)
 		s->answered++;
 		goto maybe_fallback;
 	}
+	if (s->reply.code == 421) {
+		closing(s);
+		return false;
+	}
 	switch (st) {
 	case STEP_RSET:
 		if (cls_digit != 2) {
@@ -448,12 +532,15 @@ static bool on_txn_reply(co_session *s)
 		cls = co_classify(CALLOUT_STAGE_RCPT, &s->reply, false);
 		outcome_from_reply(s, &b->outs[i], cls, CALLOUT_STAGE_RCPT);
 		b->outs[i].answered = true;
+		note_rcpt_reply(s, b->rcpts[i], cls);
 		if (cls_digit == 2)
 			s->accepted++;
 		else if (cls.reason == CALLOUT_R_TOO_MANY_RECIPIENTS && s->rcpts_before + i > 0)
 			b->outs[i].requeue = true;
 		break;
 	case STEP_RANDOM:
+		note_rcpt_reply(s, b->random_rcpt,
+		                co_classify(CALLOUT_STAGE_RCPT, &s->reply, false));
 		for (unsigned k = 0; k < b->n; k++) {
 			co_session_outcome *o = &b->outs[k];
 			if (cls_digit == 5)

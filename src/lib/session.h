@@ -55,6 +55,14 @@ typedef struct co_session_outcome {
 	bool random_rejected;    /* the random local part got a 5xx */
 	bool fallback_used;      /* <> refused, the answer came with the fallback */
 	bool tls;
+	/* Evidence about the session rather than the address. */
+	bool session_blocked;    /* several recipients refused alike by replies that
+	                            blame us, none accepted: the server blocks us */
+	bool cut;                /* (what ended the session) the server stopped in
+	                            the middle of a transaction after answering
+	                            RCPTs: a hang-up, a 421, silence */
+	unsigned rcpts_answered; /* ... RCPT replies the session had by then */
+	bool refused_last;       /* ... the last of them was a 5xx */
 } co_session_outcome;
 
 /* One transaction: MAIL, then an RCPT per address, then the catch-all

@@ -156,7 +156,7 @@ static const pattern client_pats[] = {
     {"backscatter", 0},
 };
 
-static bool text_blames_client(const char *text)
+bool co_text_blames_client(const char *text)
 {
 	return MATCH(text, client_pats) || says_listed(text);
 }
@@ -189,7 +189,7 @@ static const pattern policy_pats[] = {
 
 bool co_text_is_policy(const char *text)
 {
-	return text_blames_client(text) || MATCH(text, policy_pats) ||
+	return co_text_blames_client(text) || MATCH(text, policy_pats) ||
 	       has_unless_after(text, "not allowed", "mailbox name ");
 }
 
@@ -348,7 +348,7 @@ static co_class rcpt_5xx(int code, enh e, const char *text, bool null_sender)
 		return mk(CALLOUT_TEMPFAIL, CALLOUT_R_TOO_MANY_RECIPIENTS, false);
 	/* The null sender refused only at RCPT time (sender restrictions
 	 * evaluated late): the caller should retry with its fallback sender. */
-	if (null_sender && !text_blames_client(text) && MATCH(text, null_sender_pats) &&
+	if (null_sender && !co_text_blames_client(text) && MATCH(text, null_sender_pats) &&
 	    ((e.cls && e.subj == 1 && e.det == 7) ||
 	     ci_has(text, strnlen(text, TEXT_SCAN_MAX), "sender", 0)))
 		return mk(CALLOUT_UNKNOWN, CALLOUT_R_NULL_SENDER_REJECTED, false);
@@ -446,7 +446,7 @@ static co_class classify_mail(int code, enh e, const char *text, bool null_sende
 		return mk(CALLOUT_UNKNOWN, CALLOUT_R_SMTPUTF8_UNSUPPORTED, false);
 	/* The client itself is blocked (IP, blocklist, reputation): a
 	 * fallback sender would not help. */
-	if (text_blames_client(text))
+	if (co_text_blames_client(text))
 		return mk(CALLOUT_UNKNOWN, CALLOUT_R_POLICY_BLOCK, false);
 	/* Refusing <> (against RFC 5321 6.1 / RFC 2505): say so, so the
 	 * caller retries with its fallback sender.  "Null sender not

@@ -31,6 +31,11 @@ co_class co_classify(callout_stage stage, const co_reply *r, bool null_sender);
  * "blocked", "spamhaus", "policy"... */
 bool co_text_is_policy(const char *text);
 
+/* Does text blame the connecting client itself: its IP, its reputation,
+ * a DNS blocklist ("client host", "spamhaus", "listed at")?  Such a reply
+ * is about the session, not about the address it answers. */
+bool co_text_blames_client(const char *text);
+
 /* Does text name greylisting explicitly ("greylisted", "graylist",
  * "postgrey"...)?  Generic "try again later" is not enough on its own;
  * co_classify accepts it only with the codes greylisting filters use

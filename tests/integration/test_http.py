@@ -45,7 +45,7 @@ on RCPT
 
 # The members of `callout check --json` for an answer not from the cache.
 CLI_MEMBERS = ["address", "verdict", "reason", "stage", "code", "enhanced", "text", "mx", "ip",
-               "ms", "catch_all", "tls", "cached"]
+               "ms", "catch_all", "tls", "cached", "from_fact"]
 
 
 class Response:

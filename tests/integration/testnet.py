@@ -32,6 +32,11 @@ VICTIM_IP = "127.0.0.80"
 VICTIM_DOMAIN = "victim.test"
 
 
+# persona_smtp.py servers (test_truth.py, test_order.py): one real-world
+# behaviour per address from 127.0.0.90 on, addressed by literal.
+PERSONA_IP_FIRST = 90
+
+
 def chaos_ip(n):
     return f"127.0.0.{CHAOS_IP_FIRST + n}"
 

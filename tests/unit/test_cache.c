@@ -174,10 +174,13 @@ static void test_records_from_probe(void **state)
 	unsigned ttl[CO_RULES_RECORDS_MAX];
 
 	co_probe_facts f = facts(CALLOUT_VALID, CALLOUT_R_ACCEPTED, CALLOUT_STAGE_RCPT);
-	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 2);
 	assert_int_equal(out[0].kind, CO_REC_ADDRESS);
 	assert_int_equal(ttl[0], ttls.positive);
 	assert_int_equal(out[0].expires, T0 + ttls.positive);
+	/* An acceptance clears "blocks us": a record already expired. */
+	assert_int_equal(out[1].kind, CO_REC_BLOCKS_US);
+	assert_true(out[1].expires <= T0);
 
 	/* A failed re-probe never replaces the good entry; a clear invalid does. */
 	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_GREYLISTED, CALLOUT_STAGE_RCPT);
@@ -218,7 +221,8 @@ static void test_records_from_probe(void **state)
 	f = facts(CALLOUT_UNKNOWN, CALLOUT_R_CATCH_ALL, CALLOUT_STAGE_RCPT);
 	f.catch_all = true;
 	unsigned n = co_rules_records(&ttls, T0, &f, out, ttl);
-	assert_int_equal(n, 2);
+	assert_int_equal(n, 3);
+	assert_int_equal(out[2].kind, CO_REC_BLOCKS_US);
 	assert_int_equal(out[0].kind, CO_REC_CATCH_ALL);
 	assert_true(out[0].flags & CO_REC_F_YES);
 
@@ -226,14 +230,74 @@ static void test_records_from_probe(void **state)
 	f.fallback_used = true;
 	f.fallback = "probe@us.example";
 	f.random_rejected = true;
+	f.text = "2.1.5 alice is welcome";
 	n = co_rules_records(&ttls, T0, &f, out, ttl);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 	assert_int_equal(out[0].kind, CO_REC_NULL_SENDER);
 	assert_string_equal(out[0].sender, "probe@us.example");
+	/* The fact does not carry this address's reply as its evidence. */
+	assert_null(strstr(out[0].text, "alice"));
+	assert_int_equal(out[0].stage, CALLOUT_STAGE_MAIL);
 	assert_int_equal(out[1].kind, CO_REC_CATCH_ALL);
 	assert_false(out[1].flags & CO_REC_F_YES);
 	assert_int_equal(out[2].kind, CO_REC_ADDRESS);
 	assert_string_equal(out[2].sender, "");
+}
+
+/* A fact about the domain comes only from evidence about the domain or
+ * the session; one recipient's reply is about that recipient. */
+static void test_facts_only_from_domain_evidence(void **state)
+{
+	(void)state;
+	co_rec out[CO_RULES_RECORDS_MAX];
+	unsigned ttl[CO_RULES_RECORDS_MAX];
+	callout_result res;
+
+	/* Microsoft 365's refusal of one unknown recipient. */
+	co_probe_facts f = facts(CALLOUT_UNKNOWN, CALLOUT_R_POLICY_BLOCK, CALLOUT_STAGE_RCPT);
+	f.code = 550;
+	f.enhanced = "5.4.1";
+	f.text = "Recipient address rejected: Access denied";
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(out[0].kind, CO_REC_ADDRESS);
+	assert_int_equal(out[0].reason, CALLOUT_R_POLICY_BLOCK);
+	assert_string_equal(out[0].address, "alice@example.org");
+
+	/* The same block of us for several recipients in one session. */
+	f.session_blocked = true;
+	f.text = "Client host [192.0.2.9] blocked using zen.spamhaus.org; alice@example.org";
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(out[0].kind, CO_REC_BLOCKS_US);
+	assert_int_equal(out[0].stage, CALLOUT_STAGE_RCPT);
+	assert_null(strstr(out[0].text, "alice"));
+
+	/* Before any recipient: the greeting, EHLO, MAIL. */
+	static const callout_stage domain_stages[] = {CALLOUT_STAGE_BANNER, CALLOUT_STAGE_EHLO,
+	                                              CALLOUT_STAGE_HELO, CALLOUT_STAGE_MAIL};
+	for (size_t i = 0; i < sizeof(domain_stages) / sizeof(domain_stages[0]); i++) {
+		f = facts(CALLOUT_UNKNOWN, CALLOUT_R_POLICY_BLOCK, domain_stages[i]);
+		assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+		assert_int_equal(out[0].kind, CO_REC_BLOCKS_US);
+	}
+	f = facts(CALLOUT_UNKNOWN, CALLOUT_R_NULL_SENDER_REJECTED, CALLOUT_STAGE_MAIL);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(out[0].kind, CO_REC_NULL_SENDER);
+
+	/* An answer from a fact says so, with when and where it was learned. */
+	f = facts(CALLOUT_UNKNOWN, CALLOUT_R_POLICY_BLOCK, CALLOUT_STAGE_MAIL);
+	co_rules_records(&ttls, T0, &f, out, ttl);
+	memset(&res, 0, sizeof(res));
+	co_rules_result(&out[0], T0 + 60, &res);
+	assert_true(res.from_fact);
+	assert_string_equal(res.fact, "blocks_us");
+	assert_int_equal(res.fact_learned, T0);
+	assert_int_equal(res.stage, CALLOUT_STAGE_MAIL);
+	assert_int_equal(res.age, 60);
+	f = facts(CALLOUT_VALID, CALLOUT_R_ACCEPTED, CALLOUT_STAGE_RCPT);
+	co_rules_records(&ttls, T0, &f, out, ttl);
+	co_rules_result(&out[0], T0, &res);
+	assert_false(res.from_fact);
+	assert_null(res.fact);
 }
 
 static int64_t fixed_now(void *arg)
@@ -313,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_address_expiry_and_refresh),
 		cmocka_unit_test(test_domain_facts),
 		cmocka_unit_test(test_records_from_probe),
+		cmocka_unit_test(test_facts_only_from_domain_evidence),
 		cmocka_unit_test(test_memory_backend),
 		cmocka_unit_test(test_bad_specs),
 	};
