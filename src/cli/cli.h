@@ -49,7 +49,7 @@ void cli_cache_help(FILE *fp);
  * can be made), else $XDG_STATE_HOME/callout/cache.lmdb (default
  * ~/.local/state).  Returns opt, the environment's string or buf.
  */
-#define CLI_STATE_DIR "/var/lib/callout"
+#define CLI_STATE_DIR CALLOUT_STATE_DIR /* meson: -Dstatedir */
 const char *cli_cache_spec(const char *opt, char *buf, size_t len);
 
 /* The clock for the cache: time(), moved by $CALLOUT_NOW for tests

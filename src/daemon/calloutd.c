@@ -24,7 +24,7 @@
 #include "daemon.h"
 #include "frontends.h"
 
-#define DEFAULT_CONFIG "/etc/callout/calloutd.conf"
+#define DEFAULT_CONFIG CALLOUT_CONFIG_FILE /* meson: sysconfdir/callout */
 #define DRAIN_MARGIN_MS 2000
 
 typedef struct app {

@@ -48,7 +48,7 @@
 #define LIMIT_MAX         1000000ul /* [engine] limits and rates */
 #define SESSION_IDLE_MAX  60000ul   /* ms */
 #define BACKOFF_MAX       3600000ul /* ms: the first pause; the engine doubles it */
-#define DEFAULT_STATE_DIR "/var/lib/callout"
+#define DEFAULT_STATE_DIR CALLOUT_STATE_DIR /* meson: -Dstatedir */
 
 /* ---- small helpers ---------------------------------------------------- */
 

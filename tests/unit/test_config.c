@@ -42,7 +42,7 @@ static void parse_fails(const char *text, const char *want)
 static void check_defaults(const cd_config *c)
 {
 	assert_string_equal(c->user, "");
-	assert_string_equal(c->state_dir, "/var/lib/callout");
+	assert_string_equal(c->state_dir, CALLOUT_STATE_DIR);
 	assert_false(c->log_stderr);
 	assert_string_equal(c->syslog_facility, "mail");
 	assert_false(c->debug);
@@ -81,7 +81,7 @@ static void check_defaults(const cd_config *c)
 	assert_int_equal(c->backoff_ms, 60000);
 	assert_true(c->limit_wait);
 
-	assert_string_equal(c->cache, "lmdb:/var/lib/callout/cache.lmdb");
+	assert_string_equal(c->cache, "lmdb:" CALLOUT_STATE_DIR "/cache.lmdb");
 	assert_int_equal(c->positive_ttl, 7 * 86400);
 	assert_int_equal(c->refresh, 86400);
 	assert_int_equal(c->negative_ttl, 3 * 3600);
@@ -1138,7 +1138,7 @@ static void test_options(void **state)
 	assert_int_equal(o.dns_timeout_ms, 5000);
 	assert_int_equal(o.max_mx, 5);
 	assert_int_equal(o.max_connections, 10);
-	assert_string_equal(o.cache, "lmdb:/var/lib/callout/cache.lmdb");
+	assert_string_equal(o.cache, "lmdb:" CALLOUT_STATE_DIR "/cache.lmdb");
 	assert_ptr_equal(o.cache, c->cache);
 	assert_int_equal(o.cache_positive_ttl, 604800);
 	assert_int_equal(o.cache_refresh, 86400);
@@ -1527,6 +1527,9 @@ static void test_contrib_sample(void **state)
 	if (!c)
 		print_message("%s\n", err);
 	assert_non_null(c);
+	/* Its one deliberate choice: a first start logs what it would do. */
+	assert_int_equal(c->mode, CD_MODE_DRY_RUN);
+	c->mode = CD_MODE_ENFORCE;
 	check_defaults(c);
 	cd_config_free(c);
 
@@ -1538,6 +1541,10 @@ static void test_contrib_sample(void **state)
 	char line[512], section[64] = "";
 	while (fgets(line, sizeof(line), f)) {
 		const char *l = line;
+		if (line[0] >= 'a' && line[0] <= 'z') {
+			assert_string_equal(line, "mode = dry-run\n");
+			continue;
+		}
 		if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z') {
 			l = line + 1;
 			char key[64];
