@@ -73,6 +73,9 @@ typedef struct co_cache_ops {
 	/* Store rec under key for ttl_s seconds (> 0).  0, or -1 when the
 	 * write failed or was dropped. */
 	int (*put)(co_cache *c, const char *key, const co_rec *rec, unsigned ttl_s);
+	/* Delete key, as a write like put (in the same group commit, in order
+	 * with the writes before it): how a fact is forgotten.  0 or -1. */
+	int (*forget)(co_cache *c, const char *key);
 	/*
 	 * Single flight across processes: claim the right to probe key for
 	 * hold_ms.  If another holder has it, wait up to wait_ms for its

@@ -495,7 +495,12 @@ static int put_group(lmdb_cache *lc, const struct pending *w, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		MDB_val k = {.mv_size = w[i].keylen, .mv_data = (void *)w[i].key};
 		MDB_val v = {.mv_size = w[i].vallen, .mv_data = (void *)w[i].val};
-		if ((rc = mdb_put(txn, lc->sh->dbi, &k, &v, 0))) {
+		/* No value: forget the key (co_cache_forgets). */
+		rc = w[i].vallen ? mdb_put(txn, lc->sh->dbi, &k, &v, 0)
+		                 : mdb_del(txn, lc->sh->dbi, &k, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		if (rc) {
 			txn_abort(lc, txn);
 			return rc;
 		}
@@ -679,7 +684,8 @@ static bool queue_write(lmdb_cache *lc, const MDB_val *k, const uint8_t *val, si
 	struct pending *w = &lc->pending[lc->npending++];
 	memcpy(w->key, k->mv_data, k->mv_size);
 	w->keylen = k->mv_size;
-	memcpy(w->val, val, vallen);
+	if (vallen)
+		memcpy(w->val, val, vallen);
 	w->vallen = vallen;
 	if (!evtimer_pending(lc->flush_ev, NULL))
 		evtimer_add(lc->flush_ev, &now);
@@ -707,6 +713,21 @@ static int lmdb_put(co_cache *c, const char *key, const co_rec *rec, unsigned tt
 	one.keylen = k.mv_size;
 	memcpy(one.val, buf, len);
 	one.vallen = len;
+	return write_records(lc, &one, 1);
+}
+
+/* A pending write without a value deletes its key (put_group). */
+static int lmdb_forget(co_cache *c, const char *key)
+{
+	lmdb_cache *lc = (lmdb_cache *)c;
+	MDB_val k;
+
+	if (ready(lc, true) < 0 || !key_val(lc, key, &k))
+		return -1;
+	if (queue_write(lc, &k, NULL, 0))
+		return 0;
+	struct pending one = {.keylen = k.mv_size, .vallen = 0};
+	memcpy(one.key, k.mv_data, k.mv_size);
 	return write_records(lc, &one, 1);
 }
 
@@ -883,6 +904,7 @@ static const co_cache_ops lmdb_ops = {
 	.name = "lmdb",
 	.get = lmdb_get,
 	.put = lmdb_put,
+	.forget = lmdb_forget,
 	.claim = NULL, /* single flight across processes is Redis's */
 	.release = NULL,
 	.sync = lmdb_sync,

@@ -165,6 +165,11 @@ static int mem_del(co_cache *c, const char *const *keys, size_t n, unsigned long
 	return 0;
 }
 
+static int mem_forget(co_cache *c, const char *key)
+{
+	return mem_del(c, &key, 1, NULL);
+}
+
 static int mem_info(co_cache *c, co_cache_info *info)
 {
 	mem_cache *m = (mem_cache *)c;
@@ -187,6 +192,7 @@ static const co_cache_ops mem_ops = {
 	.name = "memory",
 	.get = mem_get,
 	.put = mem_put,
+	.forget = mem_forget,
 	.scan = mem_scan,
 	.del = mem_del,
 	.info = mem_info,

@@ -678,6 +678,36 @@ static int redis_put(co_cache *c, const char *key, const co_rec *rec, unsigned t
 	return rc;
 }
 
+static void on_forget_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	on_write_reply(ac, reply, "DEL");
+}
+
+static int redis_forget(co_cache *c, const char *key)
+{
+	redis_cache *r = (redis_cache *)c;
+	const char *argv[2] = {"DEL", NULL};
+	size_t lens[2] = {3, 0};
+	char *buf;
+	int rc = -1;
+
+	if (r->evb && !can_send(r))
+		return -1;
+	if (!(buf = prefixed(r, "", &key, 1, argv + 1, lens + 1)))
+		return -1;
+	if (r->evb) {
+		rc = send_cmd(r, on_forget_reply, NULL, 2, argv, lens);
+	} else {
+		redisReply *rep = sync_cmd(r, 2, argv, lens);
+		if (rep) {
+			freeReplyObject(rep);
+			rc = 0;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
 /* ---- single flight ---- */
 
 static void on_claim_set_reply(redisAsyncContext *ac, void *reply, void *priv);
@@ -1111,6 +1141,7 @@ static const co_cache_ops redis_ops = {
 	.name = "redis",
 	.get = redis_get,
 	.put = redis_put,
+	.forget = redis_forget,
 	.claim = redis_claim,
 	.release = redis_release,
 	.cancel = redis_cancel,

@@ -132,7 +132,8 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 	if (f->reason == CALLOUT_R_POLICY_BLOCK && (session_stage(f->stage) || f->session_blocked)) {
 		if (t->domain_negative) {
 			r = add(out, ttl, &n, CO_REC_BLOCKS_US, t->domain_negative, f, now);
-			if (!session_stage(f->stage))
+			/* The fact's evidence must not be one address's reply. */
+			if (!session_stage(f->stage) && strcasestr(r->text, f->mailbox))
 				snprintf(r->text, sizeof(r->text),
 				         "several recipients refused alike in one session, none "
 				         "accepted: the server blocks us");
@@ -201,11 +202,10 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 		if (f->catch_all)
 			r->flags |= CO_REC_F_CATCH_ALL;
 	}
-	/* Somebody was accepted: whatever blocked us does not any more. */
-	if (f->verdict == CALLOUT_VALID || f->catch_all) {
-		r = add(out, ttl, &n, CO_REC_BLOCKS_US, 0, f, now);
-		fact_text(r, "cleared: a recipient was accepted");
-	}
+	/* Somebody was accepted: whatever blocked us does not any more
+	 * (TTL 0: forget the fact). */
+	if (f->verdict == CALLOUT_VALID || f->catch_all)
+		add(out, ttl, &n, CO_REC_BLOCKS_US, 0, f, now);
 	return n;
 }
 

@@ -60,8 +60,8 @@ typedef struct co_probe_facts {
  * A fact about the domain comes only from evidence about the domain or
  * the session (DNS, the greeting, EHLO/HELO, MAIL, the catch-all probe,
  * the same block of us for several recipients); one recipient's reply is
- * about that recipient.  An acceptance clears a "blocks us" fact (a
- * record that has already expired).  Returns how many (at most
+ * about that recipient.  A TTL of 0 means: forget that key (an acceptance
+ * clears a "blocks us" fact).  Returns how many (at most
  * CO_RULES_RECORDS_MAX). */
 #define CO_RULES_RECORDS_MAX 4
 unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f,

@@ -977,9 +977,14 @@ static void store(callout_query *p)
 		.no_negative = (p->set.flags & CALLOUT_F_NO_NEGATIVE_CACHE) != 0,
 	};
 	unsigned n = co_rules_records(&ctx->ttls, ctx_now(ctx), &f, recs, ttl);
-	for (unsigned i = 0; i < n; i++)
-		if (co_rec_key_of(&recs[i], key, sizeof(key)))
+	for (unsigned i = 0; i < n; i++) {
+		if (!co_rec_key_of(&recs[i], key, sizeof(key)))
+			continue;
+		if (ttl[i])
 			ctx->cache->ops->put(ctx->cache, key, &recs[i], ttl[i]);
+		else
+			ctx->cache->ops->forget(ctx->cache, key);
+	}
 }
 
 /* Tell every waiter the probe's outcome and free the probe. */

@@ -10,7 +10,8 @@ The cache is filled with one entry of every kind:
     carol@fake1.test                      address   unknown    catch_all (3h)
     @postfix.test catch_all no            (3h: the random local part was refused)
     @fake1.test catch_all yes             (7d: it was accepted)
-    @fake2.test blocks_us                 (3h: 550 5.7.1 at RCPT)
+    @fake2.test blocks_us                 (3h: 550 5.7.1 at RCPT, blaming our host,
+                                           for dave and eve in one session)
     @fake3.test null_sender               (7d: MAIL FROM:<> refused)
     @nope.test no_mail                    (3h: NXDOMAIN)
     @nullmx.test no_mail                  (3h: null MX)
@@ -160,7 +161,7 @@ def fill(check, fake_smtp):
             (check(spec, "--sender", SENDER, "bob@postfix.test"), {"valid"}),
             (check(spec, "x@nope.test", "x@nullmx.test"), {"invalid"}),
             (check(spec, "--catch-all", "carol@fake1.test"), {"unknown"}),
-            (check(spec, "dave@fake2.test"), {"unknown"}),
+            (check(spec, "dave@fake2.test", "eve@fake2.test"), {"unknown"}),
             (check(spec, "erin@fake3.test"), {"unknown"}),
             (check(spec, "--connect-timeout", "5", f"alice@[{testnet.DEAD_IP}]"), {"tempfail"}),
         ]

@@ -143,6 +143,17 @@ def test_round_trip(redis):
     assert again.results[0]["record"]["verdict"] == "valid"
 
 
+def test_forget(redis):
+    """forget deletes a key as an asynchronous write, in order with the
+    writes before it (how an acceptance clears "blocks us")."""
+    run = probe(spec(redis), "put b:t.test unknown 600", "forget b:t.test", "get b:t.test",
+                "forget b:t.test")
+    assert run.returncode == 0, run.stderr
+    assert [r["rc"] for r in run.op("forget")] == [0, 0]
+    assert run.op("get")[0]["found"] is False
+    assert faults(run.stderr) == []
+
+
 def test_damaged_values_are_not_found(redis):
     redis.cli("SET", "t:a:t.test:junk", "garbage")
     redis.cli("SET", "t:a:t.test:short", "CO\x01\x01")

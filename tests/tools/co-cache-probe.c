@@ -9,6 +9,7 @@
  * so a test can act between them.  The loop runs while a command waits.
  *
  *   put KEY VERDICT TTL             a record for KEY (kind and names from the key)
+ *   forget KEY                      delete KEY as a write
  *   get KEY...                      one line per key
  *   get-cancel KEY                  a get cancelled at once; its callback must not come
  *   claim KEY HOLD_MS WAIT_MS
@@ -302,6 +303,10 @@ static int run_command(char *line)
 		int rc = cache->ops->put(cache, w[1], &rec, (unsigned)ttl);
 		run_until(NULL, true, 20); /* let it go out, as a running loop would */
 		emit(json_pack("{s:s, s:s, s:i}", "op", "put", "key", w[1], "rc", rc));
+	} else if (strcmp(w[0], "forget") == 0 && n == 2) {
+		int rc = cache->ops->forget(cache, w[1]);
+		run_until(NULL, true, 20);
+		emit(json_pack("{s:s, s:s, s:i}", "op", "forget", "key", w[1], "rc", rc));
 	} else if (strcmp(w[0], "get") == 0 && n >= 2) {
 		cmd_get(w + 1, n - 1);
 	} else if (strcmp(w[0], "get-cancel") == 0 && n == 2) {

@@ -178,9 +178,9 @@ static void test_records_from_probe(void **state)
 	assert_int_equal(out[0].kind, CO_REC_ADDRESS);
 	assert_int_equal(ttl[0], ttls.positive);
 	assert_int_equal(out[0].expires, T0 + ttls.positive);
-	/* An acceptance clears "blocks us": a record already expired. */
+	/* An acceptance clears "blocks us": TTL 0, forget the key. */
 	assert_int_equal(out[1].kind, CO_REC_BLOCKS_US);
-	assert_true(out[1].expires <= T0);
+	assert_int_equal(ttl[1], 0);
 
 	/* A failed re-probe never replaces the good entry; a clear invalid does. */
 	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_GREYLISTED, CALLOUT_STAGE_RCPT);
@@ -270,6 +270,9 @@ static void test_facts_only_from_domain_evidence(void **state)
 	assert_int_equal(out[0].kind, CO_REC_BLOCKS_US);
 	assert_int_equal(out[0].stage, CALLOUT_STAGE_RCPT);
 	assert_null(strstr(out[0].text, "alice"));
+	f.text = "Client host [192.0.2.9] blocked using zen.spamhaus.org";
+	co_rules_records(&ttls, T0, &f, out, ttl);
+	assert_string_equal(out[0].text, f.text);
 
 	/* Before any recipient: the greeting, EHLO, MAIL. */
 	static const callout_stage domain_stages[] = {CALLOUT_STAGE_BANNER, CALLOUT_STAGE_EHLO,
@@ -347,6 +350,14 @@ static void test_memory_backend(void **state)
 	unsigned long deleted = 0;
 	assert_int_equal(c->ops->del(c, keys, 1, &deleted), 0);
 	assert_int_equal(deleted, 1);
+	/* forget deletes a key; a missing one is no error. */
+	co_rec_key_of(&r, key, sizeof(key));
+	assert_int_equal(c->ops->put(c, key, &r, 60), 0);
+	keys[0] = key;
+	assert_int_equal(c->ops->forget(c, key), 0);
+	assert_int_equal(c->ops->get(c, keys, 1, out, found, NULL, NULL, NULL), 1);
+	assert_false(found[0]);
+	assert_int_equal(c->ops->forget(c, key), 0);
 	co_cache_free(c);
 }
 

@@ -486,6 +486,10 @@ static void test_del(void **state)
 	assert_int_equal(n, 0);
 	assert_int_equal(get_one(c, keys[0], NULL), 0);
 	assert_int_equal(get_one(c, "a:del.example:d@del.example", NULL), 1);
+	/* forget deletes a key, as a write; a missing one is no error. */
+	assert_int_equal(c->ops->forget(c, "a:del.example:d@del.example"), 0);
+	assert_int_equal(get_one(c, "a:del.example:d@del.example", NULL), 0);
+	assert_int_equal(c->ops->forget(c, "a:del.example:d@del.example"), 0);
 	co_cache_free(c);
 }
 
