@@ -25,6 +25,15 @@ static bool fact(const co_rec recs[], const bool found[], int i, const char *dom
 	       strcmp(recs[i].domain, domain) == 0;
 }
 
+bool co_rules_has_fact(const co_rec recs[CO_LOOKUP_KEYS], const bool found[CO_LOOKUP_KEYS],
+                       co_rec_kind kind)
+{
+	for (int i = 1; i < CO_LOOKUP_KEYS; i++)
+		if (fact_kinds[i] == kind)
+			return found[i] && recs[i].kind == kind;
+	return false;
+}
+
 co_decision co_rules_decide(const co_ttls *t, int64_t now, const co_rec recs[CO_LOOKUP_KEYS],
                             const bool found[CO_LOOKUP_KEYS], const char *mailbox,
                             const char *sender, bool have_fallback)
@@ -204,7 +213,7 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 	}
 	/* Somebody was accepted: whatever blocked us does not any more
 	 * (TTL 0: forget the fact). */
-	if (f->verdict == CALLOUT_VALID || f->catch_all)
+	if ((f->verdict == CALLOUT_VALID || f->catch_all) && f->block_seen)
 		add(out, ttl, &n, CO_REC_BLOCKS_US, 0, f, now);
 	return n;
 }

@@ -32,6 +32,10 @@ typedef struct co_decision {
 	bool skip_random;    /* the domain is known not to be a catch-all */
 } co_decision;
 
+/* Whether the looked-up records hold a fact of this kind (live or not). */
+bool co_rules_has_fact(const co_rec recs[CO_LOOKUP_KEYS], const bool found[CO_LOOKUP_KEYS],
+                       co_rec_kind kind);
+
 /* Decide from the looked-up records (as co_rules_keys ordered them). */
 co_decision co_rules_decide(const co_ttls *t, int64_t now, const co_rec recs[CO_LOOKUP_KEYS],
                             const bool found[CO_LOOKUP_KEYS], const char *mailbox,
@@ -52,6 +56,7 @@ typedef struct co_probe_facts {
 	bool random_rejected; /* ... refused with a 5xx */
 	bool fallback_used;   /* <> was refused and the answer came with the fallback */
 	bool session_blocked; /* several recipients refused alike, blaming us */
+	bool block_seen;      /* the lookup before the probe found "blocks us" */
 	bool refresh;         /* a background re-probe of a valid entry */
 	bool no_negative;     /* do not store invalid answers */
 } co_probe_facts;
@@ -61,7 +66,8 @@ typedef struct co_probe_facts {
  * the session (DNS, the greeting, EHLO/HELO, MAIL, the catch-all probe,
  * the same block of us for several recipients); one recipient's reply is
  * about that recipient.  A TTL of 0 means: forget that key (an acceptance
- * clears a "blocks us" fact).  Returns how many (at most
+ * clears the "blocks us" fact the probe's lookup found: the only write
+ * an acceptance costs beyond its own record).  Returns how many (at most
  * CO_RULES_RECORDS_MAX). */
 #define CO_RULES_RECORDS_MAX 4
 unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f,

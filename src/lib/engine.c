@@ -127,6 +127,7 @@ struct callout_query {
 	bool read_cache;
 	bool refresh;                 /* probe: re-probing a valid entry */
 	bool fallback_first, skip_random; /* probe: what domain facts said */
+	bool saw_block;               /* probe: its lookup found a "blocks us" fact */
 	bool claimed;
 	bool syncing;                 /* probe: waits for its records' commit */
 	co_cache_req *cache_req;
@@ -972,6 +973,7 @@ static void store(callout_query *p)
 		.catch_all = p->out.catch_all,
 		.random_rejected = p->out.random_rejected,
 		.session_blocked = p->out.session_blocked,
+		.block_seen = p->saw_block,
 		.fallback_used = p->out.fallback_used || p->use_fallback_now,
 		.refresh = p->refresh,
 		.no_negative = (p->set.flags & CALLOUT_F_NO_NEGATIVE_CACHE) != 0,
@@ -1353,6 +1355,8 @@ static void on_lookup(void *arg)
 	p->cache_req = NULL;
 	co_decision d = co_rules_decide(&p->ctx->ttls, ctx_now(p->ctx), lk->recs, lk->found,
 	                                p->addr.mailbox, p->set.from, p->set.fallback[0] != '\0');
+	/* A refresh of a valid answer goes on from here too. */
+	p->saw_block = co_rules_has_fact(lk->recs, lk->found, CO_REC_BLOCKS_US);
 	if (d.answer >= 0) {
 		answer_cached(p, &lk->recs[d.answer], d.refresh);
 		return;
