@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/event.h>
 
@@ -25,6 +24,7 @@
 
 #include "addr.h"
 #include "hash.h"
+#include "limit.h"
 #include "pool.h"
 
 #define TABLE_BUCKETS 4096
@@ -37,19 +37,15 @@ typedef struct co_phost {
 	struct co_phost *hnext;
 	struct sockaddr_storage addr; /* port included */
 	unsigned active;
-	double tokens;
-	long long tstamp;
-	unsigned failures, level;
-	long long open_until; /* ms; sessions held back until then */
-	bool trial;           /* one session tries after the backoff */
+	co_bucket rate;       /* new sessions */
+	co_backoff backoff;
 	unsigned rcpt_cap;    /* learned from "too many recipients"; 0: none */
 } co_phost;
 
 typedef struct co_pdom {
 	struct co_pdom *hnext;
 	unsigned active;
-	double tokens;
-	long long tstamp;
+	co_bucket rate;       /* new sessions */
 	co_pool_job *qhead, *qtail;
 	co_psess *joinable;            /* its sessions that may take more jobs */
 	struct co_pdom *wnext, *wprev; /* domains with jobs waiting */
@@ -92,6 +88,8 @@ struct co_psess {
 struct co_pool {
 	struct event_base *base;
 	co_pool_limits lim;
+	co_rate domain_rate, host_rate;
+	co_backoff_rule backoff;
 	co_phost *hosts[TABLE_BUCKETS];
 	co_pdom *doms[TABLE_BUCKETS];
 	co_pdom *waiting; /* domains with queued jobs */
@@ -103,11 +101,9 @@ struct co_pool {
 
 static const co_session_events session_events;
 
-static long long now_ms(void)
+static long long now_ms(const co_pool *pool)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+	return co_clock_ms(pool->lim.clock, pool->lim.clock_arg);
 }
 
 static size_t hash_bytes(const void *p, size_t n)
@@ -146,8 +142,7 @@ static co_phost *host_find(co_pool *pool, const struct sockaddr_storage *ss, boo
 	if (!h)
 		return NULL;
 	h->addr = *ss;
-	h->tokens = pool->lim.host_burst;
-	h->tstamp = now_ms();
+	co_bucket_init(&h->rate, pool->host_rate, now_ms(pool));
 	h->hnext = pool->hosts[b];
 	pool->hosts[b] = h;
 	return h;
@@ -163,69 +158,20 @@ static co_pdom *dom_find(co_pool *pool, const char *name)
 	if (!d)
 		return NULL;
 	snprintf(d->name, sizeof(d->name), "%s", name);
-	d->tokens = pool->lim.domain_burst;
-	d->tstamp = now_ms();
+	co_bucket_init(&d->rate, pool->domain_rate, now_ms(pool));
 	d->hnext = pool->doms[b];
 	pool->doms[b] = d;
 	return d;
 }
 
-/* ---- token buckets and backoff ----------------------------------------- */
-
-/* Whether a token is there now; *wait: when one will be. */
-static bool bucket_ready(double *tokens, long long *ts, unsigned rate, unsigned burst,
-                         long long now, long long *wait)
-{
-	if (rate == CALLOUT_UNLIMITED)
-		return true;
-	double per_ms = rate / 60000.0;
-	*tokens += (double)(now - *ts) * per_ms;
-	if (*tokens > burst)
-		*tokens = burst;
-	*ts = now;
-	if (*tokens >= 1.0)
-		return true;
-	long long w = (long long)((1.0 - *tokens) / per_ms) + 1;
-	if (*wait == 0 || w < *wait)
-		*wait = w;
-	return false;
-}
-
-/* Refilled to the brim: a fresh entry would be the same, so it may go. */
-static bool bucket_full(double *tokens, long long *ts, unsigned rate, unsigned burst,
-                        long long now)
-{
-	long long wait = 0;
-	return bucket_ready(tokens, ts, rate, burst, now, &wait) &&
-	       (rate == CALLOUT_UNLIMITED || *tokens >= burst);
-}
-
-static bool host_held(const co_pool *pool, const co_phost *h, long long now)
-{
-	if (h->failures < pool->lim.backoff_failures)
-		return false;
-	return now < h->open_until || h->trial;
-}
+/* ---- backoff ---------------------------------------------------------- */
 
 /* A session to h ended: count a failure (refused, timed out, 421) or
- * clear the count (it worked). */
+ * clear the count (it worked).  Routes are exempt. */
 static void host_account(co_pool *pool, co_phost *h, const co_psess *ps, bool failed)
 {
-	if (ps->exempt)
-		return;
-	if (ps->trial)
-		h->trial = false;
-	if (!failed) {
-		h->failures = h->level = 0;
-		h->open_until = 0;
-		return;
-	}
-	h->failures++;
-	if (h->failures < pool->lim.backoff_failures)
-		return;
-	if (ps->trial && h->level < DOUBLINGS_MAX)
-		h->level++;
-	h->open_until = now_ms() + ((long long)pool->lim.backoff_ms << h->level);
+	if (!ps->exempt)
+		co_backoff_report(&h->backoff, &pool->backoff, failed, ps->trial, now_ms(pool));
 }
 
 static bool is_failure(const co_session_outcome *o, bool ready)
@@ -252,18 +198,17 @@ bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, cha
                          size_t len)
 {
 	co_phost *h = host_find(pool, addr, false);
-	long long now = now_ms();
+	long long now = now_ms(pool);
 	char ip[INET6_ADDRSTRLEN] = "";
 
-	if (!h || !host_held(pool, h, now))
+	if (!h || !co_backoff_held(&h->backoff, &pool->backoff, now))
 		return false;
 	if (addr->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, ip, sizeof(ip));
 	else
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, ip, sizeof(ip));
-	long long left = h->open_until > now ? (h->open_until - now + 999) / 1000 : 1;
-	snprintf(why, len, "backing off from %s after %u failures, for %llds more", ip, h->failures,
-	         left);
+	snprintf(why, len, "backing off from %s after %u failures, for %llds more", ip,
+	         h->backoff.failures, co_backoff_left_s(&h->backoff, now));
 	return true;
 }
 
@@ -501,7 +446,7 @@ static void unlink_session(co_psess *ps)
 	ps->host->active--;
 	ps->dom->active--;
 	if (ps->trial)
-		ps->host->trial = false;
+		ps->host->backoff.trial = false;
 	if (ps->idle_timer)
 		event_free(ps->idle_timer);
 }
@@ -588,8 +533,7 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d)
 	pool->sessions = ps;
 	h->active++;
 	d->active++;
-	if (!ps->exempt && h->failures >= pool->lim.backoff_failures)
-		ps->trial = h->trial = true;
+	ps->trial = !ps->exempt && co_backoff_start_trial(&h->backoff, &pool->backoff);
 	return ps;
 }
 
@@ -614,11 +558,11 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 	co_pdom *d = j->dom;
 	co_phost *h = host_find(pool, &j->addr, true);
 	const co_pool_limits *l = &pool->lim;
-	long long now = now_ms();
+	long long now = now_ms(pool);
 
 	if (!h)
 		return NOMEM;
-	if (!j->exempt && host_held(pool, h, now)) {
+	if (!j->exempt && co_backoff_held(&h->backoff, &pool->backoff, now)) {
 		co_pool_backing_off(pool, &j->addr, why, len);
 		return HELD;
 	}
@@ -655,8 +599,8 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 		return BLOCKED_HOST;
 	}
 	if (!j->exempt) {
-		bool dom_ok = bucket_ready(&d->tokens, &d->tstamp, l->domain_rate, l->domain_burst, now, wait);
-		bool host_ok = bucket_ready(&h->tokens, &h->tstamp, l->host_rate, l->host_burst, now, wait);
+		bool dom_ok = co_bucket_ready(&d->rate, pool->domain_rate, now, wait);
+		bool host_ok = co_bucket_ready(&h->rate, pool->host_rate, now, wait);
 		if (!dom_ok) {
 			snprintf(why, len, "%u new sessions a minute to %s", l->domain_rate, d->name);
 			return BLOCKED_DOMAIN;
@@ -670,10 +614,8 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 	if (!ps)
 		return NOMEM;
 	if (!j->exempt) {
-		if (l->domain_rate != CALLOUT_UNLIMITED)
-			d->tokens -= 1.0;
-		if (l->host_rate != CALLOUT_UNLIMITED)
-			h->tokens -= 1.0;
+		co_bucket_take(&d->rate, pool->domain_rate);
+		co_bucket_take(&h->rate, pool->host_rate);
 	}
 	attach(ps, j);
 	if (ps->shared)
@@ -837,9 +779,8 @@ static void prune(co_pool *pool, long long now)
 	for (size_t i = 0; i < TABLE_BUCKETS; i++) {
 		for (co_phost **pp = &pool->hosts[i]; *pp;) {
 			co_phost *h = *pp;
-			if (!h->active && !h->failures && !h->rcpt_cap &&
-			    bucket_full(&h->tokens, &h->tstamp, pool->lim.host_rate,
-			                pool->lim.host_burst, now)) {
+			if (!h->active && !h->backoff.failures && !h->rcpt_cap &&
+			    co_bucket_full(&h->rate, pool->host_rate, now)) {
 				*pp = h->hnext;
 				free(h);
 			} else {
@@ -849,8 +790,7 @@ static void prune(co_pool *pool, long long now)
 		for (co_pdom **pp = &pool->doms[i]; *pp;) {
 			co_pdom *d = *pp;
 			if (!d->active && !d->qhead &&
-			    bucket_full(&d->tokens, &d->tstamp, pool->lim.domain_rate,
-			                pool->lim.domain_burst, now)) {
+			    co_bucket_full(&d->rate, pool->domain_rate, now)) {
 				*pp = d->hnext;
 				free(d);
 			} else {
@@ -909,7 +849,7 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 			unwait(pool, d);
 	}
 	arm_wake(pool, wait);
-	prune(pool, now_ms());
+	prune(pool, now_ms(pool));
 	/* Callbacks last: they may submit and cancel.  A host backing off
 	 * sends the job to the next one; our own shortage does not. */
 	while (held) {
@@ -944,11 +884,14 @@ co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits)
 		return NULL;
 	pool->base = base;
 	pool->lim = *limits;
+	pool->domain_rate = (co_rate){limits->domain_rate, limits->domain_burst};
+	pool->host_rate = (co_rate){limits->host_rate, limits->host_burst};
+	pool->backoff = (co_backoff_rule){limits->backoff_failures, limits->backoff_ms, DOUBLINGS_MAX};
 	if (!pool->lim.session_rcpts)
 		pool->lim.session_rcpts = 1;
 	pool->pump_ev = event_new(base, -1, 0, pump, pool);
 	pool->wake = evtimer_new(base, pump, pool);
-	pool->pruned_at = now_ms();
+	pool->pruned_at = now_ms(pool);
 	if (!pool->pump_ev || !pool->wake) {
 		co_pool_free(pool);
 		return NULL;
@@ -1054,7 +997,7 @@ void co_pool_cancel(co_pool *pool, co_pool_job *j)
 void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *queued,
                    unsigned *backing_off)
 {
-	long long now = now_ms();
+	long long now = now_ms(pool);
 
 	*sessions = *idle = *backing_off = 0;
 	*queued = pool->nqueued;
@@ -1064,7 +1007,7 @@ void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *
 	}
 	for (size_t i = 0; i < TABLE_BUCKETS; i++)
 		for (const co_phost *h = pool->hosts[i]; h; h = h->hnext)
-			*backing_off += host_held(pool, h, now);
+			*backing_off += co_backoff_held(&h->backoff, &pool->backoff, now);
 }
 
 callout_stage co_pool_job_stage(const co_pool_job *j, bool *waiting)

@@ -30,6 +30,8 @@ typedef struct co_pool_limits {
 	unsigned session_idle_ms; /* an idle session waits this long for work */
 	unsigned backoff_failures, backoff_ms;
 	unsigned max_queued;      /* jobs waiting, all domains together */
+	long long (*clock)(void *arg); /* monotonic ms for the limits; NULL: the real one */
+	void *clock_arg;
 } co_pool_limits;
 
 typedef enum co_job_state {
