@@ -119,6 +119,7 @@ typedef struct cli_item {
 	const char *addr; /* not NUL-terminated when error is set */
 	size_t len;
 	const char *error; /* non-NULL: the line cannot be verified, and why */
+	bool too_long;     /* the error is the length alone: our limit, not invalid */
 	const char *file;  /* NULL for a command line argument */
 	unsigned long line;
 } cli_item;

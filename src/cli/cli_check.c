@@ -747,9 +747,10 @@ static void emit(struct app *app, const char *input, size_t len, const callout_r
 static void emit_local(struct app *app, const cli_item *item, const char *why)
 {
 	char text[200];
+	/* Length alone says nothing about the mailbox. */
 	callout_result res = {
-	    .verdict = CALLOUT_INVALID,
-	    .reason = CALLOUT_R_SYNTAX,
+	    .verdict = item->too_long ? CALLOUT_TEMPFAIL : CALLOUT_INVALID,
+	    .reason = item->too_long ? CALLOUT_R_LOCAL_LIMIT : CALLOUT_R_SYNTAX,
 	    .stage = CALLOUT_STAGE_SYNTAX,
 	    .enhanced = "",
 	    .text = text,

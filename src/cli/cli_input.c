@@ -139,7 +139,7 @@ int cli_input_next(cli_input *in, cli_item *item)
 		item->len = (size_t)n;
 		item->line = in->lineno;
 		if (too_long)
-			item->error = "line too long";
+			item->error = "line too long", item->too_long = true;
 		else if (memchr(in->buf, '\0', (size_t)n))
 			item->error = "line contains a NUL byte";
 		return 1;

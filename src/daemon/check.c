@@ -27,7 +27,7 @@ struct cd_job {
 	bool answer_ready;     /* skip: deliver on the first timer */
 	cd_answer answer;
 	cd_frontend fe;
-	char client[64], sender[512], recipient[512], queue_id[64];
+	char client[64], sender[CD_ADDRESS_MAX], recipient[CD_ADDRESS_MAX], queue_id[64];
 };
 
 static void clean(char *out, size_t len, const char *in)

@@ -20,6 +20,11 @@
 
 struct event_base;
 
+/* Octets of an address a front end keeps for a check: more than
+ * libcallout parses (1000), so an address cut here is still too long to
+ * ask, never a shorter, different address (or a syntax error). */
+#define CD_ADDRESS_MAX 1024
+
 typedef enum cd_frontend { CD_FE_POLICY = 0, CD_FE_MILTER, CD_FE_HTTP, CD_FE_COUNT } cd_frontend;
 
 typedef struct cd_daemon cd_daemon;

@@ -17,7 +17,7 @@
  * a reload may free the config while the check runs. */
 typedef struct cd_check_plan {
 	const char *what;  /* "sender" or "recipient" */
-	char address[512];
+	char address[CD_ADDRESS_MAX];
 	cd_mode mode;
 	bool defer_ok;
 	cd_reply reject, defer, in_progress;

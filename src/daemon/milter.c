@@ -88,7 +88,8 @@ typedef struct mjob {
 	enum event event;
 	bool sender_done;
 	/* the request, owned */
-	char client[64], client_name[256], helo[256], sender[512], recipient[512];
+	char client[64], client_name[256], helo[256];
+	char sender[CD_ADDRESS_MAX], recipient[CD_ADDRESS_MAX];
 	char auth[256], queue_id[64];
 } mjob;
 
@@ -96,7 +97,7 @@ typedef struct mjob {
 typedef struct conn {
 	char client[64], client_name[256], helo[256];
 	/* the transaction */
-	char sender[512];
+	char sender[CD_ADDRESS_MAX];
 	bool sender_done;   /* the sender passed (RCPT stage) */
 	unsigned nheaders;
 	char headers[MAX_HEADERS][sizeof(((cd_answer *)0)->header)];
@@ -540,7 +541,7 @@ static sfsistat xx_envfrom(SMFICTX *ctx, char **argv)
 static sfsistat xx_envrcpt(SMFICTX *ctx, char **argv)
 {
 	conn *c = conn_get(ctx);
-	char rcpt[512];
+	char rcpt[CD_ADDRESS_MAX];
 
 	if (!c)
 		return SMFIS_TEMPFAIL;

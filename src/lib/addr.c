@@ -317,8 +317,10 @@ int co_addr_parse(const char *input, co_addr *out, char *err, size_t errlen)
 	if (input == NULL || out == NULL)
 		return fail(err, errlen, "no address");
 	size_t len = strnlen(input, CO_INPUT_MAX + 1);
-	if (len > CO_INPUT_MAX)
-		return fail(err, errlen, "address longer than %d octets", CO_INPUT_MAX);
+	if (len > CO_INPUT_MAX) {
+		fail(err, errlen, "address longer than %d octets: too long to ask", CO_INPUT_MAX);
+		return CO_ADDR_TOO_LONG;
+	}
 
 	/* Surrounding blanks, then optional angle brackets. */
 	const char *s = input;
@@ -406,12 +408,11 @@ int co_addr_parse(const char *input, co_addr *out, char *err, size_t errlen)
 			utf8 = true;
 
 	/* Wire form: the dot-atom as is when it is one; otherwise quoted,
-	 * escaping only what must be escaped. */
-	char local[CO_LOCAL_MAX + 1];
+	 * escaping only what must be escaped.  Its length is checked last,
+	 * with the path's. */
+	char local[2 * CO_INPUT_MAX + 3];
 	size_t llen = 0;
 	if (is_dot_atom(buf, blen)) {
-		if (blen > CO_LOCAL_MAX)
-			return fail(err, errlen, "local part longer than %d octets", CO_LOCAL_MAX);
 		memcpy(local, buf, blen);
 		llen = blen;
 	} else {
@@ -420,11 +421,7 @@ int co_addr_parse(const char *input, co_addr *out, char *err, size_t errlen)
 			            "invalid character in local part (quote it if intended)");
 		local[llen++] = '"';
 		for (size_t k = 0; k < blen; k++) {
-			size_t need = (buf[k] == '"' || buf[k] == '\\') ? 2 : 1;
-			if (llen + need + 1 > CO_LOCAL_MAX)
-				return fail(err, errlen, "local part longer than %d octets",
-				            CO_LOCAL_MAX);
-			if (need == 2)
+			if (buf[k] == '"' || buf[k] == '\\')
 				local[llen++] = '\\';
 			local[llen++] = buf[k];
 		}
@@ -453,9 +450,12 @@ int co_addr_parse(const char *input, co_addr *out, char *err, size_t errlen)
 		domlen = strlen(domain);
 	}
 
-	/* Path "<local@domain>" at most 256 octets. */
-	if (llen + 1 + domlen + 2 > CO_PATH_MAX)
-		return fail(err, errlen, "address longer than %d octets", CO_PATH_MAX - 2);
+	/* Path "<local@domain>" at most 256 octets (which bounds the local
+	 * part too): longer is well-formed, just more than we ask about. */
+	if (llen + 1 + domlen + 2 > CO_PATH_MAX) {
+		fail(err, errlen, "address longer than %d octets: too long to ask", CO_PATH_MAX - 2);
+		return CO_ADDR_TOO_LONG;
+	}
 
 	out->kind = kind;
 	out->utf8 = utf8;

@@ -5,9 +5,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CO_LOCAL_MAX 64   /* octets of the local part as sent (RFC 5321 4.5.3.1.1) */
 #define CO_DOMAIN_MAX 255 /* octets of the domain (4.5.3.1.2) */
 #define CO_PATH_MAX 256   /* octets of "<local@domain>" (4.5.3.1.3) */
+/* Octets of the local part as sent.  RFC 5321's 64 (4.5.3.1.1) is widely
+ * exceeded (SRS, VERP, BATV) and servers accept more: only the path
+ * limit bounds it. */
+#define CO_LOCAL_MAX (CO_PATH_MAX - 4)
+
+/* co_addr_parse's refusals. */
+#define CO_ADDR_SYNTAX   (-1) /* not a mailbox: no SMTP command can carry it */
+#define CO_ADDR_TOO_LONG (-2) /* well-formed, but longer than we ask about */
 
 typedef enum co_addr_kind {
 	CO_ADDR_DOMAIN = 0, /* an ordinary domain: look up its MX */
@@ -33,9 +40,19 @@ typedef struct co_addr {
  * is kept as is; the domain (U-label or A-label) is folded to a lower-case
  * A-label with libidn2.
  *
- * Returns 0 and fills *out, or -1 and writes a short English reason into
- * err (errlen bytes, always NUL-terminated) leaving *out undefined.
- * Never accepts CR, LF, NUL or other control characters anywhere.
+ * Returns 0 and fills *out, or a refusal (below) and writes a short
+ * English reason into err (errlen bytes, always NUL-terminated) leaving
+ * *out undefined.  Never accepts CR, LF, NUL or other control characters
+ * anywhere.
+ *
+ * CO_ADDR_SYNTAX is for what cannot be written in an SMTP command or
+ * names no domain: control characters, unbalanced quotes or brackets,
+ * characters outside the grammar, a domain over 255 octets or with a
+ * label over 63.  Length alone is never a syntax error: a well-formed
+ * address whose path is over CO_PATH_MAX (or input over 1000 octets) is
+ * CO_ADDR_TOO_LONG, a limit of ours (the cache's records hold 255
+ * octets), not evidence that the mailbox cannot exist.  A local part over
+ * RFC 5321's 64 octets is accepted.
  *
  * Details: input over 1000 octets is refused before parsing; only blanks
  * (space, tab) around the address are ignored; the null path "<>" and

@@ -1541,7 +1541,8 @@ CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
 	if (out)
 		*out = q;
 
-	if (co_addr_parse(address, &q->addr, err, sizeof(err)) < 0) {
+	int parsed = co_addr_parse(address, &q->addr, err, sizeof(err));
+	if (parsed < 0) {
 		/* Report the input (made printable) as the address. */
 		size_t i = 0;
 		for (const char *p = address; *p && i < sizeof(q->detail) - 1; p++)
@@ -1549,8 +1550,9 @@ CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
 		q->detail[i] = '\0';
 		q->addr.mailbox[0] = '\0';
 		memset(&q->out, 0, sizeof(q->out));
-		q->out.verdict = CALLOUT_INVALID;
-		q->out.reason = CALLOUT_R_SYNTAX;
+		/* Too long for us is our limit, not evidence about the mailbox. */
+		q->out.verdict = parsed == CO_ADDR_TOO_LONG ? CALLOUT_TEMPFAIL : CALLOUT_INVALID;
+		q->out.reason = parsed == CO_ADDR_TOO_LONG ? CALLOUT_R_LOCAL_LIMIT : CALLOUT_R_SYNTAX;
 		q->out.stage = CALLOUT_STAGE_SYNTAX;
 		snprintf(q->out.text, sizeof(q->out.text), "%s", err);
 		q->ready = true;

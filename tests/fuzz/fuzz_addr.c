@@ -10,6 +10,9 @@
 #include "addr.h"
 #include "fuzz.h"
 
+/* Octets check_longer adds to a local part. */
+#define LONGER 200
+
 static void check_printable(const char *s)
 {
 	for (; *s; s++)
@@ -53,6 +56,26 @@ static void check_addr(const co_addr *a)
 	CHECK(strcmp(a->ip, b.ip) == 0);
 }
 
+/* Length alone is never a syntax error: an accepted address with a
+ * longer (dot-atom) local part is accepted as exactly that, or too long
+ * to ask. */
+static void check_longer(const co_addr *a)
+{
+	char longer[LONGER + CO_PATH_MAX + 1], err[64];
+	co_addr b;
+
+	if (a->local[0] == '"')
+		return;
+	memset(longer, 'x', LONGER);
+	memcpy(longer + LONGER, a->mailbox, strlen(a->mailbox) + 1);
+	int rc = co_addr_parse(longer, &b, err, sizeof(err));
+	CHECK(rc == 0 || rc == CO_ADDR_TOO_LONG);
+	if (rc == 0)
+		CHECK(strcmp(b.mailbox, longer) == 0);
+	else
+		CHECK(strlen(longer) + 2 > CO_PATH_MAX);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char buf[1100];
@@ -64,8 +87,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	co_addr a;
 	char err[64];
 	memset(err, 'x', sizeof(err));
-	if (co_addr_parse(buf, &a, err, sizeof(err)) == 0) {
+	int rc = co_addr_parse(buf, &a, err, sizeof(err));
+	CHECK(rc == 0 || rc == CO_ADDR_SYNTAX || rc == CO_ADDR_TOO_LONG);
+	if (rc == 0) {
 		check_addr(&a);
+		check_longer(&a);
 	} else {
 		CHECK(memchr(err, '\0', sizeof(err)) != NULL);
 		CHECK(err[0] != '\0');
