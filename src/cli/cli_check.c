@@ -855,7 +855,11 @@ static int run(struct config *cfg, cli_input *in)
 	callout_status st;
 	int rc = -1;
 
+	cli_ids ids;
+	if (cli_cache_owner_begin(CMD, cfg->opts.cache, &ids) < 0)
+		return CLI_EXIT_OTHER;
 	st = callout_ctx_new(NULL, &cfg->opts, &app.ctx);
+	cli_cache_owner_end(&ids);
 	if (st == CALLOUT_EINVAL)
 		return explain_einval(&cfg->opts);
 	if (st != CALLOUT_OK) {
