@@ -4,7 +4,8 @@
  *   GET  /v1/verify?address=ADDR          one result object
  *   POST /v1/verify {"address": "..."}     one result object
  *   POST /v1/verify {"addresses": [...]}   {"results": [...]}, in input order
- *   GET  /healthz                          {"status": "ok"|"degraded", ...} (503 when stopping)
+ *   GET  /healthz                          {"status": "ok"}, or "degraded" with reasons
+ *                                          (503 when stopping)
  *   GET  /metrics                          Prometheus text (metrics.c)
  *
  * A result object has the members of `callout check --json`.  The API
@@ -636,10 +637,10 @@ static bool authorized(cd_http *h, struct evhttp_request *req)
 /* ---- health ------------------------------------------------------------------ */
 
 /*
- * {"status": "ok"|"degraded", "cache": "ok"|"failing"|"none", "dns": "ok"|
- * "failing", "reasons": [...]}: degraded still answers (uncached, or
- * tempfail), so it is a 200, for a person or an alert to read, not a
- * reason to restart us.
+ * {"status": "ok"}, or {"status": "degraded", "cache": "ok"|"failing"|
+ * "none", "dns": "ok"|"failing", "reasons": [...]}: degraded still answers
+ * (uncached, or tempfail), so it is a 200, for a person or an alert to
+ * read, not a reason to restart us.
  */
 static json_t *health_json(cd_daemon *d)
 {
@@ -664,8 +665,11 @@ static json_t *health_json(cd_daemon *d)
 		snprintf(why, sizeof(why), "dns: %s", hl.dns_error);
 		json_array_append_new(reasons, json_string(why));
 	}
-	return json_pack("{s:s,s:s,s:s,s:o}", "status",
-	                 json_array_size(reasons) ? "degraded" : "ok", "cache", cache, "dns", dns,
+	if (!json_array_size(reasons)) {
+		json_decref(reasons);
+		return json_pack("{s:s}", "status", "ok");
+	}
+	return json_pack("{s:s,s:s,s:s,s:o}", "status", "degraded", "cache", cache, "dns", dns,
 	                 "reasons", reasons);
 }
 

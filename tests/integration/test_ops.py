@@ -281,7 +281,7 @@ def test_redis_acl_user_with_percent_encoded_password(calloutd, workdir, dns_ser
     assert wait_for(lambda: redis_server.cli("--user", ACL_USER, "--pass", PASSWORD,
                                              "--no-auth-warning", "KEYS", "callout:*").strip())
     assert verify(d, "someone@nx-acl.test")["cached"] is True
-    assert healthz(d)["cache"] == "ok"
+    assert healthz(d) == {"status": "ok"}
     assert_no_password(d.log_text())
     assert_no_password(metrics(d))
     assert "calloutd_cache_up{backend=\"redis\"} 1" in metrics(d)
@@ -347,7 +347,7 @@ def test_healthz_degraded_while_redis_is_paused_or_killed(calloutd, redis_server
     spec = f"redis://127.0.0.1:{testnet.REDIS_PORT}/"
     d = calloutd(sections={"cache": {"cache": spec}})
     verify(d, "a@nx-redis1.test")
-    assert healthz(d) == {"status": "ok", "cache": "ok", "dns": "ok", "reasons": []}
+    assert healthz(d) == {"status": "ok"}
     try:
         redis_server.pause()
         verify(d, "b@nx-redis2.test")  # answered uncached; the watchdog notices
@@ -373,7 +373,7 @@ def test_healthz_degraded_while_redis_is_paused_or_killed(calloutd, redis_server
 def test_healthz_degraded_while_dns_is_stopped(calloutd, dns_server):
     d = calloutd(sections={"cache": {"cache": "memory"}})
     assert verify(d, "a@nx-dns1.test")["reason"] == "nxdomain"
-    assert healthz(d)["dns"] == "ok"
+    assert healthz(d) == {"status": "ok"}
     dns_server.stop()
     try:
         assert verify(d, "b@nx-dns2.test")["reason"] == "dns_tempfail"
@@ -385,5 +385,5 @@ def test_healthz_degraded_while_dns_is_stopped(calloutd, dns_server):
     finally:
         dns_server.start()
     assert verify(d, "c@nx-dns3.test")["reason"] == "nxdomain"
-    assert healthz(d) == {"status": "ok", "cache": "ok", "dns": "ok", "reasons": []}
+    assert healthz(d) == {"status": "ok"}
     assert metric(metrics(d), "calloutd_dns_up") == 1
