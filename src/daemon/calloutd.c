@@ -326,7 +326,8 @@ static void check_lmdb_create(const char *path, char *why, size_t len)
 
 	if (!slash || (size_t)(slash - path) >= sizeof(dir))
 		return;
-	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
 	if (!dir[0] || stat(dir, &st) < 0)
 		return; /* missing: start makes it (state_dir, or the cache's parents) */
 	if (access(dir, W_OK | X_OK) < 0)
