@@ -302,6 +302,16 @@ def test_bad_cache_spec_error_hides_the_password(workdir, dns_server):
     assert r.returncode == 1
     assert "no Redis host" in r.stderr, r.stderr
     assert_no_password(r.stderr)
+    # the command line's messages too
+    for spec in (f"redis://:{PASSWORD_URL}@h:0", f"rediss://u:{PASSWORD_URL}@h",
+                 f"redis://u:{PASSWORD_URL}@127.0.0.1:1/"):
+        r = conftest.run_callout("--cache", spec, "someone@nx-cli-spec.test")
+        assert r.stderr, r.stdout  # a usage error, or Redis unreachable: uncached
+        assert_no_password(r.stderr + r.stdout)
+        r = subprocess.run([conftest.binary("callout"), "cache", "list", "--cache", spec],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode in (2, 3) and "***" in r.stderr, r.stderr
+        assert_no_password(r.stderr + r.stdout)
 
 
 # ---- item 11: health you can see ----------------------------------------------------
