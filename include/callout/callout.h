@@ -315,6 +315,29 @@ typedef struct callout_stats {
 /* Fill *out (len bytes of it); CALLOUT_EINVAL for NULL arguments. */
 CALLOUT_API callout_status callout_ctx_stats(callout_ctx *ctx, callout_stats *out, size_t len);
 
+/* Whether the context's dependencies work, for health checks.  Fields
+ * are only ever added at the end: pass sizeof(your struct). */
+typedef struct callout_health {
+	const char *cache_backend;         /* "lmdb", "redis", "memory" or "none" (static) */
+	bool cache_up;                     /* false: failing (lookups find nothing, writes
+	                                      are dropped, every answer is probed) */
+	unsigned long long cache_errors;   /* cache faults since the context was made */
+	char cache_error[256];             /* while !cache_up: the fault, without secrets */
+	bool dns_up;                       /* false: the last DNS lookup failed (timeout,
+	                                      SERVFAIL, REFUSED) */
+	unsigned long long dns_errors;     /* lookups that failed so since the start */
+	char dns_error[128];               /* while !dns_up: the failure */
+} callout_health;
+
+/* Fill *out (len bytes of it); CALLOUT_EINVAL for NULL arguments. */
+CALLOUT_API callout_status callout_ctx_health(callout_ctx *ctx, callout_health *out,
+                                              size_t len);
+
+/* A cache spec (callout_options.cache) fit for logs and output: its
+ * password, if any, replaced by "***".  Written into out (truncated to
+ * len), which is returned. */
+CALLOUT_API const char *callout_cache_spec_redact(const char *spec, char *out, size_t len);
+
 /* Run the context's loop until no verification is left in flight. */
 CALLOUT_API callout_status callout_ctx_run(callout_ctx *ctx);
 

@@ -52,6 +52,21 @@ void cli_cache_help(FILE *fp);
 #define CLI_STATE_DIR CALLOUT_STATE_DIR /* meson: -Dstatedir */
 const char *cli_cache_spec(const char *opt, char *buf, size_t len);
 
+/*
+ * root working on a cache that belongs to another user (calloutd's): open
+ * it as that user (effective ids), so that the files the open makes (the
+ * file, its lock) stay theirs and the daemon can still write them.  The
+ * owner is the file's, or its directory's while the file does not exist.
+ * 0 (nothing to do, or done: call cli_cache_owner_end after the open), or
+ * -1 after saying why not: then do not open it.
+ */
+typedef struct cli_ids {
+	unsigned uid, gid;
+	bool switched;
+} cli_ids;
+int cli_cache_owner_begin(const char *cmd, const char *spec, cli_ids *saved);
+void cli_cache_owner_end(cli_ids *saved);
+
 /* The clock for the cache: time(), moved by $CALLOUT_NOW for tests
  * ("+SECONDS" or "-SECONDS" from now, or a Unix time).  false when
  * CALLOUT_NOW is set but malformed. */

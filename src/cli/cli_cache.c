@@ -110,20 +110,36 @@ static void put_escaped(FILE *fp, const char *s)
 		cli_fput_escaped(fp, s, strlen(s), false);
 }
 
+/* The password of a spec "redis://[USER]:PASSWORD@HOST...", as written,
+ * into pw; its length, 0 when none. */
+static size_t spec_password(const char *spec, char *pw, size_t len)
+{
+	const char *rest = strstr(spec, "://"), *at = NULL, *colon;
+
+	if (!rest)
+		return 0;
+	rest += 3;
+	for (const char *p = rest; *p && *p != '/' && *p != '?'; p++)
+		if (*p == '@')
+			at = p;
+	if (!at || !(colon = memchr(rest, ':', (size_t)(at - rest))))
+		return 0;
+	size_t n = (size_t)(at - colon - 1);
+	if (n == 0 || n >= len)
+		return 0;
+	memcpy(pw, colon + 1, n);
+	pw[n] = '\0';
+	return n;
+}
+
 /* Write text with the Redis password of spec, if any, as "***": it must
  * not end up in messages or logs. */
 static void put_spec(FILE *fp, const char *spec, const char *text)
 {
-	const char *at, *hit;
-	char pw[256];
-	size_t pwlen = 0;
+	const char *hit;
+	char pw[512];
+	size_t pwlen = spec_password(spec, pw, sizeof(pw));
 
-	if (strncmp(spec, "redis://:", 9) == 0 && (at = strrchr(spec, '@')) && at > spec + 9 &&
-	    (size_t)(at - spec - 9) < sizeof(pw)) {
-		pwlen = (size_t)(at - spec - 9);
-		memcpy(pw, spec + 9, pwlen);
-		pw[pwlen] = '\0';
-	}
 	while (pwlen && (hit = strstr(text, pw))) {
 		cli_fput_escaped(fp, text, (size_t)(hit - text), false);
 		fputs("***", fp);
@@ -869,7 +885,11 @@ static int open_cache(const char *spec, callout_cache **cc)
 		                  errno == ENOENT ? "no such file (nothing was ever cached there)"
 		                                  : strerror(errno),
 		                  CLI_EXIT_OTHER);
+	cli_ids ids;
+	if (cli_cache_owner_begin(CMD, spec, &ids) < 0)
+		return CLI_EXIT_OTHER;
 	st = callout_cache_open(spec, cc, err, sizeof(err));
+	cli_cache_owner_end(&ids);
 	if (st == CALLOUT_OK)
 		return -1;
 	/* a spec that does not parse (or "none") is the user's to fix */

@@ -543,9 +543,18 @@ static int explain_einval(const callout_options *full)
 	TRY_ALONE(helo, OPT_HELO, "expected a host name (letters, digits, '-' and '.')");
 	TRY_ALONE(source_address, OPT_SOURCE, "expected a local IPv4 or IPv6 address");
 	TRY_ALONE(dns_servers, OPT_DNS_SERVER, "rejected by the resolver");
-	TRY_ALONE(cache, OPT_CACHE,
-	          "expected lmdb:PATH, redis://HOST[:PORT][/DB][?prefix=P], memory or none");
 #undef TRY_ALONE
+	if (full->cache) {
+		char shown[4200]; /* never echo a Redis password */
+		callout_options_init(&one);
+		one.cache = full->cache;
+		if (rejects(&one))
+			return cli_bad_value(
+			    CMD, long_opts, OPT_CACHE,
+			    callout_cache_spec_redact(full->cache, shown, sizeof(shown)),
+			    "expected lmdb:PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P], "
+			    "memory or none");
+	}
 	cli_errorf(CMD, "the options were rejected by libcallout: %s", callout_strerror(CALLOUT_EINVAL));
 	return cli_try_help(CMD);
 }
@@ -856,7 +865,11 @@ static int run(struct config *cfg, cli_input *in)
 	callout_status st;
 	int rc = -1;
 
+	cli_ids ids;
+	if (cli_cache_owner_begin(CMD, cfg->opts.cache, &ids) < 0)
+		return CLI_EXIT_OTHER;
 	st = callout_ctx_new(NULL, &cfg->opts, &app.ctx);
+	cli_cache_owner_end(&ids);
 	if (st == CALLOUT_EINVAL)
 		return explain_einval(&cfg->opts);
 	if (st != CALLOUT_OK) {

@@ -5,6 +5,7 @@
  * environment may set for tests: the clock, private addresses.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,58 @@ const char *cli_cache_spec(const char *opt, char *buf, size_t len)
 	make_dir(dir);
 	snprintf(buf, len, "lmdb:%s/cache.lmdb", dir);
 	return buf;
+}
+
+/* A file's owner, or its directory's when it does not exist yet. */
+static bool cache_owner(const char *path, struct stat *st)
+{
+	char dir[4096];
+	const char *slash;
+
+	if (stat(path, st) == 0)
+		return true;
+	if (errno != ENOENT || !(slash = strrchr(path, '/')) ||
+	    (size_t)(slash - path) >= sizeof(dir))
+		return false;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	return stat(dir[0] ? dir : "/", st) == 0;
+}
+
+int cli_cache_owner_begin(const char *cmd, const char *spec, cli_ids *saved)
+{
+	struct stat st;
+
+	saved->switched = false;
+	if (geteuid() != 0 || !spec || strncmp(spec, "lmdb:", 5) != 0 || !spec[5] ||
+	    !cache_owner(spec + 5, &st) || st.st_uid == 0)
+		return 0;
+	saved->uid = (unsigned)geteuid();
+	saved->gid = (unsigned)getegid();
+	if (setegid(st.st_gid) < 0 || seteuid(st.st_uid) < 0) {
+		int e = errno;
+		struct passwd *pw = getpwuid(st.st_uid);
+
+		if (setegid((gid_t)saved->gid) < 0)
+			e = errno; /* still root: nothing is opened anyway */
+		cli_errorf(cmd,
+		           "the cache %s belongs to %s (uid %u); cannot act as that user: %s; "
+		           "run as that user instead",
+		           spec, pw ? pw->pw_name : "another user", (unsigned)st.st_uid,
+		           strerror(e));
+		return -1;
+	}
+	saved->switched = true;
+	return 0;
+}
+
+void cli_cache_owner_end(cli_ids *saved)
+{
+	if (!saved->switched)
+		return;
+	/* the saved set-user-ID (root) brings the ids back */
+	if (seteuid((uid_t)saved->uid) == 0 && setegid((gid_t)saved->gid) == 0)
+		saved->switched = false;
 }
 
 /* $CALLOUT_NOW, read once: the clock is asked for every verification. */

@@ -7,8 +7,11 @@
  * engine and its cache as the unprivileged user, serve.  SIGHUP reloads
  * the decisions (verify, mode, domains, replies) without dropping
  * anything; SIGTERM stops accepting, answers what is in flight and exits.
+ * -t checks what start would: the file, the run user, the state
+ * directory and the cache (opened as that user; Redis authenticated).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -38,6 +42,10 @@ typedef struct app {
 	struct event *sig_hup, *sig_term, *sig_int, *drain;
 	struct timeval drain_deadline;
 	int exit_status;
+	/* The config file as opened at the start (as root): reload reads it
+	 * when the unprivileged daemon may not open the path itself. */
+	int config_fd;
+	struct stat config_st;
 } app;
 
 static void usage(FILE *fp)
@@ -57,15 +65,40 @@ static void usage(FILE *fp)
 	      "\n"
 	      "Signals: HUP reloads the configuration, TERM and INT stop gracefully.\n"
 	      "Exit status: 0 after a clean stop (or a valid configuration with -t),\n"
-	      "1 when the configuration is invalid, 2 for a usage error, 3 when\n"
-	      "starting failed.\n",
+	      "1 when the configuration is invalid (with -t: or start would fail),\n"
+	      "2 for a usage error, 3 when starting failed.\n",
 	      fp);
+}
+
+/*
+ * Read the config file.  After dropping privileges the path may be
+ * readable by root only: then the descriptor opened at the start is read
+ * again, as long as the path still names that file (edited in place).  A
+ * file replaced since (a new inode) cannot be read: say so.
+ */
+static cd_config *read_config(app *a, char *err, size_t errlen)
+{
+	cd_config *c = cd_config_load(a->config_path, err, errlen);
+	struct stat st;
+
+	if (c || errno != EACCES || a->config_fd < 0)
+		return c;
+	if (stat(a->config_path, &st) == 0 && st.st_dev == a->config_st.st_dev &&
+	    st.st_ino == a->config_st.st_ino)
+		return cd_config_load_fd(a->config_fd, a->config_path, err, errlen);
+	snprintf(err, errlen,
+	         "%s: permission denied for user %s, and the file was replaced since the "
+	         "start (the copy opened then is stale); make it readable by the user's "
+	         "group, or restart",
+	         a->config_path, a->d.cfg ? a->d.cfg->user : "?");
+	errno = EACCES;
+	return NULL;
 }
 
 /* Load the config and apply the command line's overrides. */
 static cd_config *load(app *a, char *err, size_t errlen)
 {
-	cd_config *c = cd_config_load(a->config_path, err, errlen);
+	cd_config *c = read_config(a, err, errlen);
 
 	if (!c)
 		return NULL;
@@ -210,15 +243,49 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(a->d.base, NULL);
 }
 
-/* Make the state directory, owned by the user we become. */
+/*
+ * Make the state directory, owned by the user we become, mode 0750.  Never
+ * through a symbolic link: a state_dir that is (or was swapped for) a link
+ * would hand the place it points to to the daemon's user.
+ */
 static int prepare_state_dir(const cd_config *c, const struct passwd *pw)
 {
+	int fd, rc = -1;
+
 	if (mkdir(c->state_dir, 0750) < 0 && errno != EEXIST) {
 		cd_log(CD_LOG_ERR, "state_dir %s: %s", c->state_dir, strerror(errno));
 		return -1;
 	}
-	if (pw && chown(c->state_dir, pw->pw_uid, pw->pw_gid) < 0) {
+	fd = open(c->state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		cd_log(CD_LOG_ERR, "state_dir %s: %s", c->state_dir,
+		       errno == ELOOP || errno == ENOTDIR
+		           ? "not a directory (a symbolic link is not followed: give the real path)"
+		           : strerror(errno));
+		return -1;
+	}
+	if (pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0) {
 		cd_log(CD_LOG_ERR, "state_dir %s: chown: %s", c->state_dir, strerror(errno));
+		goto out;
+	}
+	if ((pw || geteuid() != 0) && fchmod(fd, 0750) < 0) {
+		cd_log(CD_LOG_ERR, "state_dir %s: chmod: %s", c->state_dir, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+/* Become pw for good; -1 with errno set (EPERM when root could come back). */
+static int become(const struct passwd *pw)
+{
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		return -1;
+	if (setuid(0) == 0) {
+		errno = EPERM;
 		return -1;
 	}
 	return 0;
@@ -234,13 +301,8 @@ static int drop_privileges(const cd_config *c, const struct passwd *pw)
 		    chown(c->policy_listen[i].path, pw->pw_uid, pw->pw_gid) < 0)
 			cd_log(CD_LOG_WARNING, "chown %s: %s", c->policy_listen[i].path,
 			       strerror(errno));
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
+	if (become(pw) < 0) {
 		cd_log(CD_LOG_ERR, "cannot become user %s: %s", pw->pw_name, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		cd_log(CD_LOG_ERR, "privileges could be regained after dropping them");
 		return -1;
 	}
 	return 0;
@@ -255,9 +317,126 @@ static const char *limit_str(unsigned v, const char *unit, char buf[24])
 	return buf;
 }
 
+/* An LMDB file that does not exist yet: can start create it? */
+static void check_lmdb_create(const char *path, char *why, size_t len)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (!slash || (size_t)(slash - path) >= sizeof(dir))
+		return;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	if (!dir[0] || stat(dir, &st) < 0)
+		return; /* missing: start makes it (state_dir, or the cache's parents) */
+	if (access(dir, W_OK | X_OK) < 0)
+		snprintf(why, len, "lmdb:%.200s: cannot create it in %.200s: %.60s", path, dir,
+		         strerror(errno));
+}
+
+/* Open the cache as the engine will (strictly: say why not).  "" in why
+ * when it works. */
+static void check_cache_here(const char *spec, char *why, size_t len)
+{
+	callout_cache *cc = NULL;
+	struct stat st;
+
+	why[0] = '\0';
+	if (strcmp(spec, "none") == 0 || strcmp(spec, "memory") == 0)
+		return;
+	if (strncmp(spec, "lmdb:", 5) == 0) {
+		if (stat(spec + 5, &st) < 0 && errno == ENOENT) {
+			check_lmdb_create(spec + 5, why, len);
+			return;
+		}
+		if (S_ISREG(st.st_mode) && access(spec + 5, R_OK | W_OK) < 0) {
+			snprintf(why, len, "%s: %s", spec, strerror(errno));
+			return;
+		}
+	}
+	/* messages name the spec without its password */
+	if (callout_cache_open(spec, &cc, why, len) == CALLOUT_OK) {
+		why[0] = '\0';
+		callout_cache_close(cc);
+	}
+}
+
+/* The same as the user start becomes (pw; NULL: as we are). */
+static void check_cache(const char *spec, const struct passwd *pw, char *why, size_t len)
+{
+	int fds[2];
+
+	if (!pw || geteuid() != 0) {
+		check_cache_here(spec, why, len);
+		return;
+	}
+	if (pipe(fds) < 0) {
+		snprintf(why, len, "cannot check the cache: %s", strerror(errno));
+		return;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(why, len, "cannot check the cache: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		if (become(pw) < 0)
+			snprintf(why, len, "cannot become user %s: %s", pw->pw_name,
+			         strerror(errno));
+		else
+			check_cache_here(spec, why, len);
+		ssize_t n = write(fds[1], why, strlen(why));
+		_exit(n < 0);
+	}
+	close(fds[1]);
+	size_t got = 0;
+	for (ssize_t n; got < len - 1 && (n = read(fds[0], why + got, len - 1 - got)) != 0;) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		got += (size_t)n;
+	}
+	why[got] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* What start needs beyond a valid file; 0, or -1 after saying why. */
+static int check_startable(const cd_config *c, const char *cache_shown)
+{
+	struct passwd *pw = NULL;
+	struct stat st;
+	char why[512];
+
+	if (c->user[0] && !(pw = getpwnam(c->user))) {
+		fprintf(stderr, "calloutd: [daemon] user %s: no such user\n", c->user);
+		return -1;
+	}
+	if (lstat(c->state_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "calloutd: [daemon] state_dir %s: %s\n", c->state_dir,
+		        S_ISLNK(st.st_mode) ? "a symbolic link (not followed: give the real path)"
+		                            : "not a directory");
+		return -1;
+	}
+	check_cache(c->cache, pw, why, sizeof(why));
+	if (why[0]) {
+		fprintf(stderr, "calloutd: [cache] %s cannot be used%s%s: %s\n", cache_shown,
+		        pw ? " by user " : "", pw ? pw->pw_name : "", why);
+		return -1;
+	}
+	return 0;
+}
+
 static int check_config(app *a)
 {
-	char err[512];
+	char err[512], shown[512];
 	cd_config *c = load(a, err, sizeof(err));
 
 	if (!c) {
@@ -265,9 +444,16 @@ static int check_config(app *a)
 		fprintf(stderr, "calloutd: %s\n", err);
 		return rc;
 	}
+	callout_cache_spec_redact(c->cache, shown, sizeof(shown));
+	if (check_startable(c, shown) < 0) {
+		cd_config_free(c);
+		return 1;
+	}
 	printf("%s: configuration OK\n", a->config_path);
 	printf("  mode %s, reply within %u ms, cache %s\n", cd_mode_name(c->mode),
-	       c->reply_within_ms, c->cache);
+	       c->reply_within_ms, shown);
+	if (c->user[0])
+		printf("  user %s\n", c->user);
 	for (size_t i = 0; i < c->npolicy_listen; i++)
 		printf("  policy %s%s:%u\n", c->policy_listen[i].is_unix ? "unix:" : "inet:",
 		       c->policy_listen[i].is_unix ? c->policy_listen[i].path
@@ -346,7 +532,7 @@ static int parse_args(app *a, int argc, char **argv)
 
 static int start(app *a)
 {
-	char err[512];
+	char err[512], shown[512];
 	struct passwd *pw = NULL;
 	callout_options o;
 	cd_config *c = a->d.cfg;
@@ -364,6 +550,8 @@ static int start(app *a)
 			pw = NULL; /* already that user */
 		}
 	}
+	/* Files we make (the cache, its lock) are ours and our group's only. */
+	umask(027);
 	if (prepare_state_dir(c, pw) < 0)
 		return -1;
 	if (!(a->d.metrics = cd_metrics_new())) {
@@ -392,6 +580,13 @@ static int start(app *a)
 		cd_log(CD_LOG_ERR, "cannot start the engine: %s", callout_strerror(st));
 		return -1;
 	}
+	callout_cache_spec_redact(c->cache, shown, sizeof(shown));
+	callout_health h;
+	if (callout_ctx_health(a->d.ctx, &h, sizeof(h)) == CALLOUT_OK && !h.cache_up)
+		cd_log(CD_LOG_ERR,
+		       "cache %s cannot be used: %s; every answer is probed until it works "
+		       "(retried; /healthz says degraded)",
+		       shown, h.cache_error);
 	if (add_routes(a->d.ctx, c) < 0)
 		return -1;
 	if (a->milter && cd_milter_start(a->milter, err, sizeof(err)) < 0) {
@@ -407,7 +602,7 @@ static int start(app *a)
 		return -1;
 	}
 	cd_log(CD_LOG_INFO, "calloutd %s started: mode %s, cache %s%s%s%s", callout_version(),
-	       cd_mode_name(c->mode), c->cache, a->policy ? ", policy service" : "",
+	       cd_mode_name(c->mode), shown, a->policy ? ", policy service" : "",
 	       a->milter ? ", milter" : "", a->http ? ", HTTP API" : "");
 	return 0;
 }
@@ -438,11 +633,13 @@ static void shutdown_all(app *a)
 	}
 	cd_metrics_free(a->d.metrics);
 	cd_config_free(a->d.cfg);
+	if (a->config_fd >= 0)
+		close(a->config_fd);
 }
 
 int main(int argc, char **argv)
 {
-	app a = {0};
+	app a = {.config_fd = -1};
 	char err[512];
 	int rc = parse_args(&a, argc, argv);
 
@@ -456,10 +653,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "calloutd: %s\n", err);
 		return rc;
 	}
+	/* Kept for reload, when only root may open the file. */
+	a.config_fd = open(a.config_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (a.config_fd >= 0 && fstat(a.config_fd, &a.config_st) < 0) {
+		close(a.config_fd);
+		a.config_fd = -1;
+	}
 	cd_log_open(a.d.cfg);
 	if (!(a.d.base = event_base_new())) {
 		cd_log(CD_LOG_ERR, "cannot create the event loop");
 		cd_config_free(a.d.cfg);
+		close(a.config_fd);
 		return 3;
 	}
 	if (start(&a) < 0) {

@@ -645,15 +645,21 @@ static bool set_cache(struct pst *st, const struct keydef *k, char *v, bool more
 		ok = valid_path(v + 5);
 	} else if (strncmp(v, "redis://", 8) == 0) {
 		ok = v[8] && !has_blank(v);
+	} else if (strncmp(v, "rediss://", 9) == 0) {
+		return KFAIL(st, k, "%s",
+		             "rediss:// (Redis over TLS) is not supported: this build's hiredis "
+		             "has no TLS; use redis:// over a TLS tunnel (e.g. stunnel) or a "
+		             "trusted network");
 	} else {
 		ok = false;
 	}
-	if (!ok)
-		return KFAIL(
-		    st, k,
-		    "expected lmdb:/PATH, redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=P], "
-		    "memory or none, got '%s'",
-		    v);
+	if (!ok) {
+		char shown[256]; /* never echo a password */
+		return KFAIL(st, k,
+		             "expected lmdb:/PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"
+		             "[?prefix=P], memory or none, got '%s'",
+		             callout_cache_spec_redact(v, shown, sizeof(shown)));
+	}
 	st->cache_set = true;
 	return copy_str(st, k, st->c->cache, sizeof(st->c->cache), v);
 }
@@ -1667,24 +1673,37 @@ cd_config *cd_config_parse(const char *text, const char *name, char *err, size_t
 
 cd_config *cd_config_load(const char *path, char *err, size_t errlen)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		int saved = errno;
+		errorf(err, errlen, "%s: %s", path, strerror(errno));
+		errno = saved;
+		return NULL;
+	}
+	cd_config *c = cd_config_load_fd(fd, path, err, errlen);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return c;
+}
+
+cd_config *cd_config_load_fd(int fd, const char *path, char *err, size_t errlen)
+{
 	struct stat sb;
 	char *buf = NULL;
 	size_t len = 0;
 	cd_config *c = NULL;
-	int fd, saved;
+	int saved;
 
 	if (!err)
 		errlen = 0; /* snprintf(NULL, 0, ...) is fine */
 	if (errlen)
 		err[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		errorf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		errorf(err, errlen, "%s: %s", path,
 		       S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
+		errno = EINVAL;
 		goto done;
 	}
 	if (!(buf = malloc(CONFIG_FILE_MAX + 1))) {
@@ -1693,7 +1712,8 @@ cd_config *cd_config_load(const char *path, char *err, size_t errlen)
 		goto done;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
+		/* pread from 0: the same descriptor is read again on reload */
+		ssize_t n = pread(fd, buf + len, CONFIG_FILE_MAX + 1 - len, (off_t)len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -1705,6 +1725,7 @@ cd_config *cd_config_load(const char *path, char *err, size_t errlen)
 		len += (size_t)n;
 		if (len > CONFIG_FILE_MAX) {
 			errorf(err, errlen, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+			errno = EINVAL;
 			goto done;
 		}
 	}
@@ -1712,7 +1733,6 @@ cd_config *cd_config_load(const char *path, char *err, size_t errlen)
 done:
 	saved = errno; /* why c is NULL */
 	free(buf);
-	close(fd);
 	errno = saved;
 	return c;
 }

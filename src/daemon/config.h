@@ -161,6 +161,11 @@ typedef struct cd_config {
  * could not be read or EINVAL. */
 cd_config *cd_config_load(const char *path, char *err, size_t errlen);
 
+/* The same from an open file, read from its start (path names it in
+ * messages); fd stays open.  Reload reads the file opened at the start
+ * this way when the unprivileged daemon may not open it again. */
+cd_config *cd_config_load_fd(int fd, const char *path, char *err, size_t errlen);
+
 /* The same from a string (tests, fuzzing); name is used in messages. */
 cd_config *cd_config_parse(const char *text, const char *name, char *err, size_t errlen);
 

@@ -127,9 +127,13 @@ void cd_metrics_free(cd_metrics *m);
 void cd_metrics_result(cd_metrics *m, cd_frontend fe, const callout_result *res);
 /* A decision was made (policy and milter): its action. */
 void cd_metrics_action(cd_metrics *m, cd_frontend fe, cd_action a, bool verified);
+/* An HTTP response went out with this status. */
+void cd_metrics_http_response(cd_metrics *m, int status);
 /* Prometheus text exposition into a malloc'd string (NUL-terminated);
- * inflight is the current gauge.  NULL when out of memory. */
-char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine);
+ * inflight is the current gauge; engine and health may be NULL.  NULL
+ * when out of memory. */
+char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine,
+                        const callout_health *health);
 
 const char *cd_frontend_name(cd_frontend fe);
 

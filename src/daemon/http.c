@@ -4,7 +4,8 @@
  *   GET  /v1/verify?address=ADDR          one result object
  *   POST /v1/verify {"address": "..."}     one result object
  *   POST /v1/verify {"addresses": [...]}   {"results": [...]}, in input order
- *   GET  /healthz                          {"status": "ok"} (503 when stopping)
+ *   GET  /healthz                          {"status": "ok"}, or "degraded" with reasons
+ *                                          (503 when stopping)
  *   GET  /metrics                          Prometheus text (metrics.c)
  *
  * A result object has the members of `callout check --json`.  The API
@@ -102,9 +103,11 @@ static void send_body(cd_http *h, struct evhttp_request *req, int code, const ch
 	if (!buf || (!head && evbuffer_add(buf, body, len) != 0)) {
 		if (buf)
 			evbuffer_free(buf);
+		cd_metrics_http_response(h->d->metrics, HTTP_INTERNAL);
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
 	}
+	cd_metrics_http_response(h->d->metrics, code);
 	evhttp_send_reply(req, code, NULL, buf);
 	evbuffer_free(buf);
 }
@@ -631,6 +634,45 @@ static bool authorized(cd_http *h, struct evhttp_request *req)
 	return false;
 }
 
+/* ---- health ------------------------------------------------------------------ */
+
+/*
+ * {"status": "ok"}, or {"status": "degraded", "cache": "ok"|"failing"|
+ * "none", "dns": "ok"|"failing", "reasons": [...]}: degraded still answers
+ * (uncached, or tempfail), so it is a 200, for a person or an alert to
+ * read, not a reason to restart us.
+ */
+static json_t *health_json(cd_daemon *d)
+{
+	callout_health hl;
+	json_t *reasons = json_array();
+	const char *cache = "ok", *dns = "ok";
+	char why[320];
+
+	if (!reasons || callout_ctx_health(d->ctx, &hl, sizeof(hl)) != CALLOUT_OK) {
+		json_decref(reasons);
+		return json_pack("{s:s}", "status", "ok");
+	}
+	if (strcmp(hl.cache_backend, "none") == 0) {
+		cache = "none";
+	} else if (!hl.cache_up) {
+		cache = "failing";
+		snprintf(why, sizeof(why), "cache (%s): %s", hl.cache_backend, hl.cache_error);
+		json_array_append_new(reasons, json_string(why));
+	}
+	if (!hl.dns_up) {
+		dns = "failing";
+		snprintf(why, sizeof(why), "dns: %s", hl.dns_error);
+		json_array_append_new(reasons, json_string(why));
+	}
+	if (!json_array_size(reasons)) {
+		json_decref(reasons);
+		return json_pack("{s:s}", "status", "ok");
+	}
+	return json_pack("{s:s,s:s,s:s,s:o}", "status", "degraded", "cache", cache, "dns", dns,
+	                 "reasons", reasons);
+}
+
 /* ---- dispatch ----------------------------------------------------------------- */
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -650,7 +692,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		else if (d->stopping)
 			send_json(h, req, 503, json_pack("{s:s}", "status", "stopping"));
 		else
-			send_json(h, req, 200, json_pack("{s:s}", "status", "ok"));
+			send_json(h, req, 200, health_json(d));
 	} else if (strcmp(path, "/metrics") == 0) {
 		char *text;
 
@@ -662,7 +704,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 			return;
 		callout_stats st;
 		bool have = callout_ctx_stats(d->ctx, &st, sizeof(st)) == CALLOUT_OK;
-		text = cd_metrics_render(d->metrics, d->inflight, have ? &st : NULL);
+		callout_health health;
+		bool healthy = callout_ctx_health(d->ctx, &health, sizeof(health)) == CALLOUT_OK;
+		text = cd_metrics_render(d->metrics, d->inflight, have ? &st : NULL,
+		                         healthy ? &health : NULL);
 		if (!text) {
 			send_error(h, req, 500, "internal", "out of memory");
 			return;

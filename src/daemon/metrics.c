@@ -5,15 +5,22 @@
  * # HELP and # TYPE lines.  The families and their labels are listed in
  * docs/http-api.md.
  *
+ * Every series is there from the start, at 0: a counter that appears only
+ * once it moves breaks rate() and alerts on absent series.  The process_*
+ * families are the standard ones of Prometheus client libraries.
+ *
  * Counters are relaxed atomics: the daemon calls in from its loop thread
  * only, but a stray call from a milter thread must not tear a count, and
  * a scrape needs no consistent snapshot across families.
  */
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <callout/callout.h>
 
@@ -28,6 +35,11 @@ static const unsigned bucket_ms[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5
 static const char *const bucket_le[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
                                         "0.5",   "1",    "2.5",   "5",    "10",  "30"};
 #define NBUCKET (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
+
+/* HTTP statuses counted by name; anything else is "other". */
+static const int http_statuses[] = {200, 400, 401, 404, 405, 408, 413,
+                                    414, 429, 431, 500, 503};
+#define NHTTP_STATUS (sizeof(http_statuses) / sizeof(http_statuses[0]))
 
 typedef atomic_ullong counter;
 
@@ -46,6 +58,8 @@ struct cd_metrics {
 	counter dns_errors[CD_FE_COUNT];
 	counter smtp_errors[CD_FE_COUNT][NSMTP_STAGE];
 	histogram latency[CD_FE_COUNT][2];  /* [.][1]: answered from the cache */
+	counter http_responses[NHTTP_STATUS + 1]; /* [NHTTP_STATUS]: other */
+	double start_time_exact; /* Unix seconds, for process_start_time_seconds */
 };
 
 static const char *const action_names[NACTION] = {
@@ -85,8 +99,13 @@ cd_metrics *cd_metrics_new(void)
 	 * every platform the daemon builds on (lock-free atomic_ullong) */
 	cd_metrics *m = calloc(1, sizeof(*m));
 
-	if (m)
-		m->start_time = (long long)time(NULL);
+	struct timespec ts;
+
+	if (!m)
+		return NULL;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	m->start_time = (long long)ts.tv_sec;
+	m->start_time_exact = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	return m;
 }
 
@@ -150,6 +169,17 @@ void cd_metrics_action(cd_metrics *m, cd_frontend fe, cd_action a, bool verified
 	inc(&m->actions[fe][a][verified], 1);
 }
 
+void cd_metrics_http_response(cd_metrics *m, int status)
+{
+	size_t i = 0;
+
+	if (!m)
+		return;
+	while (i < NHTTP_STATUS && http_statuses[i] != status)
+		i++;
+	inc(&m->http_responses[i], 1);
+}
+
 static void family(FILE *fp, const char *name, const char *type, const char *help)
 {
 	fprintf(fp, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -184,7 +214,106 @@ static void render_histograms(FILE *fp, const cd_metrics *m)
 	}
 }
 
-char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine)
+/* The cache and DNS as the engine sees them (callout_ctx_health). */
+static void render_health(FILE *fp, const callout_health *h)
+{
+	static const callout_health none = {.cache_backend = "none", .cache_up = true,
+	                                    .dns_up = true};
+
+	if (!h)
+		h = &none;
+	family(fp, "calloutd_cache_up", "gauge",
+	       "1 when the cache works (or there is none), 0 while it is failing and every "
+	       "answer is probed.");
+	fprintf(fp, "calloutd_cache_up{backend=\"%s\"} %d\n", h->cache_backend, h->cache_up);
+	family(fp, "calloutd_cache_errors_total", "counter",
+	       "Cache faults: failed opens, connections, reads and writes.");
+	fprintf(fp, "calloutd_cache_errors_total{backend=\"%s\"} %llu\n", h->cache_backend,
+	        h->cache_errors);
+	family(fp, "calloutd_dns_up", "gauge",
+	       "1 unless the last DNS lookup failed (timeout, SERVFAIL, REFUSED).");
+	fprintf(fp, "calloutd_dns_up %d\n", h->dns_up);
+}
+
+/* A number from /proc/self/stat: field (1-based, as in proc(5)). */
+static bool proc_stat_field(unsigned field, unsigned long long *out)
+{
+	char buf[1024];
+	FILE *f = fopen("/proc/self/stat", "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	/* the command (field 2) may hold spaces: count from its closing ')' */
+	char *p = strrchr(buf, ')');
+	if (!p || field < 3)
+		return false;
+	p++;
+	for (unsigned i = 3; i < field; i++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return false;
+	}
+	return sscanf(p, " %llu", out) == 1;
+}
+
+static long long open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	long long n = 0;
+
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* not the one reading the directory */
+}
+
+static void render_process(FILE *fp, const cd_metrics *m)
+{
+	struct rusage ru;
+	struct rlimit rl;
+	unsigned long long rss_pages = 0;
+	long page = sysconf(_SC_PAGESIZE);
+
+	family(fp, "process_cpu_seconds_total", "counter",
+	       "User and system CPU time spent, in seconds.");
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		fprintf(fp, "process_cpu_seconds_total %.3f\n",
+		        (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+	family(fp, "process_open_fds", "gauge", "Open file descriptors.");
+	fprintf(fp, "process_open_fds %lld\n", open_fds());
+	family(fp, "process_max_fds", "gauge", "The limit on open file descriptors.");
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		fprintf(fp, "process_max_fds %lld\n",
+		        rl.rlim_cur == RLIM_INFINITY ? -1LL : (long long)rl.rlim_cur);
+	family(fp, "process_resident_memory_bytes", "gauge", "Resident memory size, in bytes.");
+	if (proc_stat_field(24, &rss_pages)) /* rss, in pages */
+		fprintf(fp, "process_resident_memory_bytes %llu\n",
+		        rss_pages * (unsigned long long)(page > 0 ? page : 4096));
+	family(fp, "process_start_time_seconds", "gauge",
+	       "Start time of the process since the Unix epoch, in seconds.");
+	fprintf(fp, "process_start_time_seconds %.3f\n", m->start_time_exact);
+}
+
+/* The verdict a reason comes with (callout.h groups them). */
+static callout_verdict reason_verdict(unsigned r)
+{
+	if (r == CALLOUT_R_ACCEPTED)
+		return CALLOUT_VALID;
+	if (r <= CALLOUT_R_MAILBOX_DISABLED)
+		return CALLOUT_INVALID;
+	if (r <= CALLOUT_R_REJECTED || r == CALLOUT_R_PRIVATE_ADDRESS)
+		return CALLOUT_UNKNOWN;
+	return CALLOUT_TEMPFAIL;
+}
+
+char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine,
+                        const callout_health *health)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -232,7 +361,8 @@ char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_st
 		fprintf(fp, "%s %u\n", gauges[i].name, v);
 	}
 
-	/* verdict x reason: only the pairs seen so far (most never occur) */
+	/* verdict x reason: the pairs that go together, from 0, and any other
+	 * pair once seen */
 	family(fp, "calloutd_verifications_total", "counter",
 	       "Verifications finished, by front end, verdict and reason.");
 	for (unsigned fe = 0; fe < CD_FE_COUNT; fe++)
@@ -240,7 +370,7 @@ char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_st
 			for (unsigned r = 0; r < CALLOUT_R_COUNT; r++) {
 				unsigned long long n = get(&m->results[fe][v][r]);
 
-				if (n)
+				if (n || reason_verdict(r) == v)
 					fprintf(fp,
 					        "calloutd_verifications_total{frontend=\"%s\","
 					        "verdict=\"%s\",reason=\"%s\"} %llu\n",
@@ -293,6 +423,17 @@ char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_st
 			        get(&m->smtp_errors[fe][s]));
 
 	render_histograms(fp, m);
+
+	family(fp, "calloutd_http_responses_total", "counter",
+	       "HTTP responses sent, by status code (\"other\": any code not listed).");
+	for (size_t i = 0; i < NHTTP_STATUS; i++)
+		fprintf(fp, "calloutd_http_responses_total{code=\"%d\"} %llu\n", http_statuses[i],
+		        get(&m->http_responses[i]));
+	fprintf(fp, "calloutd_http_responses_total{code=\"other\"} %llu\n",
+	        get(&m->http_responses[NHTTP_STATUS]));
+
+	render_health(fp, health);
+	render_process(fp, m);
 
 	bool bad = ferror(fp) != 0;
 

@@ -115,12 +115,16 @@ struct co_cache {
 	const co_cache_ops *ops;
 	co_cache_conf conf;
 	bool faulty; /* a fault was reported and has not cleared */
+	unsigned long long errors; /* faults reported (co_cache_fault calls) */
+	char fault_msg[256];       /* the last one, while faulty */
 };
 
 /*
  * Open the cache a spec names:
  *   lmdb:PATH                                        LMDB file
- *   redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=P]  Redis (port 6379, db 0, prefix "callout:")
+ *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P]
+ *                                                    Redis (port 6379, db 0, prefix "callout:");
+ *                                                    USER and PASSWORD percent-decoded
  *   memory                                           this process only
  *   none                                             *out = NULL
  * Returns 0, or -1 with a message in err for a bad spec, CO_CACHE_ENOMEM
@@ -134,12 +138,22 @@ int co_cache_open(const char *spec, const co_cache_conf *conf, co_cache **out, c
                   size_t errlen);
 void co_cache_free(co_cache *c);
 
+/* spec with its password replaced by "***", for messages: into out
+ * (truncated to len), which is returned. */
+const char *co_cache_spec_redact(const char *spec, char *out, size_t len);
+
 /* Backends, for co_cache_open (NULL only when out of memory, or when
  * conf->strict and the store cannot be opened: then err says why). */
 co_cache *co_cache_lmdb_new(const char *path, const co_cache_conf *conf, char *err, size_t errlen);
-co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db, const char *password,
-                             const char *prefix, const co_cache_conf *conf, char *err,
-                             size_t errlen);
+/* Redis credentials: AUTH [user] password (Redis 6 ACL users); both
+ * NULL for none. */
+typedef struct co_redis_auth {
+	const char *user;
+	const char *password;
+} co_redis_auth;
+co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
+                             const co_redis_auth *auth, const char *prefix,
+                             const co_cache_conf *conf, char *err, size_t errlen);
 co_cache *co_cache_memory_new(const co_cache_conf *conf);
 
 /* For backends: the clock, and fault reporting (once per episode). */

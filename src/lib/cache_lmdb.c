@@ -33,8 +33,8 @@
 #define PURGE_S     60  /* a full map is purged at most this often */
 #define KEY_MAX     511 /* MDB_MAXKEYSIZE of the default build */
 #define SCAN_BATCH  64  /* records copied out per read transaction */
-#define FILE_MODE   0644
-#define DIR_MODE    0755
+#define FILE_MODE   0640 /* the daemon's user and group only */
+#define DIR_MODE    0750
 #define GROUP_MAX   128 /* writes committed together at most */
 /* Not MDB_NOSYNC nor MDB_NOMETASYNC: a commit is on disk when it returns,
  * so a crash loses at most the commit in progress.  With a loop (engine

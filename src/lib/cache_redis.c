@@ -89,7 +89,7 @@ struct co_cache_req {
 
 struct redis_cache {
 	co_cache base;
-	char *host, *password, *prefix, *name;
+	char *host, *user, *password, *prefix, *name;
 	size_t prefixlen;
 	unsigned port, db;
 	char token[TOKEN_LEN + 1];
@@ -418,6 +418,18 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	conn_lost(r, status == REDIS_OK || !ac->errstr[0] ? "connection closed" : ac->errstr);
 }
 
+/* AUTH [USER] PASSWORD into argv (3 slots); returns argc. */
+static int auth_argv(const redis_cache *r, const char **argv, size_t *lens)
+{
+	int argc = 0;
+
+	argv[argc] = "AUTH", lens[argc++] = 4;
+	if (r->user)
+		argv[argc] = r->user, lens[argc++] = strlen(r->user);
+	argv[argc] = r->password, lens[argc++] = strlen(r->password);
+	return argc;
+}
+
 static void connect_start(redis_cache *r)
 {
 	redisAsyncContext *ac = redisAsyncConnect(r->host, (int)r->port);
@@ -447,13 +459,12 @@ static void connect_start(redis_cache *r)
 
 	/* Pipelined ahead of everything else; PING marks the end. */
 	char db[16];
-	const char *argv[2];
-	size_t lens[2];
+	const char *argv[3];
+	size_t lens[3];
 	int rc = 0;
 	if (r->password) {
-		argv[0] = "AUTH", lens[0] = 4;
-		argv[1] = r->password, lens[1] = strlen(r->password);
-		rc |= send_cmd(r, on_hello, NULL, 2, argv, lens);
+		int argc = auth_argv(r, argv, lens);
+		rc |= send_cmd(r, on_hello, NULL, argc, argv, lens);
 	}
 	if (r->db) {
 		snprintf(db, sizeof(db), "%u", r->db);
@@ -490,8 +501,8 @@ static redisContext *sync_ctx(redis_cache *r, char *err, size_t errlen)
 {
 	struct timeval tv = {.tv_sec = ADMIN_TIMEOUT_S};
 	char why[256], db[16];
-	const char *argv[2];
-	size_t lens[2];
+	const char *argv[3];
+	size_t lens[3];
 	redisContext *rc;
 
 	if (r->sync)
@@ -506,9 +517,8 @@ static redisContext *sync_ctx(redis_cache *r, char *err, size_t errlen)
 		goto fail;
 	}
 	if (r->password) {
-		argv[0] = "AUTH", lens[0] = 4;
-		argv[1] = r->password, lens[1] = strlen(r->password);
-		if (!sync_check(rc, redisCommandArgv(rc, 2, argv, lens), "AUTH", why, sizeof(why)))
+		int argc = auth_argv(r, argv, lens);
+		if (!sync_check(rc, redisCommandArgv(rc, argc, argv, lens), "AUTH", why, sizeof(why)))
 			goto fail;
 	}
 	if (r->db) {
@@ -1121,6 +1131,9 @@ static void destroy(redis_cache *r)
 	if (r->sync)
 		redisFree(r->sync);
 	free(r->host);
+	free(r->user);
+	if (r->password)
+		explicit_bzero(r->password, strlen(r->password));
 	free(r->password);
 	free(r->prefix);
 	free(r->name);
@@ -1168,10 +1181,11 @@ static void make_token(char *out)
 		snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
-co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db, const char *password,
-                             const char *prefix, const co_cache_conf *conf, char *err,
-                             size_t errlen)
+co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
+                             const co_redis_auth *auth, const char *prefix,
+                             const co_cache_conf *conf, char *err, size_t errlen)
 {
+	const char *user = auth ? auth->user : NULL, *password = auth ? auth->password : NULL;
 	redis_cache *r = calloc(1, sizeof(*r));
 	size_t namelen = strlen(host) + 32;
 
@@ -1183,9 +1197,11 @@ co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db, const
 	r->db = db;
 	r->host = strdup(host);
 	r->password = password && *password ? strdup(password) : NULL;
+	r->user = r->password && user && *user ? strdup(user) : NULL;
 	r->prefix = strdup(prefix ? prefix : "");
 	r->name = malloc(namelen);
-	if (!r->host || !r->prefix || !r->name || (password && *password && !r->password))
+	if (!r->host || !r->prefix || !r->name || (password && *password && !r->password) ||
+	    (r->password && user && *user && !r->user))
 		goto oom;
 	r->prefixlen = strlen(r->prefix);
 	snprintf(r->name, namelen, strchr(host, ':') ? "redis://[%s]:%u" : "redis://%s:%u", host,

@@ -94,6 +94,10 @@ struct callout_ctx {
 	unsigned max_probes, max_queued, probing, ngated;
 	callout_query *gate_head, *gate_tail;
 	struct event *gate_ev;
+	/* DNS health: the outcome of the last lookup (callout_ctx_health) */
+	bool dns_failing;
+	unsigned long long dns_errors;
+	char dns_error[128];
 };
 
 /* What a probe looks up, alive while the lookup is pending. */
@@ -486,6 +490,31 @@ CALLOUT_API callout_status callout_ctx_stats(callout_ctx *ctx, callout_stats *ou
 	return CALLOUT_OK;
 }
 
+CALLOUT_API callout_status callout_ctx_health(callout_ctx *ctx, callout_health *out, size_t len)
+{
+	callout_health h = {.cache_backend = "none", .cache_up = true, .dns_up = true};
+
+	if (!ctx || !out)
+		return CALLOUT_EINVAL;
+	if (ctx->cache) {
+		h.cache_backend = ctx->cache->ops->name;
+		h.cache_up = !ctx->cache->faulty;
+		h.cache_errors = ctx->cache->errors;
+		snprintf(h.cache_error, sizeof(h.cache_error), "%s", ctx->cache->fault_msg);
+	}
+	h.dns_up = !ctx->dns_failing;
+	h.dns_errors = ctx->dns_errors;
+	if (ctx->dns_failing)
+		snprintf(h.dns_error, sizeof(h.dns_error), "%s", ctx->dns_error);
+	memcpy(out, &h, len < sizeof(h) ? len : sizeof(h));
+	return CALLOUT_OK;
+}
+
+CALLOUT_API const char *callout_cache_spec_redact(const char *spec, char *out, size_t len)
+{
+	return co_cache_spec_redact(spec, out, len);
+}
+
 CALLOUT_API callout_status callout_ctx_run(callout_ctx *ctx)
 {
 	while (ctx->inflight > 0)
@@ -727,11 +756,24 @@ static void mx_leave(callout_query *q)
 
 static void on_dns(void *arg, const co_dns_result *res);
 
+/* Remember how the last lookup went, for callout_ctx_health. */
+static void dns_health(callout_ctx *ctx, const co_dns_result *res)
+{
+	if (res->status != CO_DNS_TEMPFAIL) {
+		ctx->dns_failing = false;
+		return;
+	}
+	ctx->dns_failing = true;
+	ctx->dns_errors++;
+	snprintf(ctx->dns_error, sizeof(ctx->dns_error), "%s", res->detail);
+}
+
 static void on_mx_flight(void *arg, const co_dns_result *res)
 {
 	mx_flight *f = arg;
 	callout_query *q;
 
+	dns_health(f->ctx, res);
 	f->delivering = true; /* waiters may leave while others are told */
 	f->req = NULL;
 	mx_unlink(f->ctx, f);
@@ -1231,6 +1273,16 @@ static void on_session(void *arg, const co_session_outcome *out)
 	deliver(q);
 }
 
+/* A route's or an address literal's lookup (no MX flight): note how it
+ * went, then go on. */
+static void on_route_dns(void *arg, const co_dns_result *res)
+{
+	callout_query *q = arg;
+
+	dns_health(q->ctx, res);
+	on_dns(q, res);
+}
+
 static void on_dns(void *arg, const co_dns_result *res)
 {
 	callout_query *q = arg;
@@ -1279,11 +1331,11 @@ static void start_dns(callout_query *p)
 	if (r) {
 		p->via_route = true;
 		p->dns_req = co_dns_resolve_hosts(ctx->dns, (const char *const *)r->names, r->ports,
-		                                  r->n, on_dns, p);
+		                                  r->n, on_route_dns, p);
 	} else if (p->addr.kind != CO_ADDR_DOMAIN) {
 		const char *ip = p->addr.ip;
 		unsigned port = 0;
-		p->dns_req = co_dns_resolve_hosts(ctx->dns, &ip, &port, 1, on_dns, p);
+		p->dns_req = co_dns_resolve_hosts(ctx->dns, &ip, &port, 1, on_route_dns, p);
 	} else {
 		if (!mx_join(p))
 			conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS,

@@ -106,7 +106,7 @@ LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
 
 class Metrics:
     """Parsed exposition: every rule of text format 0.0.4 that a scraper
-    enforces, plus our own (names prefixed calloutd_, HELP and TYPE for
+    enforces, plus our own (names prefixed calloutd_ or process_, HELP and TYPE for
     every family, counters named *_total)."""
 
     def __init__(self, text):
@@ -123,7 +123,8 @@ class Metrics:
                 m = HELP_RE.match(line) or TYPE_RE.match(line)
                 assert m, f"bad comment {where}"
                 name = m.group(1)
-                assert name.startswith("calloutd_"), where
+                # process_*: the standard families of Prometheus clients
+                assert name.startswith(("calloutd_", "process_")), where
                 assert name not in done and name != family or line.startswith("# TYPE"), where
                 if line.startswith("# HELP"):
                     assert name not in helps, f"HELP twice {where}"
