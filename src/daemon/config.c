@@ -1299,10 +1299,6 @@ static const struct keydef keys[] = {
     {S_HTTP, "token", set_token, 0, 0, 0, 0, false},
     UINT(S_HTTP, "max_addresses", http_max_addresses, 1, 10000),
     /* front-end limits */
-    UINT(S_HTTP, "max_connections", http_max_connections, 1, FE_CONN_MAX),
-    UINT(S_HTTP, "max_client_connections", http_max_client_connections, 1, FE_CONN_MAX),
-    MS(S_HTTP, "header_timeout", http_header_timeout_ms, 100, FE_TIMEOUT_MAX),
-    MS(S_HTTP, "body_timeout", http_body_timeout_ms, 100, FE_TIMEOUT_MAX),
     UINT(S_HTTP, "max_body", http_max_body, 1024, 16 * 1024 * 1024),
 
     {S_DOMAIN, "action", set_action, 0, 0, 0, 0, false},
@@ -1597,10 +1593,6 @@ static void set_defaults(cd_config *c)
 	c->policy_max_connections = 1000;
 	c->policy_max_client_connections = 200;
 	c->policy_request_timeout_ms = 10000;
-	c->http_max_connections = 256;
-	c->http_max_client_connections = 16;
-	c->http_header_timeout_ms = 10000;
-	c->http_body_timeout_ms = 10000;
 	c->http_max_body = 64 * 1024;
 }
 

@@ -156,10 +156,6 @@ typedef struct cd_config {
 	char http_token[256];      /* bearer token; "" = none */
 	unsigned http_max_addresses; /* per POST; default 100 */
 	/* front-end limits */
-	unsigned http_max_connections;          /* at once; default 256 (fd budget caps it) */
-	unsigned http_max_client_connections;   /* per client address; default 16 */
-	unsigned http_header_timeout_ms;        /* accept or first byte to end of headers; default 10 s */
-	unsigned http_body_timeout_ms;          /* end of headers to end of body; default 10 s */
 	unsigned http_max_body;                 /* bytes; default 65536 */
 
 	cd_domain *domains;
