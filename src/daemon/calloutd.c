@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +31,9 @@
 
 #define DEFAULT_CONFIG CALLOUT_CONFIG_FILE /* meson: sysconfdir/callout */
 #define DRAIN_MARGIN_MS 2000
+/* Descriptors kept out of the front ends' budgets: stdio, listeners,
+ * the loop, the cache, DNS, the bridge, the log. */
+#define FD_RESERVE 64
 
 typedef struct app {
 	cd_daemon d;
@@ -434,6 +438,36 @@ static int check_startable(const cd_config *c, const char *cache_shown)
 	return 0;
 }
 
+/*
+ * Share the descriptors among the front ends, so that no flood of one
+ * of them runs the process out: the soft RLIMIT_NOFILE is raised to the
+ * hard one, then the policy service and the HTTP API get a quarter each
+ * of what is left after FD_RESERVE; the other half is the engine's (its
+ * SMTP and DNS sockets) and the milter's.  A front end's connection cap
+ * is the smaller of its configured max_connections and its budget.
+ */
+static unsigned long long fd_budgets(cd_daemon *d)
+{
+	struct rlimit rl;
+	rlim_t total, n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+
+		/* no limit at all is still a budget: a million */
+		if (raised.rlim_cur == RLIM_INFINITY || raised.rlim_cur > 1048576)
+			raised.rlim_cur = 1048576;
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			rl.rlim_cur = raised.rlim_cur;
+	}
+	total = rl.rlim_cur == RLIM_INFINITY ? 1048576 : rl.rlim_cur;
+	n = total > 2 * FD_RESERVE ? total - FD_RESERVE : total / 2;
+	d->policy_fds = d->http_fds = (unsigned)(n / 4 ? n / 4 : 1);
+	return (unsigned long long)total;
+}
+
 static int check_config(app *a)
 {
 	char err[512], shown[512];
@@ -475,6 +509,13 @@ static int check_config(app *a)
 	printf("  engine sessions: session_rcpts %u, session_idle %u ms, backoff after %u "
 	       "failures, %u ms\n",
 	       c->session_rcpts, c->session_idle_ms, c->backoff_failures, c->backoff_ms);
+	cd_daemon d = {0};
+	printf("  descriptors: %llu\n", fd_budgets(&d));
+	printf("  policy limits: max_connections %u (of %u configured), max_client_connections "
+	       "%u, request_timeout %u ms\n",
+	       cd_fe_cap(c->policy_max_connections, d.policy_fds), c->policy_max_connections,
+	       c->policy_max_client_connections, c->policy_request_timeout_ms);
+	printf("  http limits: max_body %u bytes\n", c->http_max_body);
 	cd_config_free(c);
 	return 0;
 }
@@ -554,6 +595,9 @@ static int start(app *a)
 	umask(027);
 	if (prepare_state_dir(c, pw) < 0)
 		return -1;
+	unsigned long long nfd = fd_budgets(&a->d);
+	cd_log(CD_LOG_INFO, "descriptors: %llu; budgets: policy %u, http %u, the rest the engine's",
+	       nfd, a->d.policy_fds, a->d.http_fds);
 	if (!(a->d.metrics = cd_metrics_new())) {
 		cd_log(CD_LOG_ERR, "cannot start: out of memory");
 		return -1;

@@ -40,6 +40,8 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define CONFIG_FILE_MAX   (1024 * 1024) /* bytes */
+#define FE_CONN_MAX       100000        /* front-end connections: more than any fd limit */
+#define FE_TIMEOUT_MAX    3600000       /* ms: a front end's request deadline */
 #define DOMAINS_MAX       10000         /* [domain] sections */
 #define ITEM_MAX          300           /* one list item */
 #define TTL_MAX_S         (3650u * 86400u)
@@ -1291,6 +1293,10 @@ static const struct keydef keys[] = {
 
     LIST(S_POLICY, "listen", set_listen),
     {S_POLICY, "socket_mode", set_socket_mode, 0, 0, 0, 0, false},
+    /* front-end limits */
+    UINT(S_POLICY, "max_connections", policy_max_connections, 1, FE_CONN_MAX),
+    UINT(S_POLICY, "max_client_connections", policy_max_client_connections, 1, FE_CONN_MAX),
+    MS(S_POLICY, "request_timeout", policy_request_timeout_ms, 100, FE_TIMEOUT_MAX),
 
     {S_MILTER, "listen", set_milter_listen, 0, 0, 0, 0, false},
     {S_MILTER, "sender_at", set_sender_at, 0, 0, 0, 0, false},
@@ -1298,6 +1304,8 @@ static const struct keydef keys[] = {
     LIST(S_HTTP, "listen", set_listen),
     {S_HTTP, "token", set_token, 0, 0, 0, 0, false},
     UINT(S_HTTP, "max_addresses", http_max_addresses, 1, 10000),
+    /* front-end limits */
+    UINT(S_HTTP, "max_body", http_max_body, 1024, 16 * 1024 * 1024),
 
     {S_DOMAIN, "action", set_action, 0, 0, 0, 0, false},
     LIST(S_DOMAIN, "route", set_route),
@@ -1587,6 +1595,11 @@ static void set_defaults(cd_config *c)
 	parse_listen("inet:127.0.0.1:8025", false, &c->http_listen[0]);
 	c->nhttp_listen = 1;
 	c->http_max_addresses = 100;
+	/* front-end limits */
+	c->policy_max_connections = 1000;
+	c->policy_max_client_connections = 200;
+	c->policy_request_timeout_ms = 10000;
+	c->http_max_body = 64 * 1024;
 }
 
 /* What depends on several keys, once the whole file is read. */

@@ -141,6 +141,10 @@ typedef struct cd_config {
 	/* [policy] */
 	cd_listen policy_listen[CD_LISTEN_MAX];
 	size_t npolicy_listen;     /* default: inet:127.0.0.1:10040 */
+	/* front-end limits (0 is never stored: the keys' ranges start at 1) */
+	unsigned policy_max_connections;        /* at once; default 1000 (fd budget caps it) */
+	unsigned policy_max_client_connections; /* per client address; default 200 */
+	unsigned policy_request_timeout_ms;     /* first byte to empty line; default 10 s */
 
 	/* [milter] */
 	char milter_listen[512];   /* libmilter's socket spec ("unix:/path", "inet:PORT@HOST"); "" = off */
@@ -151,6 +155,8 @@ typedef struct cd_config {
 	size_t nhttp_listen;
 	char http_token[256];      /* bearer token; "" = none */
 	unsigned http_max_addresses; /* per POST; default 100 */
+	/* front-end limits */
+	unsigned http_max_body;                 /* bytes; default 65536 */
 
 	cd_domain *domains;
 } cd_config;

@@ -39,6 +39,9 @@ struct cd_daemon {
 	bool stopping;        /* SIGTERM: finish, accept nothing new */
 	unsigned inflight;    /* cd_check jobs and HTTP verifications */
 	struct cd_bridge *bridge; /* cd_daemon_call's queue (bridge.c) */
+	/* Descriptors a front end may hold for its clients, set at start from
+	 * RLIMIT_NOFILE (calloutd.c); 0: no budget, the config's caps only. */
+	unsigned policy_fds, http_fds;
 };
 
 /* ---- a mail transaction's question ---------------------------------- */
@@ -94,8 +97,9 @@ void cd_job_cancel(cd_job *job);
 
 /* ---- memory (trim.c) -------------------------------------------------- */
 
-/* Call when a request in flight has ended (d->inflight was decremented):
- * once the daemon stays quiet, freed memory goes back to the system. */
+/* Call when a request in flight has ended (d->inflight was decremented)
+ * or a front end's connection closed: once the daemon stays quiet, freed
+ * memory goes back to the system. */
 void cd_quiet_check(cd_daemon *d);
 
 /* ---- for the milter's threads ---------------------------------------- */

@@ -10,6 +10,13 @@
 
 #include "daemon.h"
 
+/* A front end's connection cap: its configured one, or its descriptor
+ * budget when that is smaller (budget 0: none). */
+static inline unsigned cd_fe_cap(unsigned configured, unsigned budget)
+{
+	return budget && budget < configured ? budget : configured;
+}
+
 /* Postfix policy delegation (SMTPD_POLICY_README) on cfg->policy_listen. */
 typedef struct cd_policy cd_policy;
 cd_policy *cd_policy_new(cd_daemon *d, char *err, size_t errlen);

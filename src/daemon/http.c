@@ -37,11 +37,9 @@
 #include "frontends.h"
 #include "result_json.h"
 
-/* The documented body limit; a larger body gets our JSON 413.  Beyond
- * BODY_HARD_MAX evhttp stops reading and answers 413 itself (text/html),
- * so that no client makes us buffer more. */
-#define BODY_MAX (64 * 1024)
-#define BODY_HARD_MAX (1024 * 1024)
+/* A body over [http] max_body (bytes, default 64 KiB) gets our JSON 413;
+ * beyond twice that evhttp stops reading and answers 413 itself, so that
+ * no client makes us buffer more. */
 #define HEADERS_MAX (16 * 1024) /* request line and headers */
 #define IO_TIMEOUT 30           /* s: reading a request, writing a reply, idle keep-alive */
 #define MAX_ADDRESSES_DEFAULT 100
@@ -503,8 +501,9 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 
 	if (!max)
 		max = MAX_ADDRESSES_DEFAULT;
-	if (len > BODY_MAX) {
-		snprintf(msg, sizeof(msg), "the body is larger than %d bytes", BODY_MAX);
+	if (len > h->d->cfg->http_max_body) {
+		snprintf(msg, sizeof(msg), "the body is larger than %u bytes",
+		         h->d->cfg->http_max_body);
 		send_error(h, req, 413, "body_too_large", msg);
 		return;
 	}
@@ -747,7 +746,7 @@ cd_http *cd_http_new(cd_daemon *d, char *err, size_t errlen)
 		return NULL;
 	}
 	h->d = d;
-	evhttp_set_max_body_size(h->http, BODY_HARD_MAX);
+	evhttp_set_max_body_size(h->http, 2 * (ev_ssize_t)cfg->http_max_body);
 	evhttp_set_max_headers_size(h->http, HEADERS_MAX);
 	evhttp_set_timeout(h->http, IO_TIMEOUT);
 	/* read what is left of an over-long body before closing, so that the

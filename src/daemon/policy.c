@@ -14,7 +14,11 @@
  * order: up to QUEUE_MAX requests are read ahead, then reading pauses.
  * A client that shuts its side down after asking still gets its answers,
  * then the connection closes.  Limits on line, request and connection
- * count, and an idle timeout, keep any one client from costing much.
+ * count (in all, within the descriptor budget, and per client address or
+ * local user), a deadline for each request from its first byte that more
+ * bytes do not extend, and an idle timeout keep any one client from
+ * costing much, so that Postfix is answered while another client
+ * misbehaves.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +38,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "clients.h"
 #include "frontends.h"
 #include "policy_parse.h"
 
@@ -41,7 +46,6 @@
 #define QUEUE_MAX 8                /* requests read ahead of their answers */
 #define REQUEST_MAX (32 * 1024)    /* octets in one request; Postfix's are ~1 KiB */
 #define OUTPUT_MAX (64 * 1024)     /* answers the client has not read: stop reading */
-#define CONN_MAX 4096              /* connections at once; Postfix uses one per smtpd */
 #define ACCEPT_PAUSE_MS 1000       /* after accept() fails (EMFILE): don't spin */
 #define REPLY_MAX 640              /* "action=" + code + enhanced + cd_answer text */
 
@@ -73,6 +77,8 @@ struct pconn {
 	pconn *prev, *next;
 	cd_policy *p;
 	struct bufferevent *bev;
+	struct event *deadline; /* the request being read must be complete by then */
+	cd_client_key client;
 	unsigned id;
 	char peer[160];
 	rq *head, **tail;      /* complete requests, answered in this order */
@@ -96,6 +102,8 @@ struct cd_policy {
 	struct event *resume;  /* re-enables the listeners after an accept error */
 	pconn *conns;
 	unsigned nconns;
+	cd_clients *clients;   /* connections per client */
+	cd_refusals refused;
 	unsigned pending;      /* complete requests not yet answered */
 	unsigned next_id;
 };
@@ -148,8 +156,12 @@ static void conn_free(pconn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	p->nconns--;
+	cd_clients_remove(p->clients, &c->client);
+	if (c->deadline)
+		event_free(c->deadline);
 	bufferevent_free(c->bev);
 	free(c);
+	cd_quiet_check(p->d);
 }
 
 /* The client broke the protocol's limits: log why and hang up. */
@@ -386,6 +398,28 @@ static void pump(pconn *c)
 		bufferevent_enable(c->bev, EV_READ);
 		c->paused = false;
 	}
+	/* The deadline runs while the client owes us the rest of a request
+	 * (not while we hold its requests back); more bytes do not move it. */
+	bool owing = !c->paused && (c->cur || evbuffer_get_length(bufferevent_get_input(c->bev)));
+	if (owing && !evtimer_pending(c->deadline, NULL)) {
+		unsigned ms = c->p->d->cfg->policy_request_timeout_ms;
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+		evtimer_add(c->deadline, &tv);
+	} else if (!owing) {
+		evtimer_del(c->deadline);
+	}
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	pconn *c = arg;
+	char why[64];
+
+	(void)fd;
+	(void)what;
+	snprintf(why, sizeof(why), "request not complete within %u ms",
+	         c->p->d->cfg->policy_request_timeout_ms);
+	drop(c, why);
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -445,26 +479,40 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 {
 	listener *l = arg;
 	cd_policy *p = l->p;
+	const cd_config *cfg = p->d->cfg;
 	struct timeval idle = {IDLE_TIMEOUT_S, 0};
+	cd_client_key client;
 
 	(void)lev;
-	if (p->nconns >= CONN_MAX) {
-		cd_log(CD_LOG_WARNING, "policy: %u connections open, refusing one on %s", p->nconns,
-		       l->name);
+	if (p->nconns >= cd_fe_cap(cfg->policy_max_connections, p->d->policy_fds)) {
+		cd_refused(&p->refused, "policy", "max_connections reached");
+		evutil_closesocket(fd);
+		return;
+	}
+	cd_client_key_of(&client, fd, sa, salen);
+	if (!cd_clients_add(p->clients, &client, cfg->policy_max_client_connections)) {
+		cd_refused(&p->refused, "policy", "max_client_connections reached by a client");
 		evutil_closesocket(fd);
 		return;
 	}
 	pconn *c = calloc(1, sizeof(*c));
 	struct bufferevent *bev = c ? bufferevent_socket_new(p->d->base, fd, BEV_OPT_CLOSE_ON_FREE)
 	                            : NULL;
-	if (!bev) {
+	struct event *deadline = bev ? evtimer_new(p->d->base, deadline_cb, c) : NULL;
+	if (!deadline) {
 		cd_log(CD_LOG_ERR, "policy: out of memory, refusing a connection on %s", l->name);
+		cd_clients_remove(p->clients, &client);
+		if (bev)
+			bufferevent_free(bev);
+		else
+			evutil_closesocket(fd);
 		free(c);
-		evutil_closesocket(fd);
 		return;
 	}
 	c->p = p;
 	c->bev = bev;
+	c->deadline = deadline;
+	c->client = client;
 	c->id = ++p->next_id;
 	c->tail = &c->head;
 	if ((sa->sa_family == AF_INET || sa->sa_family == AF_INET6) && salen > 0 &&
@@ -650,8 +698,12 @@ cd_policy *cd_policy_new(cd_daemon *d, char *err, size_t errlen)
 	}
 	p->d = d;
 	p->resume = evtimer_new(d->base, resume_cb, p);
-	if (!p->resume) {
+	p->clients = cd_clients_new();
+	if (!p->resume || !p->clients) {
 		snprintf(err, errlen, "policy: out of memory");
+		if (p->resume)
+			event_free(p->resume);
+		cd_clients_free(p->clients);
 		free(p);
 		return NULL;
 	}
@@ -724,5 +776,6 @@ void cd_policy_free(cd_policy *p)
 		conn_free(p->conns);
 	if (p->resume)
 		event_free(p->resume);
+	cd_clients_free(p->clients);
 	free(p);
 }

@@ -7,9 +7,13 @@
  * malloc_trim(0) returns it.
  *
  * When nothing is in flight any more, a one-second timer ticks.  On a tick
- * that follows a full second without a request in flight, the heap is
- * trimmed if the process's anonymous resident memory has grown by
- * TRIM_MIN_GROWTH since the last trim.  The ticks go on for as long as
+ * that follows a full second without a request in flight (or a front-end
+ * connection closing), the heap is trimmed if malloc holds at least
+ * TRIM_MIN_GROWTH more free bytes than it kept after the last trim.  The
+ * free bytes, not the resident size, are the measure: a trim in the
+ * middle of a flood used to take a resident size swollen by live
+ * buffers as its baseline, and the memory those buffers freed later
+ * never came back.  The ticks go on for as long as
  * the engine may still be finishing probes nobody waits for (the [engine]
  * timeout: they free their memory as they end), then stop until the
  * daemon next goes quiet.  So: at most one trim a second, none under
@@ -29,23 +33,13 @@
 
 static struct event *tick_ev;      /* on the daemon's base, made on first use */
 static unsigned ticks_left;        /* while the engine may be finishing probes */
-static long anon_after_trim;       /* bytes, after the last trim */
+static size_t free_after_trim;     /* bytes malloc kept free after the last trim */
 static struct timeval quiet_since; /* when the last request in flight ended */
 
-/* Anonymous resident memory in bytes (resident - file-backed), or -1. */
-static long anon_bytes(void)
+/* Bytes malloc holds free, in every arena. */
+static size_t free_bytes(void)
 {
-	FILE *f = fopen("/proc/self/statm", "re");
-	long size, resident, shared;
-	int n;
-
-	if (!f)
-		return -1;
-	n = fscanf(f, "%ld %ld %ld", &size, &resident, &shared);
-	fclose(f);
-	if (n != 3 || resident < shared)
-		return -1;
-	return (resident - shared) * sysconf(_SC_PAGESIZE);
+	return mallinfo2().fordblks;
 }
 
 static void arm(void)
@@ -66,12 +60,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	event_base_gettimeofday_cached(d->base, &now);
 	evutil_timersub(&now, &quiet_since, &quiet);
 	if (quiet.tv_sec >= TRIM_TICK_MS / 1000) {
-		long anon = anon_bytes();
-		if (anon < 0 || anon >= anon_after_trim + TRIM_MIN_GROWTH) {
+		size_t held = free_bytes();
+		if (held >= free_after_trim + TRIM_MIN_GROWTH) {
 			malloc_trim(0);
-			anon_after_trim = anon_bytes();
-		} else if (anon < anon_after_trim) {
-			anon_after_trim = anon; /* freed since: measure from here */
+			free_after_trim = free_bytes();
+		} else if (held < free_after_trim) {
+			free_after_trim = held; /* reused since: measure from here */
 		}
 	}
 	if (ticks_left && --ticks_left)

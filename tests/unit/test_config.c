@@ -1513,6 +1513,9 @@ static void test_contrib_sample(void **state)
 	    "[policy]",
 	    "listen",
 	    "socket_mode",
+	    "max_connections",
+	    "max_client_connections",
+	    "request_timeout",
 	    "[milter]",
 	    "listen",
 	    "sender_at",
@@ -1520,6 +1523,7 @@ static void test_contrib_sample(void **state)
 	    "listen",
 	    "token",
 	    "max_addresses",
+	    "max_body",
 	};
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/contrib/calloutd.conf", SOURCE_ROOT);

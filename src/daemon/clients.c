@@ -1,0 +1,128 @@
+/*
+ * Connections per client (clients.h): a chained hash table whose entries
+ * live while their client has a connection open, so its size is bounded
+ * by the front end's connection cap.  The keys are chosen by whoever
+ * connects: co_hash (a keyed hash) spreads them.
+ */
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "../lib/hash.h"
+#include "clients.h"
+#include "daemon.h"
+
+#define BUCKETS 1024
+
+typedef struct entry {
+	struct entry *next;
+	cd_client_key key;
+	unsigned count;
+} entry;
+
+struct cd_clients {
+	entry *buckets[BUCKETS];
+};
+
+cd_clients *cd_clients_new(void)
+{
+	return calloc(1, sizeof(cd_clients));
+}
+
+void cd_clients_free(cd_clients *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < BUCKETS; i++) {
+		while (t->buckets[i]) {
+			entry *e = t->buckets[i];
+			t->buckets[i] = e->next;
+			free(e);
+		}
+	}
+	free(t);
+}
+
+void cd_client_key_of(cd_client_key *k, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct sockaddr_storage ss = {0}; /* aligned, unlike what sa may be */
+
+	memset(k, 0, sizeof(*k));
+	if (sa && salen > 0 && (size_t)salen <= sizeof(ss))
+		memcpy(&ss, sa, (size_t)salen);
+	k->b[0] = (unsigned char)ss.ss_family;
+	k->len = 1;
+	if (ss.ss_family == AF_INET) {
+		memcpy(k->b + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		k->len += 4;
+	} else if (ss.ss_family == AF_INET6) {
+		memcpy(k->b + 1, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		k->len += 16;
+	} else if (ss.ss_family == AF_UNIX) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+			memcpy(k->b + 1, &cred.uid, sizeof(cred.uid));
+			k->len += sizeof(cred.uid);
+		}
+	}
+}
+
+static entry **slot(cd_clients *t, const cd_client_key *k)
+{
+	entry **pp = &t->buckets[co_hash(k->b, k->len) % BUCKETS];
+
+	while (*pp && ((*pp)->key.len != k->len || memcmp((*pp)->key.b, k->b, k->len) != 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+bool cd_clients_add(cd_clients *t, const cd_client_key *k, unsigned max)
+{
+	entry **pp = slot(t, k);
+
+	if (!*pp) {
+		if (max == 0 || !(*pp = calloc(1, sizeof(entry))))
+			return false;
+		(*pp)->key = *k;
+	}
+	if ((*pp)->count >= max)
+		return false;
+	(*pp)->count++;
+	return true;
+}
+
+void cd_clients_remove(cd_clients *t, const cd_client_key *k)
+{
+	entry **pp = slot(t, k), *e = *pp;
+
+	if (!e)
+		return;
+	if (--e->count == 0) {
+		*pp = e->next;
+		free(e);
+	}
+}
+
+unsigned cd_clients_count(const cd_clients *t, const cd_client_key *k)
+{
+	entry **pp = slot((cd_clients *)t, k);
+
+	return *pp ? (*pp)->count : 0;
+}
+
+void cd_refused(cd_refusals *r, const char *frontend, const char *why)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	r->n++;
+	if (now.tv_sec == r->second)
+		return;
+	cd_log(CD_LOG_WARNING, "%s: refused %u connection(s): %s", frontend, r->n, why);
+	r->second = now.tv_sec;
+	r->n = 0;
+}
