@@ -659,6 +659,20 @@ static void on_release_reply(redisAsyncContext *ac, void *reply, void *priv)
 	on_write_reply(ac, reply, "EVAL");
 }
 
+/* A write whose reply only matters for faults: on the loop when there
+ * is one (cb hears the reply), else at once.  0 or -1. */
+static int write_cmd(redis_cache *r, redisCallbackFn *cb, int argc, const char **argv,
+                     const size_t *lens)
+{
+	if (r->evb)
+		return send_cmd(r, cb, NULL, argc, argv, lens);
+	redisReply *rep = sync_cmd(r, argc, argv, lens);
+	if (!rep)
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
 static int redis_put(co_cache *c, const char *key, const co_rec *rec, unsigned ttl_s)
 {
 	redis_cache *r = (redis_cache *)c;
@@ -667,7 +681,6 @@ static int redis_put(co_cache *c, const char *key, const co_rec *rec, unsigned t
 	const char *argv[5] = {"SET", NULL, (const char *)val, "EX", ttl};
 	size_t lens[5] = {3, 0, co_rec_encode(rec, val), 2, 0};
 	char *buf;
-	int rc = -1;
 
 	if (r->evb && !can_send(r))
 		return -1;
@@ -675,15 +688,7 @@ static int redis_put(co_cache *c, const char *key, const co_rec *rec, unsigned t
 	lens[4] = strlen(ttl);
 	if (!(buf = prefixed(r, "", &key, 1, argv + 1, lens + 1)))
 		return -1;
-	if (r->evb) {
-		rc = send_cmd(r, on_put_reply, NULL, 5, argv, lens);
-	} else {
-		redisReply *rep = sync_cmd(r, 5, argv, lens);
-		if (rep) {
-			freeReplyObject(rep);
-			rc = 0;
-		}
-	}
+	int rc = write_cmd(r, on_put_reply, 5, argv, lens);
 	free(buf);
 	return rc;
 }
@@ -699,21 +704,12 @@ static int redis_forget(co_cache *c, const char *key)
 	const char *argv[2] = {"DEL", NULL};
 	size_t lens[2] = {3, 0};
 	char *buf;
-	int rc = -1;
 
 	if (r->evb && !can_send(r))
 		return -1;
 	if (!(buf = prefixed(r, "", &key, 1, argv + 1, lens + 1)))
 		return -1;
-	if (r->evb) {
-		rc = send_cmd(r, on_forget_reply, NULL, 2, argv, lens);
-	} else {
-		redisReply *rep = sync_cmd(r, 2, argv, lens);
-		if (rep) {
-			freeReplyObject(rep);
-			rc = 0;
-		}
-	}
+	int rc = write_cmd(r, on_forget_reply, 2, argv, lens);
 	free(buf);
 	return rc;
 }

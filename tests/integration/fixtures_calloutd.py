@@ -21,7 +21,6 @@ teardown; a daemon that crashed fails the test.
 """
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -31,6 +30,7 @@ import urllib.request
 import pytest
 
 import conftest
+import policy_client
 import testnet
 
 BASE = {
@@ -139,16 +139,7 @@ class Calloutd:
                "client_name": "client.example", "helo_name": "client.example",
                "sender": "", "recipient": "someone@gateway.test", "instance": "1.2.3"}
         req.update(attrs)
-        data = "".join(f"{k}={v}\n" for k, v in req.items()) + "\n"
-        with socket.create_connection(self.policy_addr, timeout=timeout) as s:
-            s.sendall(data.encode())
-            reply = b""
-            while not reply.endswith(b"\n\n"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
-        return reply.decode().strip()
+        return policy_client.exchange(self.policy_addr, req, timeout).strip()
 
 
 @pytest.fixture

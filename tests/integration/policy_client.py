@@ -11,6 +11,7 @@ was sent and when it was answered (time.monotonic()), or an error.
 classify(action) -> "reject" | "defer" | "accept" | "other".
 """
 import asyncio
+import socket
 import time
 
 REQUEST = ("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
@@ -126,3 +127,19 @@ async def run_async(addr, senders, conns, timeout=60, client="192.0.2.10", rate=
 
 def run(addr, senders, conns, timeout=60, client="192.0.2.10", rate=None):
     return asyncio.run(run_async(addr, senders, conns, timeout, client, rate))
+
+
+def exchange(addr, attrs, timeout=30, source=None):
+    """One request on a new connection, `attrs` as name=value lines; the
+    raw reply, its empty last line included."""
+    data = "".join(f"{k}={v}\n" for k, v in attrs.items()) + "\n"
+    src = (source, 0) if source else None
+    with socket.create_connection(addr, timeout=timeout, source_address=src) as s:
+        s.sendall(data.encode())
+        reply = b""
+        while not reply.endswith(b"\n\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply.decode()

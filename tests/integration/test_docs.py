@@ -4,11 +4,10 @@ import glob
 import os
 import re
 import shutil
-import socket
-
 import pytest
 
 from conftest import ROOT
+from policy_client import exchange
 
 MAN_PAGES = sorted(glob.glob(os.path.join(ROOT, "docs", "*.[158]")))
 
@@ -39,15 +38,7 @@ def raw_policy_reply(d, attrs):
     req = {"request": "smtpd_access_policy", "protocol_state": "RCPT",
            "client_address": "192.0.2.10", "sender": "", "recipient": "x@gateway.test"}
     req.update(attrs)
-    with socket.create_connection(d.policy_addr, timeout=30) as s:
-        s.sendall(("".join(f"{k}={v}\n" for k, v in req.items()) + "\n").encode())
-        reply = b""
-        while not reply.endswith(b"\n\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.decode()
+    return exchange(d.policy_addr, req)
 
 
 def test_exim_acl_gives_a_one_line_reply(calloutd):

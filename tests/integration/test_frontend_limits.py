@@ -8,24 +8,18 @@ import time
 import pytest
 
 import testnet
+from policy_client import exchange
 
 RCPT = ("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
         "client_address=127.0.0.1\nsender=\nrecipient=someone@example.test\n\n")
-NOT_RCPT = "request=smtpd_access_policy\nprotocol_state=CONNECT\n\n"
+NOT_RCPT = {"request": "smtpd_access_policy", "protocol_state": "CONNECT"}
 
 
 def ask(addr, source="127.0.0.1", timeout=5):
     """One DUNNO-answered request; returns (reply, seconds)."""
     t = time.monotonic()
-    with socket.create_connection(addr, timeout=timeout, source_address=(source, 0)) as s:
-        s.sendall(NOT_RCPT.encode())
-        reply = b""
-        while not reply.endswith(b"\n\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.decode().strip(), time.monotonic() - t
+    reply = exchange(addr, NOT_RCPT, timeout, source)
+    return reply.strip(), time.monotonic() - t
 
 
 def p99(xs):

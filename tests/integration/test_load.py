@@ -69,6 +69,9 @@ def config(cache=None):
         # on into the cache.  One log line per decision (info).
         "daemon": {"reply_within": f"{REPLY_WITHIN:g}s", "log_level": "info"},
         "engine": engine,
+        # 2,000 connections from one address stand for many smtpd
+        # processes: the per-client cap (test_frontend_limits.py) is lifted
+        "policy": {"max_connections": str(2 * CONNS), "max_client_connections": str(2 * CONNS)},
         # A session that fails at the banner marks the whole domain
         # unreachable (the default: for 5 minutes).  Here the faults are
         # drawn per session: with 1 s the chaos keeps reaching the servers

@@ -26,6 +26,7 @@ import pytest
 
 import testnet
 from conftest import ROOT
+from policy_client import exchange
 
 PACKAGES = ["libcallout0", "libcallout-dev", "callout", "calloutd"]
 CONFIG = "/etc/callout/calloutd.conf"
@@ -71,15 +72,7 @@ def policy(attrs):
     req = {"request": "smtpd_access_policy", "protocol_state": "RCPT",
            "client_address": "192.0.2.10", "recipient": "someone@example.org"}
     req.update(attrs)
-    with socket.create_connection(POLICY, timeout=30) as s:
-        s.sendall(("".join(f"{k}={v}\n" for k, v in req.items()) + "\n").encode())
-        reply = b""
-        while not reply.endswith(b"\n\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.decode().strip()
+    return exchange(POLICY, req).strip()
 
 
 def unit_command(key):
