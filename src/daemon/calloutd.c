@@ -515,7 +515,10 @@ static int check_config(app *a)
 	       "%u, request_timeout %u ms\n",
 	       cd_fe_cap(c->policy_max_connections, d.policy_fds), c->policy_max_connections,
 	       c->policy_max_client_connections, c->policy_request_timeout_ms);
-	printf("  http limits: max_body %u bytes\n", c->http_max_body);
+	printf("  http limits: max_connections %u (of %u configured), max_client_connections %u, "
+	       "request_timeout %u ms, max_body %u bytes\n",
+	       cd_fe_cap(c->http_max_connections, d.http_fds), c->http_max_connections,
+	       c->http_max_client_connections, c->http_request_timeout_ms, c->http_max_body);
 	cd_config_free(c);
 	return 0;
 }

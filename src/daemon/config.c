@@ -1306,6 +1306,9 @@ static const struct keydef keys[] = {
     UINT(S_HTTP, "max_addresses", http_max_addresses, 1, 10000),
     /* front-end limits */
     UINT(S_HTTP, "max_body", http_max_body, 1024, 16 * 1024 * 1024),
+    UINT(S_HTTP, "max_connections", http_max_connections, 1, FE_CONN_MAX),
+    UINT(S_HTTP, "max_client_connections", http_max_client_connections, 1, FE_CONN_MAX),
+    MS(S_HTTP, "request_timeout", http_request_timeout_ms, 100, FE_TIMEOUT_MAX),
 
     {S_DOMAIN, "action", set_action, 0, 0, 0, 0, false},
     LIST(S_DOMAIN, "route", set_route),
@@ -1600,6 +1603,9 @@ static void set_defaults(cd_config *c)
 	c->policy_max_client_connections = 200;
 	c->policy_request_timeout_ms = 10000;
 	c->http_max_body = 64 * 1024;
+	c->http_max_connections = 1000;
+	c->http_max_client_connections = 200;
+	c->http_request_timeout_ms = 10000;
 }
 
 /* What depends on several keys, once the whole file is read. */

@@ -157,6 +157,9 @@ typedef struct cd_config {
 	unsigned http_max_addresses; /* per POST; default 100 */
 	/* front-end limits */
 	unsigned http_max_body;                 /* bytes; default 65536 */
+	unsigned http_max_connections;          /* at once; default 1000 (fd budget caps it) */
+	unsigned http_max_client_connections;   /* per client address; default 200 */
+	unsigned http_request_timeout_ms;       /* accept (or the last reply) to the whole request read; default 10 s */
 
 	cd_domain *domains;
 } cd_config;

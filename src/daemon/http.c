@@ -26,15 +26,19 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <jansson.h>
 
 #include "daemon.h"
 #include "frontends.h"
+#include "http_gate.h"
+#include "listen.h"
 #include "result_json.h"
 
 /* A body over [http] max_body (bytes, default 64 KiB) gets our JSON 413;
@@ -60,6 +64,7 @@ struct hreq {
 	cd_http *h;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
+	cd_http_conn *conn;  /* what the gate knows of evcon */
 	struct event *watch; /* notices the client hanging up */
 	bool list;           /* answer {"results": [...]} */
 	bool failed;         /* a verification ended without a result */
@@ -70,8 +75,11 @@ struct hreq {
 struct cd_http {
 	cd_daemon *d;
 	struct evhttp *http;
+	cd_http_gate *gate;  /* connection caps and request deadlines */
 	struct evhttp_bound_socket *bound[CD_LISTEN_MAX];
 	size_t nbound;
+	struct evconnlistener *levs[CD_LISTEN_MAX]; /* bound[i]'s, for the pause */
+	cd_accept_pause pause; /* after an accept error */
 	bool closed;         /* cd_http_close: no new connections */
 	hreq *reqs;          /* waiting for verifications */
 	unsigned pending;
@@ -180,6 +188,7 @@ static hreq *hreq_new(cd_http *h, struct evhttp_request *req, size_t n, bool lis
 	r->h = h;
 	r->req = req;
 	r->evcon = evhttp_request_get_connection(req);
+	r->conn = cd_http_gate_conn(h->gate, req);
 	r->list = list;
 	r->n = n;
 	for (size_t i = 0; i < n; i++)
@@ -218,7 +227,7 @@ static void hreq_detach(hreq *r)
 		event_free(r->watch);
 		r->watch = NULL;
 	}
-	evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+	cd_http_conn_on_close(r->conn, NULL, NULL);
 }
 
 /* Cancel what still runs and free it, without answering (the connection
@@ -306,8 +315,9 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 		finish(r);
 }
 
-/* evhttp frees the connection (evhttp_free, a failed read): cancel. */
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+/* evhttp frees the connection (evhttp_free, a failed read, the gate's
+ * deadline): cancel. */
+static void on_conn_close(void *arg)
 {
 	hreq_abort(arg);
 }
@@ -407,7 +417,7 @@ static void start(cd_http *h, hreq *r)
 		h->reqs->prev = r;
 	h->reqs = r;
 	h->pending++;
-	evhttp_connection_set_closecb(r->evcon, on_conn_close, r);
+	cd_http_conn_on_close(r->conn, on_conn_close, r);
 	watch(r);
 }
 
@@ -682,7 +692,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+	cd_http_conn *conn = cd_http_gate_conn(h->gate, req);
 
+	if (!conn) {
+		/* the gate could not record the connection: no caps, no
+		 * deadline, no notice of a hang-up, so no service */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		send_error(h, req, 503, "busy", "out of memory");
+		return;
+	}
+	cd_http_conn_busy(conn, req);
 	if (!path)
 		path = "";
 	if (strcmp(path, "/healthz") == 0) {
@@ -735,6 +754,18 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- the front end --------------------------------------------------------------- */
 
+/* libevent passes the error callback the listener's argument, which
+ * evhttp has made its own: the one HTTP front end's pause is found here. */
+static cd_accept_pause *the_pause;
+
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	(void)lev;
+	(void)arg;
+	if (the_pause)
+		cd_accept_paused(the_pause);
+}
+
 cd_http *cd_http_new(cd_daemon *d, char *err, size_t errlen)
 {
 	const cd_config *cfg = d->cfg;
@@ -746,6 +777,15 @@ cd_http *cd_http_new(cd_daemon *d, char *err, size_t errlen)
 		return NULL;
 	}
 	h->d = d;
+	h->pause = (cd_accept_pause){.fe = "http", .levs = h->levs};
+	h->pause.resume = evtimer_new(d->base, cd_accept_resume_cb, &h->pause);
+	h->gate = cd_http_gate_new(d, h->http, &h->pause);
+	if (!h->pause.resume || !h->gate) {
+		snprintf(err, errlen, "http: out of memory");
+		cd_http_free(h);
+		return NULL;
+	}
+	the_pause = &h->pause;
 	evhttp_set_max_body_size(h->http, 2 * (ev_ssize_t)cfg->http_max_body);
 	evhttp_set_max_headers_size(h->http, HEADERS_MAX);
 	evhttp_set_timeout(h->http, IO_TIMEOUT);
@@ -761,27 +801,39 @@ cd_http *cd_http_new(cd_daemon *d, char *err, size_t errlen)
 
 	for (size_t i = 0; i < cfg->nhttp_listen && i < CD_LISTEN_MAX; i++) {
 		const cd_listen *l = &cfg->http_listen[i];
-		bool v6 = strchr(l->host, ':') != NULL;
-		struct evhttp_bound_socket *b;
+		struct evconnlistener *lev;
+		char name[160];
+		int fd;
 
+		cd_listen_name(l, name, sizeof(name));
 		if (l->is_unix) {
-			snprintf(err, errlen,
-			         "http: listen unix:%s: only inet sockets are supported", l->path);
+			snprintf(err, errlen, "http: listen %s: only inet sockets are supported", name);
 			cd_http_free(h);
 			return NULL;
 		}
-		errno = 0;
-		b = evhttp_bind_socket_with_handle(h->http, l->host, (ev_uint16_t)l->port);
-		if (!b) {
-			snprintf(err, errlen, "http: listen inet:%s%s%s:%u: %s", v6 ? "[" : "",
-			         l->host, v6 ? "]" : "", l->port,
-			         errno ? strerror(errno) : "cannot bind");
+		if ((fd = cd_listen_inet(l, "http", err, errlen)) < 0) {
 			cd_http_free(h);
 			return NULL;
 		}
-		h->bound[h->nbound++] = b;
-		cd_log(CD_LOG_INFO, "http: listening on inet:%s%s%s:%u", v6 ? "[" : "", l->host,
-		       v6 ? "]" : "", l->port);
+		lev = evconnlistener_new(d->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+		if (!lev) {
+			close(fd);
+			snprintf(err, errlen, "http: %s: out of memory", name);
+			cd_http_free(h);
+			return NULL;
+		}
+		/* evhttp takes the accept callback; the error one is ours */
+		h->bound[h->nbound] = evhttp_bind_listener(h->http, lev);
+		if (!h->bound[h->nbound]) {
+			evconnlistener_free(lev);
+			snprintf(err, errlen, "http: %s: out of memory", name);
+			cd_http_free(h);
+			return NULL;
+		}
+		evconnlistener_set_error_cb(lev, accept_error_cb);
+		h->levs[h->nbound] = lev;
+		h->pause.n = ++h->nbound;
+		cd_log(CD_LOG_INFO, "http: listening on %s", name);
 	}
 	return h;
 }
@@ -790,9 +842,13 @@ void cd_http_close(cd_http *h)
 {
 	if (!h)
 		return;
-	for (size_t i = 0; i < h->nbound; i++)
-		evhttp_del_accept_socket(h->http, h->bound[i]);
-	h->nbound = 0;
+	for (size_t i = 0; i < h->nbound; i++) {
+		evhttp_del_accept_socket(h->http, h->bound[i]); /* frees the listener */
+		h->levs[i] = NULL;
+	}
+	h->nbound = h->pause.n = 0;
+	if (h->pause.resume)
+		event_del(h->pause.resume);
 	h->closed = true;
 }
 
@@ -808,5 +864,10 @@ void cd_http_free(cd_http *h)
 	while (h->reqs)
 		hreq_abort(h->reqs);
 	evhttp_free(h->http); /* closes the listeners and every connection */
+	cd_http_gate_free(h->gate);
+	if (h->pause.resume)
+		event_free(h->pause.resume);
+	if (the_pause == &h->pause)
+		the_pause = NULL;
 	free(h);
 }

@@ -40,13 +40,13 @@
 
 #include "clients.h"
 #include "frontends.h"
+#include "listen.h"
 #include "policy_parse.h"
 
 #define IDLE_TIMEOUT_S 300         /* as Postfix's smtpd_policy_service_max_idle */
 #define QUEUE_MAX 8                /* requests read ahead of their answers */
 #define REQUEST_MAX (32 * 1024)    /* octets in one request; Postfix's are ~1 KiB */
 #define OUTPUT_MAX (64 * 1024)     /* answers the client has not read: stop reading */
-#define ACCEPT_PAUSE_MS 1000       /* after accept() fails (EMFILE): don't spin */
 #define REPLY_MAX 640              /* "action=" + code + enhanced + cd_answer text */
 
 typedef struct listener {
@@ -99,7 +99,8 @@ struct cd_policy {
 	cd_daemon *d;
 	listener ls[CD_LISTEN_MAX];
 	size_t nls;
-	struct event *resume;  /* re-enables the listeners after an accept error */
+	struct evconnlistener *levs[CD_LISTEN_MAX]; /* ls[i].lev, for the pause */
+	cd_accept_pause pause; /* after an accept error */
 	pconn *conns;
 	unsigned nconns;
 	cd_clients *clients;   /* connections per client */
@@ -544,31 +545,13 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	cd_log(CD_LOG_DEBUG, "policy[%u]: connection from %s", c->id, c->peer);
 }
 
-static void resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-	cd_policy *p = arg;
-
-	(void)fd;
-	(void)what;
-	for (size_t i = 0; i < p->nls; i++)
-		evconnlistener_enable(p->ls[i].lev);
-}
-
-/* accept() failed with something other than EAGAIN/EINTR (libevent
- * handles those): out of descriptors, most likely.  The listening socket
- * stays readable, so pause rather than spin. */
+/* Out of descriptors: every policy listener pauses (listen.c). */
 static void accept_error_cb(struct evconnlistener *lev, void *arg)
 {
 	listener *l = arg;
-	cd_policy *p = l->p;
-	struct timeval tv = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
 
-	cd_log(CD_LOG_WARNING, "policy: accept on %s: %s; pausing", l->name,
-	       evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	for (size_t i = 0; i < p->nls; i++)
-		evconnlistener_disable(p->ls[i].lev);
 	(void)lev;
-	event_add(p->resume, &tv);
+	cd_accept_paused(&l->p->pause);
 }
 
 static int fail(char *err, size_t errlen, const listener *l, const char *what, int e)
@@ -648,45 +631,6 @@ static int open_unix(listener *l, const cd_listen *cl, char *err, size_t errlen)
 	return fd;
 }
 
-static int open_inet(const listener *l, const cd_listen *cl, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss = {0};
-	socklen_t sslen;
-	int one = 1;
-
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	if (cl->port == 0 || cl->port > 65535) {
-		snprintf(err, errlen, "policy: %s: bad port", l->name);
-		return -1;
-	}
-	if (inet_pton(AF_INET, cl->host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)cl->port);
-		sslen = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, cl->host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)cl->port);
-		sslen = sizeof(*sin6);
-	} else {
-		snprintf(err, errlen, "policy: %s: not a numeric address", l->name);
-		return -1;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return fail(err, errlen, l, "cannot create", errno);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* "::" means IPv6 only; an IPv4 listener is configured on its own. */
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, SOMAXCONN) < 0) {
-		int e = errno;
-		close(fd);
-		return fail(err, errlen, l, "cannot listen on", e);
-	}
-	return fd;
-}
-
 cd_policy *cd_policy_new(cd_daemon *d, char *err, size_t errlen)
 {
 	cd_policy *p = calloc(1, sizeof(*p));
@@ -697,12 +641,13 @@ cd_policy *cd_policy_new(cd_daemon *d, char *err, size_t errlen)
 		return NULL;
 	}
 	p->d = d;
-	p->resume = evtimer_new(d->base, resume_cb, p);
+	p->pause = (cd_accept_pause){.fe = "policy", .levs = p->levs};
+	p->pause.resume = evtimer_new(d->base, cd_accept_resume_cb, &p->pause);
 	p->clients = cd_clients_new();
-	if (!p->resume || !p->clients) {
+	if (!p->pause.resume || !p->clients) {
 		snprintf(err, errlen, "policy: out of memory");
-		if (p->resume)
-			event_free(p->resume);
+		if (p->pause.resume)
+			event_free(p->pause.resume);
 		cd_clients_free(p->clients);
 		free(p);
 		return NULL;
@@ -713,14 +658,12 @@ cd_policy *cd_policy_new(cd_daemon *d, char *err, size_t errlen)
 		int fd;
 
 		*l = (listener){.p = p, .is_unix = cl->is_unix};
+		cd_listen_name(cl, l->name, sizeof(l->name));
 		if (cl->is_unix) {
 			snprintf(l->path, sizeof(l->path), "%s", cl->path);
-			snprintf(l->name, sizeof(l->name), "unix:%s", cl->path);
 			fd = open_unix(l, cl, err, errlen);
 		} else {
-			snprintf(l->name, sizeof(l->name), strchr(cl->host, ':') ? "inet:[%s]:%u" : "inet:%s:%u",
-			         cl->host, cl->port);
-			fd = open_inet(l, cl, err, errlen);
+			fd = cd_listen_inet(cl, "policy", err, errlen);
 		}
 		if (fd < 0)
 			goto bad;
@@ -733,7 +676,8 @@ cd_policy *cd_policy_new(cd_daemon *d, char *err, size_t errlen)
 			goto bad;
 		}
 		evconnlistener_set_error_cb(l->lev, accept_error_cb);
-		p->nls++;
+		p->levs[p->nls] = l->lev;
+		p->pause.n = ++p->nls;
 		cd_log(CD_LOG_INFO, "policy: listening on %s", l->name);
 	}
 	return p;
@@ -751,15 +695,16 @@ void cd_policy_close(cd_policy *p)
 		struct stat st;
 
 		evconnlistener_free(l->lev);
-		l->lev = NULL;
+		l->lev = p->levs[i] = NULL;
 		/* Only our own socket: a newer daemon may have bound the path. */
 		if (l->is_unix && lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
 		    st.st_dev == l->dev && st.st_ino == l->ino && unlink(l->path) < 0)
 			cd_log(CD_LOG_WARNING, "policy: cannot remove %s: %s", l->path, strerror(errno));
 	}
 	p->nls = 0;
-	if (p->resume)
-		event_del(p->resume);
+	p->pause.n = 0;
+	if (p->pause.resume)
+		event_del(p->pause.resume);
 }
 
 unsigned cd_policy_pending(const cd_policy *p)
@@ -774,8 +719,8 @@ void cd_policy_free(cd_policy *p)
 	cd_policy_close(p);
 	while (p->conns)
 		conn_free(p->conns);
-	if (p->resume)
-		event_free(p->resume);
+	if (p->pause.resume)
+		event_free(p->pause.resume);
 	cd_clients_free(p->clients);
 	free(p);
 }

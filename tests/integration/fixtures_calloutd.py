@@ -1,7 +1,8 @@
 """pytest plugin: calloutd, started by the suite.
 
-Fixture `calloutd`: a factory.  calloutd(config="", sections=None, env=None)
-(env: variables added to the daemon's environment) writes a
+Fixture `calloutd`: a factory.  calloutd(config="", sections=None, env=None,
+nofile=None) (env: variables added to the daemon's environment; nofile: its
+RLIMIT_NOFILE, as `ulimit -n` would set it) writes a
 configuration -- a base that points the daemon at the suite's DNS server
 and SMTP port, keeps its state (LMDB cache) in a temporary directory, logs
 to stderr and listens on loopback (policy inet:127.0.0.1:10040, HTTP
@@ -20,6 +21,7 @@ connection; returns the action line).  Every daemon is stopped at
 teardown; a daemon that crashed fails the test.
 """
 import os
+import resource
 import signal
 import subprocess
 import tempfile
@@ -77,10 +79,13 @@ class Calloutd:
         with open(self.config_path, "w") as f:
             f.write(render(merged, config))
 
-    def start(self, timeout=10, env=None):
+    def start(self, timeout=10, env=None, nofile=None):
+        def limit():
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen([conftest.binary("calloutd"), "-c", self.config_path],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, errors="replace",
+                                     text=True, errors="replace", preexec_fn=limit,
                                      env=dict(os.environ, **env) if env else None)
         threading.Thread(target=self._read_log, daemon=True).start()
         deadline = time.monotonic() + timeout
@@ -148,11 +153,11 @@ def calloutd(dns_server):
     workdir = tempfile.mkdtemp(prefix="calloutd-")
     os.chmod(workdir, 0o755)  # a daemon that drops privileges still reaches its state
 
-    def start(config="", sections=None, dns=True, timeout=10, env=None):
+    def start(config="", sections=None, dns=True, timeout=10, env=None, nofile=None):
         d = Calloutd(workdir, dns_server.server if dns else None)
         d.write_config(config, sections)
         started.append(d)
-        return d.start(timeout, env)
+        return d.start(timeout, env, nofile)
 
     yield start
     crashed = []

@@ -6,7 +6,8 @@ import subprocess
 
 from conftest import BUILD, ROOT
 
-SECTIONS = ["round trips", "throughput, uncached", "calloutd", "memory:", "targets"]
+SECTIONS = ["round trips", "throughput, uncached", "calloutd", "policy latency while",
+            "memory:", "targets"]
 
 
 def test_bench_quick(tmp_path):
@@ -67,6 +68,12 @@ def test_bench_quick(tmp_path):
         assert d["ok"] and d["per_second"] > 0
         if d["frontend"] == "policy":
             assert d["actions"] == {"DUNNO": d["n"]} and d["errors"] == 0
+
+    # policy latency, quiet and while the HTTP API is flooded
+    assert [f["phase"] for f in data["flood"]] == ["quiet", "HTTP flood"]
+    for f in data["flood"]:
+        assert f["n"] > 100 and 0 < f["p50_ms"] <= f["p99_ms"] <= f["max_ms"]
+    assert any(t["name"] == "policy p99 ms during an HTTP flood" for t in data["targets"])
 
     # memory: the tarpit held (nearly) every verification at once
     m = data["memory"]
