@@ -83,13 +83,21 @@ def test_policy_request_deadline_is_not_reset_by_bytes(calloutd):
 
 
 def test_check_config_shows_the_limits(calloutd):
-    d = calloutd(sections={"http": {"max_body": "32768"}})
+    d = calloutd(sections={"http": {"max_body": "32768", "max_client_connections": "50",
+                                    "request_timeout": "2s"}})
     import subprocess
     import conftest
     out = subprocess.run([conftest.binary("calloutd"), "-t", "-c", d.config_path],
                          capture_output=True, text=True).stdout
-    assert "max_client_connections 200, request_timeout 10000 ms" in out
-    assert "max_body 32768 bytes" in out
+    assert "policy limits: max_connections 1000 (of 1000 configured), " \
+           "max_client_connections 200, request_timeout 10000 ms" in out
+    assert "http limits: max_connections 1000 (of 1000 configured), max_client_connections 50, " \
+           "request_timeout 2000 ms, max_body 32768 bytes" in out
+    # a lower descriptor limit lowers the caps to its budgets
+    out = subprocess.run(["sh", "-c", f"ulimit -n 200 && exec {conftest.binary('calloutd')} -t "
+                          f"-c {d.config_path}"], capture_output=True, text=True).stdout
+    assert "descriptors: 200" in out
+    assert "http limits: max_connections 34 (of 1000 configured)" in out
 
 
 # ---- HTTP --------------------------------------------------------------------

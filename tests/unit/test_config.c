@@ -134,6 +134,13 @@ static void check_defaults(const cd_config *c)
 	assert_int_equal(c->http_listen[0].port, 8025);
 	assert_string_equal(c->http_token, "");
 	assert_int_equal(c->http_max_addresses, 100);
+	assert_int_equal(c->policy_max_connections, 1000);
+	assert_int_equal(c->policy_max_client_connections, 200);
+	assert_int_equal(c->policy_request_timeout_ms, 10000);
+	assert_int_equal(c->http_max_body, 65536);
+	assert_int_equal(c->http_max_connections, 1000);
+	assert_int_equal(c->http_max_client_connections, 200);
+	assert_int_equal(c->http_request_timeout_ms, 10000);
 	assert_null(c->domains);
 }
 
@@ -1524,6 +1531,9 @@ static void test_contrib_sample(void **state)
 	    "token",
 	    "max_addresses",
 	    "max_body",
+	    "max_connections",
+	    "max_client_connections",
+	    "request_timeout",
 	};
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/contrib/calloutd.conf", SOURCE_ROOT);
