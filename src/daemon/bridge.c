@@ -53,7 +53,7 @@ static void run_queue(evutil_socket_t fd, short what, void *arg)
 int cd_bridge_init(cd_daemon *d)
 {
 	struct cd_bridge *b = calloc(1, sizeof(*b));
-	int err;
+	int err = 0;
 
 	if (!b)
 		return -1;
