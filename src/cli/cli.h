@@ -97,14 +97,12 @@ int cli_bad_value(const char *cmd, const struct option *opts, int opt, const cha
 /* A decimal integer in [min, max]: digits only, no sign, no spaces. */
 bool cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
-/* Seconds with an optional fraction ("30", "0.5", ".25") into
- * milliseconds, rounded to the nearest millisecond; the result must lie in
- * [min_ms, max_ms]. */
-bool cli_parse_seconds(const char *s, unsigned min_ms, unsigned max_ms, unsigned *out_ms);
-
-/* A duration in whole seconds: "90", "90s", "15m", "3h", "7d"; the
- * result must lie in [min, max] seconds. */
-bool cli_parse_duration(const char *s, unsigned long min, unsigned long max, unsigned *out);
+/* A duration as the configuration file writes it (duration.h: "30",
+ * "30s", "0.5", "500ms", "15m", "7d"; no unit means seconds) into
+ * milliseconds in [min_ms, max_ms]; with whole_seconds, a fraction of a
+ * second is refused. */
+bool cli_parse_ms(const char *s, unsigned long long min_ms, unsigned long long max_ms,
+                  bool whole_seconds, unsigned long long *out_ms);
 
 /* An IPv4 or IPv6 address literal (no brackets, no port). */
 bool cli_valid_ip(const char *s);

@@ -237,21 +237,27 @@ static int add_file_arg(struct config *cfg, const char *path)
 
 static int opt_seconds(int opt, const char *value, unsigned *out)
 {
-	if (!cli_parse_seconds(value, 1, TIMEOUT_MAX_MS, out))
+	unsigned long long ms;
+
+	if (!cli_parse_ms(value, 1, TIMEOUT_MAX_MS, false, &ms))
 		return cli_bad_value(CMD, long_opts, opt, value,
-		                 "expected seconds from 0.001 to 86400 (e.g. 30 or 0.5)");
+		                     "expected a duration from 1ms to 1d (e.g. 30, 30s, 0.5, 500ms)");
+	*out = (unsigned)ms;
 	return -1;
 }
 
-#define TTL_MAX (10ul * 365 * 86400)
+#define TTL_MAX (10ull * 365 * 86400)
 
-/* A TTL; 0 allowed only where it means "not cached". */
+/* A TTL in whole seconds; 0 allowed only where it means "not cached". */
 static int opt_duration(int opt, const char *value, unsigned long min, unsigned *out)
 {
-	if (!cli_parse_duration(value, min, TTL_MAX, out))
+	unsigned long long ms;
+
+	if (!cli_parse_ms(value, min * 1000ull, TTL_MAX * 1000, true, &ms))
 		return cli_bad_value(CMD, long_opts, opt, value,
 		                 min ? "expected a duration from 1s to 3650d (e.g. 90, 15m, 3h, 7d)"
 		                     : "expected a duration up to 3650d (e.g. 0, 90, 15m, 3h, 7d)");
+	*out = (unsigned)(ms / 1000);
 	return -1;
 }
 
@@ -285,11 +291,11 @@ static int opt_limit(int opt, const char *value, unsigned *out)
 static int opt_duration_ms(int opt, const char *value, unsigned long min, unsigned long max,
                            const char *expected, unsigned *out_ms)
 {
-	unsigned secs;
+	unsigned long long ms;
 
-	if (!cli_parse_duration(value, min, max, &secs))
+	if (!cli_parse_ms(value, min * 1000ull, max * 1000ull, true, &ms))
 		return cli_bad_value(CMD, long_opts, opt, value, expected);
-	*out_ms = secs * 1000;
+	*out_ms = (unsigned)ms;
 	return -1;
 }
 
@@ -1063,11 +1069,11 @@ void cli_check_help(FILE *fp)
 	        d.session_rcpts, d.session_idle_ms / 1000, d.backoff_failures,
 	        d.backoff_ms / 1000);
 	fprintf(fp,
-	        "Timeouts (seconds, decimals allowed):\n"
-	        "      --timeout SECS          whole verification (default %g)\n"
-	        "      --connect-timeout SECS  each connection attempt (default %g)\n"
-	        "      --command-timeout SECS  each SMTP reply (default %g)\n"
-	        "      --dns-timeout SECS      each DNS query try (default %g)\n"
+	        "Timeouts (durations: 30, 30s, 0.5, 500ms, 2m; no unit means seconds):\n"
+	        "      --timeout DURATION          whole verification (default %gs)\n"
+	        "      --connect-timeout DURATION  each connection attempt (default %gs)\n"
+	        "      --command-timeout DURATION  each SMTP reply (default %gs)\n"
+	        "      --dns-timeout DURATION      each DNS query try (default %gs)\n"
 	        "\n"
 	        "  -h, --help               show this help and exit\n"
 	        "\n"

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "duration.h"
+#include "hostport.h"
 
 void cli_errorf(const char *cmd, const char *fmt, ...)
 {
@@ -73,67 +75,15 @@ bool cli_parse_uint(const char *s, unsigned long min, unsigned long max, unsigne
 	return true;
 }
 
-bool cli_parse_duration(const char *s, unsigned long min, unsigned long max, unsigned *out)
+bool cli_parse_ms(const char *s, unsigned long long min_ms, unsigned long long max_ms,
+                  bool whole_seconds, unsigned long long *out_ms)
 {
-	static const struct {
-		char suffix;
-		unsigned long mult;
-	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
-	char digits[24];
-	unsigned long v, mult = 1;
-	size_t n;
+	unsigned long long ms;
 
-	if (!s || !(n = strlen(s)) || n >= sizeof(digits))
+	if (!co_duration_parse(s, &ms) || ms < min_ms || ms > max_ms ||
+	    (whole_seconds && ms % 1000 != 0))
 		return false;
-	memcpy(digits, s, n + 1);
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (digits[n - 1] == units[i].suffix) {
-			mult = units[i].mult;
-			digits[--n] = '\0';
-			break;
-		}
-	}
-	if (!cli_parse_uint(digits, 0, ULONG_MAX / mult, &v))
-		return false;
-	v *= mult;
-	if (v < min || v > max || v > UINT_MAX)
-		return false;
-	*out = (unsigned)v;
-	return true;
-}
-
-bool cli_parse_seconds(const char *s, unsigned min_ms, unsigned max_ms, unsigned *out_ms)
-{
-	unsigned long long ms = 0;
-	unsigned frac = 0, fdigits = 0;
-	bool any = false, round_up = false;
-
-	if (!s)
-		return false;
-	for (; is_digit(*s); s++) {
-		ms = ms * 10 + (unsigned)(*s - '0');
-		if (ms > max_ms) /* still seconds here: ms > max_ms implies s*1000 > max */
-			return false;
-		any = true;
-	}
-	if (*s == '.') {
-		for (s++; is_digit(*s); s++) {
-			if (fdigits < 3)
-				frac = frac * 10 + (unsigned)(*s - '0');
-			else if (fdigits == 3)
-				round_up = *s >= '5';
-			fdigits++;
-			any = true;
-		}
-	}
-	if (!any || *s)
-		return false;
-	for (; fdigits < 3; fdigits++)
-		frac *= 10;
-	ms = ms * 1000 + frac + (round_up ? 1 : 0);
-	if (ms < min_ms || ms > max_ms)
-		return false;
-	*out_ms = (unsigned)ms;
+	*out_ms = ms;
 	return true;
 }
 
@@ -146,45 +96,11 @@ bool cli_valid_ip(const char *s)
 	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-static bool valid_port(const char *s)
-{
-	unsigned long p;
-
-	return cli_parse_uint(s, 1, 65535, &p);
-}
-
 bool cli_valid_dns_server(const char *s)
 {
-	char buf[INET6_ADDRSTRLEN + 16];
-	unsigned char addr[sizeof(struct in6_addr)];
-	const char *colon;
-	size_t len;
+	co_hostport hp;
 
-	if (!s || strlen(s) >= sizeof(buf))
-		return false;
-	if (*s == '[') {
-		const char *end = strchr(s, ']');
-
-		if (!end)
-			return false;
-		len = (size_t)(end - s - 1);
-		memcpy(buf, s + 1, len);
-		buf[len] = '\0';
-		if (inet_pton(AF_INET6, buf, addr) != 1)
-			return false;
-		if (end[1] == '\0')
-			return true;
-		return end[1] == ':' && valid_port(end + 2);
-	}
-	colon = strchr(s, ':');
-	if (!colon)
-		return inet_pton(AF_INET, s, addr) == 1;
-	if (strchr(colon + 1, ':')) /* more than one colon: a bare IPv6 address */
-		return inet_pton(AF_INET6, s, addr) == 1;
-	len = (size_t)(colon - s);
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	return inet_pton(AF_INET, buf, addr) == 1 && valid_port(colon + 1);
+	return co_hostport_parse(s, CO_HP_NUMERIC | CO_HP_BARE_V6, &hp) == NULL;
 }
 
 char *cli_trim(char *s)

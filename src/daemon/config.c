@@ -36,6 +36,8 @@
 #include <ini.h>
 
 #include "config.h"
+#include "duration.h"
+#include "hostport.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -128,64 +130,6 @@ static bool parse_port(const char *s, unsigned *port)
 		return false;
 	*port = (unsigned)v;
 	return true;
-}
-
-/*
- * A duration "N[.F][unit]" in milliseconds; unit ms, s (the default), m,
- * h or d.  False for anything else, and for a value finer than 1 ms.
- */
-static bool parse_duration(const char *s, unsigned long long *ms)
-{
-	static const struct {
-		const char *name;
-		unsigned long long ms;
-	} units[] = {{"", 1000},   {"ms", 1},      {"s", 1000},
-	             {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-	unsigned long long ip = 0, fp = 0, scale = 1, unit = 0;
-	int idigits = 0, fdigits = 0;
-
-	for (; is_digit(*s); s++) {
-		if (++idigits > 10)
-			return false;
-		ip = ip * 10 + (unsigned)(*s - '0');
-	}
-	if (!idigits)
-		return false;
-	if (*s == '.') {
-		for (s++; is_digit(*s); s++) {
-			if (++fdigits > 9)
-				return false;
-			fp = fp * 10 + (unsigned)(*s - '0');
-			scale *= 10;
-		}
-		if (!fdigits)
-			return false;
-	}
-	for (size_t i = 0; i < ARRAY_LEN(units); i++)
-		if (strcmp(s, units[i].name) == 0)
-			unit = units[i].ms;
-	if (!unit || (fp * unit) % scale != 0)
-		return false;
-	*ms = ip * unit + fp * unit / scale;
-	return true;
-}
-
-/* "300s", "1d", "500ms": a duration in its largest whole unit. */
-static const char *fmt_ms(unsigned long long ms, char *buf, size_t len)
-{
-	if (ms == 0)
-		snprintf(buf, len, "0");
-	else if (ms % 86400000 == 0)
-		snprintf(buf, len, "%llud", ms / 86400000);
-	else if (ms % 3600000 == 0)
-		snprintf(buf, len, "%lluh", ms / 3600000);
-	else if (ms % 60000 == 0)
-		snprintf(buf, len, "%llum", ms / 60000);
-	else if (ms % 1000 == 0)
-		snprintf(buf, len, "%llus", ms / 1000);
-	else
-		snprintf(buf, len, "%llums", ms);
-	return buf;
 }
 
 static bool parse_bool(const char *s, bool *out)
@@ -425,10 +369,11 @@ static bool set_ms(struct pst *st, const struct keydef *k, char *v, bool more)
 	unsigned long long ms;
 	char lo[24], hi[24];
 
-	if (!parse_duration(v, &ms) || ms < k->min || ms > k->max)
+	if (!co_duration_parse(v, &ms) || ms < k->min || ms > k->max)
 		return KFAIL(st, k,
 		             "expected a duration from %s to %s (e.g. 30s, 1.5s, 500ms), got '%s'",
-		             fmt_ms(k->min, lo, sizeof(lo)), fmt_ms(k->max, hi, sizeof(hi)), v);
+		             co_duration_format(k->min, lo, sizeof(lo)),
+		             co_duration_format(k->max, hi, sizeof(hi)), v);
 	*(unsigned *)field(st, k) = (unsigned)ms;
 	return true;
 }
@@ -439,10 +384,11 @@ static bool set_secs(struct pst *st, const struct keydef *k, char *v, bool more)
 	unsigned long long ms;
 	char lo[24], hi[24];
 
-	if (!parse_duration(v, &ms) || ms % 1000 != 0 || ms < k->min || ms > k->max)
+	if (!co_duration_parse(v, &ms) || ms % 1000 != 0 || ms < k->min || ms > k->max)
 		return KFAIL(
 		    st, k, "expected whole seconds from %s to %s (e.g. 90s, 15m, 3h, 7d), got '%s'",
-		    fmt_ms(k->min, lo, sizeof(lo)), fmt_ms(k->max, hi, sizeof(hi)), v);
+		    co_duration_format(k->min, lo, sizeof(lo)),
+		    co_duration_format(k->max, hi, sizeof(hi)), v);
 	*(unsigned *)field(st, k) = (unsigned)(ms / 1000);
 	return true;
 }
@@ -719,33 +665,9 @@ static bool item_too_long(struct pst *st, const struct keydef *k)
 /* "IP[:PORT]", "[IPv6]:PORT" or a bare IPv6 address (c-ares' syntax). */
 static bool valid_dns_server(const char *s)
 {
-	char buf[INET6_ADDRSTRLEN + 8];
-	const char *colon;
-	size_t len;
-	unsigned port;
+	co_hostport hp;
 
-	if (strlen(s) >= sizeof(buf))
-		return false;
-	if (*s == '[') {
-		const char *end = strchr(s, ']');
-		if (!end)
-			return false;
-		len = (size_t)(end - s - 1);
-		memcpy(buf, s + 1, len);
-		buf[len] = '\0';
-		if (!is_ip(AF_INET6, buf))
-			return false;
-		return end[1] == '\0' || (end[1] == ':' && parse_port(end + 2, &port));
-	}
-	colon = strchr(s, ':');
-	if (!colon)
-		return is_ip(AF_INET, s);
-	if (strchr(colon + 1, ':'))
-		return is_ip(AF_INET6, s);
-	len = (size_t)(colon - s);
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	return is_ip(AF_INET, buf) && parse_port(colon + 1, &port);
+	return co_hostport_parse(s, CO_HP_NUMERIC | CO_HP_BARE_V6, &hp) == NULL;
 }
 
 static bool set_dns_servers(struct pst *st, const struct keydef *k, char *v, bool more)
@@ -765,35 +687,17 @@ static bool set_dns_servers(struct pst *st, const struct keydef *k, char *v, boo
 	return bad_ ? item_too_long(st, k) : true;
 }
 
-/* HOST[:PORT]: a host name, an IPv4 address or [IPv6]. */
+/* HOST[:PORT]: a host name (put in lower case), an IPv4 address or
+ * [IPv6]. */
 static bool valid_route_host(char *s)
 {
-	char *end = s + strlen(s), *colon;
-	unsigned port;
+	co_hostport hp;
 
-	if (*s == '[') {
-		char *close = strchr(s, ']');
-		if (!close || (close[1] && (close[1] != ':' || !parse_port(close + 2, &port))))
-			return false;
-		*close = '\0';
-		bool ok = is_ip(AF_INET6, s + 1);
-		*close = ']';
-		return ok;
-	}
-	colon = strchr(s, ':');
-	if (colon) {
-		if (!parse_port(colon + 1, &port))
-			return false;
-		end = colon;
-	}
-	char save = *end;
-	*end = '\0';
-	bool ok = is_ip(AF_INET, s) || valid_hostname(s);
-	if (ok)
-		for (char *p = s; *p; p++)
-			*p = lower(*p);
-	*end = save;
-	return ok;
+	if (co_hostport_parse(s, 0, &hp))
+		return false;
+	if (hp.kind == CO_HOST_NAME)
+		memcpy(s, hp.host, strlen(hp.host));
+	return true;
 }
 
 static bool set_route(struct pst *st, const struct keydef *k, char *v, bool more)
@@ -957,36 +861,14 @@ static const char *parse_listen(const char *s, bool unix_ok, cd_listen *l)
 	if (strncmp(s, "inet:", 5) != 0)
 		return unix_ok ? "expected unix:/PATH, inet:IPv4:PORT or inet:[IPv6]:PORT"
 		               : "expected inet:IPv4:PORT or inet:[IPv6]:PORT";
-	s += 5;
-	const char *port;
-	size_t n;
-	int family;
-	if (*s == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':')
-			return "expected inet:[IPv6]:PORT";
-		s++;
-		n = (size_t)(close - s);
-		port = close + 2;
-		family = AF_INET6;
-	} else {
-		const char *colon = strrchr(s, ':');
-		if (!colon)
-			return "expected inet:HOST:PORT";
-		n = (size_t)(colon - s);
-		port = colon + 1;
-		family = AF_INET;
-		if (memchr(s, ':', n))
-			return "write an IPv6 address in brackets: inet:[::1]:PORT";
-	}
-	if (n >= sizeof(l->host))
-		return "expected a numeric IPv4 or IPv6 address";
-	memcpy(l->host, s, n);
-	l->host[n] = '\0';
-	if (!is_ip(family, l->host))
-		return "expected a numeric IPv4 or [IPv6] address (no host names)";
-	if (!parse_port(port, &l->port))
-		return "expected a port from 1 to 65535";
+	co_hostport hp;
+	const char *why = co_hostport_parse(s + 5, CO_HP_NUMERIC | CO_HP_NEED_PORT, &hp);
+	if (why)
+		return why;
+	if (strlen(hp.host) >= sizeof(l->host))
+		return "the address is too long";
+	memcpy(l->host, hp.host, strlen(hp.host) + 1);
+	l->port = hp.port;
 	return NULL;
 }
 

@@ -695,10 +695,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	cd_http_conn *conn = cd_http_gate_conn(h->gate, req);
 
 	if (!conn) {
-		/* the gate could not record the connection: no caps, no
-		 * deadline, no notice of a hang-up, so no service */
+		/* the gate could not record the connection (out of memory): no
+		 * caps, no deadline, no notice of a hang-up, so no service */
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		send_error(h, req, 503, "busy", "out of memory");
+		send_error(h, req, 500, "internal", "out of memory");
 		return;
 	}
 	cd_http_conn_busy(conn, req);

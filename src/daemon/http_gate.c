@@ -152,16 +152,19 @@ static void admit(cd_http_gate *g, struct bufferevent *bev)
 	if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) < 0)
 		peerlen = 0;
 	cd_client_key_of(&client, fd, (struct sockaddr *)&peer, peerlen);
-	if (!cd_clients_add(g->clients, &client, cfg->http_max_client_connections)) {
+	if (cd_clients_count(g->clients, &client) >= cfg->http_max_client_connections) {
 		refuse(g, evcon, "max_client_connections reached by a client");
 		return;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c || !grow((void **)&g->by_fd, &g->nby_fd, (size_t)fd + 1, sizeof(*g->by_fd)) ||
-	    !(c->deadline = evtimer_new(g->d->base, deadline_cb, c))) {
+	    !(c->deadline = evtimer_new(g->d->base, deadline_cb, c)) ||
+	    !cd_clients_add(g->clients, &client, cfg->http_max_client_connections)) {
+		/* out of memory: left unrecorded, so that its requests are
+		 * answered "out of memory" (http.c) rather than dropped */
+		if (c && c->deadline)
+			event_free(c->deadline);
 		free(c);
-		cd_clients_remove(g->clients, &client);
-		refuse(g, evcon, "out of memory");
 		return;
 	}
 	c->g = g;

@@ -21,7 +21,7 @@ cd_http_gate *cd_http_gate_new(cd_daemon *d, struct evhttp *http, cd_accept_paus
 void cd_http_gate_free(cd_http_gate *g);
 
 /* The admitted connection a request came on; NULL for one the gate could
- * not record (out of memory), which should not be served. */
+ * not record (out of memory), whose requests should be refused. */
 cd_http_conn *cd_http_gate_conn(cd_http_gate *g, struct evhttp_request *req);
 
 /* req has been read whole: its deadline stops until the reply has been

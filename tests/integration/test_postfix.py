@@ -459,6 +459,22 @@ def test_limit_options_accepted(check):
     assert run.result["verdict"] == "valid", run.result
 
 
+def test_durations_as_the_config_file_writes_them(check):
+    """One duration syntax for the CLI and calloutd.conf: "30s" is what the
+    configuration file says, and the CLI takes it too."""
+    run = check("--timeout", "30s", "--connect-timeout", "5000ms", "--command-timeout", "0.5m",
+                "--dns-timeout", "2", "alice@postfix.test")
+    assert run.result["verdict"] == "valid", run.result
+    for args, want in ((["--timeout", "30x"], "invalid value '30x' for --timeout: expected a "
+                                              "duration from 1ms to 1d"),
+                       (["--timeout", "0"], "invalid value '0' for --timeout"),
+                       (["--timeout", "2d"], "invalid value '2d' for --timeout"),
+                       (["--dns-timeout", "-1s"], "invalid value '-1s' for --dns-timeout")):
+        r = subprocess.run([conftest.binary("callout"), "check", *args, "alice@postfix.test"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert r.returncode == 2 and r.stderr.startswith("callout check: " + want), r.stderr
+
+
 def test_exit_status_no_address():
     proc = subprocess.run([conftest.binary("callout"), "check"],
                           capture_output=True, text=True, timeout=30,

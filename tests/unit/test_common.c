@@ -1,0 +1,147 @@
+/*
+ * The parsers shared by the configuration file and the command line
+ * (src/common): HOST[:PORT] and durations.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "duration.h"
+#include "hostport.h"
+
+static void ok_hp(const char *s, unsigned flags, const char *host, enum co_host_kind kind,
+                  unsigned port)
+{
+	co_hostport hp;
+	const char *why = co_hostport_parse(s, flags, &hp);
+
+	if (why)
+		print_message("%s: %s\n", s, why);
+	assert_null(why);
+	assert_string_equal(hp.host, host);
+	assert_int_equal(hp.kind, kind);
+	assert_int_equal(hp.port, port);
+}
+
+static void bad_hp(const char *s, unsigned flags, const char *why_prefix)
+{
+	co_hostport hp;
+	const char *why = co_hostport_parse(s, flags, &hp);
+
+	if (!why)
+		print_message("%s: accepted\n", s);
+	assert_non_null(why);
+	assert_memory_equal(why, why_prefix, strlen(why_prefix));
+}
+
+static void test_hostport_forms(void **state)
+{
+	(void)state;
+	ok_hp("127.0.0.1", 0, "127.0.0.1", CO_HOST_IPV4, 0);
+	ok_hp("127.0.0.1:25", 0, "127.0.0.1", CO_HOST_IPV4, 25);
+	ok_hp("[::1]", 0, "::1", CO_HOST_IPV6, 0);
+	ok_hp("[2001:db8::5]:2525", 0, "2001:db8::5", CO_HOST_IPV6, 2525);
+	ok_hp("Mail.Example.ORG", 0, "mail.example.org", CO_HOST_NAME, 0);
+	ok_hp("mx-1.example.org:65535", 0, "mx-1.example.org", CO_HOST_NAME, 65535);
+	ok_hp("localhost", 0, "localhost", CO_HOST_NAME, 0);
+	/* c-ares' syntax for DNS servers: a bare IPv6 address */
+	ok_hp("::1", CO_HP_BARE_V6, "::1", CO_HOST_IPV6, 0);
+	ok_hp("[::1]:53", CO_HP_NUMERIC | CO_HP_BARE_V6, "::1", CO_HOST_IPV6, 53);
+	ok_hp("10.0.0.1:8025", CO_HP_NUMERIC | CO_HP_NEED_PORT, "10.0.0.1", CO_HOST_IPV4, 8025);
+}
+
+static void test_hostport_refusals(void **state)
+{
+	(void)state;
+	bad_hp("", 0, "empty");
+	bad_hp("::1", 0, "write an IPv6 address in brackets");
+	bad_hp("::1:25", CO_HP_NUMERIC, "write an IPv6 address in brackets");
+	bad_hp("[::1", 0, "no ']'");
+	bad_hp("[::1]25", 0, "expected ':PORT' after ']'");
+	bad_hp("[example.org]:25", 0, "not an IPv6 address");
+	bad_hp("[]:25", 0, "no host");
+	bad_hp(":25", 0, "no host");
+	bad_hp("host:0", 0, "expected a port from 1 to 65535");
+	bad_hp("host:65536", 0, "expected a port from 1 to 65535");
+	bad_hp("host:+25", 0, "expected a port");
+	bad_hp("host:", 0, "expected a port");
+	bad_hp("host: 25", 0, "expected a port");
+	bad_hp("localhost:25", CO_HP_NUMERIC, "not a numeric IPv4 or [IPv6] address");
+	bad_hp("127.0.0.1", CO_HP_NEED_PORT, "no port");
+	bad_hp("::1", CO_HP_BARE_V6 | CO_HP_NEED_PORT, "no port");
+	/* not host names */
+	bad_hp("999.1.1.1", 0, "not a host name");
+	bad_hp("-mx.example.org", 0, "not a host name");
+	bad_hp("mx-.example.org", 0, "not a host name");
+	bad_hp("mx..example.org", 0, "not a host name");
+	bad_hp("mx.example.org.", 0, "not a host name");
+	bad_hp("mx_1.example.org", 0, "not a host name");
+	bad_hp("mx example.org", 0, "not a host name");
+	char label[80];
+	memset(label, 'a', 64);
+	strcpy(label + 64, ".org");
+	bad_hp(label, 0, "not a host name");
+	label[63] = '\0';
+	ok_hp(label, 0, label, CO_HOST_NAME, 0);
+}
+
+static void ok_ms(const char *s, unsigned long long want)
+{
+	unsigned long long ms = 0;
+	char buf[32], *canon;
+
+	if (!co_duration_parse(s, &ms))
+		print_message("%s: refused\n", s);
+	assert_true(co_duration_parse(s, &ms));
+	assert_int_equal(ms, want);
+	/* the canonical form means the same */
+	canon = (char *)co_duration_format(ms, buf, sizeof(buf));
+	assert_true(co_duration_parse(canon, &ms));
+	assert_int_equal(ms, want);
+}
+
+static void test_durations(void **state)
+{
+	(void)state;
+	ok_ms("30", 30000);
+	ok_ms("30s", 30000);
+	ok_ms("0.5", 500);
+	ok_ms("500ms", 500);
+	ok_ms("1.5m", 90000);
+	ok_ms("2h", 7200000);
+	ok_ms("7d", 604800000);
+	ok_ms("0", 0);
+	ok_ms("0.001", 1);
+	ok_ms("18446744073709551615ms", 18446744073709551615ull);
+	static const char *const bad[] = {
+	    "", "s", "-1", "+1", " 1", "1 ", "1.", ".5", "1e3", "1x", "1S", "1sec",
+	    "0.0001",                  /* finer than 1 ms */
+	    "0.0000000001s",           /* too many fraction digits */
+	    "18446744073709551616ms",  /* 2^64 */
+	    "213503982334602d",        /* overflows in ms */
+	};
+	unsigned long long ms;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (co_duration_parse(bad[i], &ms))
+			print_message("'%s': accepted\n", bad[i]);
+		assert_false(co_duration_parse(bad[i], &ms));
+	}
+	char buf[32];
+	assert_string_equal(co_duration_format(90000, buf, sizeof(buf)), "90s");
+	assert_string_equal(co_duration_format(3600000, buf, sizeof(buf)), "1h");
+	assert_string_equal(co_duration_format(1500, buf, sizeof(buf)), "1500ms");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_hostport_forms),
+	    cmocka_unit_test(test_hostport_refusals),
+	    cmocka_unit_test(test_durations),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
