@@ -36,6 +36,7 @@
 
 #include "addr.h"
 #include "cache.h"
+#include "cache_open.h"
 #include "cache_rules.h"
 #include "dns.h"
 #include "hash.h"
