@@ -27,6 +27,7 @@
 #include <callout/callout.h>
 
 #include "cache.h"
+#include "cache_open.h"
 #include "record.h"
 
 #define DOMAIN "[127.0.0.50]"

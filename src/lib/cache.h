@@ -1,7 +1,8 @@
 /*
  * The cache interface: one table of functions per backend (LMDB, Redis,
  * memory).  The engine decides what to keep and for how long; a backend
- * only stores encoded records (record.h) under their keys.
+ * only stores encoded records (record.h) under their keys.  This is the
+ * base the backends build on; opening one by its spec is cache_open.h's.
  *
  * Faults are never results: a backend that cannot read answers "not
  * found", one that cannot write drops the write, and both report the
@@ -58,6 +59,10 @@ typedef struct co_cache_info {
 	unsigned long long bytes_limit; /* LMDB map size, Redis maxmemory, 0: none */
 } co_cache_info;
 
+/* Out of memory, from administration or opening: not the store's fault,
+ * and not the user's. */
+#define CO_CACHE_ENOMEM (-3)
+
 typedef struct co_cache_ops {
 	const char *name;
 	/*
@@ -101,7 +106,7 @@ typedef struct co_cache_ops {
 	void (*cancel)(co_cache *c, co_cache_req *req);
 
 	/* Administration, synchronous (may block).  0, -1, or CO_CACHE_ENOMEM
-	 * (below) when out of memory: not the store's fault. */
+	 * (above) when out of memory: not the store's fault. */
 	int (*scan)(co_cache *c, const char *prefix, co_cache_scan_fn fn, void *arg);
 	int (*del)(co_cache *c, const char *const *keys, size_t n, unsigned long *deleted);
 	int (*info)(co_cache *c, co_cache_info *info);
@@ -119,42 +124,8 @@ struct co_cache {
 	char fault_msg[256];       /* the last one, while faulty */
 };
 
-/*
- * Open the cache a spec names:
- *   lmdb:PATH                                        LMDB file
- *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P]
- *                                                    Redis (port 6379, db 0, prefix "callout:");
- *                                                    USER and PASSWORD percent-decoded
- *   memory                                           this process only
- *   none                                             *out = NULL
- * Returns 0, or -1 with a message in err for a bad spec, CO_CACHE_ENOMEM
- * when out of memory (not a bad spec: the caller must not blame the
- * user), or CO_CACHE_EOPEN (conf->strict) for a store that cannot be
- * opened.
- */
-#define CO_CACHE_EOPEN  (-2)
-#define CO_CACHE_ENOMEM (-3)
-int co_cache_open(const char *spec, const co_cache_conf *conf, co_cache **out, char *err,
-                  size_t errlen);
+/* Free c through its backend's table (NULL: nothing). */
 void co_cache_free(co_cache *c);
-
-/* spec with its password replaced by "***", for messages: into out
- * (truncated to len), which is returned. */
-const char *co_cache_spec_redact(const char *spec, char *out, size_t len);
-
-/* Backends, for co_cache_open (NULL only when out of memory, or when
- * conf->strict and the store cannot be opened: then err says why). */
-co_cache *co_cache_lmdb_new(const char *path, const co_cache_conf *conf, char *err, size_t errlen);
-/* Redis credentials: AUTH [user] password (Redis 6 ACL users); both
- * NULL for none. */
-typedef struct co_redis_auth {
-	const char *user;
-	const char *password;
-} co_redis_auth;
-co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
-                             const co_redis_auth *auth, const char *prefix,
-                             const co_cache_conf *conf, char *err, size_t errlen);
-co_cache *co_cache_memory_new(const co_cache_conf *conf);
 
 /* For backends: the clock, and fault reporting (once per episode). */
 int64_t co_cache_now(const co_cache *c);

@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "cache.h"
+#include "cache_open.h"
 
 #define DEL_BATCH 512
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cache_lmdb.h"
 
 #define MAP_DEFAULT ((size_t)1 << 30)
 #define RETRY_S     10

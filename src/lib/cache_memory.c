@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "cache_memory.h"
 #include "hash.h"
 
 #define BUDGET_DEFAULT (64u << 20)

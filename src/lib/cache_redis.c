@@ -37,6 +37,7 @@
 #include <hiredis/hiredis.h>
 
 #include "cache.h"
+#include "cache_redis.h"
 
 #define CONNECT_TIMEOUT_MS 1000 /* connect and handshake */
 #define REPLY_TIMEOUT_MS   2000 /* nothing answered for this long: the server is gone */

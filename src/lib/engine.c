@@ -14,8 +14,10 @@
  * requests all went away still finishes into the cache.
  *
  * Each arrow is a module (addr.c, cache*.c, dns.c, pool.c, verdict.c);
- * this file only orchestrates them and keeps the bounds: hosts,
- * connections and deadlines.
+ * this file orchestrates them and keeps the bounds: hosts, connections
+ * and deadlines.  It also holds the context (the options resolved into
+ * settings, the cache and the pool it opens, the configured routes) and
+ * single flight, of probes and of MX lookups.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +38,7 @@
 
 #include "addr.h"
 #include "cache.h"
+#include "cache_open.h"
 #include "cache_rules.h"
 #include "dns.h"
 #include "hash.h"

@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(r.nattrs == before.nattrs + 1);
 			int i = named(p, bare);
 			if (i >= 0) {
-				const char *value = memchr(p, '=', bare) + 1;
+				const char *value = (const char *)memchr(p, '=', bare) + 1;
 				size_t vlen = bare - (size_t)(value - p);
 				CHECK(strlen(field(&r, (size_t)i)) == vlen);
 				CHECK(memcmp(field(&r, (size_t)i), value, vlen) == 0);

@@ -30,6 +30,7 @@
  * callback does not come within the deadline.
  */
 #include "cache.h"
+#include "cache_open.h"
 
 #include <callout/callout.h>
 #include <event2/event.h>

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "cache_open.h"
 #include "cache_rules.h"
 #include "record.h"
 

@@ -21,6 +21,7 @@
 #include <callout/callout.h>
 
 #include "cache.h"
+#include "cache_lmdb.h"
 
 #define T0     1700000000
 #define NOBODY 65534
