@@ -25,8 +25,10 @@ static bool parse_port(const char *s, unsigned *port)
 	return true;
 }
 
-/* A host name: dot-separated LDH labels of 1 to 63 octets, at most 253
- * octets, not digits and dots only (that is a bad IPv4 address). */
+/* A host name: dot-separated labels of 1 to 63 letters, digits, hyphens
+ * (not first or last) and underscores (container and /etc/hosts names
+ * have them, and resolvers take them), at most 253 octets, not digits
+ * and dots only (that is a bad IPv4 address). */
 static bool valid_name(const char *s, size_t n)
 {
 	size_t label = 0;
@@ -43,11 +45,11 @@ static bool valid_name(const char *s, size_t n)
 			continue;
 		}
 		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-		if (!alpha && !(c >= '0' && c <= '9') && c != '-')
+		if (!alpha && !(c >= '0' && c <= '9') && c != '-' && c != '_')
 			return false;
 		if (c == '-' && label == 0)
 			return false;
-		letter |= alpha || c == '-';
+		letter |= alpha || c == '-' || c == '_';
 		if (++label > 63)
 			return false;
 	}

@@ -16,6 +16,7 @@
 #include "cache_memory.h"
 #include "cache_open.h"
 #include "cache_redis.h"
+#include "hostport.h"
 
 #define REDIS_PORT_DEFAULT 6379
 #define REDIS_PREFIX_DEFAULT "callout:"
@@ -174,31 +175,18 @@ static int open_redis(const char *spec, const co_cache_conf *conf, co_cache **ou
 				return fail(err, errlen, "bad Redis database number in %s", shown);
 		}
 	}
-	if (host[0] == '[') {
-		char *close = strchr(host, ']');
-		if (!close)
-			return fail(err, errlen, "bad Redis host in %s", shown);
-		*close = '\0';
-		p = close[1] == ':' ? close + 1 : NULL;
-		if (close[1] && !p)
-			return fail(err, errlen, "bad Redis host in %s", shown);
-		host++;
-	} else {
-		p = strchr(host, ':');
-		if (p)
-			*p = '\0';
-	}
-	if (p) {
-		char *end;
-		port = strtoul(p + 1, &end, 10);
-		if (*end || port == 0 || port > 65535 || p[1] == '-' || p[1] == '+')
-			return fail(err, errlen, "bad Redis port in %s", shown);
-	}
-	if (!host[0])
+	co_hostport hp;
+	const char *why = co_hostport_parse(host, 0, &hp);
+	if (why && (!host[0] || strcmp(why, "no host") == 0))
 		return fail(err, errlen, "no Redis host in %s", shown);
+	if (why)
+		return fail(err, errlen, "bad Redis %s in %s: %s", strstr(why, "port") ? "port" : "host",
+		            shown, why);
+	if (hp.port)
+		port = hp.port;
 	co_redis_auth auth = {.user = user[0] ? user : NULL,
 	                      .password = password[0] ? password : NULL};
-	*out = co_cache_redis_new(host, (unsigned)port, (unsigned)db, &auth, prefix, conf, err,
+	*out = co_cache_redis_new(hp.host, (unsigned)port, (unsigned)db, &auth, prefix, conf, err,
 	                          errlen);
 	explicit_bzero(password, sizeof(password));
 	explicit_bzero(buf, sizeof(buf));

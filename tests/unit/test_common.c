@@ -48,6 +48,7 @@ static void test_hostport_forms(void **state)
 	ok_hp("Mail.Example.ORG", 0, "mail.example.org", CO_HOST_NAME, 0);
 	ok_hp("mx-1.example.org:65535", 0, "mx-1.example.org", CO_HOST_NAME, 65535);
 	ok_hp("localhost", 0, "localhost", CO_HOST_NAME, 0);
+	ok_hp("redis_1:6380", 0, "redis_1", CO_HOST_NAME, 6380); /* a container's name */
 	/* c-ares' syntax for DNS servers: a bare IPv6 address */
 	ok_hp("::1", CO_HP_BARE_V6, "::1", CO_HOST_IPV6, 0);
 	ok_hp("[::1]:53", CO_HP_NUMERIC | CO_HP_BARE_V6, "::1", CO_HOST_IPV6, 53);
@@ -79,7 +80,7 @@ static void test_hostport_refusals(void **state)
 	bad_hp("mx-.example.org", 0, "not a host name");
 	bad_hp("mx..example.org", 0, "not a host name");
 	bad_hp("mx.example.org.", 0, "not a host name");
-	bad_hp("mx_1.example.org", 0, "not a host name");
+	bad_hp("mx/1.example.org", 0, "not a host name");
 	bad_hp("mx example.org", 0, "not a host name");
 	char label[80];
 	memset(label, 'a', 64);
