@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -816,6 +817,42 @@ static void test_connect_refused(void **state)
 	assert_true(r.why.next_host);
 }
 
+static void test_connect_timeout(void **state)
+{
+	(void)state;
+	/* a TCP listener whose accept queue is full: the kernel drops our
+	 * SYN and the connect hangs, as to a host that never answers */
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fill[2];
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	for (int i = 0; i < 2; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		assert_true(fill[i] >= 0);
+		(void)connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
+	}
+
+	run r;
+	run_init(&r, accepting);
+	r.p.addr = (struct sockaddr *)&sin;
+	r.p.addrlen = sizeof(sin);
+	r.p.connect_timeout_ms = 150;
+	run_go(&r, false);
+	assert_true(r.gone);
+	assert_null(r.gone_batch);
+	assert_int_equal(r.why.verdict, CALLOUT_TEMPFAIL);
+	assert_int_equal(r.why.reason, CALLOUT_R_TIMEOUT);
+	assert_int_equal(r.why.stage, CALLOUT_STAGE_CONNECT);
+	assert_string_equal(r.why.text, "connect timed out");
+	assert_true(r.why.next_host);
+	for (int i = 0; i < 2; i++)
+		close(fill[i]);
+	close(lfd);
+}
+
 int main(void)
 {
 	/* a write to a server that hung up must be an error, not a signal */
@@ -839,6 +876,7 @@ int main(void)
 	    cmocka_unit_test(test_second_batch),
 	    cmocka_unit_test(test_null_sender_fallback),
 	    cmocka_unit_test(test_connect_refused),
+	    cmocka_unit_test(test_connect_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
