@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include "conn.h"
+#include "loopback.h"
 #include "reply.h"
 
 /* The server end: sends greeting on accept, answer to the first bytes it
@@ -202,13 +203,8 @@ static void ctx_init(ctx *x, bool listening)
 	evtimer_add(x->watchdog, &tv);
 
 	peer *pe = &x->pe;
-	pe->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	pe->lfd = loopback_socket(SOCK_STREAM, &pe->addr);
 	assert_true(pe->lfd >= 0);
-	pe->addr.sin_family = AF_INET;
-	pe->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(pe->lfd, (struct sockaddr *)&pe->addr, sizeof(pe->addr)), 0);
-	socklen_t len = sizeof(pe->addr);
-	assert_int_equal(getsockname(pe->lfd, (struct sockaddr *)&pe->addr, &len), 0);
 	if (listening) {
 		assert_int_equal(listen(pe->lfd, 4), 0);
 		pe->accept_ev = event_new(x->base, pe->lfd, EV_READ, pe_accept, x);

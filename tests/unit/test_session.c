@@ -21,6 +21,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "loopback.h"
 #include "session.h"
 
 /* When a command starting with cmd arrives, send reply (NULL: nothing),
@@ -822,13 +823,10 @@ static void test_connect_timeout(void **state)
 	(void)state;
 	/* a TCP listener whose accept queue is full: the kernel drops our
 	 * SYN and the connect hangs, as to a host that never answers */
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fill[2];
+	struct sockaddr_in sin;
+	int lfd = loopback_socket(SOCK_STREAM, &sin), fill[2];
 	assert_true(lfd >= 0);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	assert_int_equal(listen(lfd, 0), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
 	for (int i = 0; i < 2; i++) {
 		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		assert_true(fill[i] >= 0);
