@@ -860,7 +860,9 @@ static void mx_answer(co_dns_req *req, int status, const unsigned char *abuf, in
 		return;
 	}
 	if (rc != ARES_ENODATA) {
-		lookup_temp(lk, status_text(req->dns, rc));
+		/* EBADNAME here is a name in the answer that does not expand:
+		 * the answer is malformed, not the domain invalid. */
+		lookup_temp(lk, status_text(req->dns, rc == ARES_EBADNAME ? ARES_EBADRESP : rc));
 		decide(req, CO_DNS_TEMPFAIL);
 		return;
 	}

@@ -328,6 +328,13 @@ static void test_unknown_family_and_full_table(void **state)
 	int added = 0;
 	while (co_netcheck_add(nc, (struct sockaddr *)&own) == 0)
 		assert_true(++added <= 64);
+	const char *own_why = NULL;
+	assert_int_equal(co_netcheck_addr(nc, &own, false, &own_why), CO_NET_PRIVATE);
+	assert_non_null(strstr(own_why, "own"));
+	/* ... and one table full leaves the other family's room */
+	struct sockaddr_storage own6 = sockaddr_of(OWN6);
+	assert_int_equal(co_netcheck_add(nc, (struct sockaddr *)&own6), 0);
+	assert_int_equal(co_netcheck_addr(nc, &own6, false, NULL), CO_NET_PRIVATE);
 	co_netcheck_free(nc);
 	/* no table at all: the ranges still apply */
 	ss = sockaddr_of("::ffff:127.0.0.1");
