@@ -119,7 +119,8 @@ static int bulk(const char *path, unsigned long n)
 		if (i % batch == 0) {
 			if (txn && (rc = mdb_txn_commit(txn)))
 				break;
-			if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) || (rc = mdb_dbi_open(txn, NULL, 0, &dbi)))
+			if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) ||
+			    (rc = mdb_dbi_open(txn, NULL, 0, &dbi)))
 				break;
 		}
 		make_rec(&r, (i * stride) % n);
@@ -139,10 +140,11 @@ static int bulk(const char *path, unsigned long n)
 	mdb_env_stat(env, &st);
 	mdb_env_info(env, &info);
 	unsigned long long used = (unsigned long long)(info.me_last_pgno + 1) * st.ms_psize;
-	printf("{\"mode\":\"bulk\",\"backend\":\"lmdb\",\"n\":%lu,\"seconds\":%.3f,"
-	       "\"bytes_used\":%llu,\"bytes_per_entry\":%.1f,\"value_bytes\":%zu,\"key_bytes\":%zu}\n",
-	       n, secs, used, n ? (double)used / (double)n : 0.0, co_rec_encode(&r, val),
-	       co_rec_key_of(&r, key, sizeof(key)));
+	printf(
+	    "{\"mode\":\"bulk\",\"backend\":\"lmdb\",\"n\":%lu,\"seconds\":%.3f,"
+	    "\"bytes_used\":%llu,\"bytes_per_entry\":%.1f,\"value_bytes\":%zu,\"key_bytes\":%zu}\n",
+	    n, secs, used, n ? (double)used / (double)n : 0.0, co_rec_encode(&r, val),
+	    co_rec_key_of(&r, key, sizeof(key)));
 	mdb_env_close(env);
 	return 0;
 }

@@ -30,13 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RBUF 8192
-#define WBUF 8192
+#define RBUF        8192
+#define WBUF        8192
 #define MAX_ACTIONS 16
 
 typedef struct conn {
 	int fd;
-	unsigned inflight;      /* requests sent, answer not yet read */
+	unsigned inflight; /* requests sent, answer not yet read */
 	size_t wlen, woff;
 	size_t rlen;
 	char w[WBUF];
@@ -145,7 +145,8 @@ static int do_read(conn *c)
 int main(int argc, char **argv)
 {
 	if (argc < 7) {
-		fprintf(stderr, "usage: policy-load HOST PORT CONNS TOTAL PREFIX SUFFIX [CYCLE [DEPTH]]\n");
+		fprintf(stderr,
+		        "usage: policy-load HOST PORT CONNS TOTAL PREFIX SUFFIX [CYCLE [DEPTH]]\n");
 		return 2;
 	}
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2]))};
@@ -198,7 +199,8 @@ int main(int argc, char **argv)
 	while (answered < total && !failed) {
 		int n = epoll_wait(ep, evs, 256, 30000);
 		if (n == 0) {
-			fprintf(stderr, "policy-load: no answer for 30 s (%lu of %lu)\n", answered, total);
+			fprintf(stderr, "policy-load: no answer for 30 s (%lu of %lu)\n", answered,
+			        total);
 			failed = 1;
 		}
 		for (int i = 0; i < n; i++) {

@@ -41,13 +41,13 @@ struct event_base;
 /* Status of a library call (not a verdict). */
 typedef enum callout_status {
 	CALLOUT_OK = 0,
-	CALLOUT_EINVAL,    /* bad argument or option value */
-	CALLOUT_ENOMEM,    /* out of memory */
-	CALLOUT_EDNS,      /* the DNS resolver could not be set up */
-	CALLOUT_ETLS,      /* the TLS library could not be set up */
-	CALLOUT_EEVENT,    /* the event loop failed */
+	CALLOUT_EINVAL,     /* bad argument or option value */
+	CALLOUT_ENOMEM,     /* out of memory */
+	CALLOUT_EDNS,       /* the DNS resolver could not be set up */
+	CALLOUT_ETLS,       /* the TLS library could not be set up */
+	CALLOUT_EEVENT,     /* the event loop failed */
 	CALLOUT_ECANCELLED, /* the verification was cancelled */
-	CALLOUT_ECACHE     /* the cache could not be opened or used */
+	CALLOUT_ECACHE      /* the cache could not be opened or used */
 } callout_status;
 
 /* The answer to "can this address receive mail?" */
@@ -63,21 +63,21 @@ typedef enum callout_verdict {
  * logs; the numeric values may be extended but never renumbered.
  */
 typedef enum callout_reason {
-	CALLOUT_R_ACCEPTED = 0,        /* valid: RCPT (or VRFY) accepted */
+	CALLOUT_R_ACCEPTED = 0, /* valid: RCPT (or VRFY) accepted */
 	/* invalid */
-	CALLOUT_R_SYNTAX,              /* the address is not an RFC 5321 mailbox */
-	CALLOUT_R_NXDOMAIN,            /* the domain does not exist */
-	CALLOUT_R_NULL_MX,             /* RFC 7505: the domain accepts no mail */
-	CALLOUT_R_NO_MAIL_HOST,        /* no MX and no address, or MX hosts without addresses */
-	CALLOUT_R_MAILBOX_UNKNOWN,     /* X.1.1, X.1.x, plain 550 "user unknown" */
-	CALLOUT_R_MAILBOX_DISABLED,    /* X.2.1 */
+	CALLOUT_R_SYNTAX,           /* the address is not an RFC 5321 mailbox */
+	CALLOUT_R_NXDOMAIN,         /* the domain does not exist */
+	CALLOUT_R_NULL_MX,          /* RFC 7505: the domain accepts no mail */
+	CALLOUT_R_NO_MAIL_HOST,     /* no MX and no address, or MX hosts without addresses */
+	CALLOUT_R_MAILBOX_UNKNOWN,  /* X.1.1, X.1.x, plain 550 "user unknown" */
+	CALLOUT_R_MAILBOX_DISABLED, /* X.2.1 */
 	/* unknown */
-	CALLOUT_R_CATCH_ALL,           /* a random local part was accepted too */
-	CALLOUT_R_POLICY_BLOCK,        /* X.7.x, 554 banner, blocklists: about us */
-	CALLOUT_R_NULL_SENDER_REJECTED,/* MAIL FROM:<> refused, no fallback worked */
-	CALLOUT_R_SMTPUTF8_UNSUPPORTED,/* UTF-8 address, server lacks SMTPUTF8 */
-	CALLOUT_R_MAILBOX_FULL,        /* X.2.2 permanent: exists, cannot take mail */
-	CALLOUT_R_REJECTED,            /* permanent refusal that names no cause */
+	CALLOUT_R_CATCH_ALL,            /* a random local part was accepted too */
+	CALLOUT_R_POLICY_BLOCK,         /* X.7.x, 554 banner, blocklists: about us */
+	CALLOUT_R_NULL_SENDER_REJECTED, /* MAIL FROM:<> refused, no fallback worked */
+	CALLOUT_R_SMTPUTF8_UNSUPPORTED, /* UTF-8 address, server lacks SMTPUTF8 */
+	CALLOUT_R_MAILBOX_FULL,         /* X.2.2 permanent: exists, cannot take mail */
+	CALLOUT_R_REJECTED,             /* permanent refusal that names no cause */
 	/* tempfail */
 	CALLOUT_R_GREYLISTED,          /* a 4xx that looks like greylisting */
 	CALLOUT_R_TEMP_REJECT,         /* any other 4xx */
@@ -91,8 +91,8 @@ typedef enum callout_reason {
 	CALLOUT_R_LOCAL_LIMIT,         /* one of our own limits */
 	CALLOUT_R_INTERNAL,            /* our own fault (e.g. out of memory) */
 	/* unknown (added later; values are never renumbered) */
-	CALLOUT_R_PRIVATE_ADDRESS,     /* every mail host is loopback, private, link-local,
-	                                  ours or never routable: not contacted */
+	CALLOUT_R_PRIVATE_ADDRESS, /* every mail host is loopback, private, link-local,
+	                              ours or never routable: not contacted */
 	CALLOUT_R_COUNT
 } callout_reason;
 
@@ -114,18 +114,20 @@ typedef enum callout_stage {
 } callout_stage;
 
 /* Bits for callout_options.flags. */
-#define CALLOUT_F_CATCH_ALL     0x0001u /* also RCPT a random local part */
-#define CALLOUT_F_TLS           0x0002u /* opportunistic STARTTLS */
-#define CALLOUT_F_VRFY          0x0004u /* try VRFY before MAIL/RCPT */
-#define CALLOUT_F_TRANSCRIPT    0x0008u /* keep the SMTP dialogue in the result */
-#define CALLOUT_F_NO_PIPELINING 0x0010u /* never pipeline, even when offered */
-#define CALLOUT_F_NO_CACHE      0x0020u /* neither read nor write the cache */
+#define CALLOUT_F_CATCH_ALL         0x0001u /* also RCPT a random local part */
+#define CALLOUT_F_TLS               0x0002u /* opportunistic STARTTLS */
+#define CALLOUT_F_VRFY              0x0004u /* try VRFY before MAIL/RCPT */
+#define CALLOUT_F_TRANSCRIPT        0x0008u /* keep the SMTP dialogue in the result */
+#define CALLOUT_F_NO_PIPELINING     0x0010u /* never pipeline, even when offered */
+#define CALLOUT_F_NO_CACHE          0x0020u /* neither read nor write the cache */
 #define CALLOUT_F_NO_NEGATIVE_CACHE 0x0040u /* do not store invalid answers */
-#define CALLOUT_F_ALLOW_PRIVATE 0x0080u /* contact mail hosts (and address literals) on
-                                           loopback, private, link-local or this
-                                           host's own addresses; routes always may */
-#define CALLOUT_F_NO_LIMIT_WAIT 0x0100u /* past a limit, answer tempfail/local_limit at
-                                           once instead of waiting for a free slot */
+#define CALLOUT_F_ALLOW_PRIVATE                                                                    \
+	0x0080u /* contact mail hosts (and address literals) on                                    \
+	           loopback, private, link-local or this                                           \
+	           host's own addresses; routes always may */
+#define CALLOUT_F_NO_LIMIT_WAIT                                                                    \
+	0x0100u /* past a limit, answer tempfail/local_limit at                                    \
+	           once instead of waiting for a free slot */
 
 /* For a limit in callout_options: no limit at all. */
 #define CALLOUT_UNLIMITED ((unsigned)-1)
@@ -143,20 +145,20 @@ typedef enum callout_stage {
  * callout_ctx_new() and callout_verify() return CALLOUT_EINVAL.
  */
 typedef struct callout_options {
-	size_t struct_size;            /* sizeof(callout_options), set by init */
-	unsigned flags;                /* CALLOUT_F_* */
-	const char *helo;              /* EHLO/HELO name; NULL: this host's FQDN */
-	const char *sender;            /* MAIL FROM; NULL or "": the null sender <> */
-	const char *fallback_sender;   /* used when the null sender is refused; NULL: none */
-	const char *source_address;    /* local IP to connect from; NULL: any */
-	unsigned port;                 /* SMTP port of every host; default 25 */
-	unsigned connect_timeout_ms;   /* default 30000 */
-	unsigned command_timeout_ms;   /* per reply; default 30000 */
-	unsigned deadline_ms;          /* whole verification; default 120000 */
-	unsigned max_mx;               /* MX hosts tried at most; default 5 */
-	unsigned max_connections;      /* connection attempts at most; default 10 */
-	const char *dns_servers;       /* [ctx] "IP[:PORT],..."; NULL: resolv.conf */
-	unsigned dns_timeout_ms;       /* [ctx] per DNS try; default 5000 */
+	size_t struct_size;          /* sizeof(callout_options), set by init */
+	unsigned flags;              /* CALLOUT_F_* */
+	const char *helo;            /* EHLO/HELO name; NULL: this host's FQDN */
+	const char *sender;          /* MAIL FROM; NULL or "": the null sender <> */
+	const char *fallback_sender; /* used when the null sender is refused; NULL: none */
+	const char *source_address;  /* local IP to connect from; NULL: any */
+	unsigned port;               /* SMTP port of every host; default 25 */
+	unsigned connect_timeout_ms; /* default 30000 */
+	unsigned command_timeout_ms; /* per reply; default 30000 */
+	unsigned deadline_ms;        /* whole verification; default 120000 */
+	unsigned max_mx;             /* MX hosts tried at most; default 5 */
+	unsigned max_connections;    /* connection attempts at most; default 10 */
+	const char *dns_servers;     /* [ctx] "IP[:PORT],..."; NULL: resolv.conf */
+	unsigned dns_timeout_ms;     /* [ctx] per DNS try; default 5000 */
 
 	/*
 	 * The cache [ctx].  cache is one of
@@ -172,20 +174,20 @@ typedef struct callout_options {
 	 * TTLs are in seconds.
 	 */
 	const char *cache;
-	unsigned cache_positive_ttl;   /* valid answers; default 604800 (7 days) */
-	unsigned cache_refresh;        /* a valid answer older than this is served and
-	                                  re-probed in the background; default 86400 */
-	unsigned cache_negative_ttl;   /* invalid and unknown answers; default 10800 (3 h) */
-	unsigned cache_tempfail_ttl;   /* tempfail answers; default 0: not cached */
-	unsigned cache_domain_ttl;     /* domain facts: catch-all, refuses <>;
-	                                  default 604800 */
+	unsigned cache_positive_ttl;        /* valid answers; default 604800 (7 days) */
+	unsigned cache_refresh;             /* a valid answer older than this is served and
+	                                       re-probed in the background; default 86400 */
+	unsigned cache_negative_ttl;        /* invalid and unknown answers; default 10800 (3 h) */
+	unsigned cache_tempfail_ttl;        /* tempfail answers; default 0: not cached */
+	unsigned cache_domain_ttl;          /* domain facts: catch-all, refuses <>;
+	                                       default 604800 */
 	unsigned cache_domain_negative_ttl; /* no mail service, blocks us, not a
 	                                  catch-all; default 10800 */
-	unsigned cache_unreachable_ttl;/* no MX would talk (refused, timed out);
-	                                  default 300 */
-	unsigned cache_wait_ms;        /* how long to wait for another node's probe
-	                                  of the same address (Redis); default 15000 */
-	size_t cache_max_bytes;        /* LMDB map size; default 1 GiB */
+	unsigned cache_unreachable_ttl;     /* no MX would talk (refused, timed out);
+	                                       default 300 */
+	unsigned cache_wait_ms;             /* how long to wait for another node's probe
+	                                       of the same address (Redis); default 15000 */
+	size_t cache_max_bytes;             /* LMDB map size; default 1 GiB */
 	/* Faults an operator should hear of (a dead cache, say), one line
 	 * each, without a newline [ctx].  NULL: silent. */
 	void (*log)(void *arg, const char *msg);
@@ -203,31 +205,31 @@ typedef struct callout_options {
 	 * 0 takes the default; CALLOUT_UNLIMITED lifts a limit.  Routes (the
 	 * operator's own servers) are exempt from the rates and the backoff.
 	 */
-	unsigned max_probes;           /* verifications probing at once; default 10000 */
-	unsigned max_queued;           /* verifications waiting for a slot; default 10000;
-	                                  beyond it: tempfail/local_limit at once */
-	unsigned domain_sessions;      /* SMTP sessions at once per domain; default 4 */
-	unsigned host_sessions;        /* SMTP sessions at once per MX IP; default 10 */
-	unsigned domain_rate;          /* new sessions per minute per domain; default 60 */
-	unsigned domain_burst;         /* ... of which at once; default 10 */
-	unsigned host_rate;            /* new sessions per minute per MX IP; default 300 */
-	unsigned host_burst;           /* ... of which at once; default 20 */
+	unsigned max_probes;      /* verifications probing at once; default 10000 */
+	unsigned max_queued;      /* verifications waiting for a slot; default 10000;
+	                             beyond it: tempfail/local_limit at once */
+	unsigned domain_sessions; /* SMTP sessions at once per domain; default 4 */
+	unsigned host_sessions;   /* SMTP sessions at once per MX IP; default 10 */
+	unsigned domain_rate;     /* new sessions per minute per domain; default 60 */
+	unsigned domain_burst;    /* ... of which at once; default 10 */
+	unsigned host_rate;       /* new sessions per minute per MX IP; default 300 */
+	unsigned host_burst;      /* ... of which at once; default 20 */
 	/* Session reuse: addresses of one domain waiting at the same time
 	 * share a session (MAIL and their RCPTs pipelined, RSET between
 	 * groups); a 452 or X.5.3 "too many recipients" sends the rest to
 	 * another session. */
-	unsigned session_rcpts;        /* RCPTs per session, the catch-all probe
-	                                  included; default 10; 1: no reuse */
-	unsigned session_idle_ms;      /* keep an idle session this long for the next
-	                                  address of its domain; default 3000; 1: do
-	                                  not.  An idle session holds a timer on the
-	                                  loop; callout_ctx_free() ends it at once */
+	unsigned session_rcpts;   /* RCPTs per session, the catch-all probe
+	                             included; default 10; 1: no reuse */
+	unsigned session_idle_ms; /* keep an idle session this long for the next
+	                             address of its domain; default 3000; 1: do
+	                             not.  An idle session holds a timer on the
+	                             loop; callout_ctx_free() ends it at once */
 	/* Backoff: consecutive refused connections, connect timeouts and 421
 	 * replies from one MX IP stop sessions to it for a while (doubling,
 	 * up to 16 times, while it keeps failing); one session then tries
 	 * again. */
-	unsigned backoff_failures;     /* failures that start it; default 3 */
-	unsigned backoff_ms;           /* its first length; default 60000 */
+	unsigned backoff_failures; /* failures that start it; default 3 */
+	unsigned backoff_ms;       /* its first length; default 60000 */
 } callout_options;
 
 /* Fill *opts with the defaults. */
@@ -243,29 +245,29 @@ CALLOUT_API void callout_options_init(callout_options *opts);
 typedef struct callout_result {
 	callout_verdict verdict;
 	callout_reason reason;
-	callout_stage stage;   /* where the answer came from */
-	int code;              /* SMTP reply code, 0 when none */
-	const char *enhanced;  /* enhanced status code "5.1.1", or "" */
-	const char *text;      /* reply text, or a description of the failure */
-	const char *address;   /* the address as verified (normalised) */
-	const char *mx;        /* host name of the server that answered, or "" */
-	const char *ip;        /* its IP address, or "" */
-	unsigned ms;           /* milliseconds from start to verdict */
-	bool catch_all;        /* the random local part was accepted */
-	bool tls;              /* the answer came over TLS */
-	bool cached;           /* answered from the cache (or by another node's
-	                          probe, through Redis) */
-	unsigned age;          /* seconds since the cached answer was probed */
-	const char *transcript;/* "C: ...\nS: ...\n" lines, or NULL */
+	callout_stage stage;    /* where the answer came from */
+	int code;               /* SMTP reply code, 0 when none */
+	const char *enhanced;   /* enhanced status code "5.1.1", or "" */
+	const char *text;       /* reply text, or a description of the failure */
+	const char *address;    /* the address as verified (normalised) */
+	const char *mx;         /* host name of the server that answered, or "" */
+	const char *ip;         /* its IP address, or "" */
+	unsigned ms;            /* milliseconds from start to verdict */
+	bool catch_all;         /* the random local part was accepted */
+	bool tls;               /* the answer came over TLS */
+	bool cached;            /* answered from the cache (or by another node's
+	                           probe, through Redis) */
+	unsigned age;           /* seconds since the cached answer was probed */
+	const char *transcript; /* "C: ...\nS: ...\n" lines, or NULL */
 	/* Answered from a fact about the whole domain (it is a catch-all,
 	 * blocks us, refuses <>, has no mail service, or no MX would talk),
 	 * learned from evidence about the domain or a session, never from
 	 * another address's reply: stage says where it was learned, text is
 	 * its evidence.  Only cached results come from facts. */
 	bool from_fact;
-	const char *fact;      /* "catch_all", "blocks_us", "null_sender", "no_mail",
-	                          "unreachable"; NULL unless from_fact */
-	long long fact_learned;/* Unix time the fact was learned */
+	const char *fact;       /* "catch_all", "blocks_us", "null_sender", "no_mail",
+	                           "unreachable"; NULL unless from_fact */
+	long long fact_learned; /* Unix time the fact was learned */
 } callout_result;
 
 /* Deep copy of a result; NULL on allocation failure.  Free with
@@ -318,20 +320,19 @@ CALLOUT_API callout_status callout_ctx_stats(callout_ctx *ctx, callout_stats *ou
 /* Whether the context's dependencies work, for health checks.  Fields
  * are only ever added at the end: pass sizeof(your struct). */
 typedef struct callout_health {
-	const char *cache_backend;         /* "lmdb", "redis", "memory" or "none" (static) */
-	bool cache_up;                     /* false: failing (lookups find nothing, writes
-	                                      are dropped, every answer is probed) */
-	unsigned long long cache_errors;   /* cache faults since the context was made */
-	char cache_error[256];             /* while !cache_up: the fault, without secrets */
-	bool dns_up;                       /* false: the last DNS lookup failed (timeout,
-	                                      SERVFAIL, REFUSED) */
-	unsigned long long dns_errors;     /* lookups that failed so since the start */
-	char dns_error[128];               /* while !dns_up: the failure */
+	const char *cache_backend;       /* "lmdb", "redis", "memory" or "none" (static) */
+	bool cache_up;                   /* false: failing (lookups find nothing, writes
+	                                    are dropped, every answer is probed) */
+	unsigned long long cache_errors; /* cache faults since the context was made */
+	char cache_error[256];           /* while !cache_up: the fault, without secrets */
+	bool dns_up;                     /* false: the last DNS lookup failed (timeout,
+	                                    SERVFAIL, REFUSED) */
+	unsigned long long dns_errors;   /* lookups that failed so since the start */
+	char dns_error[128];             /* while !dns_up: the failure */
 } callout_health;
 
 /* Fill *out (len bytes of it); CALLOUT_EINVAL for NULL arguments. */
-CALLOUT_API callout_status callout_ctx_health(callout_ctx *ctx, callout_health *out,
-                                              size_t len);
+CALLOUT_API callout_status callout_ctx_health(callout_ctx *ctx, callout_health *out, size_t len);
 
 /* A cache spec (callout_options.cache) fit for logs and output: its
  * password, if any, replaced by "***".  Written into out (truncated to
@@ -380,12 +381,12 @@ CALLOUT_API callout_status callout_verify_sync(const char *address, const callou
 typedef struct callout_cache callout_cache;
 
 typedef struct callout_cache_entry {
-	const char *kind;     /* "address", or a domain fact: "catch_all",
-	                         "null_sender", "no_mail", "blocks_us", "unreachable" */
+	const char *kind; /* "address", or a domain fact: "catch_all",
+	                     "null_sender", "no_mail", "blocks_us", "unreachable" */
 	const char *domain;
-	const char *address;  /* address: the mailbox; otherwise "" */
-	const char *sender;   /* address: the MAIL FROM used ("" for <>);
-	                         null_sender: the fallback sender that worked */
+	const char *address;     /* address: the mailbox; otherwise "" */
+	const char *sender;      /* address: the MAIL FROM used ("" for <>);
+	                            null_sender: the fallback sender that worked */
 	callout_verdict verdict; /* what a verification answers from it */
 	callout_reason reason;
 	callout_stage stage;
@@ -394,16 +395,16 @@ typedef struct callout_cache_entry {
 	const char *text;
 	const char *mx;
 	const char *ip;
-	bool catch_all;       /* catch_all: the domain is one; address: probed with one */
+	bool catch_all; /* catch_all: the domain is one; address: probed with one */
 	bool tls;
-	long long probed;     /* Unix time of the probe */
-	long long expires;    /* Unix time it stops being used */
+	long long probed;  /* Unix time of the probe */
+	long long expires; /* Unix time it stops being used */
 } callout_cache_entry;
 
 typedef struct callout_cache_stats {
-	const char *backend;             /* "lmdb", "redis", "memory" */
-	unsigned long long bytes_used;   /* LMDB pages in use, Redis used_memory */
-	unsigned long long bytes_limit;  /* LMDB map size, Redis maxmemory; 0: none */
+	const char *backend;            /* "lmdb", "redis", "memory" */
+	unsigned long long bytes_used;  /* LMDB pages in use, Redis used_memory */
+	unsigned long long bytes_limit; /* LMDB map size, Redis maxmemory; 0: none */
 } callout_cache_stats;
 
 /* Called per entry; return non-zero to stop.  e is borrowed. */

@@ -180,7 +180,8 @@ static int getopt_error(int c, int argc, char **argv)
 
 	if (c == ':') {
 		if (strncmp(arg, "--", 2) == 0)
-			cli_errorf(CMD, "option '--%s' requires a value", cli_opt_name(long_opts, optopt));
+			cli_errorf(CMD, "option '--%s' requires a value",
+			           cli_opt_name(long_opts, optopt));
 		else
 			cli_errorf(CMD, "option '-%c' requires a value", optopt);
 	} else if (optopt >= 256 || (optopt > 0 && strchr(short_opts + 2, optopt))) {
@@ -218,7 +219,8 @@ static int check_args(const struct config *cfg)
 		if (commands[i].cmd != cfg->cmd)
 			continue;
 		if (cfg->nargs < (size_t)commands[i].min_args) {
-			cli_errorf(CMD, "'%s' needs an argument: %s", cfg->cmd_name, commands[i].args);
+			cli_errorf(CMD, "'%s' needs an argument: %s", cfg->cmd_name,
+			           commands[i].args);
 			return cli_try_help(CMD);
 		}
 		if (cfg->nargs > (size_t)commands[i].max_args) {
@@ -233,7 +235,8 @@ static int check_args(const struct config *cfg)
 		}
 	}
 	if (cfg->list_opt && cfg->cmd != C_LIST) {
-		cli_errorf(CMD, "option '--%s' is for 'list' only", cli_opt_name(long_opts, cfg->list_opt));
+		cli_errorf(CMD, "option '--%s' is for 'list' only",
+		           cli_opt_name(long_opts, cfg->list_opt));
 		return cli_try_help(CMD);
 	}
 	return -1;
@@ -269,14 +272,15 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_CACHE:
 			if (!*optarg)
-				rc = cli_bad_value(CMD, long_opts, 
-				    c, optarg,
+				rc = cli_bad_value(
+				    CMD, long_opts, c, optarg,
 				    "expected lmdb:PATH, redis://HOST[:PORT][/DB] or memory");
 			cfg->cache = optarg;
 			break;
 		case OPT_DOMAIN:
 			if (!*optarg || strcmp(optarg, "@") == 0)
-				rc = cli_bad_value(CMD, long_opts, c, optarg, "expected a domain name");
+				rc = cli_bad_value(CMD, long_opts, c, optarg,
+				                   "expected a domain name");
 			cfg->domain = optarg;
 			if (!cfg->list_opt)
 				cfg->list_opt = c;
@@ -284,17 +288,18 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_VERDICT:
 			if (!parse_names(optarg, verdict_names, NVERDICTS, &cfg->verdicts))
 				rc = cli_bad_value(CMD, long_opts, c, optarg,
-				               "expected valid, invalid, unknown or tempfail "
-				               "(or several, separated by commas)");
+				                   "expected valid, invalid, unknown or tempfail "
+				                   "(or several, separated by commas)");
 			if (!cfg->list_opt)
 				cfg->list_opt = c;
 			break;
 		case OPT_KIND:
 			if (!parse_names(optarg, kinds, NKINDS, &cfg->kinds))
-				rc = cli_bad_value(CMD, long_opts, c, optarg,
-				               "expected address, catch_all, null_sender, no_mail, "
-				               "blocks_us or unreachable (or several, separated by "
-				               "commas)");
+				rc = cli_bad_value(
+				    CMD, long_opts, c, optarg,
+				    "expected address, catch_all, null_sender, no_mail, "
+				    "blocks_us or unreachable (or several, separated by "
+				    "commas)");
 			if (!cfg->list_opt)
 				cfg->list_opt = c;
 			break;
@@ -664,8 +669,8 @@ static int cache_error(const char *what, callout_status st)
 static void note_damaged(unsigned long damaged)
 {
 	if (damaged)
-		cli_errorf(CMD, "note: %lu damaged record%s skipped ('" CMD " purge' deletes them)", damaged,
-		       damaged == 1 ? "" : "s");
+		cli_errorf(CMD, "note: %lu damaged record%s skipped ('" CMD " purge' deletes them)",
+		           damaged, damaged == 1 ? "" : "s");
 }
 
 static int cmd_list(callout_cache *cc, struct run *r)
@@ -674,7 +679,8 @@ static int cmd_list(callout_cache *cc, struct run *r)
 	callout_status st = callout_cache_list(cc, r->cfg->domain, show, r, &damaged);
 
 	if (st == CALLOUT_EINVAL && r->cfg->domain)
-		return cli_bad_value(CMD, long_opts, OPT_DOMAIN, r->cfg->domain, "expected a domain name");
+		return cli_bad_value(CMD, long_opts, OPT_DOMAIN, r->cfg->domain,
+		                     "expected a domain name");
 	if (st != CALLOUT_OK && !r->write_failed)
 		return cache_error("list the cache", st);
 	if (!r->write_failed)
@@ -942,7 +948,8 @@ static int run(const struct config *cfg)
 	if (fflush(stdout) != 0 || ferror(stdout) || r.write_failed) {
 		/* a reader that went away needs no message */
 		if (errno != EPIPE && !r.write_failed)
-			cli_errorf(CMD, "cannot write the output: %s", strerror(errno ? errno : EIO));
+			cli_errorf(CMD, "cannot write the output: %s",
+			           strerror(errno ? errno : EIO));
 		if (rc == CLI_EXIT_VALID || rc == CLI_EXIT_INVALID)
 			rc = CLI_EXIT_OTHER;
 	}

@@ -199,7 +199,7 @@ static int opt_dns_server(struct config *cfg, const char *value)
 	free(copy);
 	if (!ok || strstr(value, ",,") || value[strlen(value) - 1] == ',' || value[0] == ',')
 		return cli_bad_value(CMD, long_opts, OPT_DNS_SERVER, value,
-		                 "expected IPv4[:PORT], IPv6 or [IPv6]:PORT");
+		                     "expected IPv4[:PORT], IPv6 or [IPv6]:PORT");
 	if (!append_dns_server(cfg, value)) {
 		cli_errorf(CMD, "out of memory");
 		return CLI_EXIT_OTHER;
@@ -240,8 +240,9 @@ static int opt_seconds(int opt, const char *value, unsigned *out)
 	unsigned long long ms;
 
 	if (!cli_parse_ms(value, 1, TIMEOUT_MAX_MS, false, &ms))
-		return cli_bad_value(CMD, long_opts, opt, value,
-		                     "expected a duration from 1ms to 1d (e.g. 30, 30s, 0.5, 500ms)");
+		return cli_bad_value(
+		    CMD, long_opts, opt, value,
+		    "expected a duration from 1ms to 1d (e.g. 30, 30s, 0.5, 500ms)");
 	*out = (unsigned)ms;
 	return -1;
 }
@@ -254,9 +255,10 @@ static int opt_duration(int opt, const char *value, unsigned long min, unsigned 
 	unsigned long long ms;
 
 	if (!cli_parse_ms(value, min * 1000ull, TTL_MAX * 1000, true, &ms))
-		return cli_bad_value(CMD, long_opts, opt, value,
-		                 min ? "expected a duration from 1s to 3650d (e.g. 90, 15m, 3h, 7d)"
-		                     : "expected a duration up to 3650d (e.g. 0, 90, 15m, 3h, 7d)");
+		return cli_bad_value(
+		    CMD, long_opts, opt, value,
+		    min ? "expected a duration from 1s to 3650d (e.g. 90, 15m, 3h, 7d)"
+		        : "expected a duration up to 3650d (e.g. 0, 90, 15m, 3h, 7d)");
 	*out = (unsigned)(ms / 1000);
 	return -1;
 }
@@ -306,7 +308,8 @@ static int getopt_error(int c, int argc, char **argv)
 
 	if (c == ':') {
 		if (strncmp(arg, "--", 2) == 0)
-			cli_errorf(CMD, "option '--%s' requires a value", cli_opt_name(long_opts, optopt));
+			cli_errorf(CMD, "option '--%s' requires a value",
+			           cli_opt_name(long_opts, optopt));
 		else
 			cli_errorf(CMD, "option '-%c' requires a value", optopt);
 	} else if (optopt >= 256 || (optopt > 0 && strchr(short_opts + 1, optopt))) {
@@ -396,18 +399,20 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_FALLBACK_SENDER:
 			if (!*optarg || strcmp(optarg, "<>") == 0)
 				rc = cli_bad_value(CMD, long_opts, c, optarg,
-				               "expected an address (the first try is "
-				               "already the null sender)");
+				                   "expected an address (the first try is "
+				                   "already the null sender)");
 			cfg->opts.fallback_sender = optarg;
 			break;
 		case OPT_HELO:
 			if (!*optarg)
-				rc = cli_bad_value(CMD, long_opts, c, optarg, "expected a host name");
+				rc = cli_bad_value(CMD, long_opts, c, optarg,
+				                   "expected a host name");
 			cfg->opts.helo = optarg;
 			break;
 		case OPT_SOURCE:
 			if (!cli_valid_ip(optarg))
-				rc = cli_bad_value(CMD, long_opts, c, optarg, "expected a local IPv4 or IPv6 address");
+				rc = cli_bad_value(CMD, long_opts, c, optarg,
+				                   "expected a local IPv4 or IPv6 address");
 			cfg->opts.source_address = optarg;
 			break;
 		case OPT_CATCH_ALL:
@@ -509,8 +514,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	}
 	/* With --no-cache the cache is not even opened. */
 	cfg->opts.cache = (cfg->opts.flags & CALLOUT_F_NO_CACHE)
-	                          ? "none"
-	                          : cli_cache_spec(cfg->cache, cfg->cache_buf, sizeof(cfg->cache_buf));
+	                      ? "none"
+	                      : cli_cache_spec(cfg->cache, cfg->cache_buf, sizeof(cfg->cache_buf));
 	cfg->opts.log = cli_log;
 	cfg->opts.clock = cli_clock;
 	return -1;
@@ -540,7 +545,7 @@ static int explain_einval(const callout_options *full)
 			callout_options_init(&one);                                                \
 			one.field = full->field;                                                   \
 			if (rejects(&one))                                                         \
-				return cli_bad_value(CMD, long_opts, opt, full->field, why);                           \
+				return cli_bad_value(CMD, long_opts, opt, full->field, why);       \
 		}                                                                                  \
 	} while (0)
 
@@ -558,10 +563,12 @@ static int explain_einval(const callout_options *full)
 			return cli_bad_value(
 			    CMD, long_opts, OPT_CACHE,
 			    callout_cache_spec_redact(full->cache, shown, sizeof(shown)),
-			    "expected lmdb:PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P], "
+			    "expected lmdb:PATH, "
+			    "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P], "
 			    "memory or none");
 	}
-	cli_errorf(CMD, "the options were rejected by libcallout: %s", callout_strerror(CALLOUT_EINVAL));
+	cli_errorf(CMD, "the options were rejected by libcallout: %s",
+	           callout_strerror(CALLOUT_EINVAL));
 	return cli_try_help(CMD);
 }
 
@@ -582,7 +589,8 @@ static int add_route(callout_ctx *ctx, char *spec, bool allow_space, const char 
 		return CLI_EXIT_OTHER;
 	}
 	if (!file)
-		return cli_bad_value(CMD, long_opts, OPT_ROUTE, orig, "expected DOMAIN=HOST[:PORT][,HOST[:PORT]...]");
+		return cli_bad_value(CMD, long_opts, OPT_ROUTE, orig,
+		                     "expected DOMAIN=HOST[:PORT][,HOST[:PORT]...]");
 	fputs(CMD ": ", stderr);
 	cli_fput_escaped(stderr, file, strlen(file), false);
 	fprintf(stderr, ":%lu: invalid route '", line);
@@ -693,8 +701,9 @@ static void fit_fd_limit(struct config *cfg)
 	if (rl.rlim_cur > FD_RESERVE + FD_PER_JOB) {
 		unsigned long fit = (unsigned long)((rl.rlim_cur - FD_RESERVE) / FD_PER_JOB);
 
-		cli_errorf(CMD, "warning: the open file limit allows %lu verifications at once, not %lu",
-		       fit, cfg->concurrency);
+		cli_errorf(CMD,
+		           "warning: the open file limit allows %lu verifications at once, not %lu",
+		           fit, cfg->concurrency);
 		cfg->concurrency = fit;
 	}
 }
@@ -1028,25 +1037,24 @@ void cli_check_help(FILE *fp)
 	        "                           may be repeated; IPv6 with a port as [::1]:53\n"
 	        "\n",
 	        d.port, d.max_mx, d.max_connections);
-	fputs(
-	        "Cache (DURATION: N, Ns, Nm, Nh or Nd):\n"
-	        "      --cache SPEC         lmdb:PATH, redis://[:PASSWORD@]HOST[:PORT][/DB]\n"
-	        "                           [?prefix=P], memory or none (default: $CALLOUT_CACHE,\n"
-	        "                           else lmdb:" CLI_STATE_DIR "/cache.lmdb when writable,\n"
-	        "                           else ~/.local/state/callout/cache.lmdb)\n"
-	        "      --no-cache           neither read nor write the cache\n"
-	        "      --no-negative-cache  do not store invalid answers\n"
-	        "      --positive-ttl DURATION  keep valid answers (default 7d)\n"
-	        "      --refresh DURATION   re-probe valid answers older than this in the\n"
-	        "                           background, serving the old one (default 1d)\n"
-	        "      --negative-ttl DURATION  keep invalid and unknown answers (default 3h)\n"
-	        "      --tempfail-ttl DURATION  keep tempfail answers (default 0: never)\n"
-	        "      --domain-ttl DURATION    domain is a catch-all, refuses <> (default 7d)\n"
-	        "      --domain-negative-ttl DURATION\n"
-	        "                           domain has no mail service, blocks us, is not a\n"
-	        "                           catch-all (default 3h)\n"
-	        "      --unreachable-ttl DURATION  every MX failed (default 5m)\n"
-	        "\n",
+	fputs("Cache (DURATION: N, Ns, Nm, Nh or Nd):\n"
+	      "      --cache SPEC         lmdb:PATH, redis://[:PASSWORD@]HOST[:PORT][/DB]\n"
+	      "                           [?prefix=P], memory or none (default: $CALLOUT_CACHE,\n"
+	      "                           else lmdb:" CLI_STATE_DIR "/cache.lmdb when writable,\n"
+	      "                           else ~/.local/state/callout/cache.lmdb)\n"
+	      "      --no-cache           neither read nor write the cache\n"
+	      "      --no-negative-cache  do not store invalid answers\n"
+	      "      --positive-ttl DURATION  keep valid answers (default 7d)\n"
+	      "      --refresh DURATION   re-probe valid answers older than this in the\n"
+	      "                           background, serving the old one (default 1d)\n"
+	      "      --negative-ttl DURATION  keep invalid and unknown answers (default 3h)\n"
+	      "      --tempfail-ttl DURATION  keep tempfail answers (default 0: never)\n"
+	      "      --domain-ttl DURATION    domain is a catch-all, refuses <> (default 7d)\n"
+	      "      --domain-negative-ttl DURATION\n"
+	      "                           domain has no mail service, blocks us, is not a\n"
+	      "                           catch-all (default 3h)\n"
+	      "      --unreachable-ttl DURATION  every MX failed (default 5m)\n"
+	      "\n",
 	      fp);
 	fprintf(fp,
 	        "Limits that protect the servers asked (0 for a limit or a rate: none):\n"
@@ -1066,8 +1074,7 @@ void cli_check_help(FILE *fp)
 	        "                           once instead of waiting for a slot\n"
 	        "\n",
 	        d.max_probes, d.domain_sessions, d.host_sessions, d.domain_rate, d.host_rate,
-	        d.session_rcpts, d.session_idle_ms / 1000, d.backoff_failures,
-	        d.backoff_ms / 1000);
+	        d.session_rcpts, d.session_idle_ms / 1000, d.backoff_failures, d.backoff_ms / 1000);
 	fprintf(fp,
 	        "Timeouts (durations: 30, 30s, 0.5, 500ms, 2m; no unit means seconds):\n"
 	        "      --timeout DURATION          whole verification (default %gs)\n"
@@ -1087,7 +1094,6 @@ void cli_check_help(FILE *fp)
 	        "Human output: ADDRESS: VERDICT (REASON) CODE ENHANCED \"TEXT\" at STAGE\n"
 	        "              via MX [IP] MS ms (tls, catch-all, cached AGE ago)\n"
 	        "See callout(1) for the verdicts, the reasons and the JSON fields.\n",
-	        (double)d.deadline_ms / 1000.0,
-	        (double)d.connect_timeout_ms / 1000.0, (double)d.command_timeout_ms / 1000.0,
-	        (double)d.dns_timeout_ms / 1000.0);
+	        (double)d.deadline_ms / 1000.0, (double)d.connect_timeout_ms / 1000.0,
+	        (double)d.command_timeout_ms / 1000.0, (double)d.dns_timeout_ms / 1000.0);
 }

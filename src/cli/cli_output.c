@@ -16,7 +16,6 @@
 #include "cli.h"
 #include "result_json.h"
 
-
 /* Code points that must not reach a terminal raw: C1 controls, invisible
  * and bidirectional formatting characters ("Trojan Source"). */
 static bool cp_unsafe(uint32_t c)
@@ -61,7 +60,6 @@ void cli_fput_escaped(FILE *fp, const char *str, size_t len, bool quoted)
 		}
 	}
 }
-
 
 static int print_json(const cli_output *o, const char *input, size_t len, const callout_result *res)
 {

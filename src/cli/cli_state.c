@@ -53,7 +53,8 @@ const char *cli_cache_spec(const char *opt, char *buf, size_t len)
 	if (xdg && xdg[0] == '/')
 		snprintf(dir, sizeof(dir), "%s/callout", xdg);
 	else
-		snprintf(dir, sizeof(dir), "%s/.local/state/callout", home && *home ? home : "/tmp");
+		snprintf(dir, sizeof(dir), "%s/.local/state/callout",
+		         home && *home ? home : "/tmp");
 	/* A directory we cannot make is the LMDB backend's fault to report:
 	 * verification goes on uncached. */
 	make_dir(dir);
@@ -157,7 +158,8 @@ long long cli_clock(void *arg)
 bool cli_allow_private_env(void)
 {
 	const char *v = getenv("CALLOUT_ALLOW_PRIVATE");
-	return v && (strcmp(v, "1") == 0 || strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0);
+	return v &&
+	       (strcmp(v, "1") == 0 || strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0);
 }
 
 void cli_log(void *arg, const char *msg)

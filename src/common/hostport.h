@@ -19,9 +19,9 @@ enum {
 enum co_host_kind { CO_HOST_NAME, CO_HOST_IPV4, CO_HOST_IPV6 };
 
 typedef struct co_hostport {
-	char host[256];         /* without brackets; a name in lower case */
+	char host[256]; /* without brackets; a name in lower case */
 	enum co_host_kind kind;
-	unsigned port;          /* 1..65535; 0 when none was given */
+	unsigned port; /* 1..65535; 0 when none was given */
 } co_hostport;
 
 /* Parse s into hp: NULL when it is well-formed for flags, else what is

@@ -29,7 +29,7 @@
 #include "daemon.h"
 #include "frontends.h"
 
-#define DEFAULT_CONFIG CALLOUT_CONFIG_FILE /* meson: sysconfdir/callout */
+#define DEFAULT_CONFIG  CALLOUT_CONFIG_FILE /* meson: sysconfdir/callout */
 #define DRAIN_MARGIN_MS 2000
 /* Descriptors kept out of the front ends' budgets: stdio, listeners,
  * the loop, the cache, DNS, the bridge, the log. */
@@ -526,10 +526,10 @@ static int check_config(app *a)
 static int parse_args(app *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
-		{"mode", required_argument, NULL, 'm'},   {"stderr", no_argument, NULL, 'e'},
-		{"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+	    {"mode", required_argument, NULL, 'm'},   {"stderr", no_argument, NULL, 'e'},
+	    {"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
 	};
 	bool check = false;
 	int c;
@@ -544,8 +544,10 @@ static int parse_args(app *a, int argc, char **argv)
 			check = true;
 			break;
 		case 'm':
-			if (strcmp(optarg, "enforce") && strcmp(optarg, "tag") && strcmp(optarg, "dry-run")) {
-				fprintf(stderr, "calloutd: --mode: expected enforce, tag or dry-run\n");
+			if (strcmp(optarg, "enforce") && strcmp(optarg, "tag") &&
+			    strcmp(optarg, "dry-run")) {
+				fprintf(stderr,
+				        "calloutd: --mode: expected enforce, tag or dry-run\n");
 				return 2;
 			}
 			a->mode_override = optarg;

@@ -21,10 +21,10 @@ struct cd_job {
 	cd_answer_cb cb;
 	void *arg;
 	cd_plan plan;
-	unsigned cur;          /* the check running */
+	unsigned cur; /* the check running */
 	callout_query *q;
-	struct event *timer;   /* reply_within; also delivers skips from the loop */
-	bool answer_ready;     /* skip: deliver on the first timer */
+	struct event *timer; /* reply_within; also delivers skips from the loop */
+	bool answer_ready;   /* skip: deliver on the first timer */
 	cd_answer answer;
 	cd_frontend fe;
 	char client[64], sender[CD_ADDRESS_MAX], recipient[CD_ADDRESS_MAX], queue_id[64];
@@ -53,8 +53,9 @@ static void log_decision(const cd_job *j, const cd_answer *a, const char *would)
 	if (j->queue_id[0])
 		snprintf(id, sizeof(id), "%s: ", j->queue_id);
 	if (!a->verified) {
-		cd_log(CD_LOG_INFO, "%s%s client=%s sender=<%s> recipient=<%s> action=pass skipped=\"%s\"",
-		       id, cd_frontend_name(j->fe), j->client, j->sender, j->recipient,
+		cd_log(CD_LOG_INFO,
+		       "%s%s client=%s sender=<%s> recipient=<%s> action=pass skipped=\"%s\"", id,
+		       cd_frontend_name(j->fe), j->client, j->sender, j->recipient,
 		       a->skip_reason ? a->skip_reason : "");
 		return;
 	}
@@ -63,10 +64,9 @@ static void log_decision(const cd_job *j, const cd_answer *a, const char *would)
 	       "smtp=%d%s%s%s cached=%s%s%s ms=%u action=%s%s%s%s%s",
 	       id, cd_frontend_name(j->fe), j->client, j->sender, j->recipient, a->checked,
 	       callout_verdict_name(a->verdict), callout_reason_name(a->reason), a->smtp_code,
-	       a->why[0] ? " why=\"" : "", a->why, a->why[0] ? "\"" : "",
-	       a->cached ? "yes" : "no", a->fact ? " fact=" : "", a->fact ? a->fact : "", a->ms,
-	       action_name(a->action), reply,
-	       would ? " would=" : "", would ? would : "",
+	       a->why[0] ? " why=\"" : "", a->why, a->why[0] ? "\"" : "", a->cached ? "yes" : "no",
+	       a->fact ? " fact=" : "", a->fact ? a->fact : "", a->ms, action_name(a->action),
+	       reply, would ? " would=" : "", would ? would : "",
 	       j->plan.checks[j->cur].mode == CD_MODE_DRY_RUN ? " mode=dry-run"
 	       : j->plan.checks[j->cur].mode == CD_MODE_TAG   ? " mode=tag"
 	                                                      : "");
@@ -140,13 +140,13 @@ static void start_check(cd_job *j)
 		 * from the loop: this may run inside cd_check. */
 		struct timeval now = {0, 0};
 		callout_result res = {
-			.verdict = CALLOUT_TEMPFAIL,
-			.reason = CALLOUT_R_INTERNAL,
-			.enhanced = "",
-			.text = callout_strerror(st),
-			.address = k->address,
-			.mx = "",
-			.ip = "",
+		    .verdict = CALLOUT_TEMPFAIL,
+		    .reason = CALLOUT_R_INTERNAL,
+		    .enhanced = "",
+		    .text = callout_strerror(st),
+		    .address = k->address,
+		    .mx = "",
+		    .ip = "",
 		};
 		cd_log(CD_LOG_ERR, "cannot start a verification: %s", callout_strerror(st));
 		cd_decide_answer(k, &res, &j->answer);

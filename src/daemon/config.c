@@ -49,9 +49,9 @@
 #define TTL_MAX_S         (3650u * 86400u)
 #define TIMEOUT_MAX_MS    86400000u
 #define REPLY_WITHIN_MAX  300000u
-#define LIMIT_MAX         1000000ul /* [engine] limits and rates */
-#define SESSION_IDLE_MAX  60000ul   /* ms */
-#define BACKOFF_MAX       3600000ul /* ms: the first pause; the engine doubles it */
+#define LIMIT_MAX         1000000ul         /* [engine] limits and rates */
+#define SESSION_IDLE_MAX  60000ul           /* ms */
+#define BACKOFF_MAX       3600000ul         /* ms: the first pause; the engine doubles it */
 #define DEFAULT_STATE_DIR CALLOUT_STATE_DIR /* meson: -Dstatedir */
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -1463,14 +1463,15 @@ static void set_defaults(cd_config *c)
 		snprintf(buf, sizeof(buf), "%s", nets[i]);
 		parse_net(buf, &c->skip_networks[c->nskip_networks++]);
 	}
-	c->sender_reject = (cd_reply){550, "5.1.7",
-	                       "<$address>: Sender address rejected: undeliverable address ($reason)"};
-	c->sender_defer = (cd_reply){450, "4.1.7",
-	                       "<$address>: Sender address rejected: unverified address ($reason)"};
-	c->recipient_reject = (cd_reply){550, "5.1.1",
-	                       "<$address>: Recipient address rejected: undeliverable address ($reason)"};
-	c->recipient_defer = (cd_reply){450, "4.1.1",
-	                       "<$address>: Recipient address rejected: unverified address ($reason)"};
+	c->sender_reject = (cd_reply){
+	    550, "5.1.7", "<$address>: Sender address rejected: undeliverable address ($reason)"};
+	c->sender_defer = (cd_reply){
+	    450, "4.1.7", "<$address>: Sender address rejected: unverified address ($reason)"};
+	c->recipient_reject =
+	    (cd_reply){550, "5.1.1",
+	               "<$address>: Recipient address rejected: undeliverable address ($reason)"};
+	c->recipient_defer = (cd_reply){
+	    450, "4.1.1", "<$address>: Recipient address rejected: unverified address ($reason)"};
 	c->in_progress =
 	    (cd_reply){450, "4.7.1", "Address verification in progress, try again later"};
 
@@ -1555,7 +1556,10 @@ static cd_config *parse_buffer(const char *text, size_t len, const char *name, c
 	if (rc != 0) { /* inih found something our reader let through */
 		st.line = rc > 0 ? (unsigned)rc : st.line;
 		st.nomem = rc == -2; /* inih's own line buffer */
-		fail(&st, "%s", rc > 0 ? "syntax error" : rc == -2 ? "out of memory" : "cannot parse");
+		fail(&st, "%s",
+		     rc > 0     ? "syntax error"
+		     : rc == -2 ? "out of memory"
+		                : "cannot parse");
 		goto fail;
 	}
 	if (!finish(&st))

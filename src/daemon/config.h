@@ -19,7 +19,7 @@
 #include <callout/callout.h>
 
 #define CD_LISTEN_MAX 8
-#define CD_TEXT_MAX 256
+#define CD_TEXT_MAX   256
 
 typedef enum cd_mode {
 	CD_MODE_ENFORCE = 0, /* reject and defer */
@@ -28,19 +28,15 @@ typedef enum cd_mode {
 } cd_mode;
 
 /* What to do with a verdict (after mode). */
-typedef enum cd_action {
-	CD_ACT_PASS = 0,
-	CD_ACT_REJECT,
-	CD_ACT_DEFER
-} cd_action;
+typedef enum cd_action { CD_ACT_PASS = 0, CD_ACT_REJECT, CD_ACT_DEFER } cd_action;
 
 /* One listening socket: "unix:/path" or "inet:HOST:PORT" ("inet:[::1]:PORT"). */
 typedef struct cd_listen {
 	bool is_unix;
-	char path[108];   /* unix */
-	char host[64];    /* inet: numeric address */
+	char path[108]; /* unix */
+	char host[64];  /* inet: numeric address */
 	unsigned port;
-	unsigned mode;    /* unix: socket file permissions, default 0660 */
+	unsigned mode; /* unix: socket file permissions, default 0660 */
 } cd_listen;
 
 /* A network for the skip list: address and prefix length. */
@@ -67,10 +63,10 @@ typedef enum cd_domain_action {
 /* [domain NAME]: per-domain overrides, for senders and recipients of NAME. */
 typedef struct cd_domain {
 	struct cd_domain *next;
-	char name[256];          /* normalised (lower case A-label) */
+	char name[256]; /* normalised (lower case A-label) */
 	cd_domain_action action;
-	char route[512];         /* "HOST[:PORT],...": call forward for recipients
-	                            of this domain (and callouts for it go there) */
+	char route[512]; /* "HOST[:PORT],...": call forward for recipients
+	                    of this domain (and callouts for it go there) */
 	bool has_mode;
 	cd_mode mode;
 } cd_domain;
@@ -79,14 +75,14 @@ typedef struct cd_config {
 	char path[4096]; /* the file it came from */
 
 	/* [daemon] */
-	char user[64];           /* drop privileges to this user after binding; "" = stay */
-	char state_dir[4096];    /* default /var/lib/callout */
-	bool log_stderr;         /* log = stderr (default syslog) */
-	char syslog_facility[16];/* default "mail" */
-	bool debug;              /* log_level = debug */
-	cd_mode mode;            /* default enforce */
-	unsigned reply_within_ms;/* default 10000 */
-	unsigned max_inflight;   /* verifications in flight at most, default 10000 */
+	char user[64];            /* drop privileges to this user after binding; "" = stay */
+	char state_dir[4096];     /* default /var/lib/callout */
+	bool log_stderr;          /* log = stderr (default syslog) */
+	char syslog_facility[16]; /* default "mail" */
+	bool debug;               /* log_level = debug */
+	cd_mode mode;             /* default enforce */
+	unsigned reply_within_ms; /* default 10000 */
+	unsigned max_inflight;    /* verifications in flight at most, default 10000 */
 
 	/* [engine]: fields of callout_options (strings point into this struct) */
 	char helo[256];
@@ -94,11 +90,11 @@ typedef struct cd_config {
 	char fallback_sender[256]; /* "" = none */
 	char source_address[64];
 	char dns_servers[512];
-	unsigned port;             /* default 25 */
+	unsigned port; /* default 25 */
 	unsigned timeout_ms, connect_timeout_ms, command_timeout_ms, dns_timeout_ms;
 	unsigned max_mx, max_connections;
 	bool tls, catch_all, vrfy, pipelining;
-	bool allow_private;        /* probe loopback/private/own addresses; default no */
+	bool allow_private; /* probe loopback/private/own addresses; default no */
 	/* Protection of the servers we ask (callout_options; for the limits
 	 * and rates 0 = no limit, CALLOUT_UNLIMITED in the options) */
 	unsigned max_probes;       /* probing at once; default 10000 */
@@ -116,50 +112,55 @@ typedef struct cd_config {
 	bool limit_wait;           /* past a limit, wait for a slot; default yes */
 
 	/* [cache] */
-	char cache[4096];          /* spec; default lmdb:STATE_DIR/cache.lmdb */
+	char cache[4096]; /* spec; default lmdb:STATE_DIR/cache.lmdb */
 	unsigned positive_ttl, refresh, negative_ttl, tempfail_ttl;
 	unsigned domain_ttl, domain_negative_ttl, unreachable_ttl;
-	bool negative_cache;       /* default yes */
+	bool negative_cache; /* default yes */
 
 	/* [verify]: the decisions, shared by the policy service and the milter */
-	bool verify_sender;        /* default yes */
-	bool verify_recipient;     /* call forward for [domain] sections with a route; default yes */
-	cd_net skip_networks[64];  /* clients never checked; default 127.0.0.0/8, ::1/128 */
+	bool verify_sender;       /* default yes */
+	bool verify_recipient;    /* call forward for [domain] sections with a route; default yes */
+	cd_net skip_networks[64]; /* clients never checked; default 127.0.0.0/8, ::1/128 */
 	size_t nskip_networks;
-	char skip_senders[2048];   /* comma list of addresses never verified */
-	char skip_domains[2048];   /* comma list of sender domains never verified */
-	bool defer_ok;             /* tempfail passes instead of deferring; default no */
+	char skip_senders[2048]; /* comma list of addresses never verified */
+	char skip_domains[2048]; /* comma list of sender domains never verified */
+	bool defer_ok;           /* tempfail passes instead of deferring; default no */
 	/* unknown verdicts pass, except reasons listed here, which reject */
 	callout_reason unknown_reject[CALLOUT_R_COUNT];
 	size_t nunknown_reject;
-	cd_reply sender_reject;    /* 550 5.1.7 Sender address rejected: undeliverable address ($reason) */
-	cd_reply sender_defer;     /* 450 4.1.7 Sender address rejected: unverified address ($reason) */
-	cd_reply recipient_reject; /* 550 5.1.1 Recipient address rejected: undeliverable address ($reason) */
-	cd_reply recipient_defer;  /* 450 4.1.1 Recipient address rejected: unverified address ($reason) */
+	cd_reply
+	    sender_reject; /* 550 5.1.7 Sender address rejected: undeliverable address ($reason) */
+	cd_reply sender_defer; /* 450 4.1.7 Sender address rejected: unverified address ($reason) */
+	cd_reply recipient_reject; /* 550 5.1.1 Recipient address rejected: undeliverable address
+	                              ($reason) */
+	cd_reply recipient_defer;  /* 450 4.1.1 Recipient address rejected: unverified address
+	                              ($reason) */
 	cd_reply in_progress;      /* 450 4.7.1 ... verification in progress, try again later */
 
 	/* [policy] */
 	cd_listen policy_listen[CD_LISTEN_MAX];
-	size_t npolicy_listen;     /* default: inet:127.0.0.1:10040 */
+	size_t npolicy_listen; /* default: inet:127.0.0.1:10040 */
 	/* front-end limits (0 is never stored: the keys' ranges start at 1) */
 	unsigned policy_max_connections;        /* at once; default 1000 (fd budget caps it) */
 	unsigned policy_max_client_connections; /* per client address; default 200 */
 	unsigned policy_request_timeout_ms;     /* first byte to empty line; default 10 s */
 
 	/* [milter] */
-	char milter_listen[512];   /* libmilter's socket spec ("unix:/path", "inet:PORT@HOST"); "" = off */
+	char milter_listen[512]; /* libmilter's socket spec ("unix:/path", "inet:PORT@HOST"); "" =
+	                            off */
 	enum { CD_AT_MAIL, CD_AT_RCPT, CD_AT_DATA } milter_sender_at; /* default rcpt */
 
 	/* [http] */
 	cd_listen http_listen[CD_LISTEN_MAX]; /* inet only; default inet:127.0.0.1:8025 */
 	size_t nhttp_listen;
-	char http_token[256];      /* bearer token; "" = none */
+	char http_token[256];        /* bearer token; "" = none */
 	unsigned http_max_addresses; /* per POST; default 100 */
 	/* front-end limits */
-	unsigned http_max_body;                 /* bytes; default 65536 */
-	unsigned http_max_connections;          /* at once; default 1000 (fd budget caps it) */
-	unsigned http_max_client_connections;   /* per client address; default 200 */
-	unsigned http_request_timeout_ms;       /* accept (or the last reply) to the whole request read; default 10 s */
+	unsigned http_max_body;               /* bytes; default 65536 */
+	unsigned http_max_connections;        /* at once; default 1000 (fd budget caps it) */
+	unsigned http_max_client_connections; /* per client address; default 200 */
+	unsigned http_request_timeout_ms; /* accept (or the last reply) to the whole request read;
+	                                     default 10 s */
 
 	cd_domain *domains;
 } cd_config;

@@ -32,12 +32,12 @@ typedef struct cd_metrics cd_metrics;
 
 struct cd_daemon {
 	struct event_base *base;
-	callout_ctx *ctx;     /* the engine, on base */
-	cd_config *cfg;       /* current; replaced on reload (hold no pointer
-	                         into it across the loop) */
+	callout_ctx *ctx; /* the engine, on base */
+	cd_config *cfg;   /* current; replaced on reload (hold no pointer
+	                     into it across the loop) */
 	cd_metrics *metrics;
-	bool stopping;        /* SIGTERM: finish, accept nothing new */
-	unsigned inflight;    /* cd_check jobs and HTTP verifications */
+	bool stopping;            /* SIGTERM: finish, accept nothing new */
+	unsigned inflight;        /* cd_check jobs and HTTP verifications */
 	struct cd_bridge *bridge; /* cd_daemon_call's queue (bridge.c) */
 	/* Descriptors a front end may hold for its clients, set at start from
 	 * RLIMIT_NOFILE (calloutd.c); 0: no budget, the config's caps only. */
@@ -62,19 +62,19 @@ typedef struct cd_request {
 
 /* The answer: what the front end tells its MTA. */
 typedef struct cd_answer {
-	cd_action action;           /* PASS, REJECT or DEFER, after mode */
-	int code;                   /* 5xx / 4xx for REJECT / DEFER, else 0 */
-	char enhanced[16];          /* "5.1.7", or "" */
-	char text[512];             /* reply text, expanded, without the codes */
-	char header[512];           /* tag mode: value for "X-Callout: ...", else "" */
+	cd_action action;  /* PASS, REJECT or DEFER, after mode */
+	int code;          /* 5xx / 4xx for REJECT / DEFER, else 0 */
+	char enhanced[16]; /* "5.1.7", or "" */
+	char text[512];    /* reply text, expanded, without the codes */
+	char header[512];  /* tag mode: value for "X-Callout: ...", else "" */
 	/* what it was based on, for logs and tests */
-	bool verified;              /* false: skipped */
-	const char *skip_reason;    /* when skipped: "null sender", "authenticated", ... */
-	const char *checked;        /* "sender" or "recipient" */
+	bool verified;           /* false: skipped */
+	const char *skip_reason; /* when skipped: "null sender", "authenticated", ... */
+	const char *checked;     /* "sender" or "recipient" */
 	callout_verdict verdict;
 	callout_reason reason;
-	int smtp_code;              /* the remote server's reply code, or 0 */
-	char why[160];              /* without one: what the engine said (log only) */
+	int smtp_code; /* the remote server's reply code, or 0 */
+	char why[160]; /* without one: what the engine said (log only) */
 	bool cached;
 	const char *fact; /* the domain fact it came from (a static name), or NULL */
 	unsigned ms;
@@ -116,7 +116,12 @@ void cd_bridge_free(cd_daemon *d);
 
 /* ---- logging (log.c) -------------------------------------------------- */
 
-typedef enum cd_log_level { CD_LOG_ERR = 0, CD_LOG_WARNING, CD_LOG_INFO, CD_LOG_DEBUG } cd_log_level;
+typedef enum cd_log_level {
+	CD_LOG_ERR = 0,
+	CD_LOG_WARNING,
+	CD_LOG_INFO,
+	CD_LOG_DEBUG
+} cd_log_level;
 
 void cd_log_open(const cd_config *cfg);
 void cd_log(cd_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

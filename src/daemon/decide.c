@@ -155,8 +155,9 @@ static void apply_mode(const cd_check_plan *p, const callout_result *res, cd_ans
 	if (p->mode == CD_MODE_ENFORCE)
 		return;
 	if (p->mode == CD_MODE_TAG && res) {
-		snprintf(a->header, sizeof(a->header), "verdict=%s; reason=%s; %s=",
-		         callout_verdict_name(res->verdict), callout_reason_name(res->reason), p->what);
+		snprintf(a->header, sizeof(a->header),
+		         "verdict=%s; reason=%s; %s=", callout_verdict_name(res->verdict),
+		         callout_reason_name(res->reason), p->what);
 		size_t n = strlen(a->header);
 		append(a->header, sizeof(a->header), &n, p->address);
 	}

@@ -16,7 +16,7 @@
 /* One address to verify and how to answer for it.  Replies are copied:
  * a reload may free the config while the check runs. */
 typedef struct cd_check_plan {
-	const char *what;  /* "sender" or "recipient" */
+	const char *what; /* "sender" or "recipient" */
 	char address[CD_ADDRESS_MAX];
 	cd_mode mode;
 	bool defer_ok;

@@ -20,7 +20,7 @@ static inline unsigned cd_fe_cap(unsigned configured, unsigned budget)
 /* Postfix policy delegation (SMTPD_POLICY_README) on cfg->policy_listen. */
 typedef struct cd_policy cd_policy;
 cd_policy *cd_policy_new(cd_daemon *d, char *err, size_t errlen);
-void cd_policy_close(cd_policy *p);        /* stop accepting; keep serving open connections */
+void cd_policy_close(cd_policy *p);             /* stop accepting; keep serving open connections */
 unsigned cd_policy_pending(const cd_policy *p); /* requests not yet answered */
 void cd_policy_free(cd_policy *p);
 
@@ -36,8 +36,8 @@ void cd_http_free(cd_http *h);
 typedef struct cd_milter cd_milter;
 cd_milter *cd_milter_new(cd_daemon *d, char *err, size_t errlen);
 int cd_milter_start(cd_milter *m, char *err, size_t errlen);
-void cd_milter_close(cd_milter *m);        /* smfi_stop: no new connections */
+void cd_milter_close(cd_milter *m); /* smfi_stop: no new connections */
 unsigned cd_milter_pending(const cd_milter *m);
-void cd_milter_free(cd_milter *m);         /* joins libmilter's thread */
+void cd_milter_free(cd_milter *m); /* joins libmilter's thread */
 
 #endif

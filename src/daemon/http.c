@@ -44,8 +44,8 @@
 /* A body over [http] max_body (bytes, default 64 KiB) gets our JSON 413;
  * beyond twice that evhttp stops reading and answers 413 itself, so that
  * no client makes us buffer more. */
-#define HEADERS_MAX (16 * 1024) /* request line and headers */
-#define IO_TIMEOUT 30           /* s: reading a request, writing a reply, idle keep-alive */
+#define HEADERS_MAX           (16 * 1024) /* request line and headers */
+#define IO_TIMEOUT            30 /* s: reading a request, writing a reply, idle keep-alive */
 #define MAX_ADDRESSES_DEFAULT 100
 
 typedef struct hreq hreq;
@@ -56,7 +56,7 @@ typedef struct slot {
 	callout_query *q; /* while its verification runs */
 	char *input;      /* the address as the client sent it (NUL-terminated) */
 	size_t len;
-	json_t *obj;      /* its result, once known */
+	json_t *obj; /* its result, once known */
 } slot;
 
 struct hreq {
@@ -75,13 +75,13 @@ struct hreq {
 struct cd_http {
 	cd_daemon *d;
 	struct evhttp *http;
-	cd_http_gate *gate;  /* connection caps and request deadlines */
+	cd_http_gate *gate; /* connection caps and request deadlines */
 	struct evhttp_bound_socket *bound[CD_LISTEN_MAX];
 	size_t nbound;
 	struct evconnlistener *levs[CD_LISTEN_MAX]; /* bound[i]'s, for the pause */
-	cd_accept_pause pause; /* after an accept error */
-	bool closed;         /* cd_http_close: no new connections */
-	hreq *reqs;          /* waiting for verifications */
+	cd_accept_pause pause;                      /* after an accept error */
+	bool closed;                                /* cd_http_close: no new connections */
+	hreq *reqs;                                 /* waiting for verifications */
 	unsigned pending;
 };
 
@@ -302,8 +302,9 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 		/* the line check.c logs for a decision, without the decision */
 		evhttp_connection_get_peer(r->evcon, &peer, &port);
 		log_safe(addr, sizeof(addr), res->address);
-		cd_log(CD_LOG_INFO, "http client=%s address=<%s> verdict=%s reason=%s smtp=%d "
-		                    "cached=%s ms=%u",
+		cd_log(CD_LOG_INFO,
+		       "http client=%s address=<%s> verdict=%s reason=%s smtp=%d "
+		       "cached=%s ms=%u",
 		       peer ? peer : "", addr, callout_verdict_name(res->verdict),
 		       callout_reason_name(res->reason), res->code, res->cached ? "yes" : "no",
 		       res->ms);
@@ -807,7 +808,8 @@ cd_http *cd_http_new(cd_daemon *d, char *err, size_t errlen)
 
 		cd_listen_name(l, name, sizeof(name));
 		if (l->is_unix) {
-			snprintf(err, errlen, "http: listen %s: only inet sockets are supported", name);
+			snprintf(err, errlen, "http: listen %s: only inet sockets are supported",
+			         name);
 			cd_http_free(h);
 			return NULL;
 		}

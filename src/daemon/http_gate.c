@@ -43,8 +43,8 @@ struct cd_http_conn {
 	int fd;
 	cd_client_key client;
 	struct event *deadline;
-	bool kept_alive;           /* a reply has been written on it */
-	void (*on_close)(void *);  /* the request waiting on it */
+	bool kept_alive;          /* a reply has been written on it */
+	void (*on_close)(void *); /* the request waiting on it */
 	void *arg;
 };
 

@@ -83,8 +83,9 @@ void cd_accept_paused(cd_accept_pause *ap)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ap->pauses++;
 	if (now.tv_sec != ap->logged_second) {
-		cd_log(CD_LOG_WARNING, "%s: accept: %s; pausing %d ms (%u time(s) since the last line)",
-		       ap->fe, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), ACCEPT_PAUSE_MS,
+		cd_log(CD_LOG_WARNING,
+		       "%s: accept: %s; pausing %d ms (%u time(s) since the last line)", ap->fe,
+		       evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), ACCEPT_PAUSE_MS,
 		       ap->pauses);
 		ap->logged_second = now.tv_sec;
 		ap->pauses = 0;

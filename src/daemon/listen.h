@@ -27,12 +27,12 @@ void cd_listen_name(const cd_listen *cl, char *buf, size_t n);
  * back to them after a short pause, instead of spinning and logging at
  * full speed. */
 typedef struct cd_accept_pause {
-	const char *fe;                /* for the log: "policy", "http" */
-	struct evconnlistener **levs;  /* n of them, NULL ones skipped */
+	const char *fe;               /* for the log: "policy", "http" */
+	struct evconnlistener **levs; /* n of them, NULL ones skipped */
 	size_t n;
 	struct event *resume;
-	long long logged_second;       /* of the last line logged */
-	unsigned pauses;               /* since */
+	long long logged_second; /* of the last line logged */
+	unsigned pauses;         /* since */
 } cd_accept_pause;
 
 void cd_accept_paused(cd_accept_pause *ap);

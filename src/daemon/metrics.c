@@ -26,8 +26,8 @@
 
 #include "daemon.h"
 
-#define NVERDICT 4
-#define NACTION 3
+#define NVERDICT    4
+#define NACTION     3
 #define NSMTP_STAGE (CALLOUT_STAGE_RCPT - CALLOUT_STAGE_CONNECT + 1)
 
 /* Latency buckets: upper bounds in ms, and as rendered (seconds). */
@@ -37,8 +37,7 @@ static const char *const bucket_le[] = {"0.005", "0.01", "0.025", "0.05", "0.1",
 #define NBUCKET (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
 
 /* HTTP statuses counted by name; anything else is "other". */
-static const int http_statuses[] = {200, 400, 401, 404, 405, 408, 413,
-                                    414, 429, 431, 500, 503};
+static const int http_statuses[] = {200, 400, 401, 404, 405, 408, 413, 414, 429, 431, 500, 503};
 #define NHTTP_STATUS (sizeof(http_statuses) / sizeof(http_statuses[0]))
 
 typedef atomic_ullong counter;
@@ -53,19 +52,19 @@ typedef struct histogram {
 struct cd_metrics {
 	long long start_time; /* Unix seconds */
 	counter results[CD_FE_COUNT][NVERDICT][CALLOUT_R_COUNT];
-	counter cache[CD_FE_COUNT][2];      /* [0] miss (probed), [1] hit */
+	counter cache[CD_FE_COUNT][2];            /* [0] miss (probed), [1] hit */
 	counter actions[CD_FE_COUNT][NACTION][2]; /* [.][.][1]: verified, [0]: skipped */
 	counter dns_errors[CD_FE_COUNT];
 	counter smtp_errors[CD_FE_COUNT][NSMTP_STAGE];
-	histogram latency[CD_FE_COUNT][2];  /* [.][1]: answered from the cache */
+	histogram latency[CD_FE_COUNT][2];        /* [.][1]: answered from the cache */
 	counter http_responses[NHTTP_STATUS + 1]; /* [NHTTP_STATUS]: other */
-	double start_time_exact; /* Unix seconds, for process_start_time_seconds */
+	double start_time_exact;                  /* Unix seconds, for process_start_time_seconds */
 };
 
 static const char *const action_names[NACTION] = {
-	[CD_ACT_PASS] = "pass",
-	[CD_ACT_REJECT] = "reject",
-	[CD_ACT_DEFER] = "defer",
+    [CD_ACT_PASS] = "pass",
+    [CD_ACT_REJECT] = "reject",
+    [CD_ACT_DEFER] = "defer",
 };
 
 static void inc(counter *c, unsigned long long n)
@@ -217,8 +216,8 @@ static void render_histograms(FILE *fp, const cd_metrics *m)
 /* The cache and DNS as the engine sees them (callout_ctx_health). */
 static void render_health(FILE *fp, const callout_health *h)
 {
-	static const callout_health none = {.cache_backend = "none", .cache_up = true,
-	                                    .dns_up = true};
+	static const callout_health none = {
+	    .cache_backend = "none", .cache_up = true, .dns_up = true};
 
 	if (!h)
 		h = &none;

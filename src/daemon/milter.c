@@ -64,7 +64,7 @@ enum event { EV_MAIL, EV_RCPT, EV_DATA };
 
 /* What the threads may use without the loop, refreshed by every job. */
 typedef struct settings {
-	bool enforce;      /* [daemon] mode = enforce */
+	bool enforce; /* [daemon] mode = enforce */
 	bool defer_ok;
 	unsigned reply_within_ms;
 	cd_reply in_progress;
@@ -78,11 +78,11 @@ typedef struct mjob {
 	struct mjob *prev, *next; /* g.waiting, while a thread waits */
 	unsigned refs;
 	pthread_cond_t cond;
-	bool done;          /* answer is valid */
-	bool failed;        /* the loop could not ask (out of memory) */
-	bool abandoned;     /* cd_milter_free: stop waiting */
-	bool asked_sender;  /* the loop put the sender into the question */
-	unsigned wait_ms;   /* reply_within when the loop took it */
+	bool done;         /* answer is valid */
+	bool failed;       /* the loop could not ask (out of memory) */
+	bool abandoned;    /* cd_milter_free: stop waiting */
+	bool asked_sender; /* the loop put the sender into the question */
+	unsigned wait_ms;  /* reply_within when the loop took it */
 	cd_answer answer;
 	cd_daemon *d;
 	enum event event;
@@ -98,23 +98,23 @@ typedef struct conn {
 	char client[64], client_name[256], helo[256];
 	/* the transaction */
 	char sender[CD_ADDRESS_MAX];
-	bool sender_done;   /* the sender passed (RCPT stage) */
+	bool sender_done; /* the sender passed (RCPT stage) */
 	unsigned nheaders;
 	char headers[MAX_HEADERS][sizeof(((cd_answer *)0)->header)];
 } conn;
 
 struct cd_milter {
 	pthread_mutex_t lock;
-	bool registered;    /* smfi_register done: there is no second time */
+	bool registered; /* smfi_register done: there is no second time */
 	bool started, stopping, closed;
-	cd_daemon *d;       /* NULL once closed */
+	cd_daemon *d; /* NULL once closed */
 	settings set;
-	mjob *waiting;      /* threads waiting for the loop */
+	mjob *waiting; /* threads waiting for the loop */
 	atomic_uint pending;
 	atomic_bool main_done;
 	pthread_t main_thread, stop_thread, poke_thread;
 	bool have_stop_thread, have_poke_thread;
-	char spec[512];     /* the socket, as libmilter wants it (writable) */
+	char spec[512]; /* the socket, as libmilter wants it (writable) */
 	char unix_path[108];
 };
 
@@ -138,7 +138,7 @@ static void log_on_loop(void *arg)
 /* cd_log belongs to the loop (a reload reopens it): post the line there.
  * Call with g.lock held or not; dropped once the milter is closed. */
 static void post_log(cd_daemon *d, cd_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void post_log(cd_daemon *d, cd_log_level level, const char *fmt, ...)
 {
 	logmsg *m = d ? malloc(sizeof(*m)) : NULL;
@@ -202,9 +202,14 @@ static void on_answer(void *arg, const cd_answer *a)
  * asked with the sender out of the question. */
 static bool call_forward(const cd_config *c, const mjob *j)
 {
-	cd_request r = {.fe = CD_FE_MILTER, .client_address = j->client,
-	                .client_name = j->client_name, .helo = j->helo, .sender = j->sender,
-	                .recipient = j->recipient, .sasl_username = "", .queue_id = "",
+	cd_request r = {.fe = CD_FE_MILTER,
+	                .client_address = j->client,
+	                .client_name = j->client_name,
+	                .helo = j->helo,
+	                .sender = j->sender,
+	                .recipient = j->recipient,
+	                .sasl_username = "",
+	                .queue_id = "",
 	                .recipient_only = true};
 	cd_plan p;
 
@@ -217,9 +222,14 @@ static void job_start(void *arg)
 	mjob *j = arg;
 	const cd_config *c = j->d->cfg;
 	bool check = false, closed;
-	cd_request r = {.fe = CD_FE_MILTER, .client_address = j->client,
-	                .client_name = j->client_name, .helo = j->helo, .sender = j->sender,
-	                .recipient = "", .sasl_username = j->auth, .queue_id = j->queue_id};
+	cd_request r = {.fe = CD_FE_MILTER,
+	                .client_address = j->client,
+	                .client_name = j->client_name,
+	                .helo = j->helo,
+	                .sender = j->sender,
+	                .recipient = "",
+	                .sasl_username = j->auth,
+	                .queue_id = j->queue_id};
 
 	settings_refresh(c);
 	pthread_mutex_lock(&g.lock);
@@ -376,8 +386,7 @@ static void escape_percent(const char *in, char *out, size_t len)
 	out[n] = '\0';
 }
 
-static void set_reply(SMFICTX *ctx, int code, const char *enhanced, const char *text,
-                      bool reject)
+static void set_reply(SMFICTX *ctx, int code, const char *enhanced, const char *text, bool reject)
 {
 	char rcode[8], xcode[16], msg[2 * sizeof(((cd_answer *)0)->text) + 1];
 
@@ -493,7 +502,8 @@ static sfsistat check_event(SMFICTX *ctx, conn *c, enum event ev, const char *rc
 	if (ask(c, ctx, ev, rcpt, &a, &asked_sender) < 0)
 		return answer_alone(ctx, ev == EV_RCPT && rcpt ? rcpt : c->sender);
 	if (a.action == CD_ACT_PASS) {
-		bool tagged_recipient = a.header[0] && a.checked && strcmp(a.checked, "recipient") == 0;
+		bool tagged_recipient =
+		    a.header[0] && a.checked && strcmp(a.checked, "recipient") == 0;
 		if (a.header[0])
 			keep_header(c, a.header);
 		/* In tag mode the first header ends the check: a tagged
@@ -735,7 +745,8 @@ static void why_no_unix(const char *path, char *out, size_t len)
  * out ourselves for the error message.  "" when binding works. */
 static void why_no_listen(const char *spec, char *out, size_t len)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	char port[16], host[256];
 	int fd, one = 1, gai;
@@ -859,17 +870,17 @@ cd_milter *cd_milter_new(cd_daemon *d, char *err, size_t errlen)
 	static char name[] = "calloutd";
 	const cd_config *c = d->cfg;
 	struct smfiDesc desc = {
-		.xxfi_name = name,
-		.xxfi_version = SMFI_VERSION,
-		.xxfi_flags = SMFIF_ADDHDRS,
-		.xxfi_connect = xx_connect,
-		.xxfi_helo = xx_helo,
-		.xxfi_envfrom = xx_envfrom,
-		.xxfi_envrcpt = xx_envrcpt,
-		.xxfi_eom = xx_eom,
-		.xxfi_abort = xx_abort,
-		.xxfi_close = xx_close,
-		.xxfi_data = xx_data,
+	    .xxfi_name = name,
+	    .xxfi_version = SMFI_VERSION,
+	    .xxfi_flags = SMFIF_ADDHDRS,
+	    .xxfi_connect = xx_connect,
+	    .xxfi_helo = xx_helo,
+	    .xxfi_envfrom = xx_envfrom,
+	    .xxfi_envrcpt = xx_envrcpt,
+	    .xxfi_eom = xx_eom,
+	    .xxfi_abort = xx_abort,
+	    .xxfi_close = xx_close,
+	    .xxfi_data = xx_data,
 	};
 
 	pthread_mutex_lock(&g.lock);

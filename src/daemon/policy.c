@@ -44,19 +44,19 @@
 #include "policy_parse.h"
 
 #define IDLE_TIMEOUT_S 300         /* as Postfix's smtpd_policy_service_max_idle */
-#define QUEUE_MAX 8                /* requests read ahead of their answers */
-#define REQUEST_MAX (32 * 1024)    /* octets in one request; Postfix's are ~1 KiB */
-#define OUTPUT_MAX (64 * 1024)     /* answers the client has not read: stop reading */
-#define REPLY_MAX 640              /* "action=" + code + enhanced + cd_answer text */
+#define QUEUE_MAX      8           /* requests read ahead of their answers */
+#define REQUEST_MAX    (32 * 1024) /* octets in one request; Postfix's are ~1 KiB */
+#define OUTPUT_MAX     (64 * 1024) /* answers the client has not read: stop reading */
+#define REPLY_MAX      640         /* "action=" + code + enhanced + cd_answer text */
 
 typedef struct listener {
 	struct evconnlistener *lev;
 	cd_policy *p;
 	bool is_unix;
-	char path[108];    /* unix: removed on close, if still ours */
+	char path[108]; /* unix: removed on close, if still ours */
 	dev_t dev;
 	ino_t ino;
-	char name[160];    /* "unix:/path" or "inet:[host]:port", for the log */
+	char name[160]; /* "unix:/path" or "inet:[host]:port", for the log */
 } listener;
 
 typedef enum rq_state { RQ_WAITING = 0, RQ_CHECKING, RQ_DONE } rq_state;
@@ -81,12 +81,12 @@ struct pconn {
 	cd_client_key client;
 	unsigned id;
 	char peer[160];
-	rq *head, **tail;      /* complete requests, answered in this order */
+	rq *head, **tail; /* complete requests, answered in this order */
 	unsigned nqueued;
-	rq *cur;               /* the request being read, or NULL */
+	rq *cur; /* the request being read, or NULL */
 	size_t cur_bytes;
-	bool paused;           /* reading stopped: queue or output full */
-	bool eof;              /* the client sent all it will: answer, then close */
+	bool paused; /* reading stopped: queue or output full */
+	bool eof;    /* the client sent all it will: answer, then close */
 	/* The last header prepended, and the transaction (Postfix's
 	 * "instance") it was for: Postfix asks once per RCPT and would add
 	 * the same sender header once per recipient. */
@@ -100,12 +100,12 @@ struct cd_policy {
 	listener ls[CD_LISTEN_MAX];
 	size_t nls;
 	struct evconnlistener *levs[CD_LISTEN_MAX]; /* ls[i].lev, for the pause */
-	cd_accept_pause pause; /* after an accept error */
+	cd_accept_pause pause;                      /* after an accept error */
 	pconn *conns;
 	unsigned nconns;
-	cd_clients *clients;   /* connections per client */
+	cd_clients *clients; /* connections per client */
 	cd_refusals refused;
-	unsigned pending;      /* complete requests not yet answered */
+	unsigned pending; /* complete requests not yet answered */
 	unsigned next_id;
 };
 
@@ -203,7 +203,8 @@ static void answer_from(rq *q, const cd_answer *a)
 			set_reply(q, "action=DUNNO"); /* this message has it already */
 		} else {
 			set_reply(q, "action=PREPEND X-Callout: %s", a->header);
-			snprintf(c->tagged_instance, sizeof(c->tagged_instance), "%s", q->req.instance);
+			snprintf(c->tagged_instance, sizeof(c->tagged_instance), "%s",
+			         q->req.instance);
 			snprintf(c->tagged_header, sizeof(c->tagged_header), "%s", a->header);
 		}
 		return;
@@ -248,7 +249,8 @@ static void start(rq *q)
 		return;
 	}
 	if (strcmp(r->request, "smtpd_access_policy") != 0) {
-		cd_log(CD_LOG_WARNING, "policy[%u]: %s: request=%s is not smtpd_access_policy, answering DUNNO",
+		cd_log(CD_LOG_WARNING,
+		       "policy[%u]: %s: request=%s is not smtpd_access_policy, answering DUNNO",
 		       c->id, c->peer, printable(r->request, buf, sizeof(buf)));
 		set_reply(q, "action=DUNNO");
 		return;
@@ -262,14 +264,14 @@ static void start(rq *q)
 		return;
 	}
 	cd_request req = {
-		.fe = CD_FE_POLICY,
-		.client_address = r->client_address,
-		.client_name = r->client_name,
-		.helo = r->helo_name,
-		.sender = r->sender,
-		.recipient = r->recipient,
-		.sasl_username = r->sasl_username,
-		.queue_id = r->queue_id,
+	    .fe = CD_FE_POLICY,
+	    .client_address = r->client_address,
+	    .client_name = r->client_name,
+	    .helo = r->helo_name,
+	    .sender = r->sender,
+	    .recipient = r->recipient,
+	    .sasl_username = r->sasl_username,
+	    .queue_id = r->queue_id,
 	};
 	q->job = cd_check(c->p->d, &req, answered, q);
 	if (!q->job) {
@@ -290,7 +292,8 @@ static void flush_answers(pconn *c)
 		if (q->state != RQ_DONE)
 			return;
 		char buf[REPLY_MAX];
-		cd_log(CD_LOG_DEBUG, "policy[%u]: %s", c->id, printable(q->reply, buf, sizeof(buf)));
+		cd_log(CD_LOG_DEBUG, "policy[%u]: %s", c->id,
+		       printable(q->reply, buf, sizeof(buf)));
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		evbuffer_add(out, q->reply, strlen(q->reply));
 		evbuffer_add(out, "\n\n", 2);
@@ -460,8 +463,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		 * request, as Exim's ${readsocket} does) look the same here:
 		 * answer what was asked; a closed socket shows when we write. */
 		if (c->nqueued > 0)
-			cd_log(CD_LOG_DEBUG, "policy[%u]: %s: end of input, %u request(s) to answer",
-			       c->id, c->peer, c->nqueued);
+			cd_log(CD_LOG_DEBUG,
+			       "policy[%u]: %s: end of input, %u request(s) to answer", c->id,
+			       c->peer, c->nqueued);
 		c->eof = true;
 		pump(c);
 		return;
@@ -497,8 +501,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		return;
 	}
 	pconn *c = calloc(1, sizeof(*c));
-	struct bufferevent *bev = c ? bufferevent_socket_new(p->d->base, fd, BEV_OPT_CLOSE_ON_FREE)
-	                            : NULL;
+	struct bufferevent *bev =
+	    c ? bufferevent_socket_new(p->d->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
 	struct event *deadline = bev ? evtimer_new(p->d->base, deadline_cb, c) : NULL;
 	if (!deadline) {
 		cd_log(CD_LOG_ERR, "policy: out of memory, refusing a connection on %s", l->name);
@@ -699,7 +703,8 @@ void cd_policy_close(cd_policy *p)
 		/* Only our own socket: a newer daemon may have bound the path. */
 		if (l->is_unix && lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
 		    st.st_dev == l->dev && st.st_ino == l->ino && unlink(l->path) < 0)
-			cd_log(CD_LOG_WARNING, "policy: cannot remove %s: %s", l->path, strerror(errno));
+			cd_log(CD_LOG_WARNING, "policy: cannot remove %s: %s", l->path,
+			       strerror(errno));
 	}
 	p->nls = 0;
 	p->pause.n = 0;

@@ -12,9 +12,12 @@ static const struct {
 	const char *name;
 	size_t off, size;
 } attrs[] = {
-#define A(n) {#n, offsetof(cd_policy_req, n), sizeof(((cd_policy_req *)0)->n)}
-	A(request),    A(protocol_state), A(client_address), A(client_name), A(helo_name),
-	A(sender),     A(recipient),      A(sasl_username),  A(queue_id),    A(instance),
+#define A(n)                                                                                       \
+	{                                                                                          \
+#n, offsetof(cd_policy_req, n), sizeof(((cd_policy_req *)0)->n)                    \
+	}
+    A(request), A(protocol_state), A(client_address), A(client_name), A(helo_name),
+    A(sender),  A(recipient),      A(sasl_username),  A(queue_id),    A(instance),
 #undef A
 };
 

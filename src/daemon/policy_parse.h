@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CD_POLICY_LINE_MAX 2048
+#define CD_POLICY_LINE_MAX  2048
 #define CD_POLICY_ATTRS_MAX 64
 
 /* The attributes calloutd uses; others are accepted and ignored.  The
@@ -18,8 +18,8 @@
  * carry, so an over-long (invalid) address reaches the verification and is
  * refused there rather than slipping through as an unparsed request. */
 typedef struct cd_policy_req {
-	char request[32];          /* must be "smtpd_access_policy" */
-	char protocol_state[16];   /* "RCPT", "MAIL", "DATA", ... */
+	char request[32];        /* must be "smtpd_access_policy" */
+	char protocol_state[16]; /* "RCPT", "MAIL", "DATA", ... */
 	char client_address[64];
 	char client_name[256];
 	char helo_name[CD_POLICY_LINE_MAX];
@@ -28,9 +28,9 @@ typedef struct cd_policy_req {
 	char sasl_username[256];
 	char queue_id[64];
 	char instance[128];
-	unsigned nattrs;           /* attribute lines fed, valid or not */
-	unsigned seen;             /* bit per known attribute: duplicates are errors */
-	const char *error;         /* the first bad line's problem (static), or NULL */
+	unsigned nattrs;   /* attribute lines fed, valid or not */
+	unsigned seen;     /* bit per known attribute: duplicates are errors */
+	const char *error; /* the first bad line's problem (static), or NULL */
 } cd_policy_req;
 
 typedef enum cd_policy_status {

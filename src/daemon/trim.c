@@ -30,7 +30,7 @@
 
 #include "daemon.h"
 
-#define TRIM_TICK_MS    1000
+#define TRIM_TICK_MS 1000
 
 static struct event *tick_ev;      /* on the daemon's base, made on first use */
 static unsigned ticks_left;        /* while the engine may be finishing probes */

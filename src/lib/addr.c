@@ -453,7 +453,8 @@ int co_addr_parse(const char *input, co_addr *out, char *err, size_t errlen)
 	/* Path "<local@domain>" at most 256 octets (which bounds the local
 	 * part too): longer is well-formed, just more than we ask about. */
 	if (llen + 1 + domlen + 2 > CO_PATH_MAX) {
-		fail(err, errlen, "address longer than %d octets: too long to ask", CO_PATH_MAX - 2);
+		fail(err, errlen, "address longer than %d octets: too long to ask",
+		     CO_PATH_MAX - 2);
 		return CO_ADDR_TOO_LONG;
 	}
 

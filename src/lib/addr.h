@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #define CO_DOMAIN_MAX 255 /* octets of the domain (4.5.3.1.2) */
-#define CO_PATH_MAX 256   /* octets of "<local@domain>" (4.5.3.1.3) */
+#define CO_PATH_MAX   256 /* octets of "<local@domain>" (4.5.3.1.3) */
 /* Octets of the local part as sent.  RFC 5321's 64 (4.5.3.1.1) is widely
  * exceeded (SRS, VERP, BATV) and servers accept more: only the path
  * limit bounds it. */
@@ -24,13 +24,13 @@ typedef enum co_addr_kind {
 
 typedef struct co_addr {
 	co_addr_kind kind;
-	bool utf8;                         /* local part has non-ASCII: needs SMTPUTF8 */
-	char local[CO_LOCAL_MAX + 1];      /* local part in wire form (quoted when it must be) */
-	char domain[CO_DOMAIN_MAX + 1];    /* lower-case A-label; for literals the bracketed
-	                                      form as sent, e.g. "[192.0.2.1]" */
-	char ip[64];                       /* literals only: the bare IP, e.g. "2001:db8::1"
-	                                      (canonical form); "" for domains */
-	char mailbox[CO_PATH_MAX + 1];     /* "local@domain" as sent inside <> */
+	bool utf8;                      /* local part has non-ASCII: needs SMTPUTF8 */
+	char local[CO_LOCAL_MAX + 1];   /* local part in wire form (quoted when it must be) */
+	char domain[CO_DOMAIN_MAX + 1]; /* lower-case A-label; for literals the bracketed
+	                                   form as sent, e.g. "[192.0.2.1]" */
+	char ip[64];                    /* literals only: the bare IP, e.g. "2001:db8::1"
+	                                   (canonical form); "" for domains */
+	char mailbox[CO_PATH_MAX + 1];  /* "local@domain" as sent inside <> */
 } co_addr;
 
 /*

@@ -33,10 +33,10 @@ typedef struct co_cache_conf {
 	/* Administrative use: fail co_cache_open() when the store cannot be
 	 * opened, with the reason, instead of running degraded. */
 	bool strict;
-	size_t max_bytes;          /* LMDB map size / memory budget; 0: default */
-	co_cache_log_fn log;       /* NULL: faults are not reported */
+	size_t max_bytes;    /* LMDB map size / memory budget; 0: default */
+	co_cache_log_fn log; /* NULL: faults are not reported */
 	void *log_arg;
-	co_cache_clock_fn now;     /* Unix seconds; NULL: time() */
+	co_cache_clock_fn now; /* Unix seconds; NULL: time() */
 	void *now_arg;
 } co_cache_conf;
 
@@ -54,7 +54,7 @@ typedef void (*co_cache_claim_cb)(void *arg, co_claim_result res, const co_rec *
 typedef int (*co_cache_scan_fn)(void *arg, const char *key, size_t keylen, const co_rec *rec);
 
 typedef struct co_cache_info {
-	const char *backend;         /* "lmdb", "redis", "memory" */
+	const char *backend;            /* "lmdb", "redis", "memory" */
 	unsigned long long bytes_used;  /* by the data (LMDB pages, Redis used_memory) */
 	unsigned long long bytes_limit; /* LMDB map size, Redis maxmemory, 0: none */
 } co_cache_info;
@@ -119,7 +119,7 @@ typedef struct co_cache_ops {
 struct co_cache {
 	const co_cache_ops *ops;
 	co_cache_conf conf;
-	bool faulty; /* a fault was reported and has not cleared */
+	bool faulty;               /* a fault was reported and has not cleared */
 	unsigned long long errors; /* faults reported (co_cache_fault calls) */
 	char fault_msg[256];       /* the last one, while faulty */
 };

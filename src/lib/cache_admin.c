@@ -75,22 +75,22 @@ CALLOUT_API void callout_cache_close(callout_cache *cc)
 static void to_entry(const co_rec *r, callout_cache_entry *e)
 {
 	*e = (callout_cache_entry){
-		.kind = co_rec_kind_name(r->kind),
-		.domain = r->domain,
-		.address = r->address,
-		.sender = r->sender,
-		.verdict = (callout_verdict)r->verdict,
-		.reason = (callout_reason)r->reason,
-		.stage = (callout_stage)r->stage,
-		.code = r->code,
-		.enhanced = r->enhanced,
-		.text = r->text,
-		.mx = r->mx,
-		.ip = r->ip,
-		.catch_all = r->flags & (CO_REC_F_YES | CO_REC_F_CATCH_ALL),
-		.tls = r->flags & CO_REC_F_TLS,
-		.probed = r->probed,
-		.expires = r->expires,
+	    .kind = co_rec_kind_name(r->kind),
+	    .domain = r->domain,
+	    .address = r->address,
+	    .sender = r->sender,
+	    .verdict = (callout_verdict)r->verdict,
+	    .reason = (callout_reason)r->reason,
+	    .stage = (callout_stage)r->stage,
+	    .code = r->code,
+	    .enhanced = r->enhanced,
+	    .text = r->text,
+	    .mx = r->mx,
+	    .ip = r->ip,
+	    .catch_all = r->flags & (CO_REC_F_YES | CO_REC_F_CATCH_ALL),
+	    .tls = r->flags & CO_REC_F_TLS,
+	    .probed = r->probed,
+	    .expires = r->expires,
 	};
 }
 
@@ -313,8 +313,8 @@ CALLOUT_API callout_status callout_cache_delete(callout_cache *cc, const char *w
 		if (co_addr_parse(what, &a, err, sizeof(err)) < 0)
 			return CALLOUT_EINVAL;
 		l.mailbox = a.mailbox;
-		l.prefixlen = co_rec_key(CO_REC_ADDRESS, a.domain, a.mailbox, NULL, prefix,
-		                         sizeof(prefix));
+		l.prefixlen =
+		    co_rec_key(CO_REC_ADDRESS, a.domain, a.mailbox, NULL, prefix, sizeof(prefix));
 	}
 	int rc = l.nomem ? 0 : cc->c->ops->scan(cc->c, prefix, collect, &l);
 	if (rc < 0) {

@@ -31,9 +31,9 @@
 
 #define MAP_DEFAULT ((size_t)1 << 30)
 #define RETRY_S     10
-#define PURGE_S     60  /* a full map is purged at most this often */
-#define KEY_MAX     511 /* MDB_MAXKEYSIZE of the default build */
-#define SCAN_BATCH  64  /* records copied out per read transaction */
+#define PURGE_S     60   /* a full map is purged at most this often */
+#define KEY_MAX     511  /* MDB_MAXKEYSIZE of the default build */
+#define SCAN_BATCH  64   /* records copied out per read transaction */
 #define FILE_MODE   0640 /* the daemon's user and group only */
 #define DIR_MODE    0750
 #define GROUP_MAX   128 /* writes committed together at most */
@@ -78,12 +78,12 @@ typedef struct lmdb_cache {
 		char key[KEY_MAX + 1];
 		size_t keylen, vallen;
 		uint8_t val[CO_REC_ENCODED_MAX];
-	} *pending;
+	} * pending;
 	/* who waits for the commit (sync) */
 	struct waiter {
 		void (*cb)(void *arg);
 		void *arg;
-	} *waiters;
+	} * waiters;
 	size_t nwaiters, capwaiters;
 } lmdb_cache;
 
@@ -891,7 +891,7 @@ static void lmdb_free(co_cache *c)
 {
 	lmdb_cache *lc = (lmdb_cache *)c;
 
-	lc->nwaiters = 0; /* their owners are gone before the cache */
+	lc->nwaiters = 0;  /* their owners are gone before the cache */
 	flush_pending(lc); /* nothing queued is lost */
 	if (lc->flush_ev)
 		event_free(lc->flush_ev);
@@ -902,19 +902,19 @@ static void lmdb_free(co_cache *c)
 }
 
 static const co_cache_ops lmdb_ops = {
-	.name = "lmdb",
-	.get = lmdb_get,
-	.put = lmdb_put,
-	.forget = lmdb_forget,
-	.claim = NULL, /* single flight across processes is Redis's */
-	.release = NULL,
-	.sync = lmdb_sync,
-	.unsync = lmdb_unsync,
-	.cancel = lmdb_cancel,
-	.scan = lmdb_scan,
-	.del = lmdb_del,
-	.info = lmdb_info,
-	.free = lmdb_free,
+    .name = "lmdb",
+    .get = lmdb_get,
+    .put = lmdb_put,
+    .forget = lmdb_forget,
+    .claim = NULL, /* single flight across processes is Redis's */
+    .release = NULL,
+    .sync = lmdb_sync,
+    .unsync = lmdb_unsync,
+    .cancel = lmdb_cancel,
+    .scan = lmdb_scan,
+    .del = lmdb_del,
+    .info = lmdb_info,
+    .free = lmdb_free,
 };
 
 co_cache *co_cache_lmdb_new(const char *path, const co_cache_conf *conf, char *err, size_t errlen)

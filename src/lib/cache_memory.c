@@ -15,7 +15,7 @@
 #define BUCKETS_MIN    1024u
 
 typedef struct entry {
-	struct entry *hnext;        /* hash chain */
+	struct entry *hnext;         /* hash chain */
 	struct entry *older, *newer; /* write order */
 	size_t keylen, vallen;
 	uint8_t *val;
@@ -190,14 +190,14 @@ static void mem_free(co_cache *c)
 }
 
 static const co_cache_ops mem_ops = {
-	.name = "memory",
-	.get = mem_get,
-	.put = mem_put,
-	.forget = mem_forget,
-	.scan = mem_scan,
-	.del = mem_del,
-	.info = mem_info,
-	.free = mem_free,
+    .name = "memory",
+    .get = mem_get,
+    .put = mem_put,
+    .forget = mem_forget,
+    .scan = mem_scan,
+    .del = mem_del,
+    .info = mem_info,
+    .free = mem_free,
 };
 
 co_cache *co_cache_memory_new(const co_cache_conf *conf)

@@ -18,12 +18,12 @@
 #include "cache_redis.h"
 #include "hostport.h"
 
-#define REDIS_PORT_DEFAULT 6379
+#define REDIS_PORT_DEFAULT   6379
 #define REDIS_PREFIX_DEFAULT "callout:"
-#define REDIS_PREFIX_MAX 64
+#define REDIS_PREFIX_MAX     64
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                       ...)
+                                                      ...)
 {
 	va_list ap;
 
@@ -125,7 +125,8 @@ const char *co_cache_spec_redact(const char *spec, char *out, size_t len)
 static int open_redis(const char *spec, const co_cache_conf *conf, co_cache **out, char *err,
                       size_t errlen)
 {
-	char buf[512], user[128] = "", password[256] = "", prefix[REDIS_PREFIX_MAX + 1] = REDIS_PREFIX_DEFAULT;
+	char buf[512], user[128] = "", password[256] = "",
+	               prefix[REDIS_PREFIX_MAX + 1] = REDIS_PREFIX_DEFAULT;
 	char shown[512];
 	unsigned long port = REDIS_PORT_DEFAULT, db = 0;
 	char *p, *host, *q;
@@ -151,9 +152,10 @@ static int open_redis(const char *spec, const co_cache_conf *conf, co_cache **ou
 		*at = '\0';
 		char *colon = strchr(host, ':');
 		if (!colon)
-			return fail(err, errlen,
-			            "bad Redis credentials in %s (use :PASSWORD@ or USER:PASSWORD@)",
-			            shown);
+			return fail(
+			    err, errlen,
+			    "bad Redis credentials in %s (use :PASSWORD@ or USER:PASSWORD@)",
+			    shown);
 		*colon = '\0';
 		if (strlen(host) >= sizeof(user) || strlen(colon + 1) >= sizeof(password))
 			return fail(err, errlen, "Redis user or password too long in %s", shown);
@@ -180,8 +182,8 @@ static int open_redis(const char *spec, const co_cache_conf *conf, co_cache **ou
 	if (why && (!host[0] || strcmp(why, "no host") == 0))
 		return fail(err, errlen, "no Redis host in %s", shown);
 	if (why)
-		return fail(err, errlen, "bad Redis %s in %s: %s", strstr(why, "port") ? "port" : "host",
-		            shown, why);
+		return fail(err, errlen, "bad Redis %s in %s: %s",
+		            strstr(why, "port") ? "port" : "host", shown, why);
 	if (hp.port)
 		port = hp.port;
 	co_redis_auth auth = {.user = user[0] ? user : NULL,

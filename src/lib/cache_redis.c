@@ -55,8 +55,8 @@
 
 /* Delete a flight marker only while it is still ours. */
 static const char release_script[] =
-	"if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) "
-	"else return 0 end";
+    "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) "
+    "else return 0 end";
 
 typedef struct redis_cache redis_cache;
 
@@ -519,7 +519,8 @@ static redisContext *sync_ctx(redis_cache *r, char *err, size_t errlen)
 	}
 	if (r->password) {
 		int argc = auth_argv(r, argv, lens);
-		if (!sync_check(rc, redisCommandArgv(rc, argc, argv, lens), "AUTH", why, sizeof(why)))
+		if (!sync_check(rc, redisCommandArgv(rc, argc, argv, lens), "AUTH", why,
+		                sizeof(why)))
 			goto fail;
 	}
 	if (r->db) {
@@ -1148,17 +1149,17 @@ static void redis_free(co_cache *c)
 }
 
 static const co_cache_ops redis_ops = {
-	.name = "redis",
-	.get = redis_get,
-	.put = redis_put,
-	.forget = redis_forget,
-	.claim = redis_claim,
-	.release = redis_release,
-	.cancel = redis_cancel,
-	.scan = redis_scan,
-	.del = redis_del,
-	.info = redis_info,
-	.free = redis_free,
+    .name = "redis",
+    .get = redis_get,
+    .put = redis_put,
+    .forget = redis_forget,
+    .claim = redis_claim,
+    .release = redis_release,
+    .cancel = redis_cancel,
+    .scan = redis_scan,
+    .del = redis_del,
+    .info = redis_info,
+    .free = redis_free,
 };
 
 /* The flight marker's value: unguessable, so release deletes only ours. */

@@ -6,8 +6,8 @@
 
 /* The lookup order after the address; co_rules_decide relies on it. */
 static const co_rec_kind fact_kinds[CO_LOOKUP_KEYS] = {
-	[1] = CO_REC_CATCH_ALL, [2] = CO_REC_NULL_SENDER, [3] = CO_REC_NO_MAIL,
-	[4] = CO_REC_BLOCKS_US, [5] = CO_REC_UNREACHABLE,
+    [1] = CO_REC_CATCH_ALL, [2] = CO_REC_NULL_SENDER, [3] = CO_REC_NO_MAIL,
+    [4] = CO_REC_BLOCKS_US, [5] = CO_REC_UNREACHABLE,
 };
 
 void co_rules_keys(const char *domain, const char *mailbox, const char *sender,
@@ -138,7 +138,8 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 			add(out, ttl, &n, CO_REC_NO_MAIL, t->domain_negative, f, now);
 		return n;
 	}
-	if (f->reason == CALLOUT_R_POLICY_BLOCK && (session_stage(f->stage) || f->session_blocked)) {
+	if (f->reason == CALLOUT_R_POLICY_BLOCK &&
+	    (session_stage(f->stage) || f->session_blocked)) {
 		if (t->domain_negative) {
 			r = add(out, ttl, &n, CO_REC_BLOCKS_US, t->domain_negative, f, now);
 			/* The fact's evidence must not be one address's reply. */

@@ -21,7 +21,7 @@ typedef struct co_ttls {
 /* Keys looked up before a probe: the address first, then its domain's
  * facts. */
 #define CO_LOOKUP_ADDRESS 0
-#define CO_LOOKUP_KEYS 6
+#define CO_LOOKUP_KEYS    6
 void co_rules_keys(const char *domain, const char *mailbox, const char *sender,
                    char keys[CO_LOOKUP_KEYS][CO_REC_KEY_MAX]);
 

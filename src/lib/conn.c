@@ -71,7 +71,8 @@ static void deliver_lines(co_conn *c)
 		}
 		size_t len = (size_t)p.pos;
 		if (len > CO_REPLY_LINE_MAX) {
-			c->ev.error(c->arg, CO_CONN_LINE_TOO_LONG, "reply line longer than 1000 octets");
+			c->ev.error(c->arg, CO_CONN_LINE_TOO_LONG,
+			            "reply line longer than 1000 octets");
 			return;
 		}
 		evbuffer_remove(in, c->line, len);
@@ -143,7 +144,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			if (what & BEV_EVENT_EOF)
 				c->ev.error(c->arg, CO_CONN_CLOSED, "connection closed by server");
 			else if (bufferevent_get_openssl_error(c->bev))
-				c->ev.error(c->arg, CO_CONN_TLS, tls_error_text(c, buf, sizeof(buf)));
+				c->ev.error(c->arg, CO_CONN_TLS,
+				            tls_error_text(c, buf, sizeof(buf)));
 			else
 				c->ev.error(c->arg, CO_CONN_IO, strerror(EVUTIL_SOCKET_ERROR()));
 		}
@@ -183,7 +185,7 @@ co_conn *co_conn_connect(struct event_base *base, const struct sockaddr *addr, s
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return c;
 
-fail: {
+fail : {
 	int saved = errno;
 	if (fd >= 0)
 		close(fd);
@@ -206,7 +208,7 @@ int co_conn_starttls(co_conn *c, SSL_CTX *ssl_ctx, const char *sni)
 	if (sni && *sni)
 		SSL_set_tlsext_host_name(ssl, sni);
 	struct bufferevent *tls = bufferevent_openssl_filter_new(
-		c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	    c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tls) {
 		SSL_free(ssl);
 		return -1;

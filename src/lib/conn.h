@@ -20,12 +20,12 @@ typedef enum co_conn_error {
 	CO_CONN_CLOSED,      /* the peer closed the connection */
 	CO_CONN_IO,          /* read or write error */
 	CO_CONN_LINE_TOO_LONG,
-	CO_CONN_TLS          /* TLS handshake or record failure */
+	CO_CONN_TLS /* TLS handshake or record failure */
 } co_conn_error;
 
 typedef struct co_conn_events {
-	void (*connected)(void *arg);     /* TCP connection up */
-	void (*tls_ready)(void *arg);     /* TLS handshake done */
+	void (*connected)(void *arg); /* TCP connection up */
+	void (*tls_ready)(void *arg); /* TLS handshake done */
 	/* One line without its CRLF/LF; len <= CO_REPLY_LINE_MAX.  Return
 	 * false when the connection was freed or must not deliver more. */
 	bool (*line)(void *arg, const char *line, size_t len);

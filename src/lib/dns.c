@@ -63,9 +63,9 @@
 /* Sockets c-ares opened that we could not watch yet (out of memory): how
  * soon to try again (an unwatched socket's answers are never read), and
  * when to end every query as "out of memory" instead of a timeout. */
-#define UNWATCHED_MAX      16
-#define WATCH_RETRY_MS     10
-#define WATCH_GIVE_UP_MS   1000
+#define UNWATCHED_MAX    16
+#define WATCH_RETRY_MS   10
+#define WATCH_GIVE_UP_MS 1000
 
 /* One socket c-ares asked us to watch. */
 struct watcher {
@@ -90,8 +90,8 @@ struct co_dns {
 		bool readable, writable;
 	} unwatched[UNWATCHED_MAX];
 	unsigned nunwatched;
-	struct timespec unwatched_since; /* when the first of them failed */
-	bool giving_up; /* inside ares_cancel() for them */
+	struct timespec unwatched_since;    /* when the first of them failed */
+	bool giving_up;                     /* inside ares_cancel() for them */
 	co_dns_req *reqs;                   /* every request not yet freed */
 	unsigned inflight;                  /* c-ares queries started, not answered */
 	struct lookup *queue, **queue_tail; /* lookups waiting for a slot */

@@ -7,34 +7,34 @@
 
 struct event_base;
 
-#define CO_DNS_HOSTS_MAX 16   /* MX hosts kept per domain, at most */
-#define CO_DNS_ADDRS_MAX 8    /* addresses kept per host, at most */
+#define CO_DNS_HOSTS_MAX 16 /* MX hosts kept per domain, at most */
+#define CO_DNS_ADDRS_MAX 8  /* addresses kept per host, at most */
 
 typedef struct co_dns co_dns;
 typedef struct co_dns_req co_dns_req;
 
 typedef enum co_dns_status {
-	CO_DNS_OK = 0,      /* hosts[] holds at least one host with an address */
-	CO_DNS_NXDOMAIN,    /* the domain does not exist */
-	CO_DNS_NULL_MX,     /* RFC 7505 "MX 0 ." */
-	CO_DNS_NO_HOST,     /* no MX and no A/AAAA, or no MX host has an address */
-	CO_DNS_TEMPFAIL     /* SERVFAIL, REFUSED, timeout, malformed answer */
+	CO_DNS_OK = 0,   /* hosts[] holds at least one host with an address */
+	CO_DNS_NXDOMAIN, /* the domain does not exist */
+	CO_DNS_NULL_MX,  /* RFC 7505 "MX 0 ." */
+	CO_DNS_NO_HOST,  /* no MX and no A/AAAA, or no MX host has an address */
+	CO_DNS_TEMPFAIL  /* SERVFAIL, REFUSED, timeout, malformed answer */
 } co_dns_status;
 
 typedef struct co_dns_host {
-	char name[256];                               /* host name, lower case, no trailing dot */
-	unsigned pref;                                /* MX preference; index in names[] for routes */
-	unsigned port;                                /* 0: caller's default */
+	char name[256]; /* host name, lower case, no trailing dot */
+	unsigned pref;  /* MX preference; index in names[] for routes */
+	unsigned port;  /* 0: caller's default */
 	unsigned naddr;
 	struct sockaddr_storage addr[CO_DNS_ADDRS_MAX]; /* IPv6 first, then IPv4; port 0 */
 } co_dns_host;
 
 typedef struct co_dns_result {
 	co_dns_status status;
-	bool implicit_mx;         /* no MX record: the domain's own A/AAAA */
+	bool implicit_mx; /* no MX record: the domain's own A/AAAA */
 	unsigned nhosts;
-	co_dns_host *hosts;       /* ordered: preference, equal ones shuffled */
-	char detail[128];         /* failures: e.g. "SERVFAIL looking up MX for example.com" */
+	co_dns_host *hosts; /* ordered: preference, equal ones shuffled */
+	char detail[128];   /* failures: e.g. "SERVFAIL looking up MX for example.com" */
 } co_dns_result;
 
 /* Called once from the loop unless cancelled; res is borrowed. */

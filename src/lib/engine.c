@@ -89,8 +89,8 @@ struct callout_ctx {
 	unsigned cache_wait_ms;
 	long long (*clock)(void *arg);
 	void *clock_arg;
-	callout_query *flights[FLIGHT_BUCKETS]; /* probes that requests may join */
-	co_pool *pool;           /* sessions and their limits */
+	callout_query *flights[FLIGHT_BUCKETS];   /* probes that requests may join */
+	co_pool *pool;                            /* sessions and their limits */
 	struct mx_flight *mx_flights[MX_BUCKETS]; /* MX lookups probes may join */
 	/* The global cap: probes past the cache hold a slot; others wait at
 	 * the gate, started from the loop as slots free up. */
@@ -130,18 +130,18 @@ struct callout_query {
 	callout_query *wnext, *wprev; /* request: in the probe's waiters */
 	callout_query *fnext;         /* probe: in the flight table */
 	bool in_flights;
-	char key[CO_REC_KEY_MAX];     /* probe: cache key; "" when not cached */
+	char key[CO_REC_KEY_MAX]; /* probe: cache key; "" when not cached */
 	bool read_cache;
-	bool refresh;                 /* probe: re-probing a valid entry */
+	bool refresh;                     /* probe: re-probing a valid entry */
 	bool fallback_first, skip_random; /* probe: what domain facts said */
-	bool saw_block;               /* probe: its lookup found a "blocks us" fact */
+	bool saw_block;                   /* probe: its lookup found a "blocks us" fact */
 	bool claimed;
-	bool syncing;                 /* probe: waits for its records' commit */
+	bool syncing; /* probe: waits for its records' commit */
 	co_cache_req *cache_req;
 	lookup *lk;
-	bool ready;                   /* request: out holds its result */
+	bool ready; /* request: out holds its result */
 	co_dns_req *dns_req;
-	struct mx_flight *mxf;        /* probe: the MX lookup it waits on */
+	struct mx_flight *mxf; /* probe: the MX lookup it waits on */
 	callout_query *mxnext, *mxprev;
 	co_pool_job job;
 	bool job_active;              /* probe: job is with the pool */
@@ -158,9 +158,9 @@ struct callout_query {
 	bool done;
 	/* Retries on the same address change these. */
 	bool use_fallback_now, no_tls_now;
-	unsigned refused;          /* addresses not contacted (netcheck.h) */
+	unsigned refused; /* addresses not contacted (netcheck.h) */
 	char refused_why[REFUSED_WHY_MAX];
-	unsigned held;             /* addresses skipped: backing off (pool.h) */
+	unsigned held; /* addresses skipped: backing off (pool.h) */
 	char held_why[160 + CO_DOMAIN_MAX + 4];
 	struct evbuffer *transcript;
 	/* The outcome so far. */
@@ -321,25 +321,25 @@ static callout_status open_cache(callout_ctx *ctx, const callout_options *o)
 
 	callout_options_init(&def);
 	ctx->ttls = (co_ttls){
-		.positive = or_default(o->cache_positive_ttl, def.cache_positive_ttl),
-		.refresh = or_default(o->cache_refresh, def.cache_refresh),
-		.negative = or_default(o->cache_negative_ttl, def.cache_negative_ttl),
-		.tempfail = o->cache_tempfail_ttl, /* 0: not cached */
-		.domain = or_default(o->cache_domain_ttl, def.cache_domain_ttl),
-		.domain_negative = or_default(o->cache_domain_negative_ttl,
-		                              def.cache_domain_negative_ttl),
-		.unreachable = or_default(o->cache_unreachable_ttl, def.cache_unreachable_ttl),
+	    .positive = or_default(o->cache_positive_ttl, def.cache_positive_ttl),
+	    .refresh = or_default(o->cache_refresh, def.cache_refresh),
+	    .negative = or_default(o->cache_negative_ttl, def.cache_negative_ttl),
+	    .tempfail = o->cache_tempfail_ttl, /* 0: not cached */
+	    .domain = or_default(o->cache_domain_ttl, def.cache_domain_ttl),
+	    .domain_negative =
+	        or_default(o->cache_domain_negative_ttl, def.cache_domain_negative_ttl),
+	    .unreachable = or_default(o->cache_unreachable_ttl, def.cache_unreachable_ttl),
 	};
 	ctx->cache_wait_ms = or_default(o->cache_wait_ms, def.cache_wait_ms);
 	ctx->clock = o->clock;
 	ctx->clock_arg = o->clock_arg;
 	co_cache_conf conf = {
-		.base = ctx->base,
-		.max_bytes = o->cache_max_bytes,
-		.log = o->log,
-		.log_arg = o->log_arg,
-		.now = ctx_now,
-		.now_arg = ctx,
+	    .base = ctx->base,
+	    .max_bytes = o->cache_max_bytes,
+	    .log = o->log,
+	    .log_arg = o->log_arg,
+	    .now = ctx_now,
+	    .now_arg = ctx,
 	};
 	int r = co_cache_open(o->cache, &conf, &ctx->cache, err, sizeof(err));
 	if (r < 0) {
@@ -359,17 +359,17 @@ static callout_status open_pool(callout_ctx *ctx, const callout_options *o)
 
 	callout_options_init(&def);
 	co_pool_limits l = {
-		.domain_sessions = or_default(o->domain_sessions, def.domain_sessions),
-		.host_sessions = or_default(o->host_sessions, def.host_sessions),
-		.domain_rate = or_default(o->domain_rate, def.domain_rate),
-		.domain_burst = or_default(o->domain_burst, def.domain_burst),
-		.host_rate = or_default(o->host_rate, def.host_rate),
-		.host_burst = or_default(o->host_burst, def.host_burst),
-		.session_rcpts = or_default(o->session_rcpts, def.session_rcpts),
-		.session_idle_ms = or_default(o->session_idle_ms, def.session_idle_ms),
-		.backoff_failures = or_default(o->backoff_failures, def.backoff_failures),
-		.backoff_ms = or_default(o->backoff_ms, def.backoff_ms),
-		.max_queued = or_default(o->max_queued, def.max_queued),
+	    .domain_sessions = or_default(o->domain_sessions, def.domain_sessions),
+	    .host_sessions = or_default(o->host_sessions, def.host_sessions),
+	    .domain_rate = or_default(o->domain_rate, def.domain_rate),
+	    .domain_burst = or_default(o->domain_burst, def.domain_burst),
+	    .host_rate = or_default(o->host_rate, def.host_rate),
+	    .host_burst = or_default(o->host_burst, def.host_burst),
+	    .session_rcpts = or_default(o->session_rcpts, def.session_rcpts),
+	    .session_idle_ms = or_default(o->session_idle_ms, def.session_idle_ms),
+	    .backoff_failures = or_default(o->backoff_failures, def.backoff_failures),
+	    .backoff_ms = or_default(o->backoff_ms, def.backoff_ms),
+	    .max_queued = or_default(o->max_queued, def.max_queued),
 	};
 	/* A burst is a count of tokens, and no more than a minute's worth
 	 * when the rate is lower. */
@@ -635,7 +635,8 @@ static unsigned elapsed_ms(const struct timespec *start)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	long long ms = (now.tv_sec - start->tv_sec) * 1000LL + (now.tv_nsec - start->tv_nsec) / 1000000;
+	long long ms =
+	    (now.tv_sec - start->tv_sec) * 1000LL + (now.tv_nsec - start->tv_nsec) / 1000000;
 	return ms < 0 ? 0 : (unsigned)ms;
 }
 
@@ -643,12 +644,12 @@ static void format_ip(const struct sockaddr_storage *ss, char *out, size_t len)
 {
 	out[0] = '\0';
 	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)len);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out,
+		          (socklen_t)len);
 	else if (ss->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
 		          (socklen_t)len);
 }
-
 
 /* ---- the flight table: probes that identical requests join ------------- */
 
@@ -785,7 +786,7 @@ static void on_mx_flight(void *arg, const co_dns_result *res)
 		if (f->waiters)
 			f->waiters->mxprev = NULL;
 		q->mxf = NULL;
-	q->mxnext = q->mxprev = NULL;
+		q->mxnext = q->mxprev = NULL;
 		on_dns(q, res);
 	}
 	free(f);
@@ -807,7 +808,8 @@ static bool mx_join(callout_query *p)
 		snprintf(f->domain, sizeof(f->domain), "%s", p->addr.domain);
 		f->ctx = ctx;
 		f->max_mx = p->set.max_mx;
-		if (!(f->req = co_dns_resolve_mx(ctx->dns, f->domain, f->max_mx, on_mx_flight, f))) {
+		if (!(f->req =
+		          co_dns_resolve_mx(ctx->dns, f->domain, f->max_mx, on_mx_flight, f))) {
 			free(f);
 			return false;
 		}
@@ -843,7 +845,8 @@ static void gate_then_dns(callout_query *p)
 	snprintf(p->limit_why, sizeof(p->limit_why), "%u verifications in flight at once",
 	         ctx->probing);
 	if ((p->set.flags & CALLOUT_F_NO_LIMIT_WAIT) || ctx->ngated >= ctx->max_queued) {
-		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_LOCAL_LIMIT, CALLOUT_STAGE_NONE, p->limit_why);
+		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_LOCAL_LIMIT, CALLOUT_STAGE_NONE,
+		         p->limit_why);
 		return;
 	}
 	p->gated = true;
@@ -966,16 +969,16 @@ static void finish_request(callout_query *w, const callout_result *res)
 static void finish_request_own(callout_query *w)
 {
 	callout_result res = {
-		.verdict = w->out.verdict,
-		.reason = w->out.reason,
-		.stage = w->out.stage,
-		.code = w->out.code,
-		.enhanced = w->out.enhanced,
-		.text = w->out.text,
-		.address = w->addr.mailbox[0] ? w->addr.mailbox : w->detail,
-		.mx = "",
-		.ip = "",
-		.transcript = (w->set.flags & CALLOUT_F_TRANSCRIPT) ? "" : NULL,
+	    .verdict = w->out.verdict,
+	    .reason = w->out.reason,
+	    .stage = w->out.stage,
+	    .code = w->out.code,
+	    .enhanced = w->out.enhanced,
+	    .text = w->out.text,
+	    .address = w->addr.mailbox[0] ? w->addr.mailbox : w->detail,
+	    .mx = "",
+	    .ip = "",
+	    .transcript = (w->set.flags & CALLOUT_F_TRANSCRIPT) ? "" : NULL,
 	};
 	finish_request(w, &res);
 }
@@ -1002,26 +1005,26 @@ static void store(callout_query *p)
 	if (p->cur_addr)
 		format_ip(p->cur_addr, ip, sizeof(ip));
 	co_probe_facts f = {
-		.domain = p->addr.domain,
-		.mailbox = p->addr.mailbox,
-		.sender = p->set.from,
-		.fallback = p->set.fallback[0] ? p->set.fallback : NULL,
-		.verdict = p->out.verdict,
-		.reason = p->out.reason,
-		.stage = p->out.stage,
-		.code = p->out.code,
-		.enhanced = p->out.enhanced,
-		.text = p->out.text,
-		.mx = p->cur_host ? p->cur_host->name : "",
-		.ip = ip,
-		.tls = p->out.tls,
-		.catch_all = p->out.catch_all,
-		.random_rejected = p->out.random_rejected,
-		.session_blocked = p->out.session_blocked,
-		.block_seen = p->saw_block,
-		.fallback_used = p->out.fallback_used || p->use_fallback_now,
-		.refresh = p->refresh,
-		.no_negative = (p->set.flags & CALLOUT_F_NO_NEGATIVE_CACHE) != 0,
+	    .domain = p->addr.domain,
+	    .mailbox = p->addr.mailbox,
+	    .sender = p->set.from,
+	    .fallback = p->set.fallback[0] ? p->set.fallback : NULL,
+	    .verdict = p->out.verdict,
+	    .reason = p->out.reason,
+	    .stage = p->out.stage,
+	    .code = p->out.code,
+	    .enhanced = p->out.enhanced,
+	    .text = p->out.text,
+	    .mx = p->cur_host ? p->cur_host->name : "",
+	    .ip = ip,
+	    .tls = p->out.tls,
+	    .catch_all = p->out.catch_all,
+	    .random_rejected = p->out.random_rejected,
+	    .session_blocked = p->out.session_blocked,
+	    .block_seen = p->saw_block,
+	    .fallback_used = p->out.fallback_used || p->use_fallback_now,
+	    .refresh = p->refresh,
+	    .no_negative = (p->set.flags & CALLOUT_F_NO_NEGATIVE_CACHE) != 0,
 	};
 	unsigned n = co_rules_records(&ctx->ttls, ctx_now(ctx), &f, recs, ttl);
 	for (unsigned i = 0; i < n; i++) {
@@ -1136,19 +1139,19 @@ static void start_session(callout_query *q)
 		                    q->no_tls_now ? " (without TLS)" : "");
 	}
 	q->job.params = (co_session_params){
-		.source = q->set.sourcelen ? (const struct sockaddr *)&q->set.source : NULL,
-		.sourcelen = q->set.sourcelen,
-		.helo = q->set.helo,
-		.mail_from = fallback_now ? q->set.fallback : q->set.from,
-		.fallback_from = !fallback_now && q->set.fallback[0] ? q->set.fallback : NULL,
-		.smtputf8 = q->addr.utf8 || q->set.sender_utf8,
-		.vrfy = (q->set.flags & CALLOUT_F_VRFY) != 0,
-		.pipelining = !(q->set.flags & CALLOUT_F_NO_PIPELINING),
-		.tls = (q->set.flags & CALLOUT_F_TLS) && !q->no_tls_now ? ctx->tls : NULL,
-		.tls_name = q->cur_host->name,
-		.connect_timeout_ms = q->set.connect_ms,
-		.command_timeout_ms = q->set.command_ms,
-		.transcript = q->transcript,
+	    .source = q->set.sourcelen ? (const struct sockaddr *)&q->set.source : NULL,
+	    .sourcelen = q->set.sourcelen,
+	    .helo = q->set.helo,
+	    .mail_from = fallback_now ? q->set.fallback : q->set.from,
+	    .fallback_from = !fallback_now && q->set.fallback[0] ? q->set.fallback : NULL,
+	    .smtputf8 = q->addr.utf8 || q->set.sender_utf8,
+	    .vrfy = (q->set.flags & CALLOUT_F_VRFY) != 0,
+	    .pipelining = !(q->set.flags & CALLOUT_F_NO_PIPELINING),
+	    .tls = (q->set.flags & CALLOUT_F_TLS) && !q->no_tls_now ? ctx->tls : NULL,
+	    .tls_name = q->cur_host->name,
+	    .connect_timeout_ms = q->set.connect_ms,
+	    .command_timeout_ms = q->set.command_ms,
+	    .transcript = q->transcript,
 	};
 	q->job.domain = q->addr.domain;
 	q->job.rcpt = q->addr.mailbox;
@@ -1189,8 +1192,8 @@ static bool may_contact(callout_query *q, const co_dns_host *h, const struct soc
 	}
 	if (q->transcript) {
 		format_ip(a, ip, sizeof(ip));
-		evbuffer_add_printf(q->transcript, "-- not connecting to %s [%s]: %s\n", h->name, ip,
-		                    why);
+		evbuffer_add_printf(q->transcript, "-- not connecting to %s [%s]: %s\n", h->name,
+		                    ip, why);
 	}
 	return false;
 }
@@ -1259,7 +1262,8 @@ static void on_session(void *arg, const co_session_outcome *out)
 	q->job_active = false;
 	q->out = *out;
 	q->have_out = true;
-	if (out->retry_fallback && !q->use_fallback_now && q->connections < q->set.max_connections) {
+	if (out->retry_fallback && !q->use_fallback_now &&
+	    q->connections < q->set.max_connections) {
 		q->use_fallback_now = true;
 		start_session(q);
 		return;
@@ -1312,12 +1316,14 @@ static void on_dns(void *arg, const co_dns_result *res)
 		return;
 	case CO_DNS_TEMPFAIL:
 	default:
-		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_DNS_TEMPFAIL, CALLOUT_STAGE_DNS, res->detail);
+		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_DNS_TEMPFAIL, CALLOUT_STAGE_DNS,
+		         res->detail);
 		return;
 	}
 	q->hosts = malloc(res->nhosts * sizeof(*q->hosts));
 	if (!q->hosts) {
-		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS, "out of memory");
+		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS,
+		         "out of memory");
 		return;
 	}
 	memcpy(q->hosts, res->hosts, res->nhosts * sizeof(*q->hosts));
@@ -1346,7 +1352,8 @@ static void start_dns(callout_query *p)
 		return;
 	}
 	if (!p->dns_req)
-		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS, "out of memory");
+		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS,
+		         "out of memory");
 }
 
 static void claim_then_probe(callout_query *p);
@@ -1393,8 +1400,9 @@ static void claim_then_probe(callout_query *p)
 	callout_ctx *ctx = p->ctx;
 
 	if (p->key[0] && ctx->cache->ops->claim) {
-		int r = ctx->cache->ops->claim(ctx->cache, p->key, p->set.deadline_ms + CLAIM_MARGIN_MS,
-		                               ctx->cache_wait_ms, on_claim, p, &p->cache_req);
+		int r =
+		    ctx->cache->ops->claim(ctx->cache, p->key, p->set.deadline_ms + CLAIM_MARGIN_MS,
+		                           ctx->cache_wait_ms, on_claim, p, &p->cache_req);
 		if (r == 0)
 			return;
 		p->claimed = r == 1;
@@ -1475,7 +1483,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	const callout_query *p = q->is_probe ? q : q->probe;
 	bool waiting = p && p->gated;
-	callout_stage stage = p && p->job_active ? co_pool_job_stage(&p->job, &waiting)
+	callout_stage stage = p && p->job_active         ? co_pool_job_stage(&p->job, &waiting)
 	                      : p && (p->lk || p->gated) ? CALLOUT_STAGE_NONE
 	                                                 : CALLOUT_STAGE_DNS;
 	if (waiting) {
@@ -1544,7 +1552,8 @@ static callout_query *probe_for(callout_query *u)
 	memcpy(p->key, key, sizeof(key));
 	p->read_cache = read && key[0];
 	p->timer = evtimer_new(ctx->base, on_timer, p);
-	if (!p->timer || ((p->set.flags & CALLOUT_F_TRANSCRIPT) && !(p->transcript = evbuffer_new()))) {
+	if (!p->timer ||
+	    ((p->set.flags & CALLOUT_F_TRANSCRIPT) && !(p->transcript = evbuffer_new()))) {
 		if (p->timer)
 			event_free(p->timer);
 		free(p);
@@ -1607,7 +1616,8 @@ CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
 		memset(&q->out, 0, sizeof(q->out));
 		/* Too long for us is our limit, not evidence about the mailbox. */
 		q->out.verdict = parsed == CO_ADDR_TOO_LONG ? CALLOUT_TEMPFAIL : CALLOUT_INVALID;
-		q->out.reason = parsed == CO_ADDR_TOO_LONG ? CALLOUT_R_LOCAL_LIMIT : CALLOUT_R_SYNTAX;
+		q->out.reason =
+		    parsed == CO_ADDR_TOO_LONG ? CALLOUT_R_LOCAL_LIMIT : CALLOUT_R_SYNTAX;
 		q->out.stage = CALLOUT_STAGE_SYNTAX;
 		snprintf(q->out.text, sizeof(q->out.text), "%s", err);
 		q->ready = true;

@@ -23,10 +23,10 @@ static uint64_t get64le(const uint8_t *p)
 
 #define SIPROUND                                                                                   \
 	do {                                                                                       \
-		v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);                           \
-		v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;                                              \
-		v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;                                              \
-		v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);                           \
+		v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);                          \
+		v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;                                             \
+		v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;                                             \
+		v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);                          \
 	} while (0)
 
 uint64_t co_siphash(const uint8_t key[16], const void *p, size_t n)

@@ -49,7 +49,8 @@ void co_bucket_take(co_bucket *b, co_rate r)
 bool co_bucket_full(co_bucket *b, co_rate r, long long now)
 {
 	long long wait = 0;
-	return co_bucket_ready(b, r, now, &wait) && (r.rate == CALLOUT_UNLIMITED || b->tokens >= r.burst);
+	return co_bucket_ready(b, r, now, &wait) &&
+	       (r.rate == CALLOUT_UNLIMITED || b->tokens >= r.burst);
 }
 
 bool co_backoff_held(const co_backoff *b, const co_backoff_rule *rule, long long now)

@@ -67,24 +67,27 @@ typedef struct range4 {
 } range4;
 
 #define INSIDE " inside an IPv6 address"
-#define R4(net, bits, v, why) {net, bits, v, why, why INSIDE}
+#define R4(net, bits, v, why)                                                                      \
+	{                                                                                          \
+		net, bits, v, why, why INSIDE                                                      \
+	}
 
 /* IPv4 ranges we do not probe (RFC 6890 and its updates). */
 static const range4 v4[] = {
-	R4(0xffffffff, 32, CO_NET_NEVER, "broadcast address"),
-	R4(0x00000000, 8, CO_NET_NEVER, "unspecified address"),
-	R4(0x7f000000, 8, CO_NET_PRIVATE, "loopback address"),
-	R4(0x0a000000, 8, CO_NET_PRIVATE, "private address"),
-	R4(0xac100000, 12, CO_NET_PRIVATE, "private address"),
-	R4(0xc0a80000, 16, CO_NET_PRIVATE, "private address"),
-	R4(0x64400000, 10, CO_NET_PRIVATE, "shared (CGNAT) address"),
-	R4(0xa9fe0000, 16, CO_NET_PRIVATE, "link-local address"),
-	R4(0xc0000200, 24, CO_NET_PRIVATE, "documentation address"),
-	R4(0xc6336400, 24, CO_NET_PRIVATE, "documentation address"),
-	R4(0xcb007100, 24, CO_NET_PRIVATE, "documentation address"),
-	R4(0xc6120000, 15, CO_NET_PRIVATE, "benchmarking address"),
-	R4(0xe0000000, 4, CO_NET_NEVER, "multicast address"),
-	R4(0xf0000000, 4, CO_NET_NEVER, "reserved address"),
+    R4(0xffffffff, 32, CO_NET_NEVER, "broadcast address"),
+    R4(0x00000000, 8, CO_NET_NEVER, "unspecified address"),
+    R4(0x7f000000, 8, CO_NET_PRIVATE, "loopback address"),
+    R4(0x0a000000, 8, CO_NET_PRIVATE, "private address"),
+    R4(0xac100000, 12, CO_NET_PRIVATE, "private address"),
+    R4(0xc0a80000, 16, CO_NET_PRIVATE, "private address"),
+    R4(0x64400000, 10, CO_NET_PRIVATE, "shared (CGNAT) address"),
+    R4(0xa9fe0000, 16, CO_NET_PRIVATE, "link-local address"),
+    R4(0xc0000200, 24, CO_NET_PRIVATE, "documentation address"),
+    R4(0xc6336400, 24, CO_NET_PRIVATE, "documentation address"),
+    R4(0xcb007100, 24, CO_NET_PRIVATE, "documentation address"),
+    R4(0xc6120000, 15, CO_NET_PRIVATE, "benchmarking address"),
+    R4(0xe0000000, 4, CO_NET_NEVER, "multicast address"),
+    R4(0xf0000000, 4, CO_NET_NEVER, "reserved address"),
 };
 
 static const range4 own4 = R4(0, 0, CO_NET_PRIVATE, "this host's own address");
@@ -116,18 +119,18 @@ typedef struct range6 {
  * 64:ff9b:1::/48 (RFC 8215) places the IPv4 address where its operator's
  * prefix length says, which we cannot know: all of it is private. */
 static const range6 v6[] = {
-	{{0}, 128, CO_NET_NEVER, "unspecified address"},
-	{{[15] = 1}, 128, CO_NET_PRIVATE, "loopback address"},
-	{{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48, CO_NET_PRIVATE, "local-use NAT64 address"},
-	{{0x01, 0x00}, 64, CO_NET_NEVER, "discard-only address"},
-	{{0x20, 0x01, 0x00, 0x02, 0x00, 0x00}, 48, CO_NET_PRIVATE, "benchmarking address"},
-	{{0x20, 0x01, 0x00, 0x20}, 28, CO_NET_NEVER, "overlay identifier (ORCHIDv2)"},
-	{{0x20, 0x01, 0x0d, 0xb8}, 32, CO_NET_PRIVATE, "documentation address"},
-	{{0x3f, 0xff}, 20, CO_NET_PRIVATE, "documentation address"},
-	{{0xfc}, 7, CO_NET_PRIVATE, "unique local address"},
-	{{0xfe, 0x80}, 10, CO_NET_PRIVATE, "link-local address"},
-	{{0xfe, 0xc0}, 10, CO_NET_PRIVATE, "site-local address"},
-	{{0xff}, 8, CO_NET_NEVER, "multicast address"},
+    {{0}, 128, CO_NET_NEVER, "unspecified address"},
+    {{[15] = 1}, 128, CO_NET_PRIVATE, "loopback address"},
+    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48, CO_NET_PRIVATE, "local-use NAT64 address"},
+    {{0x01, 0x00}, 64, CO_NET_NEVER, "discard-only address"},
+    {{0x20, 0x01, 0x00, 0x02, 0x00, 0x00}, 48, CO_NET_PRIVATE, "benchmarking address"},
+    {{0x20, 0x01, 0x00, 0x20}, 28, CO_NET_NEVER, "overlay identifier (ORCHIDv2)"},
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, CO_NET_PRIVATE, "documentation address"},
+    {{0x3f, 0xff}, 20, CO_NET_PRIVATE, "documentation address"},
+    {{0xfc}, 7, CO_NET_PRIVATE, "unique local address"},
+    {{0xfe, 0x80}, 10, CO_NET_PRIVATE, "link-local address"},
+    {{0xfe, 0xc0}, 10, CO_NET_PRIVATE, "site-local address"},
+    {{0xff}, 8, CO_NET_NEVER, "multicast address"},
 };
 
 static bool in_prefix(const uint8_t *a, const uint8_t *net, unsigned bits)
@@ -153,12 +156,12 @@ static const struct embedding {
 	unsigned bits;
 	embed_at at;
 } embeddings[] = {
-	{{[10] = 0xff, [11] = 0xff}, 96, LAST_32},           /* ::ffff:0:0/96 IPv4-mapped */
-	{{[8] = 0xff, [9] = 0xff}, 96, LAST_32},             /* ::ffff:0:0:0/96 IPv4-translated */
-	{{0}, 96, LAST_32},                                  /* ::/96 IPv4-compatible */
-	{{0x00, 0x64, 0xff, 0x9b}, 96, LAST_32},             /* 64:ff9b::/96 NAT64 */
-	{{0x20, 0x02}, 16, SIXTOFOUR},                       /* 2002::/16 6to4: bits 16-47 */
-	{{0x20, 0x01, 0x00, 0x00}, 32, TEREDO},              /* 2001::/32 Teredo */
+    {{[10] = 0xff, [11] = 0xff}, 96, LAST_32}, /* ::ffff:0:0/96 IPv4-mapped */
+    {{[8] = 0xff, [9] = 0xff}, 96, LAST_32},   /* ::ffff:0:0:0/96 IPv4-translated */
+    {{0}, 96, LAST_32},                        /* ::/96 IPv4-compatible */
+    {{0x00, 0x64, 0xff, 0x9b}, 96, LAST_32},   /* 64:ff9b::/96 NAT64 */
+    {{0x20, 0x02}, 16, SIXTOFOUR},             /* 2002::/16 6to4: bits 16-47 */
+    {{0x20, 0x01, 0x00, 0x00}, 32, TEREDO},    /* 2001::/32 Teredo */
 };
 
 unsigned co_netcheck_embedded(const struct in6_addr *a, uint32_t v4out[2])

@@ -28,24 +28,24 @@
 #include "pool.h"
 
 #define TABLE_BUCKETS 4096
-#define REQUEUES_MAX  3    /* "too many recipients" and lost sessions */
-#define DOUBLINGS_MAX 4    /* backoff grows to 16 times its first length */
+#define REQUEUES_MAX  3 /* "too many recipients" and lost sessions */
+#define DOUBLINGS_MAX 4 /* backoff grows to 16 times its first length */
 #define PRUNE_MS      60000
-#define SKIP_MAX      64   /* queued jobs looked past per domain and pump */
+#define SKIP_MAX      64 /* queued jobs looked past per domain and pump */
 
 typedef struct co_phost {
 	struct co_phost *hnext;
 	struct sockaddr_storage addr; /* port included */
 	unsigned active;
-	co_bucket rate;       /* new sessions */
+	co_bucket rate; /* new sessions */
 	co_backoff backoff;
-	unsigned rcpt_cap;    /* learned from "too many recipients"; 0: none */
+	unsigned rcpt_cap; /* learned from "too many recipients"; 0: none */
 } co_phost;
 
 typedef struct co_pdom {
 	struct co_pdom *hnext;
 	unsigned active;
-	co_bucket rate;       /* new sessions */
+	co_bucket rate; /* new sessions */
 	co_pool_job *qhead, *qtail;
 	co_psess *joinable;            /* its sessions that may take more jobs */
 	struct co_pdom *wnext, *wprev; /* domains with jobs waiting */
@@ -66,7 +66,7 @@ struct co_psess {
 	co_pool *pool;
 	co_psess *jprev, *jnext; /* in the domain's joinable sessions */
 	bool joinable;
-	co_psess *prev, *next;   /* every session */
+	co_psess *prev, *next; /* every session */
 	co_phost *host;
 	co_pdom *dom;
 	co_session *s;
@@ -194,8 +194,7 @@ static bool says_421(const co_session_batch *b)
 	return false;
 }
 
-bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why,
-                         size_t len)
+bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why, size_t len)
 {
 	co_phost *h = host_find(pool, addr, false);
 	long long now = now_ms(pool);
@@ -204,7 +203,8 @@ bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, cha
 	if (!h || !co_backoff_held(&h->backoff, &pool->backoff, now))
 		return false;
 	if (addr->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, ip, sizeof(ip));
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, ip,
+		          sizeof(ip));
 	else
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, ip, sizeof(ip));
 	snprintf(why, len, "backing off from %s after %u failures, for %llds more", ip,
@@ -319,8 +319,9 @@ static bool same_kind(const co_psess *ps, const co_pool_job *j)
 {
 	const co_session_params *a = &ps->params, *b = &j->params;
 	const char *fb = b->fallback_from ? b->fallback_from : "";
-	return ps->dom == j->dom && ps->exempt == j->exempt && ps->random == (j->random_rcpt != NULL) &&
-	       strcmp(ps->helo, b->helo) == 0 && strcmp(ps->from, b->mail_from) == 0 &&
+	return ps->dom == j->dom && ps->exempt == j->exempt &&
+	       ps->random == (j->random_rcpt != NULL) && strcmp(ps->helo, b->helo) == 0 &&
+	       strcmp(ps->from, b->mail_from) == 0 &&
 	       ps->has_fallback == (b->fallback_from != NULL) && strcmp(ps->fallback, fb) == 0 &&
 	       a->smtputf8 == b->smtputf8 && a->pipelining == b->pipelining && a->tls == b->tls &&
 	       a->connect_timeout_ms == b->connect_timeout_ms &&
@@ -380,8 +381,10 @@ static bool send_batch(co_psess *ps)
 	}
 	if (random)
 		strs += strlen(random) + 1;
-	pbatch *b = calloc(1, sizeof(*b) + n * (sizeof(co_pool_job *) + sizeof(char *) +
-	                                        sizeof(co_session_outcome)) + strs);
+	pbatch *b = calloc(
+	    1, sizeof(*b) +
+	           n * (sizeof(co_pool_job *) + sizeof(char *) + sizeof(co_session_outcome)) +
+	           strs);
 	if (!b)
 		return false;
 	/* Pointers first, then the outcomes, then the strings: each part
@@ -602,11 +605,13 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 		bool dom_ok = co_bucket_ready(&d->rate, pool->domain_rate, now, wait);
 		bool host_ok = co_bucket_ready(&h->rate, pool->host_rate, now, wait);
 		if (!dom_ok) {
-			snprintf(why, len, "%u new sessions a minute to %s", l->domain_rate, d->name);
+			snprintf(why, len, "%u new sessions a minute to %s", l->domain_rate,
+			         d->name);
 			return BLOCKED_DOMAIN;
 		}
 		if (!host_ok) {
-			snprintf(why, len, "%u new sessions a minute to one of its hosts", l->host_rate);
+			snprintf(why, len, "%u new sessions a minute to one of its hosts",
+			         l->host_rate);
 			return BLOCKED_HOST;
 		}
 	}
@@ -694,7 +699,8 @@ static void next_batch(co_psess *ps)
 		if ((!ps->used || ps->used + 1 + ps->random <= ps_cap(ps)) && send_batch(ps))
 			return;
 	} else if (ps->shared && ps_room(ps) && pool->lim.session_idle_ms > 1) {
-		if (!ps->idle_timer && !(ps->idle_timer = evtimer_new(pool->base, on_idle_timeout, ps)))
+		if (!ps->idle_timer &&
+		    !(ps->idle_timer = evtimer_new(pool->base, on_idle_timeout, ps)))
 			goto quit;
 		struct timeval tv = {pool->lim.session_idle_ms / 1000,
 		                     (pool->lim.session_idle_ms % 1000) * 1000};
@@ -765,8 +771,8 @@ static void on_session_gone(void *arg, co_session_batch *done, const co_session_
 }
 
 static const co_session_events session_events = {
-	.idle = on_session_idle,
-	.gone = on_session_gone,
+    .idle = on_session_idle,
+    .gone = on_session_gone,
 };
 
 /* ---- the queue ----------------------------------------------------------- */
@@ -886,7 +892,8 @@ co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits)
 	pool->lim = *limits;
 	pool->domain_rate = (co_rate){limits->domain_rate, limits->domain_burst};
 	pool->host_rate = (co_rate){limits->host_rate, limits->host_burst};
-	pool->backoff = (co_backoff_rule){limits->backoff_failures, limits->backoff_ms, DOUBLINGS_MAX};
+	pool->backoff =
+	    (co_backoff_rule){limits->backoff_failures, limits->backoff_ms, DOUBLINGS_MAX};
 	if (!pool->lim.session_rcpts)
 		pool->lim.session_rcpts = 1;
 	pool->pump_ev = event_new(base, -1, 0, pump, pool);

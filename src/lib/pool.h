@@ -29,7 +29,7 @@ typedef struct co_pool_limits {
 	unsigned session_rcpts;   /* RCPTs a session carries, random ones included */
 	unsigned session_idle_ms; /* an idle session waits this long for work */
 	unsigned backoff_failures, backoff_ms;
-	unsigned max_queued;      /* jobs waiting, all domains together */
+	unsigned max_queued;           /* jobs waiting, all domains together */
 	long long (*clock)(void *arg); /* monotonic ms for the limits; NULL: the real one */
 	void *clock_arg;
 } co_pool_limits;
@@ -48,13 +48,13 @@ typedef struct co_pool_job {
 	const char *domain;           /* whose limits apply */
 	struct sockaddr_storage addr; /* the server, port set */
 	socklen_t addrlen;
-	co_session_params params;     /* addr is ignored; strings are copied,
-	                                 except the transcript */
+	co_session_params params; /* addr is ignored; strings are copied,
+	                             except the transcript */
 	const char *rcpt;
-	const char *random_rcpt;      /* catch-all probe, NULL: none */
-	bool shared;                  /* may share a session with other jobs */
-	bool exempt;                  /* a route: no rates, no backoff */
-	bool no_wait;                 /* past a limit: fail instead of waiting */
+	const char *random_rcpt; /* catch-all probe, NULL: none */
+	bool shared;             /* may share a session with other jobs */
+	bool exempt;             /* a route: no rates, no backoff */
+	bool no_wait;            /* past a limit: fail instead of waiting */
 	void (*cb)(void *arg, const co_session_outcome *out);
 	void *arg;
 
@@ -63,7 +63,7 @@ typedef struct co_pool_job {
 	unsigned requeues;
 	struct co_pool_job *prev, *next; /* in a queue or a session's list */
 	co_psess *sess;
-	unsigned slot;                /* in the batch in flight */
+	unsigned slot; /* in the batch in flight */
 	struct co_pdom *dom;
 } co_pool_job;
 
@@ -93,7 +93,6 @@ void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *
 
 /* Whether sessions to this server are held back after failures; why
  * says so and for how long. */
-bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why,
-                         size_t len);
+bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why, size_t len);
 
 #endif

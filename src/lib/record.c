@@ -6,17 +6,18 @@
 
 #include "record.h"
 
-#define HEADER_LEN 26 /* magic 2, version, kind, verdict, reason, stage, flags, code 2, times 16 */
+#define HEADER_LEN 26 /* magic 2, version, kind, verdict, reason, stage, flags, code 2, times 16   \
+	               */
 
 static const char *const kind_names[CO_REC_KIND_COUNT] = {
-	[CO_REC_ADDRESS] = "address",       [CO_REC_CATCH_ALL] = "catch_all",
-	[CO_REC_NULL_SENDER] = "null_sender", [CO_REC_NO_MAIL] = "no_mail",
-	[CO_REC_BLOCKS_US] = "blocks_us",   [CO_REC_UNREACHABLE] = "unreachable",
+    [CO_REC_ADDRESS] = "address",         [CO_REC_CATCH_ALL] = "catch_all",
+    [CO_REC_NULL_SENDER] = "null_sender", [CO_REC_NO_MAIL] = "no_mail",
+    [CO_REC_BLOCKS_US] = "blocks_us",     [CO_REC_UNREACHABLE] = "unreachable",
 };
 
 static const char kind_tags[CO_REC_KIND_COUNT] = {
-	[CO_REC_ADDRESS] = 'a',     [CO_REC_CATCH_ALL] = 'c', [CO_REC_NULL_SENDER] = 'n',
-	[CO_REC_NO_MAIL] = 'x',     [CO_REC_BLOCKS_US] = 'b', [CO_REC_UNREACHABLE] = 'u',
+    [CO_REC_ADDRESS] = 'a', [CO_REC_CATCH_ALL] = 'c', [CO_REC_NULL_SENDER] = 'n',
+    [CO_REC_NO_MAIL] = 'x', [CO_REC_BLOCKS_US] = 'b', [CO_REC_UNREACHABLE] = 'u',
 };
 
 const char *co_rec_kind_name(co_rec_kind k)
@@ -144,7 +145,8 @@ int co_rec_decode(const uint8_t *in, size_t len, co_rec *r)
 	    in[2] != CO_REC_VERSION)
 		goto bad;
 	const uint8_t *end = in + len - 4;
-	uint32_t crc = (uint32_t)end[0] << 24 | (uint32_t)end[1] << 16 | (uint32_t)end[2] << 8 | end[3];
+	uint32_t crc =
+	    (uint32_t)end[0] << 24 | (uint32_t)end[1] << 16 | (uint32_t)end[2] << 8 | end[3];
 	if (crc != crc32_of(in, len - 4))
 		goto bad;
 	if (in[3] == 0 || in[3] >= CO_REC_KIND_COUNT || in[4] > CALLOUT_TEMPFAIL ||

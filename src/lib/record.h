@@ -27,11 +27,11 @@
 
 #include "addr.h"
 
-#define CO_REC_VERSION 1
-#define CO_REC_TEXT_MAX 200
-#define CO_REC_STR_MAX 255 /* one length octet */
+#define CO_REC_VERSION     1
+#define CO_REC_TEXT_MAX    200
+#define CO_REC_STR_MAX     255 /* one length octet */
 #define CO_REC_ENCODED_MAX (64 + 7 * (CO_REC_STR_MAX + 1))
-#define CO_REC_KEY_MAX (4 + CO_DOMAIN_MAX + 2 * CO_PATH_MAX)
+#define CO_REC_KEY_MAX     (4 + CO_DOMAIN_MAX + 2 * CO_PATH_MAX)
 
 typedef enum co_rec_kind {
 	CO_REC_ADDRESS = 1, /* the answer for one address (and sender) */

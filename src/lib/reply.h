@@ -5,9 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CO_REPLY_LINE_MAX 1000 /* octets per line without CRLF, generous (RFC: 512) */
-#define CO_REPLY_LINES_MAX 64  /* continuation lines per reply */
-#define CO_REPLY_TEXT_MAX 512  /* text kept per reply, truncated after */
+#define CO_REPLY_LINE_MAX  1000 /* octets per line without CRLF, generous (RFC: 512) */
+#define CO_REPLY_LINES_MAX 64   /* continuation lines per reply */
+#define CO_REPLY_TEXT_MAX  512  /* text kept per reply, truncated after */
 
 typedef struct co_reply {
 	int code;                         /* 200..599 once the first line is seen */
@@ -16,7 +16,7 @@ typedef struct co_reply {
 	                                     enhanced code), joined by ' ',
 	                                     non-printable bytes replaced by '?' */
 	unsigned nlines;
-	bool done;                        /* the last line ("250 ...") was seen */
+	bool done; /* the last line ("250 ...") was seen */
 } co_reply;
 
 typedef enum co_reply_status {

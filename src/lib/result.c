@@ -7,8 +7,8 @@
 /* A copied result and its strings live in one allocation. */
 CALLOUT_API callout_result *callout_result_dup(const callout_result *res)
 {
-	const char *strs[] = {res->enhanced, res->text, res->address, res->mx, res->ip,
-	                      res->transcript, res->fact};
+	const char *strs[] = {res->enhanced, res->text,       res->address, res->mx,
+	                      res->ip,       res->transcript, res->fact};
 	enum { NSTR = sizeof(strs) / sizeof(strs[0]) };
 	size_t len[NSTR], total = sizeof(*res);
 
@@ -21,8 +21,8 @@ CALLOUT_API callout_result *callout_result_dup(const callout_result *res)
 		return NULL;
 	*copy = *res;
 	char *p = (char *)(copy + 1);
-	const char **dst[] = {&copy->enhanced, &copy->text, &copy->address, &copy->mx, &copy->ip,
-	                      &copy->transcript, &copy->fact};
+	const char **dst[] = {&copy->enhanced, &copy->text,       &copy->address, &copy->mx,
+	                      &copy->ip,       &copy->transcript, &copy->fact};
 	for (size_t i = 0; i < NSTR; i++) {
 		if (!strs[i]) {
 			*dst[i] = NULL;

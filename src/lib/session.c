@@ -37,7 +37,7 @@ typedef enum state {
 	ST_EHLO,
 	ST_HELO,
 	ST_STARTTLS,
-	ST_TLS, /* handshake in progress */
+	ST_TLS,  /* handshake in progress */
 	ST_IDLE, /* between batches: the owner decides */
 	ST_VRFY,
 	ST_TXN, /* MAIL and RCPTs (and RSET), maybe pipelined */
@@ -76,10 +76,10 @@ struct co_session {
 	/* RCPT replies over the whole session, for evidence about it. */
 	unsigned rcpt_replies, rcpt_accepts;
 	bool refused_last;
-	unsigned blocks;        /* recipients refused alike, the refusal blaming us */
+	unsigned blocks; /* recipients refused alike, the refusal blaming us */
 	int block_code;
 	char block_enh[16];
-	size_t block_first;     /* hash of the first such recipient */
+	size_t block_first; /* hash of the first such recipient */
 	/* The owner may end the session from inside idle(). */
 	unsigned depth;
 	bool quit_pending;
@@ -160,7 +160,8 @@ static void transcript(co_session *s, const char *dir, const char *line, size_t 
 		return;
 	evbuffer_add(t, dir, strlen(dir));
 	for (size_t i = 0; i < len; i++) {
-		char c = (unsigned char)line[i] >= 0x20 && (unsigned char)line[i] < 0x7f ? line[i] : '?';
+		char c =
+		    (unsigned char)line[i] >= 0x20 && (unsigned char)line[i] < 0x7f ? line[i] : '?';
 		evbuffer_add(t, &c, 1);
 	}
 	evbuffer_add(t, "\n", 1);
@@ -503,7 +504,8 @@ static bool on_txn_reply(co_session *s)
 			if (s->fallback_rset) {
 				s->why.retry_fallback = true; /* why: the refusal of <> */
 			} else {
-				set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_PROTOCOL_ERROR, "RSET refused");
+				set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_PROTOCOL_ERROR,
+				        "RSET refused");
 				s->why.requeue = true;
 			}
 			end(s, true);
@@ -515,8 +517,8 @@ static bool on_txn_reply(co_session *s)
 		if (cls_digit != 2) {
 			bool null = s->from[0] == '\0';
 			cls = co_classify(CALLOUT_STAGE_MAIL, &s->reply, null);
-			if (null && cls.reason == CALLOUT_R_NULL_SENDER_REJECTED && s->p.fallback_from &&
-			    !s->fallback_used) {
+			if (null && cls.reason == CALLOUT_R_NULL_SENDER_REJECTED &&
+			    s->p.fallback_from && !s->fallback_used) {
 				memset(&s->why, 0, sizeof(s->why));
 				outcome_from_reply(s, &s->why, cls, CALLOUT_STAGE_MAIL);
 				s->fallback_used = true;
@@ -643,7 +645,8 @@ static bool on_reply(co_session *s)
 				return false;
 			s->st = ST_TLS;
 			if (co_conn_starttls(s->conn, s->p.tls, s->p.tls_name) < 0) {
-				set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, "cannot start TLS");
+				set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED,
+				        "cannot start TLS");
 				s->why.retry_plain = s->why.next_host = true;
 				end(s, false);
 				return false;
@@ -761,7 +764,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (s->st == ST_TLS) {
-		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, "timed out in the TLS handshake");
+		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED,
+		        "timed out in the TLS handshake");
 		s->why.retry_plain = s->why.next_host = true;
 		end(s, false);
 		return;
@@ -771,10 +775,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 static const co_conn_events conn_events = {
-	.connected = on_connected,
-	.tls_ready = on_tls_ready,
-	.line = on_line,
-	.error = on_conn_error,
+    .connected = on_connected,
+    .tls_ready = on_tls_ready,
+    .line = on_line,
+    .error = on_conn_error,
 };
 
 co_session *co_session_start(struct event_base *base, const co_session_params *p,
@@ -795,8 +799,8 @@ co_session *co_session_start(struct event_base *base, const co_session_params *p
 		free(s);
 		return NULL;
 	}
-	s->conn = co_conn_connect(base, p->addr, p->addrlen, p->source, p->sourcelen,
-	                          &conn_events, s);
+	s->conn =
+	    co_conn_connect(base, p->addr, p->addrlen, p->source, p->sourcelen, &conn_events, s);
 	if (!s->conn) {
 		/* Report on the loop, never from inside the caller.  Our own
 		 * shortage (memory, descriptors) says nothing about the host. */

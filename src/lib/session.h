@@ -45,15 +45,15 @@ typedef struct co_session_outcome {
 	int code;
 	char enhanced[16];
 	char text[CO_REPLY_TEXT_MAX + 1];
-	bool answered;           /* the server answered this RCPT */
-	bool next_host;          /* not about the address: try another host */
-	bool retry_fallback;     /* null sender refused, fallback not tried: reconnect with it */
-	bool retry_plain;        /* TLS failed: reconnect to this host without it */
-	bool requeue;            /* "too many recipients" past the first RCPT of the
-	                            session: ask again in another session */
+	bool answered;       /* the server answered this RCPT */
+	bool next_host;      /* not about the address: try another host */
+	bool retry_fallback; /* null sender refused, fallback not tried: reconnect with it */
+	bool retry_plain;    /* TLS failed: reconnect to this host without it */
+	bool requeue;        /* "too many recipients" past the first RCPT of the
+	                        session: ask again in another session */
 	bool catch_all;
-	bool random_rejected;    /* the random local part got a 5xx */
-	bool fallback_used;      /* <> refused, the answer came with the fallback */
+	bool random_rejected; /* the random local part got a 5xx */
+	bool fallback_used;   /* <> refused, the answer came with the fallback */
 	bool tls;
 	/* Evidence about the session rather than the address. */
 	bool session_blocked;    /* several recipients refused alike by replies that
@@ -69,9 +69,9 @@ typedef struct co_session_outcome {
  * probe.  The caller owns it; the session fills outs[]. */
 typedef struct co_session_batch {
 	unsigned n;
-	const char *const *rcpts;  /* n mailboxes */
-	const char *random_rcpt;   /* catch-all probe, NULL: none */
-	co_session_outcome *outs;  /* n outcomes */
+	const char *const *rcpts; /* n mailboxes */
+	const char *random_rcpt;  /* catch-all probe, NULL: none */
+	co_session_outcome *outs; /* n outcomes */
 } co_session_batch;
 
 /*

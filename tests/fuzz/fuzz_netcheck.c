@@ -94,7 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t bin[16];
 
 	if (!nc) {
-		struct sockaddr_in own = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x01020304)};
+		struct sockaddr_in own = {.sin_family = AF_INET,
+		                          .sin_addr.s_addr = htonl(0x01020304)};
 		nc = co_netcheck_new();
 		CHECK(nc != NULL);
 		CHECK(co_netcheck_add(nc, (const struct sockaddr *)&own) == 0);

@@ -18,9 +18,12 @@ static const struct {
 	const char *name;
 	size_t off, size;
 } fields[] = {
-#define F(n) {#n, offsetof(cd_policy_req, n), sizeof(((cd_policy_req *)0)->n)}
-	F(request),    F(protocol_state), F(client_address), F(client_name), F(helo_name),
-	F(sender),     F(recipient),      F(sasl_username),  F(queue_id),    F(instance),
+#define F(n)                                                                                       \
+	{                                                                                          \
+#n, offsetof(cd_policy_req, n), sizeof(((cd_policy_req *)0)->n)                    \
+	}
+    F(request), F(protocol_state), F(client_address), F(client_name), F(helo_name),
+    F(sender),  F(recipient),      F(sasl_username),  F(queue_id),    F(instance),
 #undef F
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))

@@ -199,8 +199,8 @@ static void cmd_get(char **keys, size_t n)
 			}
 		}
 		json_t *o = json_pack("{s:s, s:s%, s:i, s:b, s:b, s:I}", "op", "get", "key", key,
-		                      strlen(key), "rc", rc, "found", !timeout && j.found[0], "timeout",
-		                      timeout, "ms", (json_int_t)(now_ms() - t0));
+		                      strlen(key), "rc", rc, "found", !timeout && j.found[0],
+		                      "timeout", timeout, "ms", (json_int_t)(now_ms() - t0));
 		if (!timeout && j.found[0])
 			json_object_set_new(o, "record", rec_json(&j.out[0]));
 		emit(o);
@@ -230,7 +230,8 @@ static void cmd_claim(const char *key, unsigned long hold, unsigned long wait, l
 	const char *result;
 
 	if (!cache->ops->claim) {
-		emit(json_pack("{s:s, s:s, s:s}", "op", "claim", "key", key, "result", "unsupported"));
+		emit(json_pack("{s:s, s:s, s:s}", "op", "claim", "key", key, "result",
+		               "unsupported"));
 		return;
 	}
 	int rc = cache->ops->claim(cache, key, (unsigned)hold, (unsigned)wait, on_claim, &j, &req);
@@ -254,9 +255,9 @@ static void cmd_claim(const char *key, unsigned long hold, unsigned long wait, l
 		result = "cancelled";
 	else
 		result = j.res == CO_CLAIM_ANSWERED ? "answered" : "granted";
-	json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:i, s:I}", "op", "claim", "key", key, "rc", rc,
-	                      "result", result, "calls", j.calls, "ms",
-	                      (json_int_t)(now_ms() - t0));
+	json_t *o =
+	    json_pack("{s:s, s:s, s:i, s:s, s:i, s:I}", "op", "claim", "key", key, "rc", rc,
+	              "result", result, "calls", j.calls, "ms", (json_int_t)(now_ms() - t0));
 	if (j.have_rec)
 		json_object_set_new(o, "record", rec_json(&j.rec));
 	emit(o);
@@ -264,10 +265,10 @@ static void cmd_claim(const char *key, unsigned long hold, unsigned long wait, l
 
 static int on_scan(void *arg, const char *key, size_t keylen, const co_rec *rec)
 {
-	json_array_append_new(arg, json_pack("{s:s%, s:b, s:s}", "key", key, keylen, "damaged",
-	                                     rec == NULL, "verdict",
-	                                     rec ? callout_verdict_name((callout_verdict)rec->verdict)
-	                                         : ""));
+	json_array_append_new(
+	    arg,
+	    json_pack("{s:s%, s:b, s:s}", "key", key, keylen, "damaged", rec == NULL, "verdict",
+	              rec ? callout_verdict_name((callout_verdict)rec->verdict) : ""));
 	return 0;
 }
 
@@ -318,7 +319,8 @@ static int run_command(char *line)
 			return -1;
 		cmd_claim(w[1], hold, wait, -1);
 	} else if (strcmp(w[0], "claim-cancel") == 0 && n == 5) {
-		unsigned long hold = num(w[2], &bad), wait = num(w[3], &bad), after = num(w[4], &bad);
+		unsigned long hold = num(w[2], &bad), wait = num(w[3], &bad),
+		              after = num(w[4], &bad);
 		if (bad)
 			return -1;
 		cmd_claim(w[1], hold, wait, (long)after);

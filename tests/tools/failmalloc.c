@@ -155,7 +155,8 @@ static bool is_ours(const char *path)
 		size_t len = cfg.object_len[i];
 
 		/* exact, or a versioned shared object: libcallout.so.0.1.0 */
-		if (strncmp(base, cfg.objects[i], len) == 0 && (base[len] == '\0' || base[len] == '.'))
+		if (strncmp(base, cfg.objects[i], len) == 0 &&
+		    (base[len] == '\0' || base[len] == '.'))
 			return true;
 	}
 	return false;

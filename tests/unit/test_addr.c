@@ -502,20 +502,13 @@ static void test_domain_normalise(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain),
-	    cmocka_unit_test(test_brackets_blanks_case),
-	    cmocka_unit_test(test_quoted),
-	    cmocka_unit_test(test_idn),
-	    cmocka_unit_test(test_utf8_local),
-	    cmocka_unit_test(test_literals),
-	    cmocka_unit_test(test_boundaries),
-	    cmocka_unit_test(test_long_real_world_local_parts),
-	    cmocka_unit_test(test_input_limit),
-	    cmocka_unit_test(test_syntax_errors),
-	    cmocka_unit_test(test_controls),
-	    cmocka_unit_test(test_err_buffer),
-	    cmocka_unit_test(test_helo),
-	    cmocka_unit_test(test_domain_normalise),
+	    cmocka_unit_test(test_plain),       cmocka_unit_test(test_brackets_blanks_case),
+	    cmocka_unit_test(test_quoted),      cmocka_unit_test(test_idn),
+	    cmocka_unit_test(test_utf8_local),  cmocka_unit_test(test_literals),
+	    cmocka_unit_test(test_boundaries),  cmocka_unit_test(test_long_real_world_local_parts),
+	    cmocka_unit_test(test_input_limit), cmocka_unit_test(test_syntax_errors),
+	    cmocka_unit_test(test_controls),    cmocka_unit_test(test_err_buffer),
+	    cmocka_unit_test(test_helo),        cmocka_unit_test(test_domain_normalise),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,14 +99,14 @@ static void test_routes_checked(void **state)
 static void test_result_dup(void **state)
 {
 	callout_result r = {
-		.verdict = CALLOUT_VALID,
-		.code = 250,
-		.enhanced = "2.1.5",
-		.text = "Ok",
-		.address = "a@b.example",
-		.mx = "mx.b.example",
-		.ip = "192.0.2.1",
-		.transcript = NULL,
+	    .verdict = CALLOUT_VALID,
+	    .code = 250,
+	    .enhanced = "2.1.5",
+	    .text = "Ok",
+	    .address = "a@b.example",
+	    .mx = "mx.b.example",
+	    .ip = "192.0.2.1",
+	    .transcript = NULL,
 	};
 	(void)state;
 
@@ -146,10 +146,11 @@ static void test_refused_is_tempfail(void **state)
 static void test_private_addresses_refused(void **state)
 {
 	static const char *const addrs[] = {
-		"alice@[127.0.0.1]", "alice@[10.1.2.3]",    "alice@[192.168.1.1]",
-		"alice@[172.16.0.9]", "alice@[169.254.1.1]", "alice@[100.64.0.1]",
-		"alice@[IPv6:::1]",   "alice@[IPv6:fd00::1]", "alice@[IPv6:fe80::1]",
-		"alice@[IPv6:::ffff:10.0.0.1]",
+	    "alice@[127.0.0.1]",    "alice@[10.1.2.3]",
+	    "alice@[192.168.1.1]",  "alice@[172.16.0.9]",
+	    "alice@[169.254.1.1]",  "alice@[100.64.0.1]",
+	    "alice@[IPv6:::1]",     "alice@[IPv6:fd00::1]",
+	    "alice@[IPv6:fe80::1]", "alice@[IPv6:::ffff:10.0.0.1]",
 	};
 	callout_options o;
 	(void)state;
@@ -182,14 +183,14 @@ static void test_private_addresses_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names_unique),
-		cmocka_unit_test(test_syntax_error_is_a_result),
-		cmocka_unit_test(test_control_chars_not_echoed),
-		cmocka_unit_test(test_bad_options_refused),
-		cmocka_unit_test(test_routes_checked),
-		cmocka_unit_test(test_result_dup),
-		cmocka_unit_test(test_refused_is_tempfail),
-		cmocka_unit_test(test_private_addresses_refused),
+	    cmocka_unit_test(test_names_unique),
+	    cmocka_unit_test(test_syntax_error_is_a_result),
+	    cmocka_unit_test(test_control_chars_not_echoed),
+	    cmocka_unit_test(test_bad_options_refused),
+	    cmocka_unit_test(test_routes_checked),
+	    cmocka_unit_test(test_result_dup),
+	    cmocka_unit_test(test_refused_is_tempfail),
+	    cmocka_unit_test(test_private_addresses_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

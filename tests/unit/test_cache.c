@@ -15,17 +15,27 @@
 #include "record.h"
 
 static const co_ttls ttls = {
-	.positive = 7 * 86400, .refresh = 86400, .negative = 3 * 3600, .tempfail = 0,
-	.domain = 7 * 86400, .domain_negative = 3 * 3600, .unreachable = 300,
+    .positive = 7 * 86400,
+    .refresh = 86400,
+    .negative = 3 * 3600,
+    .tempfail = 0,
+    .domain = 7 * 86400,
+    .domain_negative = 3 * 3600,
+    .unreachable = 300,
 };
 
 #define T0 1700000000LL
 
 static co_rec sample(void)
 {
-	co_rec r = {.kind = CO_REC_ADDRESS, .verdict = CALLOUT_VALID, .reason = CALLOUT_R_ACCEPTED,
-	            .stage = CALLOUT_STAGE_RCPT, .flags = CO_REC_F_TLS, .code = 250,
-	            .probed = T0, .expires = T0 + 3600};
+	co_rec r = {.kind = CO_REC_ADDRESS,
+	            .verdict = CALLOUT_VALID,
+	            .reason = CALLOUT_R_ACCEPTED,
+	            .stage = CALLOUT_STAGE_RCPT,
+	            .flags = CO_REC_F_TLS,
+	            .code = 250,
+	            .probed = T0,
+	            .expires = T0 + 3600};
 	strcpy(r.domain, "example.org");
 	strcpy(r.address, "alice@example.org");
 	strcpy(r.enhanced, "2.1.5");
@@ -89,7 +99,8 @@ typedef struct lk {
 
 static co_decision decide(const lk *l, long long now, const char *sender, bool fallback)
 {
-	return co_rules_decide(&ttls, now, l->recs, l->found, "alice@example.org", sender, fallback);
+	return co_rules_decide(&ttls, now, l->recs, l->found, "alice@example.org", sender,
+	                       fallback);
 }
 
 static void put_fact(lk *l, int i, co_rec_kind kind, uint8_t flags, long long expires)
@@ -163,9 +174,17 @@ static void test_domain_facts(void **state)
 
 static co_probe_facts facts(callout_verdict v, callout_reason r, callout_stage st)
 {
-	return (co_probe_facts){.domain = "example.org", .mailbox = "alice@example.org",
-	                        .sender = "", .verdict = v, .reason = r, .stage = st, .code = 250,
-	                        .enhanced = "", .text = "", .mx = "mx", .ip = "192.0.2.1"};
+	return (co_probe_facts){.domain = "example.org",
+	                        .mailbox = "alice@example.org",
+	                        .sender = "",
+	                        .verdict = v,
+	                        .reason = r,
+	                        .stage = st,
+	                        .code = 250,
+	                        .enhanced = "",
+	                        .text = "",
+	                        .mx = "mx",
+	                        .ip = "192.0.2.1"};
 }
 
 static void test_records_from_probe(void **state)
@@ -371,8 +390,16 @@ static void test_bad_specs(void **state)
 	co_cache_conf conf = {0};
 	co_cache *c;
 	char err[256];
-	const char *bad[] = {"", "lmdb:", "redis://", "redis://h:0", "redis://h:99999",
-	                     "redis://h/x", "redis://h?foo=1", "redis://user@h", "mem", "LMDB:/x"};
+	const char *bad[] = {"",
+	                     "lmdb:",
+	                     "redis://",
+	                     "redis://h:0",
+	                     "redis://h:99999",
+	                     "redis://h/x",
+	                     "redis://h?foo=1",
+	                     "redis://user@h",
+	                     "mem",
+	                     "LMDB:/x"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -390,10 +417,10 @@ static void test_bad_redis_credentials(void **state)
 	co_cache *c;
 	char err[256];
 	/* each holds the password "hunter2" somewhere; no message may */
-	const char *bad[] = {"redis://:hunter2%zz@h", "redis://:hunter2%00@h",
-	                     "redis://u:hunter2@", "redis://:hunter2@h:0",
+	const char *bad[] = {"redis://:hunter2%zz@h",  "redis://:hunter2%00@h",
+	                     "redis://u:hunter2@",     "redis://:hunter2@h:0",
 	                     "redis://:hunter2@h?x=1", "rediss://:hunter2@h",
-	                     "redis://u%:hunter2@h", "redis://:hunter2@h/x"};
+	                     "redis://u%:hunter2@h",   "redis://:hunter2@h/x"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -409,17 +436,19 @@ static void test_spec_redact(void **state)
 {
 	(void)state;
 	static const char *const cases[][2] = {
-		{"redis://:pw@h:1/2", "redis://:***@h:1/2"},
-		{"redis://user:p%40w@[::1]:6379/0?prefix=x:", "redis://user:***@[::1]:6379/0?prefix=x:"},
-		{"redis://u:a@b@h", "redis://u:***@h"},  /* the last @ before the path */
-		{"redis://h:6379/0?prefix=a@b", "redis://h:6379/0?prefix=a@b"},
-		{"lmdb:/var/lib/callout/cache.lmdb", "lmdb:/var/lib/callout/cache.lmdb"},
-		{"memory", "memory"},
+	    {"redis://:pw@h:1/2", "redis://:***@h:1/2"},
+	    {"redis://user:p%40w@[::1]:6379/0?prefix=x:",
+	     "redis://user:***@[::1]:6379/0?prefix=x:"},
+	    {"redis://u:a@b@h", "redis://u:***@h"}, /* the last @ before the path */
+	    {"redis://h:6379/0?prefix=a@b", "redis://h:6379/0?prefix=a@b"},
+	    {"lmdb:/var/lib/callout/cache.lmdb", "lmdb:/var/lib/callout/cache.lmdb"},
+	    {"memory", "memory"},
 	};
 	char out[128], tiny[10];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_string_equal(co_cache_spec_redact(cases[i][0], out, sizeof(out)), cases[i][1]);
+		assert_string_equal(co_cache_spec_redact(cases[i][0], out, sizeof(out)),
+		                    cases[i][1]);
 	assert_string_equal(co_cache_spec_redact(NULL, out, sizeof(out)), "none");
 	/* truncated, still a string, never the password */
 	assert_string_equal(co_cache_spec_redact("redis://:pw@host", tiny, sizeof(tiny)),
@@ -429,17 +458,17 @@ static void test_spec_redact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_damage_detected),
-		cmocka_unit_test(test_keys),
-		cmocka_unit_test(test_address_expiry_and_refresh),
-		cmocka_unit_test(test_domain_facts),
-		cmocka_unit_test(test_records_from_probe),
-		cmocka_unit_test(test_facts_only_from_domain_evidence),
-		cmocka_unit_test(test_memory_backend),
-		cmocka_unit_test(test_bad_specs),
-		cmocka_unit_test(test_bad_redis_credentials),
-		cmocka_unit_test(test_spec_redact),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_damage_detected),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_address_expiry_and_refresh),
+	    cmocka_unit_test(test_domain_facts),
+	    cmocka_unit_test(test_records_from_probe),
+	    cmocka_unit_test(test_facts_only_from_domain_evidence),
+	    cmocka_unit_test(test_memory_backend),
+	    cmocka_unit_test(test_bad_specs),
+	    cmocka_unit_test(test_bad_redis_credentials),
+	    cmocka_unit_test(test_spec_redact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -469,8 +469,11 @@ static void test_del(void **state)
 {
 	fixture *f = *state;
 	const char *keys[5] = {
-		"a:del.example:a@del.example", "a:del.example:b@del.example",
-		"a:del.example:missing@del.example", "a:del.example:c@del.example", "",
+	    "a:del.example:a@del.example",
+	    "a:del.example:b@del.example",
+	    "a:del.example:missing@del.example",
+	    "a:del.example:c@del.example",
+	    "",
 	};
 	unsigned long n = 99;
 
@@ -901,21 +904,21 @@ static void test_map_full_damaged(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_several, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_damaged_value, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scan_prefix, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scan_batches, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_del, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_two_objects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_junk_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recovers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_dir, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_full_damaged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_get_several, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_value, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_prefix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_batches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_del, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_objects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_junk_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recovers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_dir, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_map_full_damaged, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

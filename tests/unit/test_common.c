@@ -119,11 +119,22 @@ static void test_durations(void **state)
 	ok_ms("0.001", 1);
 	ok_ms("18446744073709551615ms", 18446744073709551615ull);
 	static const char *const bad[] = {
-	    "", "s", "-1", "+1", " 1", "1 ", "1.", ".5", "1e3", "1x", "1S", "1sec",
-	    "0.0001",                  /* finer than 1 ms */
-	    "0.0000000001s",           /* too many fraction digits */
-	    "18446744073709551616ms",  /* 2^64 */
-	    "213503982334602d",        /* overflows in ms */
+	    "",
+	    "s",
+	    "-1",
+	    "+1",
+	    " 1",
+	    "1 ",
+	    "1.",
+	    ".5",
+	    "1e3",
+	    "1x",
+	    "1S",
+	    "1sec",
+	    "0.0001",                 /* finer than 1 ms */
+	    "0.0000000001s",          /* too many fraction digits */
+	    "18446744073709551616ms", /* 2^64 */
+	    "213503982334602d",       /* overflows in ms */
 	};
 	unsigned long long ms;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -112,8 +112,9 @@ static void check_defaults(const cd_config *c)
 	                    "<$address>: Sender address rejected: unverified address ($reason)");
 	assert_int_equal(c->recipient_reject.code, 550);
 	assert_string_equal(c->recipient_reject.enhanced, "5.1.1");
-	assert_string_equal(c->recipient_reject.text,
-	                    "<$address>: Recipient address rejected: undeliverable address ($reason)");
+	assert_string_equal(
+	    c->recipient_reject.text,
+	    "<$address>: Recipient address rejected: undeliverable address ($reason)");
 	assert_int_equal(c->recipient_defer.code, 450);
 	assert_string_equal(c->recipient_defer.enhanced, "4.1.1");
 	assert_string_equal(c->recipient_defer.text,
@@ -564,8 +565,7 @@ static void test_errors(void **state)
 	     "t.conf:2: [policy] listen: not a numeric IPv4 or [IPv6] address"},
 	    {"[policy]\nlisten = inet:::1:10040\n",
 	     "t.conf:2: [policy] listen: write an IPv6 address in brackets"},
-	    {"[policy]\nlisten = inet:127.0.0.1\n",
-	     "t.conf:2: [policy] listen: no port"},
+	    {"[policy]\nlisten = inet:127.0.0.1\n", "t.conf:2: [policy] listen: no port"},
 	    {"[policy]\nlisten = inet:127.0.0.1:0\n",
 	     "t.conf:2: [policy] listen: expected a port from 1 to 65535"},
 	    {"[policy]\nlisten = inet:[::1]10040\n",

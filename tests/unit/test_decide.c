@@ -22,9 +22,14 @@ static cd_config *parse(const char *text)
 
 static cd_request req(const char *sender, const char *recipient)
 {
-	return (cd_request){.fe = CD_FE_POLICY, .client_address = "192.0.2.10", .client_name = "",
-	                    .helo = "client.example", .sender = sender, .recipient = recipient,
-	                    .sasl_username = "", .queue_id = ""};
+	return (cd_request){.fe = CD_FE_POLICY,
+	                    .client_address = "192.0.2.10",
+	                    .client_name = "",
+	                    .helo = "client.example",
+	                    .sender = sender,
+	                    .recipient = recipient,
+	                    .sasl_username = "",
+	                    .queue_id = ""};
 }
 
 static void test_what_is_skipped(void **state)
@@ -101,8 +106,14 @@ static void test_call_forward_first(void **state)
 
 static callout_result result(callout_verdict v, callout_reason why)
 {
-	return (callout_result){.verdict = v, .reason = why, .code = 550, .enhanced = "5.1.1",
-	                        .text = "User unknown\r\nX", .address = "a@b", .mx = "", .ip = ""};
+	return (callout_result){.verdict = v,
+	                        .reason = why,
+	                        .code = 550,
+	                        .enhanced = "5.1.1",
+	                        .text = "User unknown\r\nX",
+	                        .address = "a@b",
+	                        .mx = "",
+	                        .ip = ""};
 }
 
 static void test_answers(void **state)
@@ -197,11 +208,9 @@ static void test_expand(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_what_is_skipped),
-		cmocka_unit_test(test_call_forward_first),
-		cmocka_unit_test(test_answers),
-		cmocka_unit_test(test_modes),
-		cmocka_unit_test(test_expand),
+	    cmocka_unit_test(test_what_is_skipped), cmocka_unit_test(test_call_forward_first),
+	    cmocka_unit_test(test_answers),         cmocka_unit_test(test_modes),
+	    cmocka_unit_test(test_expand),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

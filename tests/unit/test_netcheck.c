@@ -48,9 +48,18 @@ typedef struct expect {
 	const char *why; /* a word the reason must contain; NULL for OK */
 } expect;
 
-#define OK(ip) {ip, CO_NET_OK, NULL}
-#define PRIV(ip, why) {ip, CO_NET_PRIVATE, why}
-#define NEVER(ip, why) {ip, CO_NET_NEVER, why}
+#define OK(ip)                                                                                     \
+	{                                                                                          \
+		ip, CO_NET_OK, NULL                                                                \
+	}
+#define PRIV(ip, why)                                                                              \
+	{                                                                                          \
+		ip, CO_NET_PRIVATE, why                                                            \
+	}
+#define NEVER(ip, why)                                                                             \
+	{                                                                                          \
+		ip, CO_NET_NEVER, why                                                              \
+	}
 
 /* Each address: its verdict unless allowed, and allowed (PRIVATE turns
  * OK, NEVER stays). */
