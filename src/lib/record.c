@@ -6,8 +6,8 @@
 
 #include "record.h"
 
-#define HEADER_LEN 26 /* magic 2, version, kind, verdict, reason, stage, flags, code 2, times 16   \
-	               */
+/* magic 2, version, kind, verdict, reason, stage, flags, code 2, times 16 */
+#define HEADER_LEN 26
 
 static const char *const kind_names[CO_REC_KIND_COUNT] = {
     [CO_REC_ADDRESS] = "address",         [CO_REC_CATCH_ALL] = "catch_all",
