@@ -52,6 +52,7 @@
 
 #include "decide.h"
 #include "frontends.h"
+#include "sockaddr.h"
 
 /* Past reply_within, the loop is late: answer without it. */
 #define WAIT_MARGIN_MS 2000
@@ -472,26 +473,6 @@ static void strip_address(const char *in, char *out, size_t len)
 	out[n] = '\0';
 }
 
-/* The client's address, numeric ("" when unknown or not IP). */
-static void format_address(const struct sockaddr *sa, char *out, size_t len)
-{
-	out[0] = '\0';
-	if (!sa)
-		return;
-	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in in;
-		memcpy(&in, sa, sizeof(in));
-		inet_ntop(AF_INET, &in.sin_addr, out, (socklen_t)len);
-	} else if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 in6;
-		memcpy(&in6, sa, sizeof(in6));
-		if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr))
-			inet_ntop(AF_INET, &in6.sin6_addr.s6_addr[12], out, (socklen_t)len);
-		else
-			inet_ntop(AF_INET6, &in6.sin6_addr, out, (socklen_t)len);
-	}
-}
-
 /* ---- callbacks (libmilter's threads) ---------------------------------- */
 
 static sfsistat check_event(SMFICTX *ctx, conn *c, enum event ev, const char *rcpt)
@@ -522,7 +503,8 @@ static sfsistat xx_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 
 	if (!c)
 		return SMFIS_TEMPFAIL;
-	format_address(hostaddr, c->client, sizeof(c->client));
+	/* numeric, "" when unknown or not IP; mapped IPv4 as IPv4 */
+	co_sockaddr_text(hostaddr, 0, CO_SA_UNMAP, c->client, sizeof(c->client));
 	snprintf(c->client_name, sizeof(c->client_name), "%s", hostname ? hostname : "");
 	return SMFIS_CONTINUE;
 }

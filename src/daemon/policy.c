@@ -42,6 +42,7 @@
 #include "frontends.h"
 #include "listen.h"
 #include "policy_parse.h"
+#include "sockaddr.h"
 
 #define IDLE_TIMEOUT_S 300         /* as Postfix's smtpd_policy_service_max_idle */
 #define QUEUE_MAX      8           /* requests read ahead of their answers */
@@ -520,23 +521,9 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	c->client = client;
 	c->id = ++p->next_id;
 	c->tail = &c->head;
-	if ((sa->sa_family == AF_INET || sa->sa_family == AF_INET6) && salen > 0 &&
-	    (size_t)salen <= sizeof(struct sockaddr_storage)) {
-		struct sockaddr_storage ss; /* aligned, unlike what sa claims */
-		char host[INET6_ADDRSTRLEN];
-		unsigned port;
-		memcpy(&ss, sa, (size_t)salen);
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
-		const void *addr = ss.ss_family == AF_INET ? (const void *)&sin->sin_addr
-		                                           : (const void *)&sin6->sin6_addr;
-		port = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
-		if (!evutil_inet_ntop(ss.ss_family, addr, host, sizeof(host)))
-			snprintf(host, sizeof(host), "?");
-		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", host, port);
-	} else {
+	if (salen <= 0 ||
+	    !co_sockaddr_text(sa, (size_t)salen, CO_SA_PORT, c->peer, sizeof(c->peer))[0])
 		snprintf(c->peer, sizeof(c->peer), "%s", l->name);
-	}
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;

@@ -45,6 +45,7 @@
 #include "netcheck.h"
 #include "pool.h"
 #include "session.h"
+#include "sockaddr.h"
 
 #define ROUTE_HOSTS_MAX CO_DNS_HOSTS_MAX
 #define FLIGHT_BUCKETS  1024
@@ -640,17 +641,6 @@ static unsigned elapsed_ms(const struct timespec *start)
 	return ms < 0 ? 0 : (unsigned)ms;
 }
 
-static void format_ip(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-	out[0] = '\0';
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out,
-		          (socklen_t)len);
-	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
-		          (socklen_t)len);
-}
-
 /* ---- the flight table: probes that identical requests join ------------- */
 
 static size_t key_bucket(const char *key)
@@ -1003,7 +993,8 @@ static void store(callout_query *p)
 	unsigned ttl[CO_RULES_RECORDS_MAX];
 	char key[CO_REC_KEY_MAX];
 	if (p->cur_addr)
-		format_ip(p->cur_addr, ip, sizeof(ip));
+		co_sockaddr_text((const struct sockaddr *)p->cur_addr, sizeof(*p->cur_addr), 0, ip,
+		                 sizeof(ip));
 	co_probe_facts f = {
 	    .domain = p->addr.domain,
 	    .mailbox = p->addr.mailbox,
@@ -1056,7 +1047,8 @@ static void hand_outcome(void *arg)
 	res.address = p->addr.mailbox;
 	res.mx = p->cur_host ? p->cur_host->name : "";
 	if (p->cur_addr)
-		format_ip(p->cur_addr, ip, sizeof(ip));
+		co_sockaddr_text((const struct sockaddr *)p->cur_addr, sizeof(*p->cur_addr), 0, ip,
+		                 sizeof(ip));
 	res.ip = ip;
 	res.catch_all = p->out.catch_all;
 	res.tls = p->out.tls;
@@ -1131,7 +1123,8 @@ static void start_session(callout_query *q)
 	memset(&q->job, 0, sizeof(q->job));
 	q->job.addrlen = dest_addr(q, q->cur_host, q->cur_addr, &q->job.addr);
 	if (q->transcript) {
-		format_ip(q->cur_addr, ip, sizeof(ip));
+		co_sockaddr_text((const struct sockaddr *)q->cur_addr, sizeof(*q->cur_addr), 0, ip,
+		                 sizeof(ip));
 		evbuffer_add_printf(q->transcript, "-- connecting to %s [%s]:%u%s%s\n",
 		                    q->cur_host->name, ip,
 		                    q->cur_host->port ? q->cur_host->port : q->set.port,
@@ -1186,12 +1179,12 @@ static bool may_contact(callout_query *q, const co_dns_host *h, const struct soc
 	if (co_netcheck_addr(q->ctx->net, a, allow, &why) == CO_NET_OK)
 		return true;
 	if (!q->refused++) {
-		format_ip(a, ip, sizeof(ip));
+		co_sockaddr_text((const struct sockaddr *)a, sizeof(*a), 0, ip, sizeof(ip));
 		snprintf(q->refused_why, sizeof(q->refused_why), "%s [%s]: %s, not contacted",
 		         h->name, ip, why);
 	}
 	if (q->transcript) {
-		format_ip(a, ip, sizeof(ip));
+		co_sockaddr_text((const struct sockaddr *)a, sizeof(*a), 0, ip, sizeof(ip));
 		evbuffer_add_printf(q->transcript, "-- not connecting to %s [%s]: %s\n", h->name,
 		                    ip, why);
 	}

@@ -26,6 +26,7 @@
 #include "hash.h"
 #include "limit.h"
 #include "pool.h"
+#include "sockaddr.h"
 
 #define TABLE_BUCKETS 4096
 #define REQUEUES_MAX  3 /* "too many recipients" and lost sessions */
@@ -202,11 +203,7 @@ bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, cha
 
 	if (!h || !co_backoff_held(&h->backoff, &pool->backoff, now))
 		return false;
-	if (addr->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, ip,
-		          sizeof(ip));
-	else
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, ip, sizeof(ip));
+	co_sockaddr_text((const struct sockaddr *)addr, sizeof(*addr), 0, ip, sizeof(ip));
 	snprintf(why, len, "backing off from %s after %u failures, for %llds more", ip,
 	         h->backoff.failures, co_backoff_left_s(&h->backoff, now));
 	return true;

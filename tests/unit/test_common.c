@@ -6,12 +6,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <arpa/inet.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include <cmocka.h>
 
 #include "duration.h"
 #include "hostport.h"
+#include "sockaddr.h"
 
 static void ok_hp(const char *s, unsigned flags, const char *host, enum co_host_kind kind,
                   unsigned port)
@@ -148,12 +151,47 @@ static void test_durations(void **state)
 	assert_string_equal(co_duration_format(1500, buf, sizeof(buf)), "1500ms");
 }
 
+static void test_sockaddr_text(void **state)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(25)};
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(8025)};
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	char out[64], small[8];
+
+	(void)state;
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	assert_string_equal(
+	    co_sockaddr_text((struct sockaddr *)&sin, sizeof(sin), 0, out, sizeof(out)),
+	    "192.0.2.1");
+	co_sockaddr_text((struct sockaddr *)&sin, sizeof(sin), CO_SA_PORT, out, sizeof(out));
+	assert_string_equal(out, "[192.0.2.1]:25");
+	inet_pton(AF_INET6, "2001:db8::1", &sin6.sin6_addr);
+	co_sockaddr_text((struct sockaddr *)&sin6, 0, CO_SA_PORT, out, sizeof(out));
+	assert_string_equal(out, "[2001:db8::1]:8025");
+	/* a mapped IPv4 address, as it is or as IPv4 */
+	inet_pton(AF_INET6, "::ffff:198.51.100.7", &sin6.sin6_addr);
+	co_sockaddr_text((struct sockaddr *)&sin6, sizeof(sin6), 0, out, sizeof(out));
+	assert_string_equal(out, "::ffff:198.51.100.7");
+	co_sockaddr_text((struct sockaddr *)&sin6, sizeof(sin6), CO_SA_UNMAP, out, sizeof(out));
+	assert_string_equal(out, "198.51.100.7");
+	/* no address to show: a unix socket, a length too short, none */
+	assert_string_equal(
+	    co_sockaddr_text((struct sockaddr *)&sun, sizeof(sun), 0, out, sizeof(out)), "");
+	assert_string_equal(
+	    co_sockaddr_text((struct sockaddr *)&sin6, sizeof(sin), 0, out, sizeof(out)), "");
+	assert_string_equal(co_sockaddr_text(NULL, 0, 0, out, sizeof(out)), "");
+	/* cut to the room given, always terminated */
+	co_sockaddr_text((struct sockaddr *)&sin, sizeof(sin), 0, small, sizeof(small));
+	assert_string_equal(small, "192.0.2");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hostport_forms),
 	    cmocka_unit_test(test_hostport_refusals),
 	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_sockaddr_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
