@@ -9,6 +9,13 @@ import sys
 
 import pytest
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("CALLOUT_BUILD_DIR", os.path.join(ROOT, "build"))
+# The test servers (fakesmtp.py, chaos_smtp.py, persona_smtp.py) are shared
+# with bench/run and live in tests/servers/.
+SERVERS = os.path.join(ROOT, "tests", "servers")
+
+sys.path.insert(0, SERVERS)
 sys.path.insert(0, os.path.dirname(__file__))
 
 pytest_plugins = [
@@ -27,10 +34,6 @@ os.environ["CALLOUT_CACHE"] = "none"
 # Every "remote" server of the suite is on loopback, which callout does not
 # contact unless allowed (test_private.py checks the default).
 os.environ["CALLOUT_ALLOW_PRIVATE"] = "1"
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("CALLOUT_BUILD_DIR", os.path.join(ROOT, "build"))
-
 
 def binary(name):
     path = os.path.join(BUILD, name)
