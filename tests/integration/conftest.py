@@ -9,6 +9,13 @@ import sys
 
 import pytest
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("CALLOUT_BUILD_DIR", os.path.join(ROOT, "build"))
+# The test servers (fakesmtp.py, chaos_smtp.py, persona_smtp.py) are shared
+# with bench/run and live in tests/servers/.
+SERVERS = os.path.join(ROOT, "tests", "servers")
+
+sys.path.insert(0, SERVERS)
 sys.path.insert(0, os.path.dirname(__file__))
 
 pytest_plugins = [
@@ -28,9 +35,14 @@ os.environ["CALLOUT_CACHE"] = "none"
 # contact unless allowed (test_private.py checks the default).
 os.environ["CALLOUT_ALLOW_PRIVATE"] = "1"
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("CALLOUT_BUILD_DIR", os.path.join(ROOT, "build"))
 
+def pytest_configure(config):
+    # `slow`: more than about 10 s on a 2-core machine.  The full run (CI,
+    # scripts/test) runs everything; the developer's run leaves them out:
+    # pytest -m "not slow" tests/integration, or scripts/test --fast.
+    config.addinivalue_line(
+        "markers", "slow: takes more than about 10 s; left out of the fast run (-m 'not slow')")
+    config.option.strict_markers = True  # a misspelt marker is an error, not a new marker
 
 def binary(name):
     path = os.path.join(BUILD, name)

@@ -1,4 +1,5 @@
-"""pytest plugin: the chaotic SMTP server of the load tests (chaos_smtp.py).
+"""pytest plugin: the chaotic SMTP server of the load tests
+(tests/servers/chaos_smtp.py).
 
 Fixture `chaos_smtp`: a factory.  chaos_smtp({ip: profile, ...}, seed=N,
 args=[...]) starts one chaos_smtp.py process serving every ip on
@@ -32,7 +33,8 @@ import pytest
 
 import testnet
 
-CHAOS_SMTP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chaos_smtp.py")
+CHAOS_SMTP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "servers", "chaos_smtp.py")
 
 
 def raise_fd_limit(want=16384):

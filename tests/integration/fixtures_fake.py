@@ -1,4 +1,4 @@
-"""pytest plugin: the scriptable fake SMTP server (fakesmtp.py).
+"""pytest plugin: the scriptable fake SMTP server (tests/servers/fakesmtp.py).
 
 Fixtures:
 

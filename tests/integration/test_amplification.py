@@ -15,6 +15,7 @@ import random
 import threading
 import time
 
+import pytest
 
 import testnet
 from loadcheck import check, senders, wait_daemon_idle
@@ -28,6 +29,8 @@ SESSIONS = 2   # domain_sessions
 RCPTS = 10     # session_rcpts
 LIMITS = {"domain_rate": str(RATE), "domain_burst": str(BURST),
           "domain_sessions": str(SESSIONS), "session_rcpts": str(RCPTS)}
+
+pytestmark = pytest.mark.slow  # about 20 s
 
 
 def allowed(elapsed):

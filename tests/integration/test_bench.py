@@ -4,7 +4,11 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from conftest import BUILD, ROOT
+
+pytestmark = pytest.mark.slow  # bench/run --quick: about 30 s
 
 SECTIONS = ["round trips", "throughput, uncached", "calloutd", "policy latency while",
             "memory:", "targets"]

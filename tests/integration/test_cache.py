@@ -331,6 +331,7 @@ def test_junk_file_as_cache(fake_smtp, tmp_path):
     assert path.read_bytes() == junk, "a file that is not ours must be left alone"
 
 
+@pytest.mark.slow  # about 11 s
 def test_truncated_cache_file(fake_smtp, tmp_path):
     srv = fake_smtp(ALICE_ONLY)
     path = tmp_path / "cache.lmdb"

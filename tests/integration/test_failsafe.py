@@ -703,6 +703,7 @@ def test_calloutd_reload(calloutd, postfix_mx, tmp_path):
     assert d.stop() == 0
 
 
+@pytest.mark.slow  # about 17 s: a daemon started once per allocation
 def test_calloutd_start(dns_server, postfix_mx, tmp_path):
     # out of memory while starting: exit status 3 with a message (calloutd(8)),
     # or a daemon that works; never a crash, never a daemon that hangs

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import testnet
+from conftest import SERVERS
 from fakesmtp import (ScriptError, load_scenario, match_transcript, parse_bytes,
                       parse_scenario, parse_script)
 
@@ -380,7 +381,7 @@ def test_cli(tmp_path):
     with socket.socket() as probe:          # a free port for this test only
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fakesmtp.py"),
+    proc = subprocess.Popen([sys.executable, os.path.join(SERVERS, "fakesmtp.py"),
                              "--listen", f"127.0.0.1:{port}", str(scn)],
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -394,5 +395,5 @@ def test_cli(tmp_path):
         proc.send_signal(2)
         err = proc.communicate(timeout=10)[1]
     assert "1 session(s)" in err and "QUIT" in err
-    assert subprocess.run([sys.executable, os.path.join(HERE, "fakesmtp.py"), "--check",
+    assert subprocess.run([sys.executable, os.path.join(SERVERS, "fakesmtp.py"), "--check",
                            str(scn)]).returncode == 0

@@ -389,6 +389,7 @@ def post_all(addr, n, body, token=None):
     return asyncio.run(main())
 
 
+@pytest.mark.slow  # about 15 s
 @pytest.mark.skipif(bool(os.environ.get("CALLOUT_SANITIZED")),
                     reason="ASan's allocator: RSS says nothing about calloutd's heap")
 def test_memory_comes_back_after_a_flood_of_large_and_slow_requests(calloutd):

@@ -40,6 +40,8 @@ TOTAL = 20000
 REPLY_WITHIN = 2.0
 SANITIZED = bool(os.environ.get("CALLOUT_SANITIZED"))
 
+pytestmark = pytest.mark.slow  # 30 to 50 s each
+
 # ---------------------------------------------------------------------------
 # The limits lifted for the load tests: they are about correctness and
 # memory under load, not about the limits (the amplification test is).  With

@@ -40,6 +40,7 @@ LEFT_BEHIND = ["/etc/callout", "/var/lib/callout", "/run/callout", "/usr/sbin/ca
                "/etc/systemd/system/multi-user.target.wants/calloutd.service"]
 
 pytestmark = [
+    pytest.mark.slow,  # builds the packages from a copy of the tree: minutes
     pytest.mark.skipif(os.geteuid() != 0, reason="installs packages: root only"),
     pytest.mark.skipif(bool(os.environ.get("CALLOUT_SANITIZED")),
                        reason="the packages are built from source, once"),

@@ -20,10 +20,10 @@ POSTFIX_IP = "127.0.0.20"
 POSTFIX_IP6 = "::1"
 # Nothing ever listens here: connections are refused.
 DEAD_IP = "127.0.0.21"
-# Fake SMTP servers (tests/integration/fakesmtp.py) take addresses from here on.
+# Fake SMTP servers (tests/servers/fakesmtp.py) take addresses from here on.
 FAKE_IP_BASE = "127.0.0."
 FAKE_IP_FIRST = 30
-# The chaotic SMTP server of the load tests (tests/integration/chaos_smtp.py):
+# The chaotic SMTP server of the load tests (tests/servers/chaos_smtp.py):
 # 127.0.0.(70+N) is the MX of chaosN.test (N = 0..9), VICTIM_IP the MX of
 # victim.test (the amplification test).
 CHAOS_IP_FIRST = 70
@@ -32,7 +32,7 @@ VICTIM_IP = "127.0.0.80"
 VICTIM_DOMAIN = "victim.test"
 
 
-# persona_smtp.py servers (test_truth.py, test_order.py): one real-world
+# tests/servers/persona_smtp.py servers (test_truth.py, test_order.py): one real-world
 # behaviour per address from 127.0.0.90 on, addressed by literal.
 PERSONA_IP_FIRST = 90
 

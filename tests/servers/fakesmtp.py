@@ -10,7 +10,7 @@ them arrived together (pipelined), TLS boundaries, and timings.
 Used in-process by the pytest fixtures (fixtures_fake.py) and as a
 command line tool:
 
-    python3 fakesmtp.py --listen 127.0.0.30:10025 SCENARIO_FILE
+    python3 tests/servers/fakesmtp.py --listen 127.0.0.30:10025 SCENARIO_FILE
 
 The script language and the scenario file format are documented in
 tests/integration/scenarios/README.md; in short:
@@ -965,7 +965,8 @@ class FakeSMTPServer:
 # Command line
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Scriptable fake SMTP server (see scenarios/README.md).")
+    ap = argparse.ArgumentParser(description="Scriptable fake SMTP server "
+                                             "(see tests/integration/scenarios/README.md).")
     ap.add_argument("--listen", default="127.0.0.40:10025", metavar="IP:PORT",
                     help="address to listen on (IPv6 in brackets), default %(default)s")
     ap.add_argument("--tls-cert", help="certificate for STARTTLS (default: self-signed, generated)")
