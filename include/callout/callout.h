@@ -230,6 +230,16 @@ typedef struct callout_options {
 	 * again. */
 	unsigned backoff_failures; /* failures that start it; default 3 */
 	unsigned backoff_ms;       /* its first length; default 60000 */
+
+	/* A verification's progress [ctx], for debugging (callout check
+	 * --trace, calloutd at log_level debug): one line for each change
+	 * of a probe's state, without a newline, e.g.
+	 *   "   12 ms <a@example.org> dns -> session: mx.example.org [192.0.2.1]:25"
+	 * (milliseconds since the probe began; states new, cache, claim,
+	 * gate, dns, session, next, store, done).  The wording may change.
+	 * NULL: none. */
+	void (*trace)(void *arg, const char *line);
+	void *trace_arg;
 } callout_options;
 
 /* Fill *opts with the defaults. */

@@ -78,6 +78,8 @@ bool cli_allow_private_env(void);
 
 /* Log lines from the library, to stderr with the program's name. */
 void cli_log(void *arg, const char *msg);
+/* callout_options.trace: a probe's steps, on stderr. */
+void cli_trace(void *arg, const char *line);
 
 /* ---- cli_parse.c: option values; all return false on any garbage ---- */
 

@@ -63,6 +63,7 @@ enum {
 	OPT_SESSION_IDLE,
 	OPT_BACKOFF,
 	OPT_NO_LIMIT_WAIT,
+	OPT_TRACE,
 };
 
 static const char short_opts[] = ":jtf:c:qhp:";
@@ -112,6 +113,7 @@ static const struct option long_opts[] = {
     {"session-idle", required_argument, NULL, OPT_SESSION_IDLE},
     {"backoff", required_argument, NULL, OPT_BACKOFF},
     {"no-limit-wait", no_argument, NULL, OPT_NO_LIMIT_WAIT},
+    {"trace", no_argument, NULL, OPT_TRACE},
     {NULL, 0, NULL, 0},
 };
 
@@ -464,6 +466,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_NO_LIMIT_WAIT:
 			cfg->opts.flags |= CALLOUT_F_NO_LIMIT_WAIT;
+			break;
+		case OPT_TRACE:
+			cfg->opts.trace = cli_trace;
 			break;
 		case OPT_CACHE:
 			cfg->cache = optarg;
@@ -1006,6 +1011,8 @@ void cli_check_help(FILE *fp)
 	        "                           with ADDRESS arguments\n"
 	        "  -j, --json               one JSON object a line, with the address\n"
 	        "  -t, --transcript         show the SMTP dialogue under each result\n"
+	        "      --trace              show each verification's steps on standard\n"
+	        "                           error, with the milliseconds since it began\n"
 	        "  -q, --quiet              print no results: only the exit status tells\n"
 	        "  -c, --concurrency N      verify up to N addresses at once (default 10)\n"
 	        "\n"

@@ -167,3 +167,9 @@ void cli_log(void *arg, const char *msg)
 	(void)arg;
 	fprintf(stderr, "%s: %s\n", CLI_PROG, msg);
 }
+
+void cli_trace(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "%s: trace: %s\n", CLI_PROG, line);
+}

@@ -624,6 +624,10 @@ static int start(app *a)
 	/* The engine and its cache file belong to the unprivileged user. */
 	cd_config_options(c, &o);
 	o.log = cd_log_engine;
+	/* each probe's steps, at log_level debug (the cost of formatting
+	 * them is not paid otherwise) */
+	if (c->debug)
+		o.trace = cd_log_trace;
 	callout_status st = callout_ctx_new(a->d.base, &o, &a->d.ctx);
 	if (st != CALLOUT_OK) {
 		cd_log(CD_LOG_ERR, "cannot start the engine: %s", callout_strerror(st));

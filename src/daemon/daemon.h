@@ -127,6 +127,8 @@ void cd_log_open(const cd_config *cfg);
 void cd_log(cd_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* libcallout's log callback. */
 void cd_log_engine(void *arg, const char *msg);
+/* callout_options.trace: the probes' steps, at debug level. */
+void cd_log_trace(void *arg, const char *line);
 
 /* ---- metrics (metrics.c) ---------------------------------------------- */
 

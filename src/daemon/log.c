@@ -61,3 +61,9 @@ void cd_log_engine(void *arg, const char *msg)
 	(void)arg;
 	cd_log(CD_LOG_WARNING, "%s", msg);
 }
+
+void cd_log_trace(void *arg, const char *line)
+{
+	(void)arg;
+	cd_log(CD_LOG_DEBUG, "trace: %s", line);
+}

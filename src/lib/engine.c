@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,8 @@ struct callout_ctx {
 	unsigned cache_wait_ms;
 	long long (*clock)(void *arg);
 	void *clock_arg;
+	void (*trace)(void *arg, const char *line); /* the probes' states; NULL: none */
+	void *trace_arg;
 	callout_query *flights[FLIGHT_BUCKETS];   /* probes that requests may join */
 	co_pool *pool;                            /* sessions and their limits */
 	struct mx_flight *mx_flights[MX_BUCKETS]; /* MX lookups probes may join */
@@ -112,6 +115,33 @@ typedef struct lookup {
 	bool found[CO_LOOKUP_KEYS];
 } lookup;
 
+/*
+ * Where a probe is.  Every change goes through probe_enter(), which also
+ * arms the deadline when the probe leaves PROBE_NEW and tells the trace.
+ *
+ *   new -> cache -> [claim] -> [gate] -> dns -> session <-> next -> [store] -> done
+ *            \-> done (answered from the cache; a refresh goes on to claim)
+ *   any state -> done by a conclusion (deadline, DNS answer, limit, fault)
+ */
+typedef enum probe_state {
+	PROBE_NEW,     /* made; started from the loop (its timer at 0) */
+	PROBE_CACHE,   /* reading the cache */
+	PROBE_CLAIM,   /* waiting for another node's probe of the address */
+	PROBE_GATE,    /* waiting for one of max_probes slots */
+	PROBE_DNS,     /* finding the hosts: MX, route or address literal */
+	PROBE_SESSION, /* a job with the pool: a limit, connecting, the dialogue */
+	PROBE_NEXT,    /* between sessions: another address, another sender */
+	PROBE_STORE,   /* its records being committed with the loop's others */
+	PROBE_DONE,    /* its waiters have their result */
+	PROBE_STATES
+} probe_state;
+
+static const char *const probe_state_names[PROBE_STATES] = {
+    [PROBE_NEW] = "new",   [PROBE_CACHE] = "cache", [PROBE_CLAIM] = "claim",
+    [PROBE_GATE] = "gate", [PROBE_DNS] = "dns",     [PROBE_SESSION] = "session",
+    [PROBE_NEXT] = "next", [PROBE_STORE] = "store", [PROBE_DONE] = "done",
+};
+
 struct callout_query {
 	callout_ctx *ctx;
 	callout_query *prev, *next;
@@ -125,7 +155,7 @@ struct callout_query {
 	                        starts probes from the loop */
 	/* Requests wait on a probe; probes do the work. */
 	bool is_probe;
-	bool started;                 /* probe: past its first timer */
+	probe_state state;            /* probe: where it is (probe_enter) */
 	callout_query *probe;         /* request: the probe it waits on */
 	callout_query *waiters;       /* probe: its requests */
 	callout_query *wnext, *wprev; /* request: in the probe's waiters */
@@ -137,16 +167,14 @@ struct callout_query {
 	bool fallback_first, skip_random; /* probe: what domain facts said */
 	bool saw_block;                   /* probe: its lookup found a "blocks us" fact */
 	bool claimed;
-	bool syncing; /* probe: waits for its records' commit */
 	co_cache_req *cache_req;
 	lookup *lk;
 	bool ready; /* request: out holds its result */
 	co_dns_req *dns_req;
 	struct mx_flight *mxf; /* probe: the MX lookup it waits on */
 	callout_query *mxnext, *mxprev;
-	co_pool_job job;
-	bool job_active;              /* probe: job is with the pool */
-	bool probing, gated;          /* probe: holds a slot; waits for one */
+	co_pool_job job;              /* probe: with the pool in PROBE_SESSION */
+	bool probing;                 /* probe: holds one of max_probes slots */
 	callout_query *gnext, *gprev; /* probe: at the gate */
 	char limit_why[160];          /* probe: the limit it waits for */
 	co_dns_host *hosts;
@@ -333,6 +361,8 @@ static callout_status open_cache(callout_ctx *ctx, const callout_options *o)
 	};
 	ctx->cache_wait_ms = or_default(o->cache_wait_ms, def.cache_wait_ms);
 	ctx->clock = o->clock;
+	ctx->trace = o->trace;
+	ctx->trace_arg = o->trace_arg;
 	ctx->clock_arg = o->clock_arg;
 	co_cache_conf conf = {
 	    .base = ctx->base,
@@ -641,6 +671,55 @@ static unsigned elapsed_ms(const struct timespec *start)
 	return ms < 0 ? 0 : (unsigned)ms;
 }
 
+static void arm_deadline(callout_query *q);
+
+/* Out of the list of probes waiting for a slot. */
+static void gate_unlink(callout_query *p)
+{
+	callout_ctx *ctx = p->ctx;
+
+	if (p->gprev)
+		p->gprev->gnext = p->gnext;
+	else
+		ctx->gate_head = p->gnext;
+	if (p->gnext)
+		p->gnext->gprev = p->gprev;
+	else
+		ctx->gate_tail = p->gprev;
+	p->gnext = p->gprev = NULL;
+	ctx->ngated--;
+}
+
+/* The one way a probe changes state; detail (printf) says why or where,
+ * for the trace. */
+__attribute__((format(printf, 3, 4))) static void probe_enter(callout_query *p, probe_state s,
+                                                              const char *detail, ...)
+{
+	callout_ctx *ctx = p->ctx;
+	probe_state from = p->state;
+	char line[512], more[400] = "";
+	va_list ap;
+
+	p->state = s;
+	if (from == PROBE_NEW && s != PROBE_NEW)
+		arm_deadline(p); /* the timer that started it is the deadline now */
+	if (from == PROBE_GATE && s != PROBE_GATE)
+		gate_unlink(p);
+	if (from == PROBE_SESSION && s != PROBE_NEXT && s != PROBE_SESSION)
+		co_pool_cancel(ctx->pool, &p->job); /* concluded while the pool had it */
+	if (!ctx->trace)
+		return;
+	if (detail) {
+		va_start(ap, detail);
+		vsnprintf(more, sizeof(more), detail, ap);
+		va_end(ap);
+	}
+	snprintf(line, sizeof(line), "%5u ms <%s> %s -> %s%s%s", elapsed_ms(&p->start),
+	         p->addr.mailbox, probe_state_names[from], probe_state_names[s],
+	         more[0] ? ": " : "", more);
+	ctx->trace(ctx->trace_arg, line);
+}
+
 /* ---- the flight table: probes that identical requests join ------------- */
 
 static size_t key_bucket(const char *key)
@@ -695,7 +774,8 @@ static void detach(callout_query *w)
  * probing and its answer will be cached. */
 static bool probe_unwanted(const callout_query *p)
 {
-	return !p->waiters && !p->done && (!p->key[0] || !p->started || p->lk || p->cache_req);
+	return !p->waiters && !p->done &&
+	       (!p->key[0] || p->state == PROBE_NEW || p->lk || p->cache_req);
 }
 
 /* ---- MX lookups in flight: probes of one domain share one ------------------ */
@@ -839,7 +919,7 @@ static void gate_then_dns(callout_query *p)
 		         p->limit_why);
 		return;
 	}
-	p->gated = true;
+	probe_enter(p, PROBE_GATE, "%s", p->limit_why);
 	p->gnext = NULL;
 	p->gprev = ctx->gate_tail;
 	if (ctx->gate_tail)
@@ -855,18 +935,8 @@ static void leave_gate(callout_query *p)
 {
 	callout_ctx *ctx = p->ctx;
 
-	if (p->gated) {
-		if (p->gprev)
-			p->gprev->gnext = p->gnext;
-		else
-			ctx->gate_head = p->gnext;
-		if (p->gnext)
-			p->gnext->gprev = p->gprev;
-		else
-			ctx->gate_tail = p->gprev;
-		p->gated = false;
-		ctx->ngated--;
-	}
+	if (p->state == PROBE_GATE)
+		gate_unlink(p);
 	if (p->probing) {
 		p->probing = false;
 		ctx->probing--;
@@ -884,16 +954,9 @@ static void on_gate(evutil_socket_t fd, short what, void *arg)
 	while (ctx->gate_head &&
 	       (ctx->max_probes == CALLOUT_UNLIMITED || ctx->probing < ctx->max_probes)) {
 		callout_query *p = ctx->gate_head;
-		ctx->gate_head = p->gnext;
-		if (ctx->gate_head)
-			ctx->gate_head->gprev = NULL;
-		else
-			ctx->gate_tail = NULL;
-		ctx->ngated--;
-		p->gated = false;
 		p->probing = true;
 		ctx->probing++;
-		start_dns(p);
+		start_dns(p); /* leaves PROBE_GATE, and the gate's list */
 	}
 }
 
@@ -914,7 +977,7 @@ static void query_free(callout_query *q)
 		flight_remove(ctx, q);
 		if (q->cache_req)
 			ctx->cache->ops->cancel(ctx->cache, q->cache_req);
-		if (q->syncing)
+		if (q->state == PROBE_STORE)
 			ctx->cache->ops->unsync(ctx->cache, q);
 		if (q->claimed && ctx->cache->ops->release)
 			ctx->cache->ops->release(ctx->cache, q->key);
@@ -929,7 +992,7 @@ static void query_free(callout_query *q)
 		co_dns_cancel(q->dns_req);
 	if (q->mxf)
 		mx_leave(q);
-	if (q->job_active)
+	if (q->is_probe && q->state == PROBE_SESSION)
 		co_pool_cancel(ctx->pool, &q->job);
 	if (q->is_probe)
 		leave_gate(q);
@@ -1036,7 +1099,8 @@ static void hand_outcome(void *arg)
 	char ip[INET6_ADDRSTRLEN] = "";
 	const char *transcript = NULL;
 
-	p->syncing = false;
+	probe_enter(p, PROBE_DONE, "%s/%s", callout_verdict_name(p->out.verdict),
+	            callout_reason_name(p->out.reason));
 	memset(&res, 0, sizeof(res));
 	res.verdict = p->out.verdict;
 	res.reason = p->out.reason;
@@ -1073,7 +1137,7 @@ static void deliver(callout_query *p)
 	if (p->timer)
 		evtimer_del(p->timer); /* the deadline no longer applies */
 	if (p->key[0] && c->ops->sync && c->ops->sync(c, hand_outcome, p) == 1) {
-		p->syncing = true;
+		probe_enter(p, PROBE_STORE, NULL);
 		p->done = true; /* nobody joins or drops it now */
 		return;
 	}
@@ -1155,11 +1219,16 @@ static void start_session(callout_query *q)
 	q->job.no_wait = (q->set.flags & CALLOUT_F_NO_LIMIT_WAIT) != 0;
 	q->job.cb = on_session;
 	q->job.arg = q;
-	q->job_active = true;
+	if (ctx->trace)
+		co_sockaddr_text((const struct sockaddr *)&q->job.addr, q->job.addrlen, CO_SA_PORT,
+		                 ip, sizeof(ip));
+	probe_enter(q, PROBE_SESSION, "%s %s%s%s", q->cur_host->name, ctx->trace ? ip : "",
+	            fallback_now ? " (fallback sender)" : "",
+	            q->no_tls_now ? " (without TLS)" : "");
 	why[0] = '\0';
 	int r = co_pool_submit(ctx->pool, &q->job, why, sizeof(why));
 	if (r < 0) {
-		q->job_active = false;
+		probe_enter(q, PROBE_NEXT, "%s", why);
 		conclude(q, CALLOUT_TEMPFAIL, r == -2 ? CALLOUT_R_INTERNAL : CALLOUT_R_LOCAL_LIMIT,
 		         CALLOUT_STAGE_CONNECT, why);
 		return;
@@ -1252,7 +1321,12 @@ static void on_session(void *arg, const co_session_outcome *out)
 {
 	callout_query *q = arg;
 
-	q->job_active = false;
+	if (out->code)
+		probe_enter(q, PROBE_NEXT, "%s/%s %d %s", callout_verdict_name(out->verdict),
+		            callout_reason_name(out->reason), out->code, out->enhanced);
+	else
+		probe_enter(q, PROBE_NEXT, "%s/%s (%s)", callout_verdict_name(out->verdict),
+		            callout_reason_name(out->reason), out->text);
 	q->out = *out;
 	q->have_out = true;
 	if (out->retry_fallback && !q->use_fallback_now &&
@@ -1330,6 +1404,11 @@ static void start_dns(callout_query *p)
 	callout_ctx *ctx = p->ctx;
 	const route *r = p->addr.kind == CO_ADDR_DOMAIN ? find_route(ctx, p->addr.domain) : NULL;
 
+	probe_enter(p, PROBE_DNS, "%s %s",
+	            r                                ? "route of"
+	            : p->addr.kind != CO_ADDR_DOMAIN ? "literal"
+	                                             : "MX of",
+	            p->addr.kind != CO_ADDR_DOMAIN ? p->addr.ip : p->addr.domain);
 	if (r) {
 		p->via_route = true;
 		p->dns_req = co_dns_resolve_hosts(ctx->dns, (const char *const *)r->names, r->ports,
@@ -1368,9 +1447,13 @@ static void answer_cached(callout_query *p, const co_rec *rec, bool refresh)
 		p->done = false;
 		p->refresh = true;
 		flight_add(ctx, p);
+		if (ctx->trace)
+			ctx->trace(ctx->trace_arg, "answered from the cache; refreshing it");
 		claim_then_probe(p);
 		return;
 	}
+	probe_enter(p, PROBE_DONE, "%s/%s from the cache", callout_verdict_name(res.verdict),
+	            callout_reason_name(res.reason));
 	query_free(p);
 }
 
@@ -1396,8 +1479,10 @@ static void claim_then_probe(callout_query *p)
 		int r =
 		    ctx->cache->ops->claim(ctx->cache, p->key, p->set.deadline_ms + CLAIM_MARGIN_MS,
 		                           ctx->cache_wait_ms, on_claim, p, &p->cache_req);
-		if (r == 0)
+		if (r == 0) {
+			probe_enter(p, PROBE_CLAIM, "another node is probing it");
 			return;
+		}
 		p->claimed = r == 1;
 	}
 	gate_then_dns(p);
@@ -1437,6 +1522,7 @@ static void probe_begin(callout_query *p)
 		claim_then_probe(p);
 		return;
 	}
+	probe_enter(p, PROBE_CACHE, NULL);
 	co_rules_keys(p->addr.domain, p->addr.mailbox, p->set.from, p->lk->keys);
 	for (int i = 0; i < CO_LOOKUP_KEYS; i++)
 		p->lk->kp[i] = p->lk->keys[i];
@@ -1463,10 +1549,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (q->is_probe && !q->started) {
-		q->started = true;
-		arm_deadline(q);
-		probe_begin(q);
+	if (q->is_probe && q->state == PROBE_NEW) {
+		probe_begin(q); /* its first state arms the deadline */
 		return;
 	}
 	if (q->ready) {
@@ -1475,10 +1559,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	const callout_query *p = q->is_probe ? q : q->probe;
-	bool waiting = p && p->gated;
-	callout_stage stage = p && p->job_active         ? co_pool_job_stage(&p->job, &waiting)
-	                      : p && (p->lk || p->gated) ? CALLOUT_STAGE_NONE
-	                                                 : CALLOUT_STAGE_DNS;
+	bool waiting = p && p->state == PROBE_GATE;
+	callout_stage stage = p && p->state == PROBE_SESSION ? co_pool_job_stage(&p->job, &waiting)
+	                      : p && (p->lk || waiting)      ? CALLOUT_STAGE_NONE
+	                                                     : CALLOUT_STAGE_DNS;
 	if (waiting) {
 		char why[sizeof(p->limit_why) + 64];
 		snprintf(why, sizeof(why), "deadline reached waiting for a free slot: %s",

@@ -262,3 +262,18 @@ def test_healthz_and_sigterm_exit_status(calloutd):
     with urllib.request.urlopen(d.http_url + "/healthz", timeout=5) as r:
         assert json.load(r) == {"status": "ok"}
     assert d.stop() == 0
+
+
+def test_debug_log_traces_each_probe(calloutd, postfix_mx):
+    """At log_level debug the engine's steps are in the log; at info they
+    are neither logged nor formatted."""
+    d = calloutd()  # the suite's daemons log at debug
+    assert d.policy({"sender": VALID}) == "action=DUNNO"
+    assert d.wait_log(f"<{VALID}> next -> ")
+    trace = [x for x in d.log_text().splitlines() if "debug: trace:" in x and VALID in x]
+    assert any(" dns -> session: mx.postfix.test [127.0.0.20]:" in x for x in trace), trace
+    assert any(" session -> next: valid/accepted 250" in x for x in trace), trace
+    d.stop()
+    d = calloutd(sections={"daemon": {"log_level": "info"}})
+    assert d.policy({"sender": VALID.replace("alice", "bob")}) == "action=DUNNO"
+    assert "trace:" not in d.log_text()

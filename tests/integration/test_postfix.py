@@ -475,6 +475,48 @@ def test_durations_as_the_config_file_writes_them(check):
         assert r.returncode == 2 and r.stderr.startswith("callout check: " + want), r.stderr
 
 
+def test_trace_shows_each_step(check, tmp_path):
+    """--trace: one line for each change of the probe's state, with its
+    milliseconds; a probe asked live, then the same answered from the
+    cache, then an unknown user."""
+    import re
+    cache = ["--cache", f"lmdb:{tmp_path / 'c.lmdb'}", "--catch-all"]
+
+    def steps(run):
+        lines = [ln for ln in run.stderr.splitlines() if ln.startswith("callout: trace: ")]
+        assert lines, run.stderr
+        out = []
+        for ln in lines:
+            m = re.match(r"callout: trace: +(\d+) ms <([^>]*)> (\w+) -> (\w+)(?:: (.*))?$", ln)
+            assert m, ln
+            out.append((m.group(2), m.group(3), m.group(4), m.group(5) or ""))
+        # a chain: each step starts where the one before ended
+        for a, b in zip(out, out[1:]):
+            assert a[2] == b[1], (a, b)
+        return out
+
+    run = check("--trace", *cache, "alice@postfix.test")
+    assert run.result["verdict"] == "valid"
+    s = steps(run)
+    assert [(f, t) for _, f, t, _ in s] == [
+        ("new", "cache"), ("cache", "dns"), ("dns", "session"), ("session", "next"),
+        ("next", "store"), ("store", "done")], s
+    assert s[1][3] == "MX of postfix.test"
+    assert s[2][3].startswith("mx.postfix.test [127.0.0.20]:")
+    assert s[3][3] == "valid/accepted 250 2.1.5"
+    assert s[-1][3] == "valid/accepted"
+    assert {a for a, _, _, _ in s} == {"alice@postfix.test"}
+    # the same, from the cache
+    s = steps(check("--trace", *cache, "alice@postfix.test"))
+    assert [(f, t, d) for _, f, t, d in s] == [
+        ("new", "cache", ""), ("cache", "done", "valid/accepted from the cache")], s
+    # no trace without --trace
+    assert "trace:" not in check(*cache, "bob@postfix.test").stderr
+    s = steps(check("--trace", "--no-cache", "nobody@postfix.test"))
+    assert [t for _, _, t, _ in s] == ["dns", "session", "next", "done"], s
+    assert s[2][3].startswith("invalid/mailbox_unknown 550 5.1.1"), s
+
+
 def test_exit_status_no_address():
     proc = subprocess.run([conftest.binary("callout"), "check"],
                           capture_output=True, text=True, timeout=30,
