@@ -697,7 +697,7 @@ __attribute__((format(printf, 3, 4))) static void probe_enter(callout_query *p, 
 {
 	callout_ctx *ctx = p->ctx;
 	probe_state from = p->state;
-	char line[512], more[400] = "";
+	char line[1024], more[400] = "";
 	va_list ap;
 
 	p->state = s;
