@@ -54,3 +54,17 @@ def test_exim_acl_gives_a_one_line_reply(calloutd):
     assert reply.startswith("action=450 ")
     message = re.sub(exim_acl_regex("defer"), "", reply)
     assert "\n" not in message and message.startswith("4.1.7 "), repr(message)
+
+
+def test_architecture_lists_the_probe_states_of_the_code():
+    """docs/architecture.md's table of probe states is the engine's name
+    table, in its order."""
+    code = open(os.path.join(ROOT, "src", "lib", "engine.c")).read()
+    table = re.search(r"probe_state_names\[PROBE_STATES\] = \{(.*?)\};", code, re.S).group(1)
+    names = re.findall(r'\[PROBE_\w+\] = "(\w+)"', table)
+    enum = re.search(r"typedef enum probe_state \{(.*?)\} probe_state;", code, re.S).group(1)
+    order = [m.lower() for m in re.findall(r"PROBE_(\w+),", enum) if m != "STATES"]
+    assert names == order and len(names) >= 5, (names, order)
+    doc = open(os.path.join(ROOT, "docs", "architecture.md")).read()
+    rows = re.findall(r"^\| (\w+) \| ", doc, re.M)
+    assert [r for r in rows if r != "state"] == names
