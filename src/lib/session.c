@@ -87,6 +87,12 @@ struct co_session {
 
 static callout_stage stage_of(const co_session *s);
 
+/* The one way the dialogue moves on: every change of state is here. */
+static void enter(co_session *s, state st)
+{
+	s->st = st;
+}
+
 /* Step k of the transaction: [RSET] MAIL RCPT*n [RANDOM]. */
 static step step_at(const co_session *s, unsigned k, unsigned *rcpt)
 {
@@ -305,7 +311,7 @@ static void end(co_session *s, bool quit)
 {
 	co_session_batch *b = s->b;
 
-	s->st = ST_DONE;
+	enter(s, ST_DONE);
 	evtimer_del(s->timer);
 	if (s->conn) {
 		if (quit) {
@@ -332,6 +338,16 @@ static void fail(co_session *s, callout_verdict v, callout_reason r, const char 
 	set_why(s, v, r, text);
 	s->why.next_host = true;
 	cut_batch(s);
+	end(s, false);
+}
+
+/* TLS could not be had (STARTTLS refused by us, the handshake failed or
+ * timed out, the server hung up in it): the one place that says so, and
+ * that the owner may try again in plain text, or another host. */
+static void tls_failed(co_session *s, const char *detail)
+{
+	set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, detail);
+	s->why.retry_plain = s->why.next_host = true;
 	end(s, false);
 }
 
@@ -372,7 +388,7 @@ static bool out_of_turn(co_session *s)
  * ended (and is freed). */
 static bool go_idle(co_session *s, co_session_batch *done)
 {
-	s->st = ST_IDLE;
+	enter(s, ST_IDLE);
 	evtimer_del(s->timer);
 	if (out_of_turn(s)) /* gone() gets the batch */
 		return false;
@@ -393,7 +409,7 @@ static bool go_idle(co_session *s, co_session_batch *done)
 static void enter_ehlo(co_session *s)
 {
 	memset(&s->caps, 0, sizeof(s->caps));
-	s->st = ST_EHLO;
+	enter(s, ST_EHLO);
 	send_cmd(s, "EHLO %s", s->p.helo);
 }
 
@@ -420,7 +436,7 @@ static void send_step(co_session *s, unsigned k)
  * command per reply. */
 static void enter_txn(co_session *s, bool rset)
 {
-	s->st = ST_TXN;
+	enter(s, ST_TXN);
 	s->rset_first = rset;
 	s->sent = s->answered = s->accepted = 0;
 	s->nplan = (rset ? 1 : 0) + 1 + s->b->n + (s->b->random_rcpt ? 1 : 0);
@@ -436,7 +452,7 @@ void co_session_send(co_session *s, co_session_batch *b)
 	for (unsigned i = 0; i < b->n; i++)
 		memset(&b->outs[i], 0, sizeof(b->outs[i]));
 	if (s->p.vrfy && !s->vrfy_done && b->n == 1) {
-		s->st = ST_VRFY;
+		enter(s, ST_VRFY);
 		send_cmd(s, "VRFY <%s>", b->rcpts[0]);
 		return;
 	}
@@ -459,7 +475,7 @@ static bool after_hello(co_session *s)
 static bool after_ehlo(co_session *s)
 {
 	if (s->p.tls && s->caps.starttls && !s->tls_active) {
-		s->st = ST_STARTTLS;
+		enter(s, ST_STARTTLS);
 		send_cmd(s, "STARTTLS");
 		return true;
 	}
@@ -628,7 +644,7 @@ static bool on_reply(co_session *s)
 		if (digit == 5) {
 			/* No ESMTP: plain HELO, no capabilities. */
 			memset(&s->caps, 0, sizeof(s->caps));
-			s->st = ST_HELO;
+			enter(s, ST_HELO);
 			send_cmd(s, "HELO %s", s->p.helo);
 			return true;
 		}
@@ -643,12 +659,9 @@ static bool on_reply(co_session *s)
 		if (digit == 2) {
 			if (out_of_turn(s))
 				return false;
-			s->st = ST_TLS;
+			enter(s, ST_TLS);
 			if (co_conn_starttls(s->conn, s->p.tls, s->p.tls_name) < 0) {
-				set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED,
-				        "cannot start TLS");
-				s->why.retry_plain = s->why.next_host = true;
-				end(s, false);
+				tls_failed(s, "cannot start TLS");
 				return false;
 			}
 			arm_timer(s, s->p.command_timeout_ms);
@@ -703,7 +716,7 @@ static bool on_line(void *arg, const char *line, size_t len)
 static void on_connected(void *arg)
 {
 	co_session *s = arg;
-	s->st = ST_BANNER;
+	enter(s, ST_BANNER);
 	s->outstanding = 1;
 	arm_timer(s, s->p.command_timeout_ms);
 }
@@ -728,9 +741,7 @@ static void on_conn_error(void *arg, co_conn_error err, const char *detail)
 		fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_PROTOCOL_ERROR, detail);
 		break;
 	case CO_CONN_TLS:
-		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, detail);
-		s->why.retry_plain = s->why.next_host = true;
-		end(s, false);
+		tls_failed(s, detail);
 		break;
 	case CO_CONN_CLOSED:
 	case CO_CONN_IO:
@@ -742,9 +753,7 @@ static void on_conn_error(void *arg, co_conn_error err, const char *detail)
 			break;
 		}
 		if (s->st == ST_TLS) {
-			set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED, detail);
-			s->why.retry_plain = s->why.next_host = true;
-			end(s, false);
+			tls_failed(s, detail);
 			break;
 		}
 		fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECTION_LOST, detail);
@@ -764,10 +773,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (s->st == ST_TLS) {
-		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_TLS_FAILED,
-		        "timed out in the TLS handshake");
-		s->why.retry_plain = s->why.next_host = true;
-		end(s, false);
+		tls_failed(s, "timed out in the TLS handshake");
 		return;
 	}
 	fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_TIMEOUT,
@@ -791,7 +797,7 @@ co_session *co_session_start(struct event_base *base, const co_session_params *p
 	s->p = *p;
 	s->ev = ev;
 	s->arg = arg;
-	s->st = ST_CONNECT;
+	enter(s, ST_CONNECT);
 	s->from = p->mail_from;
 	co_reply_init(&s->reply);
 	s->timer = evtimer_new(base, on_timer, s);
@@ -821,7 +827,7 @@ void co_session_quit(co_session *s)
 	if (!s || s->st == ST_DONE)
 		return;
 	state was = s->st;
-	s->st = ST_DONE;
+	enter(s, ST_DONE);
 	evtimer_del(s->timer);
 	if (s->conn) {
 		if (was != ST_CONNECT && was != ST_TLS) {
