@@ -1,4 +1,5 @@
-/* Token buckets and backoff (see limit.h). */
+/* Token buckets and backoff, the rules every limits backend applies (see
+ * limit.h). */
 #include <time.h>
 
 #include <callout/callout.h>
@@ -89,4 +90,10 @@ void co_backoff_report(co_backoff *b, const co_backoff_rule *rule, bool failed, 
 long long co_backoff_left_s(const co_backoff *b, long long now)
 {
 	return b->open_until > now ? (b->open_until - now + 999) / 1000 : 1;
+}
+
+void co_limits_free(co_limits *l)
+{
+	if (l)
+		l->ops->free(l);
 }

@@ -3,13 +3,17 @@
  * in (milliseconds of a monotonic clock), so that every rule is tested
  * with a clock the test steps: token buckets for the rate of new
  * sessions, and the backoff from a destination that keeps failing.
- * Who keeps the state (pool.c, per domain and per MX address) and how
- * many sessions are open is not this file's business.
+ * Below them, the backend that keeps that state per destination for
+ * pool.c (co_limits): session slots, buckets and backoff per key, behind
+ * an ops table so that a fleet-wide backend can take the in-process one's
+ * place (limit_local.c).
  */
 #ifndef CO_LIMIT_H
 #define CO_LIMIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* The clock of the limits: monotonic milliseconds.  NULL: the real one. */
 typedef long long (*co_clock_fn)(void *arg);
@@ -60,5 +64,88 @@ void co_backoff_report(co_backoff *b, const co_backoff_rule *rule, bool failed, 
                        long long now);
 /* Whole seconds left of the wait (at least 1 while held). */
 long long co_backoff_left_s(const co_backoff *b, long long now);
+
+/* ---- the backend ------------------------------------------------------- */
+
+/*
+ * The limits on sessions to one destination, kept per key: how many at
+ * once (slots), how many new ones a minute (a bucket), and the backoff
+ * from a destination that keeps failing.  The pool asks before it opens
+ * a session and tells when it ends; routes (exempt) skip the rates and
+ * the backoff but still take slots.  Every call reads the backend's
+ * clock.  A backend shared by a fleet keeps a slot as a lease with a TTL
+ * (hence the lease handed back to release), a bucket and the backoff
+ * per key on the shared store, and falls back to state of its own, never
+ * looser than one node's share, when the store is out of reach.
+ */
+typedef enum co_limit_kind { CO_LIMIT_DOMAIN, CO_LIMIT_HOST, CO_LIMIT_KINDS } co_limit_kind;
+
+/* A destination: a domain name, or the bytes of a server's address
+ * (family, address, port).  Not NUL-terminated; the caller's memory. */
+typedef struct co_limit_key {
+	co_limit_kind kind;
+	const void *id;
+	size_t len;
+} co_limit_key;
+
+/* The rules of one kind of key. */
+typedef struct co_limit_rules {
+	unsigned sessions; /* slots at once; CALLOUT_UNLIMITED: no cap */
+	co_rate rate;      /* new sessions */
+	co_backoff_rule backoff;
+} co_limit_rules;
+
+/* A slot held, for release; 0 is never one. */
+typedef uint64_t co_lease;
+
+/* How a session ended, for the backoff. */
+typedef enum co_limit_outcome {
+	CO_LIMIT_WORKED, /* clears the failures */
+	CO_LIMIT_FAILED, /* refused, timed out, 421: one more failure */
+	CO_LIMIT_ENDED   /* closed from our side: says nothing, ends a trial */
+} co_limit_outcome;
+
+typedef struct co_limits co_limits;
+
+typedef struct co_limits_ops {
+	/* A slot for k if fewer than the cap are out: true with *lease
+	 * set; false with *out set to the slots out. */
+	bool (*acquire)(co_limits *l, const co_limit_key *k, co_lease *lease, unsigned *out);
+	void (*release)(co_limits *l, const co_limit_key *k, co_lease lease);
+	/* A token of k's bucket; if none, *wait (when 0 or later) is lowered
+	 * to the milliseconds until one is. */
+	bool (*take)(co_limits *l, const co_limit_key *k, long long *wait);
+	/* Give back a token taken for a session that did not open. */
+	void (*refund)(co_limits *l, const co_limit_key *k);
+	/* Whether sessions to k are held back (a trial out counts); if so,
+	 * *failures and *left_s (whole seconds, at least 1) say why. */
+	bool (*held)(co_limits *l, const co_limit_key *k, unsigned *failures, long long *left_s);
+	/* Whether a session opening to k is the trial after a wait (then
+	 * marked out until reported). */
+	bool (*trial)(co_limits *l, const co_limit_key *k);
+	/* A session to k ended; trial: it was the trial. */
+	void (*report)(co_limits *l, const co_limit_key *k, co_limit_outcome o, bool trial);
+	/* Keys of a kind held back now (for the stats). */
+	unsigned (*held_count)(co_limits *l, co_limit_kind kind);
+	void (*free)(co_limits *l);
+} co_limits_ops;
+
+/* What every backend starts with. */
+struct co_limits {
+	const co_limits_ops *ops;
+	co_limit_rules rules[CO_LIMIT_KINDS];
+	co_clock_fn clock; /* NULL: the real one */
+	void *clock_arg;
+};
+
+/* The in-process backend (limit_local.c): a table under the keyed hash;
+ * a key back to what a fresh one would be is dropped, looked for at most
+ * every sweep_ms (0: a minute).  NULL when out of memory. */
+co_limits *co_limits_local_new(const co_limit_rules rules[CO_LIMIT_KINDS], co_clock_fn clock,
+                               void *clock_arg, unsigned sweep_ms);
+/* Keys it holds now (for the tests). */
+size_t co_limits_local_size(const co_limits *l);
+
+void co_limits_free(co_limits *l);
 
 #endif

@@ -10,6 +10,11 @@
  *             the session idle a while, or QUIT
  *   gone   -> outcomes, the host's failure count, requeue what waited
  *
+ * The slots, tokens and backoff per domain and host are kept by a limits
+ * backend (limit.h), the in-process one today; the pool asks it before it
+ * opens a session and tells it when one ends.  What only the pool needs
+ * (queues, sessions to join, how many RCPTs a host takes) stays here.
+ *
  * The queue is pumped from the loop, never from inside a caller, so no
  * callback runs while the engine is in the middle of something.
  */
@@ -33,20 +38,22 @@
 #define DOUBLINGS_MAX 4 /* backoff grows to 16 times its first length */
 #define PRUNE_MS      60000
 #define SKIP_MAX      64 /* queued jobs looked past per domain and pump */
+#define ADDR_KEY_MAX  19 /* family, IPv6 address, port */
 
+/* A server as the sessions know it; its limits are pool->limits'. */
 typedef struct co_phost {
 	struct co_phost *hnext;
 	struct sockaddr_storage addr; /* port included */
-	unsigned active;
-	co_bucket rate; /* new sessions */
-	co_backoff backoff;
-	unsigned rcpt_cap; /* learned from "too many recipients"; 0: none */
+	unsigned refs;                /* our sessions to it */
+	unsigned rcpt_cap;            /* learned from "too many recipients"; 0: none */
+	co_limit_key key;             /* its key in the limits */
+	unsigned char id[ADDR_KEY_MAX];
 } co_phost;
 
 typedef struct co_pdom {
 	struct co_pdom *hnext;
-	unsigned active;
-	co_bucket rate; /* new sessions */
+	unsigned refs; /* our sessions to it */
+	co_limit_key key;
 	co_pool_job *qhead, *qtail;
 	co_psess *joinable;            /* its sessions that may take more jobs */
 	struct co_pdom *wnext, *wprev; /* domains with jobs waiting */
@@ -73,6 +80,7 @@ struct co_psess {
 	co_session *s;
 	ps_state st;
 	bool shared, exempt, trial, ready;
+	co_lease dlease, hlease;    /* its slots */
 	co_pool_job *phead, *ptail; /* pending: the next batch */
 	unsigned npend;
 	unsigned used; /* RCPTs sent */
@@ -89,8 +97,7 @@ struct co_psess {
 struct co_pool {
 	struct event_base *base;
 	co_pool_limits lim;
-	co_rate domain_rate, host_rate;
-	co_backoff_rule backoff;
+	co_limits *limits; /* slots, rates and backoff per domain and host */
 	co_phost *hosts[TABLE_BUCKETS];
 	co_pdom *doms[TABLE_BUCKETS];
 	co_pdom *waiting; /* domains with queued jobs */
@@ -131,11 +138,11 @@ static size_t addr_key(const struct sockaddr_storage *ss, unsigned char *out)
 
 static co_phost *host_find(co_pool *pool, const struct sockaddr_storage *ss, bool create)
 {
-	unsigned char k[19], k2[19];
+	unsigned char k[ADDR_KEY_MAX];
 	size_t n = addr_key(ss, k);
 	size_t b = hash_bytes(k, n);
 	for (co_phost *h = pool->hosts[b]; h; h = h->hnext)
-		if (addr_key(&h->addr, k2) == n && memcmp(k, k2, n) == 0)
+		if (h->key.len == n && memcmp(k, h->id, n) == 0)
 			return h;
 	if (!create)
 		return NULL;
@@ -143,7 +150,8 @@ static co_phost *host_find(co_pool *pool, const struct sockaddr_storage *ss, boo
 	if (!h)
 		return NULL;
 	h->addr = *ss;
-	co_bucket_init(&h->rate, pool->host_rate, now_ms(pool));
+	memcpy(h->id, k, n);
+	h->key = (co_limit_key){CO_LIMIT_HOST, h->id, n};
 	h->hnext = pool->hosts[b];
 	pool->hosts[b] = h;
 	return h;
@@ -159,7 +167,7 @@ static co_pdom *dom_find(co_pool *pool, const char *name)
 	if (!d)
 		return NULL;
 	snprintf(d->name, sizeof(d->name), "%s", name);
-	co_bucket_init(&d->rate, pool->domain_rate, now_ms(pool));
+	d->key = (co_limit_key){CO_LIMIT_DOMAIN, d->name, strlen(d->name)};
 	d->hnext = pool->doms[b];
 	pool->doms[b] = d;
 	return d;
@@ -172,7 +180,8 @@ static co_pdom *dom_find(co_pool *pool, const char *name)
 static void host_account(co_pool *pool, co_phost *h, const co_psess *ps, bool failed)
 {
 	if (!ps->exempt)
-		co_backoff_report(&h->backoff, &pool->backoff, failed, ps->trial, now_ms(pool));
+		pool->limits->ops->report(pool->limits, &h->key,
+		                          failed ? CO_LIMIT_FAILED : CO_LIMIT_WORKED, ps->trial);
 }
 
 static bool is_failure(const co_session_outcome *o, bool ready)
@@ -197,15 +206,17 @@ static bool says_421(const co_session_batch *b)
 
 bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why, size_t len)
 {
-	co_phost *h = host_find(pool, addr, false);
-	long long now = now_ms(pool);
+	unsigned char id[ADDR_KEY_MAX];
+	co_limit_key k = {CO_LIMIT_HOST, id, addr_key(addr, id)};
+	unsigned failures;
+	long long left_s;
 	char ip[INET6_ADDRSTRLEN] = "";
 
-	if (!h || !co_backoff_held(&h->backoff, &pool->backoff, now))
+	if (!pool->limits->ops->held(pool->limits, &k, &failures, &left_s))
 		return false;
 	co_sockaddr_text((const struct sockaddr *)addr, sizeof(*addr), 0, ip, sizeof(ip));
-	snprintf(why, len, "backing off from %s after %u failures, for %llds more", ip,
-	         h->backoff.failures, co_backoff_left_s(&h->backoff, now));
+	snprintf(why, len, "backing off from %s after %u failures, for %llds more", ip, failures,
+	         left_s);
 	return true;
 }
 
@@ -443,10 +454,13 @@ static void unlink_session(co_psess *ps)
 		pool->sessions = ps->next;
 	if (ps->next)
 		ps->next->prev = ps->prev;
-	ps->host->active--;
-	ps->dom->active--;
+	co_limits *l = ps->pool->limits;
+	l->ops->release(l, &ps->host->key, ps->hlease);
+	l->ops->release(l, &ps->dom->key, ps->dlease);
+	ps->host->refs--;
+	ps->dom->refs--;
 	if (ps->trial)
-		ps->host->backoff.trial = false;
+		l->ops->report(l, &ps->host->key, CO_LIMIT_ENDED, true);
 	if (ps->idle_timer)
 		event_free(ps->idle_timer);
 }
@@ -477,7 +491,9 @@ static void ps_close(co_psess *ps)
 	schedule_pump(pool);
 }
 
-static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d)
+/* A session for j on the slots it holds. */
+static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d, co_lease dlease,
+                         co_lease hlease)
 {
 	const char *fb = j->params.fallback_from ? j->params.fallback_from : "";
 	const char *tn = j->params.tls_name ? j->params.tls_name : "";
@@ -531,9 +547,11 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d)
 	if (pool->sessions)
 		pool->sessions->prev = ps;
 	pool->sessions = ps;
-	h->active++;
-	d->active++;
-	ps->trial = !ps->exempt && co_backoff_start_trial(&h->backoff, &pool->backoff);
+	h->refs++;
+	d->refs++;
+	ps->dlease = dlease;
+	ps->hlease = hlease;
+	ps->trial = !ps->exempt && pool->limits->ops->trial(pool->limits, &h->key);
 	return ps;
 }
 
@@ -551,21 +569,73 @@ static bool yield_idle(co_pool *pool, const co_pdom *d, const co_phost *h)
 
 typedef enum place { PLACED, BLOCKED_DOMAIN, BLOCKED_HOST, HELD, NOMEM } place;
 
+/* A slot of j's domain and of h, closing an idle session for it if need
+ * be, and a token of each (routes take none): all or nothing. */
+static place take_slots(co_pool *pool, co_pool_job *j, co_phost *h, co_lease *dlease,
+                        co_lease *hlease, long long *wait, char *why, size_t len)
+{
+	co_limits *l = pool->limits;
+	co_pdom *d = j->dom;
+	unsigned out;
+
+	if (!l->ops->acquire(l, &d->key, dlease, &out) &&
+	    (!yield_idle(pool, d, NULL) || !l->ops->acquire(l, &d->key, dlease, &out))) {
+		snprintf(why, len, "%u sessions to %s at once", out, d->name);
+		return BLOCKED_DOMAIN;
+	}
+	if (!l->ops->acquire(l, &h->key, hlease, &out) &&
+	    (!yield_idle(pool, NULL, h) || !l->ops->acquire(l, &h->key, hlease, &out))) {
+		l->ops->release(l, &d->key, *dlease);
+		snprintf(why, len, "%u sessions to one of its hosts at once", out);
+		return BLOCKED_HOST;
+	}
+	if (j->exempt)
+		return PLACED;
+	/* Both asked, so that the wake comes for the earlier token. */
+	bool dom_ok = l->ops->take(l, &d->key, wait);
+	bool host_ok = l->ops->take(l, &h->key, wait);
+	if (dom_ok && host_ok)
+		return PLACED;
+	if (dom_ok)
+		l->ops->refund(l, &d->key);
+	if (host_ok)
+		l->ops->refund(l, &h->key);
+	l->ops->release(l, &h->key, *hlease);
+	l->ops->release(l, &d->key, *dlease);
+	if (!dom_ok) {
+		snprintf(why, len, "%u new sessions a minute to %s", pool->lim.domain_rate,
+		         d->name);
+		return BLOCKED_DOMAIN;
+	}
+	snprintf(why, len, "%u new sessions a minute to one of its hosts", pool->lim.host_rate);
+	return BLOCKED_HOST;
+}
+
+/* What take_slots took, for a session that did not open. */
+static void give_back(co_pool *pool, const co_pool_job *j, co_phost *h, co_lease dlease,
+                      co_lease hlease)
+{
+	co_limits *l = pool->limits;
+
+	if (!j->exempt) {
+		l->ops->refund(l, &j->dom->key);
+		l->ops->refund(l, &h->key);
+	}
+	l->ops->release(l, &h->key, hlease);
+	l->ops->release(l, &j->dom->key, dlease);
+}
+
 /* Put a job on a session: join one, or open one. */
 static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *wait, char *why,
                        size_t len)
 {
 	co_pdom *d = j->dom;
 	co_phost *h = host_find(pool, &j->addr, true);
-	const co_pool_limits *l = &pool->lim;
-	long long now = now_ms(pool);
 
 	if (!h)
 		return NOMEM;
-	if (!j->exempt && co_backoff_held(&h->backoff, &pool->backoff, now)) {
-		co_pool_backing_off(pool, &j->addr, why, len);
+	if (!j->exempt && co_pool_backing_off(pool, &j->addr, why, len))
 		return HELD;
-	}
 	if (j->shared) {
 		for (co_psess *ps = d->joinable, *next; ps; ps = next) {
 			next = ps->jnext;
@@ -588,36 +658,14 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 		snprintf(why, len, "others wait for %s", d->name);
 		return BLOCKED_DOMAIN;
 	}
-	if (l->domain_sessions != CALLOUT_UNLIMITED && d->active >= l->domain_sessions &&
-	    !yield_idle(pool, d, NULL)) {
-		snprintf(why, len, "%u sessions to %s at once", d->active, d->name);
-		return BLOCKED_DOMAIN;
-	}
-	if (l->host_sessions != CALLOUT_UNLIMITED && h->active >= l->host_sessions &&
-	    !yield_idle(pool, NULL, h)) {
-		snprintf(why, len, "%u sessions to one of its hosts at once", h->active);
-		return BLOCKED_HOST;
-	}
-	if (!j->exempt) {
-		bool dom_ok = co_bucket_ready(&d->rate, pool->domain_rate, now, wait);
-		bool host_ok = co_bucket_ready(&h->rate, pool->host_rate, now, wait);
-		if (!dom_ok) {
-			snprintf(why, len, "%u new sessions a minute to %s", l->domain_rate,
-			         d->name);
-			return BLOCKED_DOMAIN;
-		}
-		if (!host_ok) {
-			snprintf(why, len, "%u new sessions a minute to one of its hosts",
-			         l->host_rate);
-			return BLOCKED_HOST;
-		}
-	}
-	co_psess *ps = ps_open(pool, j, h, d);
-	if (!ps)
+	co_lease dlease, hlease;
+	place r = take_slots(pool, j, h, &dlease, &hlease, wait, why, len);
+	if (r != PLACED)
+		return r;
+	co_psess *ps = ps_open(pool, j, h, d, dlease, hlease);
+	if (!ps) {
+		give_back(pool, j, h, dlease, hlease);
 		return NOMEM;
-	if (!j->exempt) {
-		co_bucket_take(&d->rate, pool->domain_rate);
-		co_bucket_take(&h->rate, pool->host_rate);
 	}
 	attach(ps, j);
 	if (ps->shared)
@@ -782,8 +830,7 @@ static void prune(co_pool *pool, long long now)
 	for (size_t i = 0; i < TABLE_BUCKETS; i++) {
 		for (co_phost **pp = &pool->hosts[i]; *pp;) {
 			co_phost *h = *pp;
-			if (!h->active && !h->backoff.failures && !h->rcpt_cap &&
-			    co_bucket_full(&h->rate, pool->host_rate, now)) {
+			if (!h->refs && !h->rcpt_cap) {
 				*pp = h->hnext;
 				free(h);
 			} else {
@@ -792,8 +839,7 @@ static void prune(co_pool *pool, long long now)
 		}
 		for (co_pdom **pp = &pool->doms[i]; *pp;) {
 			co_pdom *d = *pp;
-			if (!d->active && !d->qhead &&
-			    co_bucket_full(&d->rate, pool->domain_rate, now)) {
+			if (!d->refs && !d->qhead) {
 				*pp = d->hnext;
 				free(d);
 			} else {
@@ -887,16 +933,22 @@ co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits)
 		return NULL;
 	pool->base = base;
 	pool->lim = *limits;
-	pool->domain_rate = (co_rate){limits->domain_rate, limits->domain_burst};
-	pool->host_rate = (co_rate){limits->host_rate, limits->host_burst};
-	pool->backoff =
-	    (co_backoff_rule){limits->backoff_failures, limits->backoff_ms, DOUBLINGS_MAX};
+	/* Domains never back off: their hosts do. */
+	co_limit_rules rules[CO_LIMIT_KINDS] = {
+	    [CO_LIMIT_DOMAIN] = {limits->domain_sessions,
+	                         {limits->domain_rate, limits->domain_burst},
+	                         {CALLOUT_UNLIMITED, 0, 0}},
+	    [CO_LIMIT_HOST] = {limits->host_sessions,
+	                       {limits->host_rate, limits->host_burst},
+	                       {limits->backoff_failures, limits->backoff_ms, DOUBLINGS_MAX}},
+	};
+	pool->limits = co_limits_local_new(rules, limits->clock, limits->clock_arg, PRUNE_MS);
 	if (!pool->lim.session_rcpts)
 		pool->lim.session_rcpts = 1;
 	pool->pump_ev = event_new(base, -1, 0, pump, pool);
 	pool->wake = evtimer_new(base, pump, pool);
 	pool->pruned_at = now_ms(pool);
-	if (!pool->pump_ev || !pool->wake) {
+	if (!pool->limits || !pool->pump_ev || !pool->wake) {
 		co_pool_free(pool);
 		return NULL;
 	}
@@ -926,6 +978,7 @@ void co_pool_free(co_pool *pool)
 			free(d);
 		}
 	}
+	co_limits_free(pool->limits);
 	if (pool->pump_ev)
 		event_free(pool->pump_ev);
 	if (pool->wake)
@@ -1001,17 +1054,13 @@ void co_pool_cancel(co_pool *pool, co_pool_job *j)
 void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *queued,
                    unsigned *backing_off)
 {
-	long long now = now_ms(pool);
-
-	*sessions = *idle = *backing_off = 0;
+	*sessions = *idle = 0;
 	*queued = pool->nqueued;
 	for (const co_psess *ps = pool->sessions; ps; ps = ps->next) {
 		(*sessions)++;
 		*idle += ps->st == PS_IDLE;
 	}
-	for (size_t i = 0; i < TABLE_BUCKETS; i++)
-		for (const co_phost *h = pool->hosts[i]; h; h = h->hnext)
-			*backing_off += co_backoff_held(&h->backoff, &pool->backoff, now);
+	*backing_off = pool->limits->ops->held_count(pool->limits, CO_LIMIT_HOST);
 }
 
 callout_stage co_pool_job_stage(const co_pool_job *j, bool *waiting)

@@ -1,8 +1,11 @@
-/* Token buckets and backoff (limit.c), with a clock the test steps. */
+/* Token buckets and backoff (limit.c) and the in-process backend
+ * (limit_local.c), with a clock the test steps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -129,6 +132,262 @@ static void test_backoff_trial(void **state)
 	assert_false(co_backoff_start_trial(&b, &rule));
 }
 
+/* ---- the in-process backend --------------------------------------------- */
+
+static long long clock_now;
+
+static long long stepped(void *arg)
+{
+	(void)arg;
+	return clock_now;
+}
+
+/* Two at once per domain, one per host; 60 a minute (one a second) with a
+ * burst of 3 per domain; the host backs off after 3 failures. */
+static const co_limit_rules rules[CO_LIMIT_KINDS] = {
+    [CO_LIMIT_DOMAIN] = {2, {60, 3}, {CALLOUT_UNLIMITED, 0, 0}},
+    [CO_LIMIT_HOST] = {1, {CALLOUT_UNLIMITED, 0}, {3, 60000, 4}},
+};
+
+static const co_limit_key dom_a = {CO_LIMIT_DOMAIN, "a.example", 9};
+static const co_limit_key dom_b = {CO_LIMIT_DOMAIN, "b.example", 9};
+static const co_limit_key host_1 = {CO_LIMIT_HOST, "\4\1\2\3\4\0\31", 7};
+
+static int setup_local(void **state)
+{
+	clock_now = T0;
+	*state = co_limits_local_new(rules, stepped, NULL, 60000);
+	return *state ? 0 : -1;
+}
+
+static int teardown_local(void **state)
+{
+	co_limits_free(*state);
+	return 0;
+}
+
+static void test_local_concurrency_cap(void **state)
+{
+	co_limits *l = *state;
+	co_lease a1, a2, a3, b1, h1, h2;
+	unsigned out = 0;
+
+	assert_true(l->ops->acquire(l, &dom_a, &a1, &out));
+	assert_true(l->ops->acquire(l, &dom_a, &a2, &out));
+	assert_true(a1 != 0 && a2 != 0 && a1 != a2);
+	assert_false(l->ops->acquire(l, &dom_a, &a3, &out));
+	assert_int_equal(out, 2);
+	/* Another domain has slots of its own. */
+	assert_true(l->ops->acquire(l, &dom_b, &b1, &out));
+	/* One released, one more. */
+	l->ops->release(l, &dom_a, a1);
+	assert_true(l->ops->acquire(l, &dom_a, &a3, &out));
+	assert_false(l->ops->acquire(l, &dom_a, &a1, &out));
+	/* The cap is the kind's: one per host. */
+	assert_true(l->ops->acquire(l, &host_1, &h1, &out));
+	assert_false(l->ops->acquire(l, &host_1, &h2, &out));
+	assert_int_equal(out, 1);
+	l->ops->release(l, &host_1, h1);
+	assert_true(l->ops->acquire(l, &host_1, &h2, &out));
+}
+
+static void test_local_unlimited(void **state)
+{
+	(void)state;
+	const co_limit_rules none[CO_LIMIT_KINDS] = {
+	    [CO_LIMIT_DOMAIN] = {CALLOUT_UNLIMITED, {CALLOUT_UNLIMITED, 0}, {CALLOUT_UNLIMITED}},
+	    [CO_LIMIT_HOST] = {CALLOUT_UNLIMITED, {CALLOUT_UNLIMITED, 0}, {CALLOUT_UNLIMITED}},
+	};
+	co_limits *l = co_limits_local_new(none, stepped, NULL, 0);
+	co_lease lease;
+	unsigned out;
+	long long wait = 0;
+
+	assert_non_null(l);
+	for (int i = 0; i < 10000; i++) {
+		assert_true(l->ops->acquire(l, &dom_a, &lease, &out));
+		assert_true(l->ops->take(l, &dom_a, &wait));
+	}
+	assert_int_equal(wait, 0);
+	co_limits_free(l);
+}
+
+static void test_local_burst_and_refill(void **state)
+{
+	co_limits *l = *state;
+	long long wait = 0;
+
+	for (int i = 0; i < 3; i++)
+		assert_true(l->ops->take(l, &dom_a, &wait));
+	assert_false(l->ops->take(l, &dom_a, &wait));
+	assert_in_range(wait, 999, 1001);
+	/* Each domain has a bucket of its own. */
+	assert_true(l->ops->take(l, &dom_b, &wait));
+	/* One a second comes back. */
+	clock_now += 1000;
+	assert_true(l->ops->take(l, &dom_a, &wait));
+	assert_false(l->ops->take(l, &dom_a, &wait));
+	/* A token given back (the session did not open) is there again. */
+	clock_now += 1000;
+	assert_true(l->ops->take(l, &dom_a, &wait));
+	l->ops->refund(l, &dom_a);
+	assert_true(l->ops->take(l, &dom_a, &wait));
+	assert_false(l->ops->take(l, &dom_a, &wait));
+	/* A long while refills to the burst, no more. */
+	clock_now += 3600 * 1000LL;
+	l->ops->refund(l, &dom_a); /* never past the burst either */
+	for (int i = 0; i < 3; i++)
+		assert_true(l->ops->take(l, &dom_a, &wait));
+	assert_false(l->ops->take(l, &dom_a, &wait));
+	/* An unlimited rate (the hosts' here) always has a token. */
+	for (int i = 0; i < 100; i++)
+		assert_true(l->ops->take(l, &host_1, &wait));
+}
+
+static void report_failure(co_limits *l, const co_limit_key *k, bool trial)
+{
+	l->ops->report(l, k, CO_LIMIT_FAILED, trial);
+}
+
+static void test_local_backoff_half_open(void **state)
+{
+	co_limits *l = *state;
+	unsigned failures = 0;
+	long long left = 0;
+
+	/* Nothing known: not held, no trial. */
+	assert_false(l->ops->held(l, &host_1, &failures, &left));
+	report_failure(l, &host_1, false);
+	report_failure(l, &host_1, false);
+	assert_false(l->ops->held(l, &host_1, &failures, &left));
+	assert_false(l->ops->trial(l, &host_1));
+	report_failure(l, &host_1, false);
+	assert_true(l->ops->held(l, &host_1, &failures, &left));
+	assert_int_equal(failures, 3);
+	assert_int_equal(left, 60);
+	assert_int_equal(l->ops->held_count(l, CO_LIMIT_HOST), 1);
+	assert_int_equal(l->ops->held_count(l, CO_LIMIT_DOMAIN), 0);
+	/* The wait over: one trial, the others held while it is out. */
+	clock_now += 60000;
+	assert_false(l->ops->held(l, &host_1, &failures, &left));
+	assert_true(l->ops->trial(l, &host_1));
+	assert_true(l->ops->held(l, &host_1, &failures, &left));
+	/* It failed: twice the wait. */
+	report_failure(l, &host_1, true);
+	assert_true(l->ops->held(l, &host_1, &failures, &left));
+	assert_int_equal(left, 120);
+	clock_now += 120000;
+	assert_false(l->ops->held(l, &host_1, &failures, &left));
+	/* A trial closed from our side says nothing: the next one goes. */
+	assert_true(l->ops->trial(l, &host_1));
+	l->ops->report(l, &host_1, CO_LIMIT_ENDED, true);
+	assert_false(l->ops->held(l, &host_1, &failures, &left));
+	/* A good trial clears it all. */
+	assert_true(l->ops->trial(l, &host_1));
+	l->ops->report(l, &host_1, CO_LIMIT_WORKED, true);
+	assert_false(l->ops->held(l, &host_1, &failures, &left));
+	assert_false(l->ops->trial(l, &host_1));
+	assert_int_equal(l->ops->held_count(l, CO_LIMIT_HOST), 0);
+	/* The count starts again from nothing. */
+	report_failure(l, &host_1, false);
+	report_failure(l, &host_1, false);
+	assert_false(l->ops->held(l, &host_1, &failures, &left));
+}
+
+static void test_local_success_clears_failures(void **state)
+{
+	co_limits *l = *state;
+	unsigned failures;
+	long long left;
+
+	report_failure(l, &host_1, false);
+	report_failure(l, &host_1, false);
+	l->ops->report(l, &host_1, CO_LIMIT_WORKED, false);
+	report_failure(l, &host_1, false);
+	report_failure(l, &host_1, false);
+	assert_false(l->ops->held(l, &host_1, &failures, &left));
+	report_failure(l, &host_1, false);
+	assert_true(l->ops->held(l, &host_1, &failures, &left));
+	/* Even while held (a session that was already open). */
+	l->ops->report(l, &host_1, CO_LIMIT_WORKED, false);
+	assert_false(l->ops->held(l, &host_1, &failures, &left));
+	/* A success on a key never seen adds none. */
+	size_t n = co_limits_local_size(l);
+	l->ops->report(l, &dom_b, CO_LIMIT_WORKED, false);
+	assert_int_equal(co_limits_local_size(l), n);
+}
+
+/* A key back to what a fresh one would be is dropped at the next sweep;
+ * one with a slot out, a token spent or failures stays. */
+static void test_local_expiry(void **state)
+{
+	co_limits *l = *state;
+	co_lease lease, a;
+	unsigned out;
+	long long wait = 0;
+
+	assert_true(l->ops->acquire(l, &dom_a, &a, &out)); /* a slot out */
+	assert_true(l->ops->take(l, &dom_b, &wait));       /* a token spent */
+	report_failure(l, &host_1, false);                 /* a failure */
+	assert_int_equal(co_limits_local_size(l), 3);
+	/* Not before the sweep's time. */
+	clock_now += 59999;
+	const co_limit_key other = {CO_LIMIT_DOMAIN, "c.example", 9};
+	assert_true(l->ops->acquire(l, &other, &lease, &out));
+	l->ops->release(l, &other, lease);
+	assert_int_equal(co_limits_local_size(l), 4);
+	/* A minute on: c.example (idle) and b.example (refilled) go. */
+	clock_now += 1;
+	assert_true(l->ops->take(l, &dom_a, &wait));
+	assert_int_equal(co_limits_local_size(l), 2);
+	/* a.example's slot keeps it, and what it holds. */
+	assert_false(l->ops->acquire(l, &dom_a, &lease, &out) &&
+	             l->ops->acquire(l, &dom_a, &lease, &out));
+	assert_int_equal(out, 2);
+	l->ops->release(l, &dom_a, lease);
+	l->ops->release(l, &dom_a, a);
+	l->ops->report(l, &host_1, CO_LIMIT_WORKED, false);
+	/* All idle and refilled: the next sweep leaves nothing but the key
+	 * it was called for. */
+	clock_now += 60000;
+	assert_true(l->ops->take(l, &dom_b, &wait));
+	assert_int_equal(co_limits_local_size(l), 1);
+	/* Dropped keys start afresh: the full burst. */
+	assert_true(l->ops->take(l, &dom_a, &wait));
+	assert_true(l->ops->take(l, &dom_a, &wait));
+	assert_true(l->ops->take(l, &dom_a, &wait));
+	assert_false(l->ops->take(l, &dom_a, &wait));
+}
+
+/* Many keys, each with state of its own; the same bytes of another kind
+ * are another key. */
+static void test_local_many_keys(void **state)
+{
+	co_limits *l = *state;
+	enum { N = 20000 };
+	static char name[N][24];
+	co_lease lease;
+	unsigned out;
+	long long wait = 0;
+
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(name[i], sizeof(name[i]), "d%d.example", i);
+		co_limit_key k = {CO_LIMIT_DOMAIN, name[i], (size_t)n};
+		assert_true(l->ops->acquire(l, &k, &lease, &out));
+		assert_true(l->ops->acquire(l, &k, &lease, &out));
+		assert_true(l->ops->take(l, &k, &wait));
+	}
+	assert_int_equal(co_limits_local_size(l), N);
+	for (int i = 0; i < N; i++) {
+		co_limit_key k = {CO_LIMIT_DOMAIN, name[i], strlen(name[i])};
+		assert_false(l->ops->acquire(l, &k, &lease, &out));
+		assert_int_equal(out, 2);
+		co_limit_key h = {CO_LIMIT_HOST, name[i], strlen(name[i])};
+		assert_true(l->ops->acquire(l, &h, &lease, &out));
+	}
+	assert_int_equal(co_limits_local_size(l), 2 * N);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -137,6 +396,17 @@ int main(void)
 	    cmocka_unit_test(test_bucket_unlimited),
 	    cmocka_unit_test(test_backoff_after_failures_in_a_row),
 	    cmocka_unit_test(test_backoff_trial),
+	    cmocka_unit_test_setup_teardown(test_local_concurrency_cap, setup_local,
+	                                    teardown_local),
+	    cmocka_unit_test(test_local_unlimited),
+	    cmocka_unit_test_setup_teardown(test_local_burst_and_refill, setup_local,
+	                                    teardown_local),
+	    cmocka_unit_test_setup_teardown(test_local_backoff_half_open, setup_local,
+	                                    teardown_local),
+	    cmocka_unit_test_setup_teardown(test_local_success_clears_failures, setup_local,
+	                                    teardown_local),
+	    cmocka_unit_test_setup_teardown(test_local_expiry, setup_local, teardown_local),
+	    cmocka_unit_test_setup_teardown(test_local_many_keys, setup_local, teardown_local),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
