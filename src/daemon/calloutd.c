@@ -227,6 +227,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	cd_log(CD_LOG_INFO, "signal %d: stopping; answering %u requests in flight", (int)sig,
 	       pending(a));
 	a->d.stopping = true;
+	cd_quiet_stop();
 	if (a->policy)
 		cd_policy_close(a->policy);
 	if (a->http)

@@ -102,6 +102,10 @@ void cd_job_cancel(cd_job *job);
  * memory goes back to the system. */
 void cd_quiet_check(cd_daemon *d);
 
+/* On SIGTERM: drop the pending tick, so the stopping loop has nothing to
+ * wait for (after d->stopping is set, nothing arms it again). */
+void cd_quiet_stop(void);
+
 /* ---- for the milter's threads ---------------------------------------- */
 
 /* Run fn(arg) on the loop's thread, soon.  Safe from any thread.  0, or

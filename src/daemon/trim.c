@@ -17,9 +17,9 @@
  * on for as long as the engine may still be finishing probes nobody waits
  * for (the [engine] timeout: they free their memory as they end), then
  * stop until the daemon next goes quiet.  So: at most one trim a second
- * and one per quiet spell, none under steady load, none while idle.  The
- * timer is never more than a second away, so a stopping daemon's loop is
- * not held up longer than that.
+ * and one per quiet spell, none under steady load, none while idle.  A
+ * stopping daemon drops the timer (cd_quiet_stop): its loop, which runs
+ * until no event is left, would otherwise wait up to a second for it.
  */
 #include <malloc.h>
 #include <stdbool.h>
@@ -73,4 +73,10 @@ void cd_quiet_check(cd_daemon *d)
 	ticks_left = d->cfg->timeout_ms / TRIM_TICK_MS + 2;
 	if (!evtimer_pending(tick_ev, NULL))
 		arm();
+}
+
+void cd_quiet_stop(void)
+{
+	if (tick_ev)
+		evtimer_del(tick_ev);
 }

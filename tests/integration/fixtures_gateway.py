@@ -67,7 +67,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testnet  # noqa: E402
 from fixtures_postfix import (  # noqa: E402
-    DAEMON_DIR, MASTER_CF, POSTFIX, PostfixMX, _alive, _group_members, run_instance)
+    DAEMON_DIR, MASTER_CF, POSTFIX, PostfixMX, _alive, _group_members, backdate_dir,
+    run_instance)
 
 GATEWAY_IP = testnet.GATEWAY_IP
 GATEWAY_DOMAIN = testnet.GATEWAY_DOMAIN
@@ -254,6 +255,7 @@ class Gateway(PostfixMX):
                 f.write(f"{user}@{self.domain}\t{self.domain}/{user}/\n")
         with open(os.path.join(self.config_dir, "transport"), "w") as f:
             f.write(f"{FORWARD_DOMAIN}\tdiscard:\n")
+        backdate_dir(self.config_dir)  # see fixtures_postfix.backdate
         os.makedirs(self.queue_dir, exist_ok=True)
         os.chmod(self.queue_dir, 0o755)
         os.makedirs(self.mail_dir, exist_ok=True)
@@ -296,6 +298,7 @@ class Gateway(PostfixMX):
             args = [f"{k}={v}" for k, v in main_cf.items()]
             subprocess.run(["postconf", "-c", self.config_dir, "-e", *args], check=True,
                            capture_output=True, env=self.env)
+            backdate_dir(self.config_dir)
         self.clear_mailboxes()
 
         old = self._smtpd_pids()
