@@ -109,7 +109,9 @@ typedef struct co_limits co_limits;
 
 typedef struct co_limits_ops {
 	/* A slot for k if fewer than the cap are out: true with *lease
-	 * set; false with *out set to the slots out. */
+	 * set; false with *out set to the slots out, which is 0 only when
+	 * the backend could not keep count (out of memory): nothing frees
+	 * a slot then, so the caller must not wait for one. */
 	bool (*acquire)(co_limits *l, const co_limit_key *k, co_lease *lease, unsigned *out);
 	void (*release)(co_limits *l, const co_limit_key *k, co_lease lease);
 	/* A token of k's bucket; if none, *wait (when 0 or later) is lowered

@@ -580,12 +580,16 @@ static place take_slots(co_pool *pool, co_pool_job *j, co_phost *h, co_lease *dl
 
 	if (!l->ops->acquire(l, &d->key, dlease, &out) &&
 	    (!yield_idle(pool, d, NULL) || !l->ops->acquire(l, &d->key, dlease, &out))) {
+		if (!out)
+			return NOMEM; /* no count kept: no slot would ever come */
 		snprintf(why, len, "%u sessions to %s at once", out, d->name);
 		return BLOCKED_DOMAIN;
 	}
 	if (!l->ops->acquire(l, &h->key, hlease, &out) &&
 	    (!yield_idle(pool, NULL, h) || !l->ops->acquire(l, &h->key, hlease, &out))) {
 		l->ops->release(l, &d->key, *dlease);
+		if (!out)
+			return NOMEM;
 		snprintf(why, len, "%u sessions to one of its hosts at once", out);
 		return BLOCKED_HOST;
 	}
