@@ -76,6 +76,9 @@ def test_policy_request_deadline_is_not_reset_by_bytes(calloutd):
                 break
         except socket.timeout:
             pass
+        except ConnectionError:  # a reset: bytes we sent after it closed
+            dropped = time.monotonic() - start
+            break
     assert dropped is not None and dropped < 2.5, dropped
     assert "request not complete within 1000 ms" in d.log_text()
     reply, secs = ask(d.policy_addr)
