@@ -31,24 +31,9 @@ def p99(xs):
 
 def test_policy_per_client_cap_keeps_postfix_answered(calloutd):
     d = calloutd(sections={"policy": {"max_client_connections": "20"}})
-    hog = []
-    for _ in range(60):  # one local client opens far more than its share
-        s = socket.socket()
-        s.settimeout(2)
-        s.bind(("127.0.0.5", 0))
-        s.connect(d.policy_addr)
-        hog.append(s)
+    hog = open_many(d.policy_addr, 60, "127.0.0.5")  # far more than its share
     time.sleep(0.3)
-    closed = 0
-    for s in hog:
-        try:
-            s.settimeout(0.05)
-            if s.recv(1) == b"":
-                closed += 1
-        except socket.timeout:
-            pass
-        except ConnectionError:
-            closed += 1
+    closed = count_closed(hog)
     assert closed == 40, closed  # beyond its 20, each is refused
     lat = [ask(d.policy_addr)[1] for _ in range(100)]  # "Postfix", another address
     assert p99(lat) < 0.1, p99(lat)
