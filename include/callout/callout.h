@@ -140,8 +140,11 @@ typedef enum callout_stage {
  * Strings are borrowed: the library copies what it keeps.
  * Fields marked [ctx] are read only by callout_ctx_new(); the others are
  * defaults for the context and may be overridden per verification.
- * A numeric field left at 0 takes its default.  A HELO name, sender,
- * fallback sender or source address that is not valid makes
+ * Every default, range and the name calloutd.conf and callout(1) give a
+ * field come from one table (calloutd.conf(5) lists them).  Where a
+ * field's range includes 0 (session_idle_ms, cache_tempfail_ttl), 0 is a
+ * value; any other numeric field left at 0 takes its default.  A HELO
+ * name, sender, fallback sender or source address that is not valid makes
  * callout_ctx_new() and callout_verify() return CALLOUT_EINVAL.
  */
 typedef struct callout_options {
@@ -221,7 +224,7 @@ typedef struct callout_options {
 	unsigned session_rcpts;   /* RCPTs per session, the catch-all probe
 	                             included; default 10; 1: no reuse */
 	unsigned session_idle_ms; /* keep an idle session this long for the next
-	                             address of its domain; default 3000; 1: do
+	                             address of its domain; default 3000; 0: do
 	                             not.  An idle session holds a timer on the
 	                             loop; callout_ctx_free() ends it at once */
 	/* Backoff: consecutive refused connections, connect timeouts and 421

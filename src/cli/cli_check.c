@@ -17,105 +17,72 @@
 #include <event2/event.h>
 
 #include "cli.h"
+#include "option_table.h"
 
 #define CMD             CLI_PROG " check"
 #define CONCURRENCY_MAX 10000ul
-#define TIMEOUT_MAX_MS  86400000u /* one day */
-#define LIMIT_MAX       1000000ul /* limits and rates, as in calloutd.conf */
-#define FD_RESERVE      32        /* descriptors for stdio, DNS, files */
+#define FD_RESERVE      32 /* descriptors for stdio, DNS, files */
 #define FD_PER_JOB      2
 
+/* The command's own options; those of the option table follow them in
+ * long_opts, built at start (build_long_opts). */
 enum {
-	OPT_DNS_SERVER = 256,
-	OPT_ROUTE,
+	OPT_ROUTE = 256,
 	OPT_ROUTES_FILE,
-	OPT_SENDER,
-	OPT_FALLBACK_SENDER,
-	OPT_HELO,
-	OPT_SOURCE,
-	OPT_TIMEOUT,
-	OPT_CONNECT_TIMEOUT,
-	OPT_COMMAND_TIMEOUT,
-	OPT_DNS_TIMEOUT,
-	OPT_MAX_MX,
-	OPT_MAX_CONNECTIONS,
-	OPT_CATCH_ALL,
-	OPT_VRFY,
-	OPT_TLS,
-	OPT_NO_PIPELINING,
-	OPT_CACHE,
 	OPT_NO_CACHE,
-	OPT_NO_NEGATIVE_CACHE,
-	OPT_POSITIVE_TTL,
-	OPT_REFRESH,
-	OPT_NEGATIVE_TTL,
-	OPT_TEMPFAIL_TTL,
-	OPT_DOMAIN_TTL,
-	OPT_DOMAIN_NEGATIVE_TTL,
-	OPT_UNREACHABLE_TTL,
-	OPT_ALLOW_PRIVATE,
-	OPT_MAX_PROBES,
-	OPT_DOMAIN_SESSIONS,
-	OPT_HOST_SESSIONS,
-	OPT_DOMAIN_RATE,
-	OPT_HOST_RATE,
-	OPT_SESSION_RCPTS,
-	OPT_SESSION_IDLE,
-	OPT_BACKOFF,
-	OPT_NO_LIMIT_WAIT,
+	OPT_CACHE,
 	OPT_TRACE,
+	OPT_TABLE, /* table entry i: OPT_TABLE + 2i, its --no- form OPT_TABLE + 2i + 1 */
 };
 
 static const char short_opts[] = ":jtf:c:qhp:";
 
-static const struct option long_opts[] = {
+static const struct option own_opts[] = {
     {"json", no_argument, NULL, 'j'},
     {"transcript", no_argument, NULL, 't'},
     {"file", required_argument, NULL, 'f'},
     {"concurrency", required_argument, NULL, 'c'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
-    {"port", required_argument, NULL, 'p'},
-    {"dns-server", required_argument, NULL, OPT_DNS_SERVER},
     {"route", required_argument, NULL, OPT_ROUTE},
     {"routes-file", required_argument, NULL, OPT_ROUTES_FILE},
-    {"sender", required_argument, NULL, OPT_SENDER},
-    {"fallback-sender", required_argument, NULL, OPT_FALLBACK_SENDER},
-    {"helo", required_argument, NULL, OPT_HELO},
-    {"source", required_argument, NULL, OPT_SOURCE},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
-    {"command-timeout", required_argument, NULL, OPT_COMMAND_TIMEOUT},
-    {"dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT},
-    {"max-mx", required_argument, NULL, OPT_MAX_MX},
-    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
-    {"catch-all", no_argument, NULL, OPT_CATCH_ALL},
-    {"vrfy", no_argument, NULL, OPT_VRFY},
-    {"tls", no_argument, NULL, OPT_TLS},
-    {"no-pipelining", no_argument, NULL, OPT_NO_PIPELINING},
     {"cache", required_argument, NULL, OPT_CACHE},
     {"no-cache", no_argument, NULL, OPT_NO_CACHE},
-    {"no-negative-cache", no_argument, NULL, OPT_NO_NEGATIVE_CACHE},
-    {"positive-ttl", required_argument, NULL, OPT_POSITIVE_TTL},
-    {"refresh", required_argument, NULL, OPT_REFRESH},
-    {"negative-ttl", required_argument, NULL, OPT_NEGATIVE_TTL},
-    {"tempfail-ttl", required_argument, NULL, OPT_TEMPFAIL_TTL},
-    {"domain-ttl", required_argument, NULL, OPT_DOMAIN_TTL},
-    {"domain-negative-ttl", required_argument, NULL, OPT_DOMAIN_NEGATIVE_TTL},
-    {"unreachable-ttl", required_argument, NULL, OPT_UNREACHABLE_TTL},
-    {"allow-private", no_argument, NULL, OPT_ALLOW_PRIVATE},
-    {"max-probes", required_argument, NULL, OPT_MAX_PROBES},
-    {"domain-sessions", required_argument, NULL, OPT_DOMAIN_SESSIONS},
-    {"host-sessions", required_argument, NULL, OPT_HOST_SESSIONS},
-    {"domain-rate", required_argument, NULL, OPT_DOMAIN_RATE},
-    {"host-rate", required_argument, NULL, OPT_HOST_RATE},
-    {"session-rcpts", required_argument, NULL, OPT_SESSION_RCPTS},
-    {"session-idle", required_argument, NULL, OPT_SESSION_IDLE},
-    {"backoff", required_argument, NULL, OPT_BACKOFF},
-    {"no-limit-wait", no_argument, NULL, OPT_NO_LIMIT_WAIT},
     {"trace", no_argument, NULL, OPT_TRACE},
-    {NULL, 0, NULL, 0},
 };
+
+#define OWN_OPTS (sizeof(own_opts) / sizeof(own_opts[0]))
+
+/* Our options, then two per table entry (a flag's --no- form), then the
+ * end.  The names live in flag_names. */
+static struct option long_opts[OWN_OPTS + 2 * CO_OPT_MAX + 1];
+static char flag_names[2 * CO_OPT_MAX][48];
+
+static void build_long_opts(void)
+{
+	const co_optdef *table;
+	size_t n, k = OWN_OPTS;
+
+	memcpy(long_opts, own_opts, sizeof(own_opts));
+	table = co_opt_table(&n);
+	for (size_t i = 0; i < n; i++) {
+		const co_optdef *d = &table[i];
+		char *name = flag_names[2 * i], *no = flag_names[2 * i + 1];
+
+		if (d->where & CO_OPT_NO_CLI)
+			continue;
+		co_opt_flag(d, name, sizeof(flag_names[0]));
+		long_opts[k++] =
+		    (struct option){name, d->type == CO_OPT_FLAG ? no_argument : required_argument,
+		                    NULL, OPT_TABLE + 2 * (int)i};
+		if (d->type == CO_OPT_FLAG) {
+			snprintf(no, sizeof(flag_names[0]), "no-%s", name);
+			long_opts[k++] =
+			    (struct option){no, no_argument, NULL, OPT_TABLE + 2 * (int)i + 1};
+		}
+	}
+	long_opts[k] = (struct option){NULL, 0, NULL, 0};
+}
 
 /* A --route or --routes-file, applied in command line order. */
 struct route_arg {
@@ -134,7 +101,6 @@ struct config {
 	const char **files;
 	size_t nfiles;
 	const char *cache; /* --cache, NULL: the default */
-	bool tempfail_ttl_set;
 	char cache_buf[4200];
 };
 
@@ -186,7 +152,7 @@ static bool append_dns_server(struct config *cfg, const char *value)
 }
 
 /* --dns-server: one server, or several separated by commas. */
-static int opt_dns_server(struct config *cfg, const char *value)
+static int opt_dns_server(struct config *cfg, int opt, const char *value)
 {
 	char *copy = strdup(value);
 	char *save = NULL, *tok;
@@ -200,7 +166,7 @@ static int opt_dns_server(struct config *cfg, const char *value)
 		ok = cli_valid_dns_server(tok);
 	free(copy);
 	if (!ok || strstr(value, ",,") || value[strlen(value) - 1] == ',' || value[0] == ',')
-		return cli_bad_value(CMD, long_opts, OPT_DNS_SERVER, value,
+		return cli_bad_value(CMD, long_opts, opt, value,
 		                     "expected IPv4[:PORT], IPv6 or [IPv6]:PORT");
 	if (!append_dns_server(cfg, value)) {
 		cli_errorf(CMD, "out of memory");
@@ -237,34 +203,6 @@ static int add_file_arg(struct config *cfg, const char *path)
 	return -1;
 }
 
-static int opt_seconds(int opt, const char *value, unsigned *out)
-{
-	unsigned long long ms;
-
-	if (!cli_parse_ms(value, 1, TIMEOUT_MAX_MS, false, &ms))
-		return cli_bad_value(
-		    CMD, long_opts, opt, value,
-		    "expected a duration from 1ms to 1d (e.g. 30, 30s, 0.5, 500ms)");
-	*out = (unsigned)ms;
-	return -1;
-}
-
-#define TTL_MAX (10ull * 365 * 86400)
-
-/* A TTL in whole seconds; 0 allowed only where it means "not cached". */
-static int opt_duration(int opt, const char *value, unsigned long min, unsigned *out)
-{
-	unsigned long long ms;
-
-	if (!cli_parse_ms(value, min * 1000ull, TTL_MAX * 1000, true, &ms))
-		return cli_bad_value(
-		    CMD, long_opts, opt, value,
-		    min ? "expected a duration from 1s to 3650d (e.g. 90, 15m, 3h, 7d)"
-		        : "expected a duration up to 3650d (e.g. 0, 90, 15m, 3h, 7d)");
-	*out = (unsigned)(ms / 1000);
-	return -1;
-}
-
 static int opt_uint(int opt, const char *value, unsigned long min, unsigned long max,
                     unsigned long *out)
 {
@@ -278,29 +216,66 @@ static int opt_uint(int opt, const char *value, unsigned long min, unsigned long
 	return -1;
 }
 
-/* A limit or a rate: 0 is no limit (0 in callout_options would be the
- * default). */
-static int opt_limit(int opt, const char *value, unsigned *out)
+/* A text option of the table: checked here, as callout_ctx_new() would
+ * only say EINVAL. */
+static int opt_text(struct config *cfg, int opt, const co_optdef *d, const char *value)
 {
-	unsigned long n;
+	const char **field = (const char **)(void *)((char *)&cfg->opts + d->offset);
 
-	if (!cli_parse_uint(value, 0, LIMIT_MAX, &n))
-		return cli_bad_value(CMD, long_opts, opt, value,
-		                     "expected a whole number from 0 (no limit) to 1000000");
-	*out = n ? (unsigned)n : CALLOUT_UNLIMITED;
+	switch (d->offset) {
+	case offsetof(callout_options, dns_servers):
+		return opt_dns_server(cfg, opt, value);
+	case offsetof(callout_options, sender):
+		/* "<>" and "" both mean the null sender */
+		*field = strcmp(value, "<>") == 0 ? "" : value;
+		return -1;
+	case offsetof(callout_options, fallback_sender):
+		if (!*value || strcmp(value, "<>") == 0)
+			return cli_bad_value(CMD, long_opts, opt, value,
+			                     "expected an address (the first try is already the "
+			                     "null sender)");
+		break;
+	case offsetof(callout_options, helo):
+		if (!*value)
+			return cli_bad_value(CMD, long_opts, opt, value, "expected a host name");
+		break;
+	case offsetof(callout_options, source_address):
+		if (!cli_valid_ip(value))
+			return cli_bad_value(CMD, long_opts, opt, value,
+			                     "expected a local IPv4 or IPv6 address");
+		break;
+	}
+	*field = value;
 	return -1;
 }
 
-/* A duration in whole seconds ("3", "3s", "1m") into milliseconds. */
-static int opt_duration_ms(int opt, const char *value, unsigned long min, unsigned long max,
-                           const char *expected, unsigned *out_ms)
+/* An option of the table: its --no- form when no. */
+static int opt_table(struct config *cfg, int opt, const char *value)
 {
-	unsigned long long ms;
+	const co_optdef *table;
+	size_t n;
+	char why[160];
+	const char *bad;
 
-	if (!cli_parse_ms(value, min * 1000ull, max * 1000ull, true, &ms))
-		return cli_bad_value(CMD, long_opts, opt, value, expected);
-	*out_ms = (unsigned)ms;
+	table = co_opt_table(&n);
+	const co_optdef *d = &table[(opt - OPT_TABLE) / 2];
+	bool no = (opt - OPT_TABLE) % 2;
+
+	if (d->type == CO_OPT_TEXT)
+		return opt_text(cfg, opt, d, value);
+	if (d->type == CO_OPT_FLAG)
+		value = no ? "no" : "yes";
+	if ((bad = co_opt_parse(d, value, &cfg->opts, why, sizeof(why))))
+		return cli_bad_value(CMD, long_opts, opt, value, bad);
 	return -1;
+}
+
+/* The long option value of a table entry ("port" for -p). */
+static int table_opt(const char *name)
+{
+	size_t n;
+
+	return OPT_TABLE + 2 * (int)(co_opt_find("engine", name) - co_opt_table(&n));
 }
 
 /* An unknown option, a missing or unexpected argument. */
@@ -335,9 +310,9 @@ static int getopt_error(int c, int argc, char **argv)
 /* Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
-	unsigned long n;
 	int c, rc = -1;
 
+	build_long_opts();
 	opterr = 0;
 	optind = 1;
 	while (rc < 0 && (c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
@@ -362,110 +337,13 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			rc = opt_uint('c', optarg, 1, CONCURRENCY_MAX, &cfg->concurrency);
 			break;
 		case 'p':
-			rc = opt_uint('p', optarg, 1, 65535, &n);
-			cfg->opts.port = (unsigned)n;
-			break;
-		case OPT_MAX_MX:
-			rc = opt_uint(c, optarg, 1, 100, &n);
-			cfg->opts.max_mx = (unsigned)n;
-			break;
-		case OPT_MAX_CONNECTIONS:
-			rc = opt_uint(c, optarg, 1, 1000, &n);
-			cfg->opts.max_connections = (unsigned)n;
-			break;
-		case OPT_TIMEOUT:
-			rc = opt_seconds(c, optarg, &cfg->opts.deadline_ms);
-			break;
-		case OPT_CONNECT_TIMEOUT:
-			rc = opt_seconds(c, optarg, &cfg->opts.connect_timeout_ms);
-			break;
-		case OPT_COMMAND_TIMEOUT:
-			rc = opt_seconds(c, optarg, &cfg->opts.command_timeout_ms);
-			break;
-		case OPT_DNS_TIMEOUT:
-			rc = opt_seconds(c, optarg, &cfg->opts.dns_timeout_ms);
-			break;
-		case OPT_DNS_SERVER:
-			rc = opt_dns_server(cfg, optarg);
+			rc = opt_table(cfg, table_opt("port"), optarg);
 			break;
 		case OPT_ROUTE:
 			rc = add_route_arg(cfg, false, optarg);
 			break;
 		case OPT_ROUTES_FILE:
 			rc = add_route_arg(cfg, true, optarg);
-			break;
-		case OPT_SENDER:
-			/* "<>" and "" both mean the null sender */
-			cfg->opts.sender = strcmp(optarg, "<>") == 0 ? "" : optarg;
-			break;
-		case OPT_FALLBACK_SENDER:
-			if (!*optarg || strcmp(optarg, "<>") == 0)
-				rc = cli_bad_value(CMD, long_opts, c, optarg,
-				                   "expected an address (the first try is "
-				                   "already the null sender)");
-			cfg->opts.fallback_sender = optarg;
-			break;
-		case OPT_HELO:
-			if (!*optarg)
-				rc = cli_bad_value(CMD, long_opts, c, optarg,
-				                   "expected a host name");
-			cfg->opts.helo = optarg;
-			break;
-		case OPT_SOURCE:
-			if (!cli_valid_ip(optarg))
-				rc = cli_bad_value(CMD, long_opts, c, optarg,
-				                   "expected a local IPv4 or IPv6 address");
-			cfg->opts.source_address = optarg;
-			break;
-		case OPT_CATCH_ALL:
-			cfg->opts.flags |= CALLOUT_F_CATCH_ALL;
-			break;
-		case OPT_VRFY:
-			cfg->opts.flags |= CALLOUT_F_VRFY;
-			break;
-		case OPT_TLS:
-			cfg->opts.flags |= CALLOUT_F_TLS;
-			break;
-		case OPT_NO_PIPELINING:
-			cfg->opts.flags |= CALLOUT_F_NO_PIPELINING;
-			break;
-		case OPT_ALLOW_PRIVATE:
-			cfg->opts.flags |= CALLOUT_F_ALLOW_PRIVATE;
-			break;
-		case OPT_MAX_PROBES:
-			rc = opt_limit(c, optarg, &cfg->opts.max_probes);
-			break;
-		case OPT_DOMAIN_SESSIONS:
-			rc = opt_limit(c, optarg, &cfg->opts.domain_sessions);
-			break;
-		case OPT_HOST_SESSIONS:
-			rc = opt_limit(c, optarg, &cfg->opts.host_sessions);
-			break;
-		case OPT_DOMAIN_RATE:
-			rc = opt_limit(c, optarg, &cfg->opts.domain_rate);
-			break;
-		case OPT_HOST_RATE:
-			rc = opt_limit(c, optarg, &cfg->opts.host_rate);
-			break;
-		case OPT_SESSION_RCPTS:
-			rc = opt_uint(c, optarg, 1, 1000, &n);
-			cfg->opts.session_rcpts = (unsigned)n;
-			break;
-		case OPT_SESSION_IDLE:
-			rc = opt_duration_ms(c, optarg, 0, 60,
-			                     "expected a duration up to 60s (e.g. 0, 3, 3s, 1m)",
-			                     &cfg->opts.session_idle_ms);
-			/* 0 would be the default: 1 ms is the shortest stay */
-			if (cfg->opts.session_idle_ms == 0)
-				cfg->opts.session_idle_ms = 1;
-			break;
-		case OPT_BACKOFF:
-			rc = opt_duration_ms(c, optarg, 1, 3600,
-			                     "expected a duration from 1s to 1h (e.g. 30, 60s, 5m)",
-			                     &cfg->opts.backoff_ms);
-			break;
-		case OPT_NO_LIMIT_WAIT:
-			cfg->opts.flags |= CALLOUT_F_NO_LIMIT_WAIT;
 			break;
 		case OPT_TRACE:
 			cfg->opts.trace = cli_trace;
@@ -476,32 +354,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		case OPT_NO_CACHE:
 			cfg->opts.flags |= CALLOUT_F_NO_CACHE;
 			break;
-		case OPT_NO_NEGATIVE_CACHE:
-			cfg->opts.flags |= CALLOUT_F_NO_NEGATIVE_CACHE;
-			break;
-		case OPT_POSITIVE_TTL:
-			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_positive_ttl);
-			break;
-		case OPT_REFRESH:
-			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_refresh);
-			break;
-		case OPT_NEGATIVE_TTL:
-			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_negative_ttl);
-			break;
-		case OPT_TEMPFAIL_TTL:
-			rc = opt_duration(c, optarg, 0, &cfg->opts.cache_tempfail_ttl);
-			break;
-		case OPT_DOMAIN_TTL:
-			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_domain_ttl);
-			break;
-		case OPT_DOMAIN_NEGATIVE_TTL:
-			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_domain_negative_ttl);
-			break;
-		case OPT_UNREACHABLE_TTL:
-			rc = opt_duration(c, optarg, 1, &cfg->opts.cache_unreachable_ttl);
-			break;
 		default:
-			return getopt_error(c, argc, argv);
+			if (c >= OPT_TABLE && c < OPT_TABLE + 2 * CO_OPT_MAX)
+				rc = opt_table(cfg, c, optarg);
+			else
+				return getopt_error(c, argc, argv);
 		}
 	}
 	if (rc >= 0)
@@ -554,11 +411,13 @@ static int explain_einval(const callout_options *full)
 		}                                                                                  \
 	} while (0)
 
-	TRY_ALONE(sender, OPT_SENDER, "expected an address local@domain, or <> for none");
-	TRY_ALONE(fallback_sender, OPT_FALLBACK_SENDER, "expected an address local@domain");
-	TRY_ALONE(helo, OPT_HELO, "expected a host name (letters, digits, '-' and '.')");
-	TRY_ALONE(source_address, OPT_SOURCE, "expected a local IPv4 or IPv6 address");
-	TRY_ALONE(dns_servers, OPT_DNS_SERVER, "rejected by the resolver");
+	TRY_ALONE(sender, table_opt("sender"), "expected an address local@domain, or <> for none");
+	TRY_ALONE(fallback_sender, table_opt("fallback_sender"),
+	          "expected an address local@domain");
+	TRY_ALONE(helo, table_opt("helo"), "expected a host name (letters, digits, '-' and '.')");
+	TRY_ALONE(source_address, table_opt("source_address"),
+	          "expected a local IPv4 or IPv6 address");
+	TRY_ALONE(dns_servers, table_opt("dns_servers"), "rejected by the resolver");
 #undef TRY_ALONE
 	if (full->cache) {
 		char shown[4200]; /* never echo a Redis password */
@@ -991,116 +850,128 @@ out:
 	return rc;
 }
 
+/* Headings of the table's options in --help, at the first of each group. */
+static const struct {
+	const char *first, *heading;
+} groups[] = {
+    {"helo", "SMTP"},
+    {"dns_servers", "DNS"},
+    {"timeout", "Timeouts (DURATION: 30, 30s, 0.5, 500ms, 2m, 1h, 7d; no unit means seconds)"},
+    {"max_probes", "Limits that protect the servers asked (0 for a limit or a rate: none)"},
+    {"positive_ttl", "Cache"},
+};
+
+/* text from column 27, wrapped before column 80 */
+static void help_text(FILE *fp, int col, const char *text)
+{
+	const char *p = text;
+
+	if (col > 25) {
+		fputc('\n', fp);
+		col = 0;
+	}
+	fprintf(fp, "%*s", 27 - col, "");
+	col = 27;
+	while (*p) {
+		size_t w = strcspn(p, " ");
+		if (col > 27 && col + 1 + (int)w > 79) {
+			fprintf(fp, "\n%27s", "");
+			col = 27;
+		} else if (col > 27) {
+			fputc(' ', fp);
+			col++;
+		}
+		fwrite(p, 1, w, fp);
+		col += (int)w;
+		p += w;
+		while (*p == ' ')
+			p++;
+	}
+	fputc('\n', fp);
+}
+
+/* Every option of the table, with its default, in groups. */
+static void help_table(FILE *fp)
+{
+	const co_optdef *table;
+	size_t n;
+	char flag[48], def[64], text[400];
+
+	table = co_opt_table(&n);
+	for (size_t i = 0; i < n; i++) {
+		const co_optdef *d = &table[i];
+		int col;
+
+		for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+			if (strcmp(groups[g].first, d->name) == 0)
+				fprintf(fp, "\n%s:\n", groups[g].heading);
+		if (d->where & CO_OPT_NO_CLI)
+			continue;
+		co_opt_flag(d, flag, sizeof(flag));
+		if (d->type == CO_OPT_FLAG)
+			col = fprintf(fp, "      --[no-]%s", flag);
+		else
+			col = fprintf(fp, "  %s--%s %s",
+			              strcmp(d->name, "port") == 0 ? "-p, " : "    ", flag, d->arg);
+		if (d->type == CO_OPT_TEXT)
+			snprintf(text, sizeof(text), "%s", d->help);
+		else
+			snprintf(text, sizeof(text), "%s (default %s)", d->help,
+			         co_opt_format_default(d, false, def, sizeof(def)));
+		help_text(fp, col, text);
+	}
+}
+
 void cli_check_help(FILE *fp)
 {
-	callout_options d;
-
-	callout_options_init(&d);
-	fprintf(fp,
-	        "Usage: " CMD " [OPTIONS] ADDRESS...\n"
-	        "       " CMD " [OPTIONS] -f FILE\n"
-	        "\n"
-	        "Ask the mail server responsible for each ADDRESS whether it would accept\n"
-	        "mail for it (EHLO, MAIL FROM:<>, RCPT TO:<ADDRESS>, QUIT), without sending\n"
-	        "a message.  Results are printed as they complete, not in input order.\n"
-	        "\n"
-	        "Input and output:\n"
-	        "  -f, --file FILE          read addresses from FILE, one a line ('-' for\n"
-	        "                           standard input); blank lines and lines starting\n"
-	        "                           with '#' are skipped; may be repeated and combined\n"
-	        "                           with ADDRESS arguments\n"
-	        "  -j, --json               one JSON object a line, with the address\n"
-	        "  -t, --transcript         show the SMTP dialogue under each result\n"
-	        "      --trace              show each verification's steps on standard\n"
-	        "                           error, with the milliseconds since it began\n"
-	        "  -q, --quiet              print no results: only the exit status tells\n"
-	        "  -c, --concurrency N      verify up to N addresses at once (default 10)\n"
-	        "\n"
-	        "SMTP:\n"
-	        "      --sender ADDR        MAIL FROM address (default: the null sender <>)\n"
-	        "      --fallback-sender ADDR\n"
-	        "                           MAIL FROM to retry with when <> is refused\n"
-	        "      --helo NAME          EHLO/HELO name (default: this host's name)\n"
-	        "      --source ADDR        local IP address to connect from\n"
-	        "  -p, --port N             SMTP port of every server (default %u)\n"
-	        "      --catch-all          also try a random local part; a server that\n"
-	        "                           accepts it gives unknown (catch_all)\n"
-	        "      --vrfy               try VRFY before MAIL and RCPT\n"
-	        "      --tls                use STARTTLS when the server offers it\n"
-	        "      --no-pipelining      never pipeline MAIL and RCPT\n"
-	        "      --allow-private      also contact mail hosts on loopback, private,\n"
-	        "                           link-local or this host's own addresses (else:\n"
-	        "                           unknown (private_address); routes always may)\n"
-	        "      --max-mx N           try at most N MX hosts (default %u)\n"
-	        "      --max-connections N  make at most N connection attempts (default %u)\n"
-	        "\n"
-	        "Routing and DNS:\n"
-	        "      --route DOMAIN=HOST[:PORT][,HOST[:PORT]...]\n"
-	        "                           ask HOST instead of the MX of DOMAIN (call\n"
-	        "                           forward); may be repeated; IPv6 as [2001:db8::1]\n"
-	        "      --routes-file FILE   routes from FILE, lines \"DOMAIN HOST[:PORT],...\"\n"
-	        "      --dns-server ADDR[:PORT]\n"
-	        "                           DNS server to ask instead of /etc/resolv.conf;\n"
-	        "                           may be repeated; IPv6 with a port as [::1]:53\n"
-	        "\n",
-	        d.port, d.max_mx, d.max_connections);
-	fputs("Cache (DURATION: N, Ns, Nm, Nh or Nd):\n"
+	fputs("Usage: " CMD " [OPTIONS] ADDRESS...\n"
+	      "       " CMD " [OPTIONS] -f FILE\n"
+	      "\n"
+	      "Ask the mail server responsible for each ADDRESS whether it would accept\n"
+	      "mail for it (EHLO, MAIL FROM:<>, RCPT TO:<ADDRESS>, QUIT), without sending\n"
+	      "a message.  Results are printed as they complete, not in input order.\n"
+	      "\n"
+	      "Input and output:\n"
+	      "  -f, --file FILE          read addresses from FILE, one a line ('-' for\n"
+	      "                           standard input); blank lines and lines starting\n"
+	      "                           with '#' are skipped; may be repeated and combined\n"
+	      "                           with ADDRESS arguments\n"
+	      "  -j, --json               one JSON object a line, with the address\n"
+	      "  -t, --transcript         show the SMTP dialogue under each result\n"
+	      "      --trace              show each verification's steps on standard\n"
+	      "                           error, with the milliseconds since it began\n"
+	      "  -q, --quiet              print no results: only the exit status tells\n"
+	      "  -c, --concurrency N      verify up to N addresses at once (default 10)\n"
+	      "\n"
+	      "Routing:\n"
+	      "      --route DOMAIN=HOST[:PORT][,HOST[:PORT]...]\n"
+	      "                           ask HOST instead of the MX of DOMAIN (call\n"
+	      "                           forward); may be repeated; IPv6 as [2001:db8::1]\n"
+	      "      --routes-file FILE   routes from FILE, lines \"DOMAIN HOST[:PORT],...\"\n"
 	      "      --cache SPEC         lmdb:PATH, redis://[:PASSWORD@]HOST[:PORT][/DB]\n"
 	      "                           [?prefix=P], memory or none (default: $CALLOUT_CACHE,\n"
 	      "                           else lmdb:" CLI_STATE_DIR "/cache.lmdb when writable,\n"
 	      "                           else ~/.local/state/callout/cache.lmdb)\n"
-	      "      --no-cache           neither read nor write the cache\n"
-	      "      --no-negative-cache  do not store invalid answers\n"
-	      "      --positive-ttl DURATION  keep valid answers (default 7d)\n"
-	      "      --refresh DURATION   re-probe valid answers older than this in the\n"
-	      "                           background, serving the old one (default 1d)\n"
-	      "      --negative-ttl DURATION  keep invalid and unknown answers (default 3h)\n"
-	      "      --tempfail-ttl DURATION  keep tempfail answers (default 0: never)\n"
-	      "      --domain-ttl DURATION    domain is a catch-all, refuses <> (default 7d)\n"
-	      "      --domain-negative-ttl DURATION\n"
-	      "                           domain has no mail service, blocks us, is not a\n"
-	      "                           catch-all (default 3h)\n"
-	      "      --unreachable-ttl DURATION  every MX failed (default 5m)\n"
-	      "\n",
+	      "      --no-cache           neither read nor write the cache\n",
 	      fp);
-	fprintf(fp,
-	        "Limits that protect the servers asked (0 for a limit or a rate: none):\n"
-	        "      --max-probes N       verifications probing at once (default %u)\n"
-	        "      --domain-sessions N  SMTP sessions at once per domain (default %u)\n"
-	        "      --host-sessions N    SMTP sessions at once per MX address (default %u)\n"
-	        "      --domain-rate N      new sessions a minute per domain (default %u)\n"
-	        "      --host-rate N        new sessions a minute per MX address (default %u)\n"
-	        "      --session-rcpts N    addresses of one domain asked in one session,\n"
-	        "                           1 to 1000 (default %u; 1: one a session)\n"
-	        "      --session-idle DURATION  keep an idle session open for the next\n"
-	        "                           address of its domain, up to 60s (default %us;\n"
-	        "                           0: do not)\n"
-	        "      --backoff DURATION   leave an MX address alone this long after %u\n"
-	        "                           failures in a row, 1s to 1h (default %us)\n"
-	        "      --no-limit-wait      past a limit, answer tempfail (local_limit) at\n"
-	        "                           once instead of waiting for a slot\n"
-	        "\n",
-	        d.max_probes, d.domain_sessions, d.host_sessions, d.domain_rate, d.host_rate,
-	        d.session_rcpts, d.session_idle_ms / 1000, d.backoff_failures, d.backoff_ms / 1000);
-	fprintf(fp,
-	        "Timeouts (durations: 30, 30s, 0.5, 500ms, 2m; no unit means seconds):\n"
-	        "      --timeout DURATION          whole verification (default %gs)\n"
-	        "      --connect-timeout DURATION  each connection attempt (default %gs)\n"
-	        "      --command-timeout DURATION  each SMTP reply (default %gs)\n"
-	        "      --dns-timeout DURATION      each DNS query try (default %gs)\n"
-	        "\n"
-	        "  -h, --help               show this help and exit\n"
-	        "\n"
-	        "Exit status:\n"
-	        "  0  every address is valid\n"
-	        "  1  at least one address is invalid\n"
-	        "  2  usage error: unknown option, bad value, unreadable file\n"
-	        "  3  otherwise: some address unknown or tempfail (and none invalid),\n"
-	        "     or an error stopped the run\n"
-	        "\n"
-	        "Human output: ADDRESS: VERDICT (REASON) CODE ENHANCED \"TEXT\" at STAGE\n"
-	        "              via MX [IP] MS ms (tls, catch-all, cached AGE ago)\n"
-	        "See callout(1) for the verdicts, the reasons and the JSON fields.\n",
-	        (double)d.deadline_ms / 1000.0, (double)d.connect_timeout_ms / 1000.0,
-	        (double)d.command_timeout_ms / 1000.0, (double)d.dns_timeout_ms / 1000.0);
+	help_table(fp);
+	fputs("\n"
+	      "--dns-server may be repeated; IPv6 with a port is written [::1]:53.\n"
+	      "Each of these options is the calloutd.conf(5) key of its name with '-' for\n"
+	      "'_' (--source is source_address, --dns-server dns_servers, --cache-wait\n"
+	      "wait); calloutd's defaults are the same, except catch_all (yes).\n"
+	      "\n"
+	      "  -h, --help               show this help and exit\n"
+	      "\n"
+	      "Exit status:\n"
+	      "  0  every address is valid\n"
+	      "  1  at least one address is invalid\n"
+	      "  2  usage error: unknown option, bad value, unreadable file\n"
+	      "  3  otherwise: some address unknown or tempfail (and none invalid),\n"
+	      "     or an error stopped the run\n"
+	      "\n"
+	      "Human output: ADDRESS: VERDICT (REASON) CODE ENHANCED \"TEXT\" at STAGE\n"
+	      "              via MX [IP] MS ms (tls, catch-all, cached AGE ago)\n"
+	      "See callout(1) for the verdicts, the reasons and the JSON fields.\n",
+	      fp);
 }

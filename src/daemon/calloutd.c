@@ -28,6 +28,7 @@
 
 #include "daemon.h"
 #include "frontends.h"
+#include "option_table.h"
 
 #define DEFAULT_CONFIG  CALLOUT_CONFIG_FILE /* meson: sysconfdir/callout */
 #define DRAIN_MARGIN_MS 2000
@@ -141,25 +142,15 @@ static int add_routes(callout_ctx *ctx, const cd_config *c)
 static bool needs_restart(const cd_config *o, const cd_config *n)
 {
 	callout_options a, b;
+	const co_optdef *opts;
+	size_t nopts;
+	bool engine = false;
+
 	cd_config_options(o, &a);
 	cd_config_options(n, &b);
-#define STR_DIFF(f) (strcmp(a.f ? a.f : "", b.f ? b.f : "") != 0)
-#define NUM_DIFF(f) (a.f != b.f)
-	bool engine =
-	    STR_DIFF(helo) || STR_DIFF(sender) || STR_DIFF(fallback_sender) ||
-	    STR_DIFF(source_address) || STR_DIFF(dns_servers) || STR_DIFF(cache) ||
-	    NUM_DIFF(flags) || NUM_DIFF(port) || NUM_DIFF(deadline_ms) ||
-	    NUM_DIFF(connect_timeout_ms) || NUM_DIFF(command_timeout_ms) || NUM_DIFF(max_mx) ||
-	    NUM_DIFF(max_connections) || NUM_DIFF(dns_timeout_ms) || NUM_DIFF(cache_positive_ttl) ||
-	    NUM_DIFF(cache_negative_ttl) || NUM_DIFF(cache_refresh) ||
-	    NUM_DIFF(cache_tempfail_ttl) || NUM_DIFF(cache_domain_ttl) ||
-	    NUM_DIFF(cache_domain_negative_ttl) || NUM_DIFF(cache_unreachable_ttl) ||
-	    NUM_DIFF(max_probes) || NUM_DIFF(max_queued) || NUM_DIFF(domain_sessions) ||
-	    NUM_DIFF(host_sessions) || NUM_DIFF(domain_rate) || NUM_DIFF(domain_burst) ||
-	    NUM_DIFF(host_rate) || NUM_DIFF(host_burst) || NUM_DIFF(session_rcpts) ||
-	    NUM_DIFF(session_idle_ms) || NUM_DIFF(backoff_failures) || NUM_DIFF(backoff_ms);
-#undef STR_DIFF
-#undef NUM_DIFF
+	opts = co_opt_table(&nopts);
+	for (size_t i = 0; i < nopts; i++)
+		engine |= !co_opt_equal(&opts[i], &a, &b);
 	return engine || o->npolicy_listen != n->npolicy_listen ||
 	       memcmp(o->policy_listen, n->policy_listen, sizeof(o->policy_listen)) != 0 ||
 	       o->nhttp_listen != n->nhttp_listen ||
@@ -313,15 +304,6 @@ static int drop_privileges(const cd_config *c, const struct passwd *pw)
 	return 0;
 }
 
-/* A limit of the file for -t: 0 is no limit. */
-static const char *limit_str(unsigned v, const char *unit, char buf[24])
-{
-	if (!v)
-		return "unlimited";
-	snprintf(buf, 24, "%u%s", v, unit);
-	return buf;
-}
-
 /* An LMDB file that does not exist yet: can start create it? */
 static void check_lmdb_create(const char *path, char *why, size_t len)
 {
@@ -469,6 +451,24 @@ static unsigned long long fd_budgets(cd_daemon *d)
 	return (unsigned long long)total;
 }
 
+/* -t: every [engine] and [cache] option of the table with its value. */
+static void print_options(const cd_config *c)
+{
+	callout_options o;
+	const co_optdef *opts;
+	size_t n;
+	char buf[4096], shown[512];
+
+	cd_config_options(c, &o);
+	opts = co_opt_table(&n);
+	for (size_t i = 0; i < n; i++) {
+		const char *v = co_opt_format(&opts[i], &o, buf, sizeof(buf));
+		if (strcmp(opts[i].name, "cache") == 0)
+			v = callout_cache_spec_redact(v, shown, sizeof(shown));
+		printf("  [%s] %s = %s\n", opts[i].section, opts[i].name, v);
+	}
+}
+
 static int check_config(app *a)
 {
 	char err[512], shown[512];
@@ -498,18 +498,7 @@ static int check_config(app *a)
 		printf("  http inet:%s:%u\n", c->http_listen[i].host, c->http_listen[i].port);
 	if (c->milter_listen[0])
 		printf("  milter %s\n", c->milter_listen);
-	char l[4][24], r[2][24];
-	printf("  engine limits: max_probes %s, max_queued %s, domain_sessions %s, "
-	       "host_sessions %s\n",
-	       limit_str(c->max_probes, "", l[0]), limit_str(c->max_queued, "", l[1]),
-	       limit_str(c->domain_sessions, "", l[2]), limit_str(c->host_sessions, "", l[3]));
-	printf("  engine rates: domain_rate %s (burst %u), host_rate %s (burst %u), "
-	       "limit_wait %s\n",
-	       limit_str(c->domain_rate, "/min", r[0]), c->domain_burst,
-	       limit_str(c->host_rate, "/min", r[1]), c->host_burst, c->limit_wait ? "yes" : "no");
-	printf("  engine sessions: session_rcpts %u, session_idle %u ms, backoff after %u "
-	       "failures, %u ms\n",
-	       c->session_rcpts, c->session_idle_ms, c->backoff_failures, c->backoff_ms);
+	print_options(c);
 	cd_daemon d = {0};
 	printf("  descriptors: %llu\n", fd_budgets(&d));
 	printf("  policy limits: max_connections %u (of %u configured), max_client_connections "

@@ -36,6 +36,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "option_table.h"
 #include "duration.h"
 #include "hostport.h"
 
@@ -46,12 +47,7 @@
 #define FE_TIMEOUT_MAX    3600000       /* ms: a front end's request deadline */
 #define DOMAINS_MAX       10000         /* [domain] sections */
 #define ITEM_MAX          300           /* one list item */
-#define TTL_MAX_S         (3650u * 86400u)
-#define TIMEOUT_MAX_MS    86400000u
 #define REPLY_WITHIN_MAX  300000u
-#define LIMIT_MAX         1000000ul         /* [engine] limits and rates */
-#define SESSION_IDLE_MAX  60000ul           /* ms */
-#define BACKOFF_MAX       3600000ul         /* ms: the first pause; the engine doubles it */
 #define DEFAULT_STATE_DIR CALLOUT_STATE_DIR /* meson: -Dstatedir */
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -272,9 +268,11 @@ struct pst {
 	unsigned sect_line[ARRAY_LEN(sect_names)];
 	unsigned *key_line; /* per key: where it was set in this section */
 	const struct keydef *cur_key;
-	bool can_continue; /* the line above is a key or continuation line */
-	bool cont;         /* this line is a continuation */
-	bool listen_none;  /* listen = none, no continuation then */
+	const co_optdef *cur_opt;      /* or the option table's key */
+	unsigned opt_line[CO_OPT_MAX]; /* per table key: where it was set */
+	bool can_continue;             /* the line above is a key or continuation line */
+	bool cont;                     /* this line is a continuation */
+	bool listen_none;              /* listen = none, no continuation then */
 	bool failed;
 	bool nomem; /* failed for want of memory, not for the file */
 	char *err;
@@ -351,18 +349,6 @@ static bool set_uint(struct pst *st, const struct keydef *k, char *v, bool more)
 	return true;
 }
 
-/* A limit: a whole number, 0 for no limit. */
-static bool set_limit(struct pst *st, const struct keydef *k, char *v, bool more)
-{
-	unsigned long n;
-
-	if (!parse_uint(v, 0, k->max, &n))
-		return KFAIL(st, k, "expected a whole number from 0 (no limit) to %lu, got '%s'",
-		             k->max, v);
-	*(unsigned *)field(st, k) = (unsigned)n;
-	return true;
-}
-
 /* A duration stored in milliseconds. */
 static bool set_ms(struct pst *st, const struct keydef *k, char *v, bool more)
 {
@@ -375,21 +361,6 @@ static bool set_ms(struct pst *st, const struct keydef *k, char *v, bool more)
 		             co_duration_format(k->min, lo, sizeof(lo)),
 		             co_duration_format(k->max, hi, sizeof(hi)), v);
 	*(unsigned *)field(st, k) = (unsigned)ms;
-	return true;
-}
-
-/* A duration stored in seconds. */
-static bool set_secs(struct pst *st, const struct keydef *k, char *v, bool more)
-{
-	unsigned long long ms;
-	char lo[24], hi[24];
-
-	if (!co_duration_parse(v, &ms) || ms % 1000 != 0 || ms < k->min || ms > k->max)
-		return KFAIL(
-		    st, k, "expected whole seconds from %s to %s (e.g. 90s, 15m, 3h, 7d), got '%s'",
-		    co_duration_format(k->min, lo, sizeof(lo)),
-		    co_duration_format(k->max, hi, sizeof(hi)), v);
-	*(unsigned *)field(st, k) = (unsigned)(ms / 1000);
 	return true;
 }
 
@@ -1088,17 +1059,9 @@ static bool set_defer(struct pst *st, const struct keydef *k, char *v, bool more
 	{                                                                                          \
 		s, n, set_uint, C(f), 0, lo, hi, false                                             \
 	}
-#define LIMIT(s, n, f)                                                                             \
-	{                                                                                          \
-		s, n, set_limit, C(f), 0, 0, LIMIT_MAX, false                                      \
-	}
 #define MS(s, n, f, lo, hi)                                                                        \
 	{                                                                                          \
 		s, n, set_ms, C(f), 0, lo, hi, false                                               \
-	}
-#define SECS(s, n, lo)                                                                             \
-	{                                                                                          \
-		s, #n, set_secs, C(n), 0, (lo)*1000ul, TTL_MAX_S * 1000ul, false                   \
 	}
 #define LIST(s, n, fn)                                                                             \
 	{                                                                                          \
@@ -1124,41 +1087,8 @@ static const struct keydef keys[] = {
     STR(S_ENGINE, fallback_sender, set_sender),
     STR(S_ENGINE, source_address, set_source),
     LIST(S_ENGINE, "dns_servers", set_dns_servers),
-    UINT(S_ENGINE, "port", port, 1, 65535),
-    MS(S_ENGINE, "timeout", timeout_ms, 1, TIMEOUT_MAX_MS),
-    MS(S_ENGINE, "connect_timeout", connect_timeout_ms, 1, TIMEOUT_MAX_MS),
-    MS(S_ENGINE, "command_timeout", command_timeout_ms, 1, TIMEOUT_MAX_MS),
-    MS(S_ENGINE, "dns_timeout", dns_timeout_ms, 1, TIMEOUT_MAX_MS),
-    UINT(S_ENGINE, "max_mx", max_mx, 1, 100),
-    UINT(S_ENGINE, "max_connections", max_connections, 1, 1000),
-    BOOL(S_ENGINE, tls),
-    BOOL(S_ENGINE, catch_all),
-    BOOL(S_ENGINE, vrfy),
-    BOOL(S_ENGINE, pipelining),
-    BOOL(S_ENGINE, allow_private),
-    LIMIT(S_ENGINE, "max_probes", max_probes),
-    LIMIT(S_ENGINE, "max_queued", max_queued),
-    LIMIT(S_ENGINE, "domain_sessions", domain_sessions),
-    LIMIT(S_ENGINE, "host_sessions", host_sessions),
-    LIMIT(S_ENGINE, "domain_rate", domain_rate),
-    UINT(S_ENGINE, "domain_burst", domain_burst, 1, LIMIT_MAX),
-    LIMIT(S_ENGINE, "host_rate", host_rate),
-    UINT(S_ENGINE, "host_burst", host_burst, 1, LIMIT_MAX),
-    UINT(S_ENGINE, "session_rcpts", session_rcpts, 1, 1000),
-    MS(S_ENGINE, "session_idle", session_idle_ms, 0, SESSION_IDLE_MAX),
-    UINT(S_ENGINE, "backoff_failures", backoff_failures, 1, 1000),
-    MS(S_ENGINE, "backoff", backoff_ms, 1000, BACKOFF_MAX),
-    BOOL(S_ENGINE, limit_wait),
 
     STR(S_CACHE, cache, set_cache),
-    SECS(S_CACHE, positive_ttl, 1),
-    SECS(S_CACHE, refresh, 1),
-    SECS(S_CACHE, negative_ttl, 1),
-    SECS(S_CACHE, tempfail_ttl, 0),
-    SECS(S_CACHE, domain_ttl, 1),
-    SECS(S_CACHE, domain_negative_ttl, 1),
-    SECS(S_CACHE, unreachable_ttl, 1),
-    BOOL(S_CACHE, negative_cache),
 
     BOOL(S_VERIFY, verify_sender),
     BOOL(S_VERIFY, verify_recipient),
@@ -1201,9 +1131,7 @@ static const struct keydef keys[] = {
 #undef STR
 #undef BOOL
 #undef UINT
-#undef LIMIT
 #undef MS
-#undef SECS
 #undef LIST
 #undef REPLY
 
@@ -1232,7 +1160,9 @@ static bool open_section(struct pst *st, const char *s, size_t len)
 	inner[n] = '\0';
 
 	memset(st->key_line, 0, sizeof(unsigned) * ARRAY_LEN(keys));
+	memset(st->opt_line, 0, sizeof(st->opt_line));
 	st->cur_key = NULL;
+	st->cur_opt = NULL;
 	if (strncmp(inner, "domain", 6) == 0 && (inner[6] == '\0' || is_blank(inner[6]))) {
 		char *name = inner + 6;
 		const char *why;
@@ -1361,16 +1291,44 @@ static char *read_line(char *buf, int num, void *arg)
 	return buf;
 }
 
+/* A key of the option table: [engine] and [cache] numbers and booleans. */
+static int set_option(struct pst *st, const co_optdef *opt, const char *value)
+{
+	size_t n, i = (size_t)(opt - co_opt_table(&n));
+	char why[160];
+	const char *bad;
+
+	if (st->opt_line[i])
+		return fail(st, "[%s] %s: given twice (first on line %u)", st->sect_label,
+		            opt->name, st->opt_line[i]);
+	st->opt_line[i] = st->line;
+	st->cur_key = NULL;
+	st->cur_opt = opt;
+	if ((bad = co_opt_parse(opt, value, &st->c->opts, why, sizeof(why))))
+		return fail(st, "[%s] %s: %s, got '%s'", st->sect_label, opt->name, bad, value);
+	return 1;
+}
+
 static int on_value(void *arg, const char *section, const char *name, const char *value)
 {
 	struct pst *st = arg;
 	const struct keydef *k = NULL;
+	const co_optdef *opt;
 	char v[512];
 	size_t n = strlen(value);
 
 	(void)section; /* ours is in st */
 	if (st->failed)
 		return 0;
+	if (st->cont && st->cur_opt)
+		return fail(st,
+		            "[%s] %s: only a list continues on an indented line (keys start in "
+		            "the first column)",
+		            st->sect_label, st->cur_opt->name);
+	if (!st->cont && (st->sect == S_ENGINE || st->sect == S_CACHE))
+		if ((opt = co_opt_find(sect_names[st->sect], name)) && opt->type != CO_OPT_TEXT)
+			return set_option(st, opt, value);
+	st->cur_opt = NULL;
 	if (st->cont) {
 		k = st->cur_key;
 		if (!k)
@@ -1424,37 +1382,8 @@ static void set_defaults(cd_config *c)
 	c->reply_within_ms = 10000;
 	c->max_inflight = 10000;
 
-	c->port = 25;
-	c->timeout_ms = 120000;
-	c->connect_timeout_ms = 30000;
-	c->command_timeout_ms = 30000;
-	c->dns_timeout_ms = 5000;
-	c->max_mx = 5;
-	c->max_connections = 10;
-	c->catch_all = true;
-	c->pipelining = true;
-	c->max_probes = 10000;
-	c->max_queued = 10000;
-	c->domain_sessions = 4;
-	c->host_sessions = 10;
-	c->domain_rate = 60;
-	c->domain_burst = 10;
-	c->host_rate = 300;
-	c->host_burst = 20;
-	c->session_rcpts = 10;
-	c->session_idle_ms = 3000;
-	c->backoff_failures = 3;
-	c->backoff_ms = 60000;
-	c->limit_wait = true;
-
-	c->positive_ttl = 7 * 86400;
-	c->refresh = 86400;
-	c->negative_ttl = 3 * 3600;
-	c->tempfail_ttl = 0;
-	c->domain_ttl = 7 * 86400;
-	c->domain_negative_ttl = 3 * 3600;
-	c->unreachable_ttl = 300;
-	c->negative_cache = true;
+	callout_options_init(&c->opts);
+	co_opt_defaults(&c->opts, true);
 
 	c->verify_sender = true;
 	c->verify_recipient = true;
@@ -1676,62 +1605,15 @@ const cd_domain *cd_config_domain(const cd_config *c, const char *domain)
 	return NULL;
 }
 
-/* 0 in the file is no limit; 0 in the options would be the default. */
-static unsigned limit(unsigned v)
-{
-	return v ? v : CALLOUT_UNLIMITED;
-}
-
 void cd_config_options(const cd_config *c, callout_options *o)
 {
-	callout_options_init(o);
-	if (c->catch_all)
-		o->flags |= CALLOUT_F_CATCH_ALL;
-	if (c->tls)
-		o->flags |= CALLOUT_F_TLS;
-	if (c->vrfy)
-		o->flags |= CALLOUT_F_VRFY;
-	if (!c->pipelining)
-		o->flags |= CALLOUT_F_NO_PIPELINING;
-	if (c->allow_private)
-		o->flags |= CALLOUT_F_ALLOW_PRIVATE;
-	if (!c->negative_cache)
-		o->flags |= CALLOUT_F_NO_NEGATIVE_CACHE;
-	if (!c->limit_wait)
-		o->flags |= CALLOUT_F_NO_LIMIT_WAIT;
+	*o = c->opts;
 	o->helo = c->helo[0] ? c->helo : NULL;
 	o->sender = c->sender;
 	o->fallback_sender = c->fallback_sender[0] ? c->fallback_sender : NULL;
 	o->source_address = c->source_address[0] ? c->source_address : NULL;
-	o->port = c->port;
-	o->connect_timeout_ms = c->connect_timeout_ms;
-	o->command_timeout_ms = c->command_timeout_ms;
-	o->deadline_ms = c->timeout_ms;
-	o->max_mx = c->max_mx;
-	o->max_connections = c->max_connections;
 	o->dns_servers = c->dns_servers[0] ? c->dns_servers : NULL;
-	o->dns_timeout_ms = c->dns_timeout_ms;
 	o->cache = c->cache[0] ? c->cache : NULL;
-	o->cache_positive_ttl = c->positive_ttl;
-	o->cache_refresh = c->refresh;
-	o->cache_negative_ttl = c->negative_ttl;
-	o->cache_tempfail_ttl = c->tempfail_ttl;
-	o->cache_domain_ttl = c->domain_ttl;
-	o->cache_domain_negative_ttl = c->domain_negative_ttl;
-	o->cache_unreachable_ttl = c->unreachable_ttl;
-	o->max_probes = limit(c->max_probes);
-	o->max_queued = limit(c->max_queued);
-	o->domain_sessions = limit(c->domain_sessions);
-	o->host_sessions = limit(c->host_sessions);
-	o->domain_rate = limit(c->domain_rate);
-	o->domain_burst = c->domain_burst;
-	o->host_rate = limit(c->host_rate);
-	o->host_burst = c->host_burst;
-	o->session_rcpts = c->session_rcpts;
-	/* 0 would be the default: 1 ms is the shortest stay, no reuse to speak of */
-	o->session_idle_ms = c->session_idle_ms ? c->session_idle_ms : 1;
-	o->backoff_failures = c->backoff_failures;
-	o->backoff_ms = c->backoff_ms;
 }
 
 static bool prefix_match(const unsigned char *a, const unsigned char *net, unsigned prefix)

@@ -84,38 +84,16 @@ typedef struct cd_config {
 	unsigned reply_within_ms; /* default 10000 */
 	unsigned max_inflight;    /* verifications in flight at most, default 10000 */
 
-	/* [engine]: fields of callout_options (strings point into this struct) */
+	/* [engine] and [cache]: the numbers and booleans of the option table
+	 * (option_table.h), calloutd's defaults where they differ; the strings
+	 * are below, and cd_config_options() points opts at them */
+	callout_options opts;
 	char helo[256];
 	char sender[256];          /* "" = <> */
 	char fallback_sender[256]; /* "" = none */
 	char source_address[64];
 	char dns_servers[512];
-	unsigned port; /* default 25 */
-	unsigned timeout_ms, connect_timeout_ms, command_timeout_ms, dns_timeout_ms;
-	unsigned max_mx, max_connections;
-	bool tls, catch_all, vrfy, pipelining;
-	bool allow_private; /* probe loopback/private/own addresses; default no */
-	/* Protection of the servers we ask (callout_options; for the limits
-	 * and rates 0 = no limit, CALLOUT_UNLIMITED in the options) */
-	unsigned max_probes;       /* probing at once; default 10000 */
-	unsigned max_queued;       /* waiting for a slot; default 10000 */
-	unsigned domain_sessions;  /* at once per domain; default 4 */
-	unsigned host_sessions;    /* at once per MX IP; default 10 */
-	unsigned domain_rate;      /* new sessions a minute per domain; default 60 */
-	unsigned domain_burst;     /* ... of which at once; default 10 */
-	unsigned host_rate;        /* new sessions a minute per MX IP; default 300 */
-	unsigned host_burst;       /* ... of which at once; default 20 */
-	unsigned session_rcpts;    /* RCPTs per session; default 10 */
-	unsigned session_idle_ms;  /* keep an idle session; 0: do not; default 3000 */
-	unsigned backoff_failures; /* failures of an MX IP that start a backoff; default 3 */
-	unsigned backoff_ms;       /* its first length; default 60000 */
-	bool limit_wait;           /* past a limit, wait for a slot; default yes */
-
-	/* [cache] */
 	char cache[4096]; /* spec; default lmdb:STATE_DIR/cache.lmdb */
-	unsigned positive_ttl, refresh, negative_ttl, tempfail_ttl;
-	unsigned domain_ttl, domain_negative_ttl, unreachable_ttl;
-	bool negative_cache; /* default yes */
 
 	/* [verify]: the decisions, shared by the policy service and the milter */
 	bool verify_sender;       /* default yes */

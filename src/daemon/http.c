@@ -39,6 +39,7 @@
 #include "frontends.h"
 #include "http_gate.h"
 #include "listen.h"
+#include "option_table.h"
 #include "result_json.h"
 
 /* A body over [http] max_body (bytes, default 64 KiB) gets our JSON 413;
@@ -68,7 +69,9 @@ struct hreq {
 	struct event *watch; /* notices the client hanging up */
 	bool list;           /* answer {"results": [...]} */
 	bool failed;         /* a verification ended without a result */
-	size_t n, left;      /* addresses, verifications still running */
+	bool has_opts;       /* the request set options: opts, not calloutd's */
+	callout_options opts;
+	size_t n, left; /* addresses, verifications still running */
 	slot slots[];
 };
 
@@ -393,7 +396,8 @@ static void start(cd_http *h, hreq *r)
 	}
 	for (size_t i = 0; i < r->n; i++) {
 		slot *s = &r->slots[i];
-		callout_status st = callout_verify(d->ctx, s->input, NULL, on_result, s, &s->q);
+		callout_status st = callout_verify(d->ctx, s->input, r->has_opts ? &r->opts : NULL,
+		                                   on_result, s, &s->q);
 
 		if (st != CALLOUT_OK) {
 			char msg[128];
@@ -498,6 +502,70 @@ static bool content_type_ok(const char *type)
 	return n > 5 && strncasecmp(type + n - 5, "+json", 5) == 0;
 }
 
+/*
+ * The options a request may carry besides its addresses: those the option
+ * table marks CO_OPT_REQUEST ("timeout"), never beyond calloutd's own
+ * value.  Any other field is refused by name, never ignored.  false with
+ * msg when the request cannot be served as asked.
+ */
+static bool request_options(cd_http *h, json_t *root, callout_options *o, bool *has, char *msg,
+                            size_t len)
+{
+	callout_options mine;
+	const char *key;
+	json_t *v;
+	char text[64], why[160], cap[64];
+
+	cd_config_options(h->d->cfg, o);
+	mine = *o;
+	json_object_foreach(root, key, v)
+	{
+		const co_optdef *d;
+		const char *bad;
+
+		if (strcmp(key, "address") == 0 || strcmp(key, "addresses") == 0)
+			continue;
+		if (!(d = co_opt_find(NULL, key))) {
+			snprintf(msg, len, "unknown field \"%.60s\"", key);
+			return false;
+		}
+		if (!(d->where & CO_OPT_REQUEST)) {
+			snprintf(msg, len,
+			         "\"%s\" cannot be set per request (it is [%s] %s in "
+			         "calloutd.conf)",
+			         key, d->section, d->name);
+			return false;
+		}
+		if (json_is_string(v))
+			snprintf(text, sizeof(text), "%.60s", json_string_value(v));
+		else if (json_is_integer(v))
+			snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
+		else if (json_is_boolean(v))
+			snprintf(text, sizeof(text), "%s", json_is_true(v) ? "yes" : "no");
+		else
+			text[0] = '\0';
+		if ((bad = co_opt_parse(d, text, o, why, sizeof(why)))) {
+			snprintf(msg, len, "\"%s\": %s", key, bad);
+			return false;
+		}
+		/* a request may ask for less than calloutd gives, not more */
+		if (d->type == CO_OPT_MS) {
+			unsigned asked, given;
+
+			memcpy(&asked, (char *)o + d->offset, sizeof(asked));
+			memcpy(&given, (char *)&mine + d->offset, sizeof(given));
+			if (asked > given) {
+				snprintf(msg, len, "\"%s\": at most %s here ([%s] %s)", key,
+				         co_opt_format(d, &mine, cap, sizeof(cap)), d->section,
+				         d->name);
+				return false;
+			}
+		}
+		*has = true;
+	}
+	return true;
+}
+
 static void verify_post(cd_http *h, struct evhttp_request *req)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -509,6 +577,8 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 	json_error_t jerr;
 	hreq *r = NULL;
 	char msg[256];
+	callout_options opts;
+	bool has_opts = false;
 
 	if (!max)
 		max = MAX_ADDRESSES_DEFAULT;
@@ -556,6 +626,10 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 		                 "of strings)");
 		goto out;
 	}
+	if (!request_options(h, root, &opts, &has_opts, msg, sizeof(msg))) {
+		send_error(h, req, 400, "invalid_option", msg);
+		goto out;
+	}
 	if (one) {
 		if (!json_is_string(one)) {
 			send_error(h, req, 400, "invalid_request", "\"address\" must be a string");
@@ -596,6 +670,8 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 	}
 	if (!r)
 		goto oom;
+	r->has_opts = has_opts;
+	r->opts = opts;
 	json_decref(root);
 	start(h, r);
 	return;

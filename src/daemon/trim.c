@@ -70,7 +70,7 @@ void cd_quiet_check(cd_daemon *d)
 		return;
 	event_base_gettimeofday_cached(d->base, &quiet_since);
 	busy_since_trim = true;
-	ticks_left = d->cfg->timeout_ms / TRIM_TICK_MS + 2;
+	ticks_left = d->cfg->opts.deadline_ms / TRIM_TICK_MS + 2;
 	if (!evtimer_pending(tick_ev, NULL))
 		arm();
 }

@@ -397,7 +397,7 @@ static callout_status open_pool(callout_ctx *ctx, const callout_options *o)
 	    .host_rate = or_default(o->host_rate, def.host_rate),
 	    .host_burst = or_default(o->host_burst, def.host_burst),
 	    .session_rcpts = or_default(o->session_rcpts, def.session_rcpts),
-	    .session_idle_ms = or_default(o->session_idle_ms, def.session_idle_ms),
+	    .session_idle_ms = o->session_idle_ms, /* 0 is a value: not kept */
 	    .backoff_failures = or_default(o->backoff_failures, def.backoff_failures),
 	    .backoff_ms = or_default(o->backoff_ms, def.backoff_ms),
 	    .max_queued = or_default(o->max_queued, def.max_queued),

@@ -14,6 +14,7 @@
 #include <callout/callout.h>
 
 #include "config.h"
+#include "option_table.h"
 #include "fuzz.h"
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -92,33 +93,26 @@ static void check_config(const cd_config *c)
 	check_str(c->source_address, sizeof(c->source_address), true);
 	check_str(c->dns_servers, sizeof(c->dns_servers), true);
 	CHECK(!strpbrk(c->dns_servers, " \t"));
-	CHECK(c->port >= 1 && c->port <= 65535);
-	CHECK(c->timeout_ms >= 1 && c->timeout_ms <= 86400000);
-	CHECK(c->connect_timeout_ms >= 1 && c->connect_timeout_ms <= 86400000);
-	CHECK(c->command_timeout_ms >= 1 && c->command_timeout_ms <= 86400000);
-	CHECK(c->dns_timeout_ms >= 1 && c->dns_timeout_ms <= 86400000);
-	CHECK(c->max_mx >= 1 && c->max_mx <= 100);
-	CHECK(c->max_connections >= 1 && c->max_connections <= 1000);
-	CHECK(c->max_probes <= 1000000 && c->max_queued <= 1000000);
-	CHECK(c->domain_sessions <= 1000000 && c->host_sessions <= 1000000);
-	CHECK(c->domain_rate <= 1000000 && c->host_rate <= 1000000);
-	CHECK(c->domain_burst >= 1 && c->domain_burst <= 1000000);
-	CHECK(c->host_burst >= 1 && c->host_burst <= 1000000);
-	CHECK(c->session_rcpts >= 1 && c->session_rcpts <= 1000);
-	CHECK(c->session_idle_ms <= 60000);
-	CHECK(c->backoff_failures >= 1 && c->backoff_failures <= 1000);
-	CHECK(c->backoff_ms >= 1000 && c->backoff_ms <= 3600000);
+	/* every number of the option table within its range (0 for a limit
+	 * is CALLOUT_UNLIMITED); no flag the table does not know */
+	size_t nopts;
+	const co_optdef *opts = co_opt_table(&nopts);
+	unsigned known = 0;
+	for (size_t i = 0; i < nopts; i++) {
+		const co_optdef *d = &opts[i];
+		unsigned v;
+
+		known |= d->bit;
+		if (d->type == CO_OPT_FLAG || d->type == CO_OPT_TEXT)
+			continue;
+		memcpy(&v, (const char *)&c->opts + d->offset, sizeof(v));
+		CHECK((d->type == CO_OPT_LIMIT && v == CALLOUT_UNLIMITED) ||
+		      (v >= d->min && v <= d->max));
+	}
+	CHECK((c->opts.flags & ~known) == 0);
 
 	check_str(c->cache, sizeof(c->cache), false);
 	CHECK(c->cache[0]);
-	const unsigned ttl_max = 3650u * 86400u;
-	CHECK(c->positive_ttl >= 1 && c->positive_ttl <= ttl_max);
-	CHECK(c->refresh >= 1 && c->refresh <= ttl_max);
-	CHECK(c->negative_ttl >= 1 && c->negative_ttl <= ttl_max);
-	CHECK(c->tempfail_ttl <= ttl_max);
-	CHECK(c->domain_ttl >= 1 && c->domain_ttl <= ttl_max);
-	CHECK(c->domain_negative_ttl >= 1 && c->domain_negative_ttl <= ttl_max);
-	CHECK(c->unreachable_ttl >= 1 && c->unreachable_ttl <= ttl_max);
 
 	CHECK(c->nskip_networks <= LEN(c->skip_networks));
 	for (size_t i = 0; i < c->nskip_networks; i++) {
@@ -163,14 +157,15 @@ static void check_config(const cd_config *c)
 	}
 
 	cd_config_options(c, &o);
-	CHECK(o.struct_size == sizeof(o) && o.deadline_ms == c->timeout_ms);
-	CHECK(!!(o.flags & CALLOUT_F_CATCH_ALL) == c->catch_all);
-	CHECK(!(o.flags & CALLOUT_F_NO_PIPELINING) == c->pipelining);
-	CHECK(!(o.flags & CALLOUT_F_NO_LIMIT_WAIT) == c->limit_wait);
-	/* a 0 in the options would be the library's default, not what the file says */
-	CHECK(o.max_probes && o.max_queued && o.domain_sessions && o.host_sessions &&
-	      o.domain_rate && o.domain_burst && o.host_rate && o.host_burst && o.session_rcpts &&
-	      o.session_idle_ms && o.backoff_failures && o.backoff_ms);
+	CHECK(o.struct_size == sizeof(o) && o.deadline_ms == c->opts.deadline_ms);
+	CHECK(o.flags == c->opts.flags);
+	/* the options say what the file says: each table value prints the same */
+	for (size_t i = 0; i < nopts; i++) {
+		char a[64], b[64];
+		if (opts[i].type != CO_OPT_TEXT)
+			CHECK(strcmp(co_opt_format(&opts[i], &o, a, sizeof(a)),
+			             co_opt_format(&opts[i], &c->opts, b, sizeof(b))) == 0);
+	}
 	cd_config_skip_client(c, "127.0.0.1");
 	cd_config_skip_client(c, "::ffff:10.1.2.3");
 	cd_config_skip_client(c, "2001:db8::1");

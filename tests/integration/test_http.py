@@ -342,6 +342,34 @@ def test_post_bad_requests(calloutd, body, error):
     assert list(r.json) == ["error", "message"]
 
 
+def test_post_options_are_honoured_or_refused_by_name(calloutd, mx):
+    """A request's own options: "timeout" shortens its verification (never
+    lengthens it beyond calloutd's); any other field is refused with 400
+    naming it, never accepted and ignored."""
+    calloutd(sections={"engine": {"timeout": "20s"}})
+    addr = f"slow@[{mx.host}]"  # the server answers its RCPT after 3 s
+    t0 = time.monotonic()
+    r = verify_post(json.dumps({"address": addr, "timeout": "1s"}))
+    took = time.monotonic() - t0
+    assert r.status == 200, r
+    assert (r.json["verdict"], r.json["reason"]) == ("tempfail", "timeout"), r.json
+    assert took < 2.5, took
+    r = verify_post(json.dumps({"addresses": [addr], "timeout": 10}))  # a number: seconds
+    assert r.status == 200 and r.json["results"][0]["verdict"] == "valid", r.json
+    for body, words in (({"timeout": "1m"}, ['"timeout": at most 20s', "[engine] timeout"]),
+                        ({"timeout": "soon"}, ['"timeout": expected a duration']),
+                        ({"timeout": [1]}, ['"timeout": expected a duration']),
+                        ({"sender": "probe@example.org"},
+                         ['"sender" cannot be set per request', "[engine] sender"]),
+                        ({"port": 2525}, ['"port" cannot be set per request']),
+                        ({"proxy": "socks5://127.0.0.1:1080"}, ['unknown field "proxy"'])):
+        r = verify_post(json.dumps({"address": addr, **body}))
+        assert r.status == 400, (body, r)
+        assert r.json["error"] == "invalid_option", r.json
+        for w in words:
+            assert w in r.json["message"], (w, r.json)
+
+
 def test_get_bad_requests(calloutd):
     calloutd()
     for query, msg in [("", "missing"), ("?adress=a@b.example", "missing"),

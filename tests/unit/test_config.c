@@ -55,41 +55,41 @@ static void check_defaults(const cd_config *c)
 	assert_string_equal(c->fallback_sender, "");
 	assert_string_equal(c->source_address, "");
 	assert_string_equal(c->dns_servers, "");
-	assert_int_equal(c->port, 25);
-	assert_int_equal(c->timeout_ms, 120000);
-	assert_int_equal(c->connect_timeout_ms, 30000);
-	assert_int_equal(c->command_timeout_ms, 30000);
-	assert_int_equal(c->dns_timeout_ms, 5000);
-	assert_int_equal(c->max_mx, 5);
-	assert_int_equal(c->max_connections, 10);
-	assert_false(c->tls);
-	assert_true(c->catch_all);
-	assert_false(c->vrfy);
-	assert_true(c->pipelining);
-	assert_false(c->allow_private);
-	assert_int_equal(c->max_probes, 10000);
-	assert_int_equal(c->max_queued, 10000);
-	assert_int_equal(c->domain_sessions, 4);
-	assert_int_equal(c->host_sessions, 10);
-	assert_int_equal(c->domain_rate, 60);
-	assert_int_equal(c->domain_burst, 10);
-	assert_int_equal(c->host_rate, 300);
-	assert_int_equal(c->host_burst, 20);
-	assert_int_equal(c->session_rcpts, 10);
-	assert_int_equal(c->session_idle_ms, 3000);
-	assert_int_equal(c->backoff_failures, 3);
-	assert_int_equal(c->backoff_ms, 60000);
-	assert_true(c->limit_wait);
+	assert_int_equal(c->opts.port, 25);
+	assert_int_equal(c->opts.deadline_ms, 120000);
+	assert_int_equal(c->opts.connect_timeout_ms, 30000);
+	assert_int_equal(c->opts.command_timeout_ms, 30000);
+	assert_int_equal(c->opts.dns_timeout_ms, 5000);
+	assert_int_equal(c->opts.max_mx, 5);
+	assert_int_equal(c->opts.max_connections, 10);
+	assert_false((c->opts.flags & CALLOUT_F_TLS));
+	assert_true((c->opts.flags & CALLOUT_F_CATCH_ALL));
+	assert_false((c->opts.flags & CALLOUT_F_VRFY));
+	assert_true(!(c->opts.flags & CALLOUT_F_NO_PIPELINING));
+	assert_false((c->opts.flags & CALLOUT_F_ALLOW_PRIVATE));
+	assert_int_equal(c->opts.max_probes, 10000);
+	assert_int_equal(c->opts.max_queued, 10000);
+	assert_int_equal(c->opts.domain_sessions, 4);
+	assert_int_equal(c->opts.host_sessions, 10);
+	assert_int_equal(c->opts.domain_rate, 60);
+	assert_int_equal(c->opts.domain_burst, 10);
+	assert_int_equal(c->opts.host_rate, 300);
+	assert_int_equal(c->opts.host_burst, 20);
+	assert_int_equal(c->opts.session_rcpts, 10);
+	assert_int_equal(c->opts.session_idle_ms, 3000);
+	assert_int_equal(c->opts.backoff_failures, 3);
+	assert_int_equal(c->opts.backoff_ms, 60000);
+	assert_true(!(c->opts.flags & CALLOUT_F_NO_LIMIT_WAIT));
 
 	assert_string_equal(c->cache, "lmdb:" CALLOUT_STATE_DIR "/cache.lmdb");
-	assert_int_equal(c->positive_ttl, 7 * 86400);
-	assert_int_equal(c->refresh, 86400);
-	assert_int_equal(c->negative_ttl, 3 * 3600);
-	assert_int_equal(c->tempfail_ttl, 0);
-	assert_int_equal(c->domain_ttl, 7 * 86400);
-	assert_int_equal(c->domain_negative_ttl, 3 * 3600);
-	assert_int_equal(c->unreachable_ttl, 300);
-	assert_true(c->negative_cache);
+	assert_int_equal(c->opts.cache_positive_ttl, 7 * 86400);
+	assert_int_equal(c->opts.cache_refresh, 86400);
+	assert_int_equal(c->opts.cache_negative_ttl, 3 * 3600);
+	assert_int_equal(c->opts.cache_tempfail_ttl, 0);
+	assert_int_equal(c->opts.cache_domain_ttl, 7 * 86400);
+	assert_int_equal(c->opts.cache_domain_negative_ttl, 3 * 3600);
+	assert_int_equal(c->opts.cache_unreachable_ttl, 300);
+	assert_true(!(c->opts.flags & CALLOUT_F_NO_NEGATIVE_CACHE));
 
 	assert_true(c->verify_sender);
 	assert_true(c->verify_recipient);
@@ -271,40 +271,40 @@ static void test_every_key(void **state)
 	assert_string_equal(c->fallback_sender, "postmaster@example.net");
 	assert_string_equal(c->source_address, "2001:db8::25");
 	assert_string_equal(c->dns_servers, "127.0.0.1:5353,[::1]:53,::1");
-	assert_int_equal(c->port, 2525);
-	assert_int_equal(c->timeout_ms, 60000);
-	assert_int_equal(c->connect_timeout_ms, 500);
-	assert_int_equal(c->command_timeout_ms, 20000);
-	assert_int_equal(c->dns_timeout_ms, 250);
-	assert_int_equal(c->max_mx, 3);
-	assert_int_equal(c->max_connections, 4);
-	assert_true(c->tls);
-	assert_false(c->catch_all);
-	assert_true(c->vrfy);
-	assert_false(c->pipelining);
-	assert_int_equal(c->max_probes, 2000);
-	assert_int_equal(c->max_queued, 500);
-	assert_int_equal(c->domain_sessions, 2);
-	assert_int_equal(c->host_sessions, 5);
-	assert_int_equal(c->domain_rate, 30);
-	assert_int_equal(c->domain_burst, 3);
-	assert_int_equal(c->host_rate, 120);
-	assert_int_equal(c->host_burst, 6);
-	assert_int_equal(c->session_rcpts, 25);
-	assert_int_equal(c->session_idle_ms, 1500);
-	assert_int_equal(c->backoff_failures, 5);
-	assert_int_equal(c->backoff_ms, 120000);
-	assert_false(c->limit_wait);
+	assert_int_equal(c->opts.port, 2525);
+	assert_int_equal(c->opts.deadline_ms, 60000);
+	assert_int_equal(c->opts.connect_timeout_ms, 500);
+	assert_int_equal(c->opts.command_timeout_ms, 20000);
+	assert_int_equal(c->opts.dns_timeout_ms, 250);
+	assert_int_equal(c->opts.max_mx, 3);
+	assert_int_equal(c->opts.max_connections, 4);
+	assert_true((c->opts.flags & CALLOUT_F_TLS));
+	assert_false((c->opts.flags & CALLOUT_F_CATCH_ALL));
+	assert_true((c->opts.flags & CALLOUT_F_VRFY));
+	assert_false(!(c->opts.flags & CALLOUT_F_NO_PIPELINING));
+	assert_int_equal(c->opts.max_probes, 2000);
+	assert_int_equal(c->opts.max_queued, 500);
+	assert_int_equal(c->opts.domain_sessions, 2);
+	assert_int_equal(c->opts.host_sessions, 5);
+	assert_int_equal(c->opts.domain_rate, 30);
+	assert_int_equal(c->opts.domain_burst, 3);
+	assert_int_equal(c->opts.host_rate, 120);
+	assert_int_equal(c->opts.host_burst, 6);
+	assert_int_equal(c->opts.session_rcpts, 25);
+	assert_int_equal(c->opts.session_idle_ms, 1500);
+	assert_int_equal(c->opts.backoff_failures, 5);
+	assert_int_equal(c->opts.backoff_ms, 120000);
+	assert_false(!(c->opts.flags & CALLOUT_F_NO_LIMIT_WAIT));
 
 	assert_string_equal(c->cache, "redis://:secret@10.0.0.9:6380/2?prefix=mx1:");
-	assert_int_equal(c->positive_ttl, 2 * 86400);
-	assert_int_equal(c->refresh, 12 * 3600);
-	assert_int_equal(c->negative_ttl, 90 * 60);
-	assert_int_equal(c->tempfail_ttl, 60);
-	assert_int_equal(c->domain_ttl, 86400);
-	assert_int_equal(c->domain_negative_ttl, 3600);
-	assert_int_equal(c->unreachable_ttl, 600);
-	assert_false(c->negative_cache);
+	assert_int_equal(c->opts.cache_positive_ttl, 2 * 86400);
+	assert_int_equal(c->opts.cache_refresh, 12 * 3600);
+	assert_int_equal(c->opts.cache_negative_ttl, 90 * 60);
+	assert_int_equal(c->opts.cache_tempfail_ttl, 60);
+	assert_int_equal(c->opts.cache_domain_ttl, 86400);
+	assert_int_equal(c->opts.cache_domain_negative_ttl, 3600);
+	assert_int_equal(c->opts.cache_unreachable_ttl, 600);
+	assert_false(!(c->opts.flags & CALLOUT_F_NO_NEGATIVE_CACHE));
 
 	assert_false(c->verify_sender);
 	assert_false(c->verify_recipient);
@@ -633,7 +633,7 @@ static unsigned ms_of(const char *key, const char *value)
 	char text[256];
 	snprintf(text, sizeof(text), "[engine]\n%s = %s\n", key, value);
 	cd_config *c = parse(text);
-	unsigned v = strcmp(key, "timeout") == 0 ? c->timeout_ms : c->connect_timeout_ms;
+	unsigned v = strcmp(key, "timeout") == 0 ? c->opts.deadline_ms : c->opts.connect_timeout_ms;
 	cd_config_free(c);
 	return v;
 }
@@ -643,7 +643,7 @@ static unsigned ttl_of(const char *value)
 	char text[256];
 	snprintf(text, sizeof(text), "[cache]\ntempfail_ttl = %s\n", value);
 	cd_config *c = parse(text);
-	unsigned v = c->tempfail_ttl;
+	unsigned v = c->opts.cache_tempfail_ttl;
 	cd_config_free(c);
 	return v;
 }
@@ -691,14 +691,14 @@ static void test_limits(void **state)
 	(void)state;
 	cd_config *c = parse("[engine]\nport = 65535\nmax_mx = 100\nmax_connections = 1000\n"
 	                     "[daemon]\nmax_inflight = 1000000\n[http]\nmax_addresses = 10000\n");
-	assert_int_equal(c->port, 65535);
-	assert_int_equal(c->max_mx, 100);
-	assert_int_equal(c->max_connections, 1000);
+	assert_int_equal(c->opts.port, 65535);
+	assert_int_equal(c->opts.max_mx, 100);
+	assert_int_equal(c->opts.max_connections, 1000);
 	assert_int_equal(c->max_inflight, 1000000);
 	assert_int_equal(c->http_max_addresses, 10000);
 	cd_config_free(c);
 	c = parse("[engine]\nport = 1\nmax_mx = 1\nmax_connections = 1\n");
-	assert_int_equal(c->port, 1);
+	assert_int_equal(c->opts.port, 1);
 	cd_config_free(c);
 }
 
@@ -727,13 +727,13 @@ static void test_engine_limits(void **state)
 	assert_int_equal(o.flags & CALLOUT_F_NO_LIMIT_WAIT, 0);
 	cd_config_free(c);
 
-	/* 0: no limit; 0 ms idle: not kept (1 ms, as 0 would be the default) */
+	/* 0: no limit; 0 ms idle: not kept */
 	c = parse("[engine]\nmax_probes = 0\nmax_queued = 0\ndomain_sessions = 0\n"
 	          "host_sessions = 0\ndomain_rate = 0\nhost_rate = 0\nsession_idle = 0\n"
 	          "limit_wait = no\n");
-	assert_int_equal(c->max_probes, 0);
-	assert_int_equal(c->domain_rate, 0);
-	assert_int_equal(c->session_idle_ms, 0);
+	assert_int_equal(c->opts.max_probes, CALLOUT_UNLIMITED);
+	assert_int_equal(c->opts.domain_rate, CALLOUT_UNLIMITED);
+	assert_int_equal(c->opts.session_idle_ms, 0);
 	cd_config_options(c, &o);
 	assert_int_equal(o.max_probes, CALLOUT_UNLIMITED);
 	assert_int_equal(o.max_queued, CALLOUT_UNLIMITED);
@@ -741,7 +741,7 @@ static void test_engine_limits(void **state)
 	assert_int_equal(o.host_sessions, CALLOUT_UNLIMITED);
 	assert_int_equal(o.domain_rate, CALLOUT_UNLIMITED);
 	assert_int_equal(o.host_rate, CALLOUT_UNLIMITED);
-	assert_int_equal(o.session_idle_ms, 1);
+	assert_int_equal(o.session_idle_ms, 0);
 	assert_int_equal(o.flags, CALLOUT_F_CATCH_ALL | CALLOUT_F_NO_LIMIT_WAIT);
 	/* the bursts and the rest keep their defaults */
 	assert_int_equal(o.domain_burst, 10);
