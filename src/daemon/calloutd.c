@@ -662,10 +662,25 @@ static void shutdown_all(app *a)
 		cd_http_free(a->http);
 	if (a->d.bridge)
 		cd_bridge_free(&a->d);
+	/* Stopping already: a second SIGTERM (or a HUP) must not cut the
+	 * teardown short once the signal events are gone (the QUITs, the
+	 * cache's last writes), nor turn a clean stop into a kill.  Freeing
+	 * the events gives the signals back their default action, so they
+	 * are blocked over it and ignored after. */
+	sigset_t stop_sigs, old_mask;
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGINT);
+	sigaddset(&stop_sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop_sigs, &old_mask);
 	struct event *evs[] = {a->sig_hup, a->sig_term, a->sig_int, a->drain};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	if (a->d.ctx)
 		callout_ctx_free(a->d.ctx);
 	if (a->d.base) {
