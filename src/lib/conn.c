@@ -26,6 +26,9 @@ struct co_conn {
 	co_conn_events ev;
 	void *arg;
 	bool connecting;
+	bool proxying; /* connected to the proxy, its handshake under way */
+	const co_conn_proxy *proxy;
+	co_socks socks;
 	bool tls_handshaking;
 	bool closing;
 	unsigned dispatching; /* inside a callback to the session */
@@ -92,11 +95,57 @@ static const char *tls_error_text(co_conn *c, char *buf, size_t len)
 	return buf;
 }
 
+/* Feed the proxy's bytes to the handshake; true once it is done and the
+ * target's bytes may follow. */
+static bool proxy_step(co_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	unsigned char out[CO_SOCKS_MSG_MAX];
+	size_t len = evbuffer_get_length(in), used, n;
+	const char *why;
+	char msg[400];
+
+	for (;;) {
+		size_t take = len < CO_SOCKS_MSG_MAX ? len : CO_SOCKS_MSG_MAX;
+		const unsigned char *data = take ? evbuffer_pullup(in, (ssize_t)take) : NULL;
+		co_socks_step st =
+		    co_socks_input(&c->socks, data ? data : out, take, &used, out, &n, &why);
+		evbuffer_drain(in, used);
+		len -= used;
+		switch (st) {
+		case CO_SOCKS_MORE:
+			return false;
+		case CO_SOCKS_SEND:
+			if (bufferevent_write(c->bev, out, n) < 0) {
+				c->ev.error(c->arg, CO_CONN_IO, "out of memory");
+				return false;
+			}
+			continue;
+		case CO_SOCKS_DONE:
+			c->proxying = false;
+			return true;
+		case CO_SOCKS_ERROR:
+			snprintf(msg, sizeof(msg), "proxy %s: %s", c->proxy->label, why);
+			c->ev.error(c->arg,
+			            co_socks_target_failed(&c->socks) ? CO_CONN_REFUSED
+			                                              : CO_CONN_PROXY,
+			            msg);
+			return false;
+		}
+	}
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	co_conn *c = arg;
 	(void)bev;
 	c->dispatching++;
+	if (c->proxying) {
+		if (!proxy_step(c) || c->dead)
+			goto out;
+		c->connecting = false;
+		c->ev.connected(c->arg);
+	}
 	/* libevent may deliver the first data before the CONNECTED event:
 	 * data means we are connected. */
 	if (c->connecting && !c->tls_handshaking) {
@@ -105,9 +154,25 @@ static void on_read(struct bufferevent *bev, void *arg)
 	}
 	if (!c->dead && !c->closing)
 		deliver_lines(c);
+out:
 	c->dispatching--;
 	if (c->dead)
 		destroy(c);
+}
+
+/* The proxy's connection ended or failed before its handshake did. */
+static void proxy_lost(co_conn *c, short what)
+{
+	char msg[400];
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_EOF)
+		snprintf(msg, sizeof(msg), "proxy %s: closed the connection in the handshake",
+		         c->proxy->label);
+	else
+		snprintf(msg, sizeof(msg), "proxy %s: %s", c->proxy->label,
+		         err ? strerror(err) : "connect failed");
+	c->ev.error(c->arg, CO_CONN_PROXY, msg);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -117,6 +182,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 
 	c->dispatching++;
+	if (c->proxying) {
+		/* connected to the proxy: the handshake goes on in on_read */
+		if (!(what & BEV_EVENT_CONNECTED)) {
+			if ((what & BEV_EVENT_EOF) &&
+			    evbuffer_get_length(bufferevent_get_input(c->bev)))
+				proxy_step(c); /* its last words may say why */
+			if (!c->dead && c->proxying)
+				proxy_lost(c, what);
+		}
+		goto out;
+	}
 	if (c->connecting && !c->tls_handshaking && (what & BEV_EVENT_EOF)) {
 		/* Connected, then closed before the CONNECTED event ran. */
 		c->connecting = false;
@@ -158,9 +234,11 @@ out:
 
 co_conn *co_conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t addrlen,
                          const struct sockaddr *source, socklen_t sourcelen,
-                         const co_conn_events *ev, void *arg)
+                         const co_conn_proxy *proxy, const co_conn_events *ev, void *arg)
 {
 	co_conn *c = calloc(1, sizeof(*c));
+	unsigned char greeting[CO_SOCKS_MSG_MAX];
+	size_t glen = 0;
 	int fd = -1;
 
 	if (!c)
@@ -169,6 +247,19 @@ co_conn *co_conn_connect(struct event_base *base, const struct sockaddr *addr, s
 	c->ev = *ev;
 	c->arg = arg;
 	c->connecting = true;
+	if (proxy) {
+		c->proxy = proxy;
+		c->proxying = true;
+		if (!co_socks_begin(&c->socks, &proxy->spec, addr, greeting, &glen)) {
+			errno = EAFNOSUPPORT;
+			goto fail;
+		}
+		/* the TCP connection is the proxy's */
+		addr = (const struct sockaddr *)&proxy->addr;
+		addrlen = proxy->addrlen;
+		if (source && source->sa_family != addr->sa_family)
+			source = NULL; /* the source address was for the target's family */
+	}
 
 	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -181,6 +272,9 @@ co_conn *co_conn_connect(struct event_base *base, const struct sockaddr *addr, s
 	fd = -1; /* owned by the bufferevent now */
 	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
 	if (bufferevent_socket_connect(c->bev, addr, (int)addrlen) < 0)
+		goto fail;
+	/* sent once connected: SOCKS5 lets the greeting go at once */
+	if (glen && bufferevent_write(c->bev, greeting, glen) < 0)
 		goto fail;
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return c;

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "socks.h"
+
 struct event_base;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -20,8 +22,19 @@ typedef enum co_conn_error {
 	CO_CONN_CLOSED,      /* the peer closed the connection */
 	CO_CONN_IO,          /* read or write error */
 	CO_CONN_LINE_TOO_LONG,
-	CO_CONN_TLS /* TLS handshake or record failure */
+	CO_CONN_TLS,  /* TLS handshake or record failure */
+	CO_CONN_PROXY /* the proxy is down, refused us or broke the handshake:
+	                 says nothing about the host behind it */
 } co_conn_error;
+
+/* A SOCKS5 proxy to connect through: its address, resolved, and its
+ * spec (for the handshake's credentials). */
+typedef struct co_conn_proxy {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	co_proxy spec;
+	char label[300]; /* "HOST:PORT" for messages, without the password */
+} co_conn_proxy;
 
 typedef struct co_conn_events {
 	void (*connected)(void *arg); /* TCP connection up */
@@ -33,13 +46,16 @@ typedef struct co_conn_events {
 } co_conn_events;
 
 /*
- * Start connecting; events arrive on the loop.  source may be NULL.
- * Returns NULL with errno set when the socket cannot even be created or
- * the connect fails at once.
+ * Start connecting; events arrive on the loop.  source may be NULL.  With
+ * proxy (kept by reference), the TCP connection goes to the proxy and
+ * connected() comes once the proxy has connected to addr; the target's
+ * refusals come as CO_CONN_REFUSED, the proxy's own trouble as
+ * CO_CONN_PROXY.  Returns NULL with errno set when the socket cannot even
+ * be created or the connect fails at once.
  */
 co_conn *co_conn_connect(struct event_base *base, const struct sockaddr *addr, socklen_t addrlen,
                          const struct sockaddr *source, socklen_t sourcelen,
-                         const co_conn_events *ev, void *arg);
+                         const co_conn_proxy *proxy, const co_conn_events *ev, void *arg);
 
 /* Queue bytes for sending.  Returns 0 or -1. */
 int co_conn_send(co_conn *c, const char *data, size_t len);

@@ -797,7 +797,10 @@ static void on_session_gone(void *arg, co_session_batch *done, const co_session_
 	pbatch *b = ps->b;
 
 	ps->st = PS_DELIVERING;
-	host_account(pool, ps->host, ps, is_failure(why, ps->ready) || says_421(done));
+	if (why->proxy_failed) /* nothing learned about the host */
+		pool->limits->ops->report(pool->limits, &ps->host->key, CO_LIMIT_ENDED, ps->trial);
+	else
+		host_account(pool, ps->host, ps, is_failure(why, ps->ready) || says_421(done));
 	learn_cut(ps->host, why);
 	unlink_session(ps);
 	if (b)

@@ -743,6 +743,10 @@ static void on_conn_error(void *arg, co_conn_error err, const char *detail)
 	case CO_CONN_TLS:
 		tls_failed(s, detail);
 		break;
+	case CO_CONN_PROXY:
+		fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, detail);
+		s->why.proxy_failed = true;
+		break;
 	case CO_CONN_CLOSED:
 	case CO_CONN_IO:
 		if (s->null_refused) {
@@ -777,7 +781,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_TIMEOUT,
-	     s->st == ST_CONNECT ? "connect timed out" : "timed out waiting for the server");
+	     s->st != ST_CONNECT ? "timed out waiting for the server"
+	     : s->p.proxy        ? "connect through the proxy timed out"
+	                         : "connect timed out");
 }
 
 static const co_conn_events conn_events = {
@@ -805,8 +811,8 @@ co_session *co_session_start(struct event_base *base, const co_session_params *p
 		free(s);
 		return NULL;
 	}
-	s->conn =
-	    co_conn_connect(base, p->addr, p->addrlen, p->source, p->sourcelen, &conn_events, s);
+	s->conn = co_conn_connect(base, p->addr, p->addrlen, p->source, p->sourcelen, p->proxy,
+	                          &conn_events, s);
 	if (!s->conn) {
 		/* Report on the loop, never from inside the caller.  Our own
 		 * shortage (memory, descriptors) says nothing about the host. */

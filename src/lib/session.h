@@ -11,6 +11,7 @@
 
 #include <callout/callout.h>
 
+#include "conn.h"
 #include "reply.h"
 
 struct event_base;
@@ -26,13 +27,14 @@ typedef struct co_session_params {
 	const struct sockaddr *source; /* NULL: any */
 	socklen_t sourcelen;
 	const char *helo;
-	const char *mail_from;     /* mailbox, "" for the null sender */
-	const char *fallback_from; /* used after a refused null sender; NULL: none */
-	bool smtputf8;             /* the addresses need SMTPUTF8 */
-	bool vrfy;                 /* VRFY first, for a batch of one */
-	bool pipelining;           /* use it when offered */
-	SSL_CTX *tls;              /* STARTTLS when offered; NULL: never */
-	const char *tls_name;      /* SNI, may be NULL */
+	const char *mail_from;      /* mailbox, "" for the null sender */
+	const char *fallback_from;  /* used after a refused null sender; NULL: none */
+	bool smtputf8;              /* the addresses need SMTPUTF8 */
+	bool vrfy;                  /* VRFY first, for a batch of one */
+	bool pipelining;            /* use it when offered */
+	SSL_CTX *tls;               /* STARTTLS when offered; NULL: never */
+	const char *tls_name;       /* SNI, may be NULL */
+	const co_conn_proxy *proxy; /* SOCKS5 proxy to connect through; NULL: direct */
 	unsigned connect_timeout_ms;
 	unsigned command_timeout_ms;
 	struct evbuffer *transcript; /* NULL: none kept */
@@ -63,6 +65,8 @@ typedef struct co_session_outcome {
 	                            RCPTs: a hang-up, a 421, silence */
 	unsigned rcpts_answered; /* ... RCPT replies the session had by then */
 	bool refused_last;       /* ... the last of them was a 5xx */
+	bool proxy_failed;       /* the SOCKS proxy failed, not the host: no
+	                            evidence about the host (no backoff) */
 } co_session_outcome;
 
 /* One transaction: MAIL, then an RCPT per address, then the catch-all

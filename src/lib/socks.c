@@ -13,81 +13,6 @@ enum { S_GREETING = 0, S_AUTH, S_CONNECT, S_DONE, S_FAILED };
 #define M_USER    0x02
 #define M_NONE_OK 0xff /* the proxy accepts none of ours */
 
-/* ---- the spec ----------------------------------------------------------- */
-
-static int hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* s[0..n) with %XX decoded into out (size 256); false when malformed,
- * empty, longer than 255 bytes or holding a NUL. */
-static bool decode(const char *s, size_t n, char *out)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-		if (c == '%') {
-			if (i + 2 >= n || hex(s[i + 1]) < 0 || hex(s[i + 2]) < 0)
-				return false;
-			c = hex(s[i + 1]) * 16 + hex(s[i + 2]);
-			i += 2;
-		}
-		if (c == 0 || k >= 255)
-			return false;
-		out[k++] = (char)c;
-	}
-	out[k] = '\0';
-	return k > 0;
-}
-
-const char *co_proxy_parse(const char *spec, co_proxy *out)
-{
-	static const char scheme[] = "socks5://";
-	const char *p, *at, *colon;
-	co_hostport hp;
-	const char *why;
-
-	memset(out, 0, sizeof(*out));
-	if (!spec || strncmp(spec, scheme, sizeof(scheme) - 1) != 0)
-		return "expected socks5://[USER:PASSWORD@]HOST:PORT";
-	p = spec + sizeof(scheme) - 1;
-	for (const char *c = p; *c; c++)
-		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
-			return "blanks or control characters in the proxy";
-	at = strrchr(p, '@');
-	if (at) {
-		colon = memchr(p, ':', (size_t)(at - p));
-		if (!colon)
-			return "expected USER:PASSWORD@ before the proxy's host";
-		if (!decode(p, (size_t)(colon - p), out->user) ||
-		    !decode(colon + 1, (size_t)(at - colon - 1), out->pass))
-			return "the user and the password must be 1 to 255 bytes (%XX for ':', "
-			       "'@', '/')";
-		p = at + 1;
-	}
-	if (strchr(p, '/') && strcmp(strchr(p, '/'), "/") != 0)
-		return "nothing may follow the proxy's port";
-	char hostport[300];
-	size_t n = strcspn(p, "/");
-	if (n >= sizeof(hostport))
-		return "the proxy's host is too long";
-	memcpy(hostport, p, n);
-	hostport[n] = '\0';
-	if ((why = co_hostport_parse(hostport, CO_HP_NEED_PORT, &hp)))
-		return why;
-	memcpy(out->host, hp.host, sizeof(out->host));
-	out->port = hp.port;
-	return NULL;
-}
-
 /* ---- the handshake ------------------------------------------------------- */
 
 static size_t greeting(const co_socks *s, unsigned char *out)
@@ -191,6 +116,11 @@ static const char *reply_text(unsigned char rep)
 	}
 }
 
+bool co_socks_target_failed(const co_socks *s)
+{
+	return s->rep >= 3 && s->rep <= 6;
+}
+
 static co_socks_step fail(co_socks *s, const char **why, const char *text)
 {
 	s->state = S_FAILED;
@@ -245,6 +175,7 @@ co_socks_step co_socks_input(co_socks *s, const unsigned char *in, size_t len, s
 			return fail(s, why, "the proxy's answer to CONNECT is malformed");
 		if (in[1] != 0) {
 			*used = len < 10 ? len : 10;
+			s->rep = in[1];
 			return fail(s, why, reply_text(in[1]));
 		}
 		switch (in[3]) {

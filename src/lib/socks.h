@@ -11,18 +11,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* A proxy as the options write it: socks5://[USER:PASS@]HOST:PORT. */
-typedef struct co_proxy {
-	char host[256]; /* a name or a numeric address, without brackets */
-	unsigned port;
-	char user[256]; /* "" with pass "": no authentication offered */
-	char pass[256];
-} co_proxy;
-
-/* Parse a proxy spec; NULL, or what is wrong with it (a fixed phrase).
- * USER and PASS may hold %XX escapes (for ':', '@', '/'); each is 1 to
- * 255 bytes. */
-const char *co_proxy_parse(const char *spec, co_proxy *out);
+#include "proxy.h"
 
 /* The longest message either side sends in the handshake. */
 #define CO_SOCKS_MSG_MAX 515
@@ -36,6 +25,7 @@ typedef enum co_socks_step {
 
 typedef struct co_socks {
 	int state;
+	int rep; /* the proxy's CONNECT reply code when it failed, else 0 */
 	const co_proxy *proxy;
 	unsigned char target[262]; /* the CONNECT request's ATYP, address, port */
 	size_t target_len;
@@ -52,6 +42,11 @@ bool co_socks_begin(co_socks *s, const co_proxy *proxy, const struct sockaddr *a
  * longer than 255 bytes. */
 bool co_socks_begin_name(co_socks *s, const co_proxy *proxy, const char *name, unsigned port,
                          unsigned char *out, size_t *outlen);
+
+/* Whether a failed handshake says the target, not the proxy, was out of
+ * reach (network or host unreachable, connection refused, TTL expired):
+ * what a direct connection would have met. */
+bool co_socks_target_failed(const co_socks *s);
 
 /* Feed what the proxy sent.  *used is how many bytes of in were consumed
  * (on DONE, the rest is the target's); on SEND, out holds *outlen bytes

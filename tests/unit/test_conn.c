@@ -215,7 +215,7 @@ static void ctx_init(ctx *x, bool listening)
 static void ctx_connect(ctx *x)
 {
 	x->cl.c = co_conn_connect(x->base, (struct sockaddr *)&x->pe.addr, sizeof(x->pe.addr), NULL,
-	                          0, &events, &x->cl);
+	                          0, NULL, &events, &x->cl);
 	assert_non_null(x->cl.c);
 }
 
@@ -282,14 +282,14 @@ static void test_fails_at_once(void **state)
 	errno = 0;
 	co_conn *c =
 	    co_conn_connect(x.base, (struct sockaddr *)&x.pe.addr, sizeof(x.pe.addr),
-	                    (struct sockaddr *)&x.pe.addr, sizeof(x.pe.addr), &events, &x.cl);
+	                    (struct sockaddr *)&x.pe.addr, sizeof(x.pe.addr), NULL, &events, &x.cl);
 	assert_null(c);
 	assert_int_equal(errno, EADDRINUSE);
 
 	/* no socket for the family */
 	struct sockaddr sa = {.sa_family = AF_MAX};
 	errno = 0;
-	c = co_conn_connect(x.base, &sa, sizeof(sa), NULL, 0, &events, &x.cl);
+	c = co_conn_connect(x.base, &sa, sizeof(sa), NULL, 0, NULL, &events, &x.cl);
 	assert_null(c);
 	assert_int_equal(errno, EAFNOSUPPORT);
 	assert_string_equal(x.cl.log, ""); /* and no event, now or later */

@@ -54,6 +54,19 @@ static void test_spec(void **state)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_non_null(co_proxy_parse(bad[i], &p));
+	/* shown without the password */
+	char shown[64];
+	assert_string_equal(co_proxy_redact("socks5://bob:s3cret@127.0.0.1:1080", shown, 64),
+	                    "socks5://bob:***@127.0.0.1:1080");
+	assert_string_equal(co_proxy_redact("socks5://127.0.0.1:1080", shown, 64),
+	                    "socks5://127.0.0.1:1080");
+	assert_string_equal(co_proxy_redact("socks5://bob:s3cret@127.0.0.1:1080", shown, 12),
+	                    "socks5://bo");
+	assert_string_equal(co_proxy_redact(NULL, shown, 64), "");
+	co_proxy_parse("socks5://[::1]:1080", &p);
+	assert_string_equal(co_proxy_label(&p, shown, 64), "[::1]:1080");
+	co_proxy_parse("socks5://u:p@127.0.0.1:9", &p);
+	assert_string_equal(co_proxy_label(&p, shown, 64), "127.0.0.1:9");
 	char longuser[400] = "socks5://";
 	memset(longuser + 9, 'u', 256);
 	strcpy(longuser + 9 + 256, ":p@127.0.0.1:1");
