@@ -38,6 +38,7 @@
 
 #include "cache.h"
 #include "cache_redis.h"
+#include "clock.h"
 
 #define CONNECT_TIMEOUT_MS 1000 /* connect and handshake */
 #define REPLY_TIMEOUT_MS   2000 /* nothing answered for this long: the server is gone */
@@ -112,14 +113,6 @@ struct redis_cache {
 	/* administration */
 	redisContext *sync;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct timeval ms_tv(int64_t ms)
 {
@@ -328,7 +321,7 @@ static void watch(redis_cache *r)
 static void on_watch(evutil_socket_t fd, short what, void *arg)
 {
 	redis_cache *r = arg;
-	int64_t t = mono_ms();
+	int64_t t = co_clock_ms(NULL, NULL);
 
 	if (!r->ac || (r->ready && r->inflight == 0)) {
 		event_del(r->watch_ev); /* nothing to wait for: let an idle loop end */
@@ -353,7 +346,7 @@ static bool got_reply(redis_cache *r, redisAsyncContext *ac, const redisReply *r
 		return false;
 	}
 	r->inflight--;
-	r->progress_ms = mono_ms();
+	r->progress_ms = co_clock_ms(NULL, NULL);
 	return true;
 }
 
@@ -376,7 +369,7 @@ static int send_cmd(redis_cache *r, redisCallbackFn *fn, void *priv, int argc, c
 	if (redisAsyncCommandArgv(r->ac, fn, priv, argc, argv, lens) != REDIS_OK)
 		return -1;
 	if (r->inflight++ == 0)
-		r->progress_ms = mono_ms();
+		r->progress_ms = co_clock_ms(NULL, NULL);
 	watch(r);
 	return 0;
 }
@@ -456,7 +449,7 @@ static void connect_start(redis_cache *r)
 	r->ac = ac;
 	r->ready = false;
 	r->inflight = 0;
-	r->conn_start_ms = mono_ms();
+	r->conn_start_ms = co_clock_ms(NULL, NULL);
 
 	/* Pipelined ahead of everything else; PING marks the end. */
 	char db[16];
@@ -746,7 +739,7 @@ static void claim_granted(co_cache_req *q)
 /* Look again in a moment, or give up waiting at the deadline. */
 static void claim_wait(co_cache_req *q)
 {
-	int64_t left = q->deadline_ms - mono_ms();
+	int64_t left = q->deadline_ms - co_clock_ms(NULL, NULL);
 	struct timeval tv;
 
 	if (left <= 0) {
@@ -764,7 +757,7 @@ static void on_claim_timer(evutil_socket_t fd, short what, void *arg)
 	const char *argv[3] = {"MGET", q->rkey, q->mkey};
 	size_t lens[3] = {4, q->rkeylen, q->mkeylen};
 
-	if (mono_ms() >= q->deadline_ms || !connected(r) ||
+	if (co_clock_ms(NULL, NULL) >= q->deadline_ms || !connected(r) ||
 	    send_cmd(r, on_claim_poll_reply, q, 3, argv, lens) != 0) {
 		claim_granted(q);
 		return;
@@ -866,7 +859,7 @@ static int redis_claim(co_cache *c, const char *key, unsigned hold_ms, unsigned 
 	q->claim_cb = cb;
 	q->arg = arg;
 	q->hold_ms = hold_ms ? hold_ms : 1;
-	q->deadline_ms = mono_ms() + wait_ms;
+	q->deadline_ms = co_clock_ms(NULL, NULL) + wait_ms;
 	q->start_s = co_cache_now(c);
 	q->timer = evtimer_new(r->evb, on_claim_timer, q);
 	if (!q->timer || claim_set(q) != 0) {
@@ -1077,7 +1070,7 @@ static void drain(redis_cache *r)
 	redisContext *rc = &r->ac->c;
 	bool up = rc->flags & REDIS_CONNECTED;
 	size_t want = r->inflight;
-	int64_t end = mono_ms() + DRAIN_MS;
+	int64_t end = co_clock_ms(NULL, NULL) + DRAIN_MS;
 	int done = 0;
 
 	for (;;) {
@@ -1085,7 +1078,7 @@ static void drain(redis_cache *r)
 			return;
 		if (up && done && want == 0)
 			return;
-		int64_t left = end - mono_ms();
+		int64_t left = end - co_clock_ms(NULL, NULL);
 		struct pollfd pfd = {.fd = rc->fd,
 		                     .events = up && done ? POLLIN : POLLIN | POLLOUT};
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0 || (pfd.revents & POLLNVAL))
@@ -1168,8 +1161,8 @@ static void make_token(char *out)
 	uint8_t raw[TOKEN_LEN / 2];
 
 	if (getrandom(raw, sizeof(raw), GRND_NONBLOCK) != (ssize_t)sizeof(raw)) {
-		uint64_t x =
-		    (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)out;
+		uint64_t x = (uint64_t)co_clock_ms(NULL, NULL) ^ ((uint64_t)getpid() << 32) ^
+		             (uint64_t)(uintptr_t)out;
 		for (size_t i = 0; i < sizeof(raw); i++) {
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
 			raw[i] = (uint8_t)(x >> 56);

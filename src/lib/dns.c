@@ -23,6 +23,7 @@
  * a cancelled request only stops listening.
  */
 #include "dns.h"
+#include "clock.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -90,7 +91,7 @@ struct co_dns {
 		bool readable, writable;
 	} unwatched[UNWATCHED_MAX];
 	unsigned nunwatched;
-	struct timespec unwatched_since;    /* when the first of them failed */
+	long long unwatched_since;          /* when the first of them failed */
 	bool giving_up;                     /* inside ares_cancel() for them */
 	co_dns_req *reqs;                   /* every request not yet freed */
 	unsigned inflight;                  /* c-ares queries started, not answered */
@@ -489,14 +490,6 @@ static bool watch(co_dns *dns, ares_socket_t fd, bool readable, bool writable)
 	return true;
 }
 
-static long ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
-}
-
 /* Try again to watch the sockets that could not be watched.  When that
  * fails for too long, end the queries: they could only time out, and
  * c-ares cannot end those of one socket, so every one ends ("out of
@@ -510,11 +503,12 @@ static void watch_retry(co_dns *dns)
 		else
 			i++;
 	}
-	if (dns->nunwatched > 0 && ms_since(&dns->unwatched_since) >= WATCH_GIVE_UP_MS) {
+	if (dns->nunwatched > 0 &&
+	    co_clock_ms(NULL, NULL) - dns->unwatched_since >= WATCH_GIVE_UP_MS) {
 		dns->giving_up = true;
 		ares_cancel(dns->channel); /* ARES_ECANCELLED: "out of memory" */
 		dns->giving_up = false;
-		clock_gettime(CLOCK_MONOTONIC, &dns->unwatched_since); /* for later queries */
+		dns->unwatched_since = co_clock_ms(NULL, NULL); /* for later queries */
 	}
 }
 
@@ -560,7 +554,7 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
 	if (watch(dns, fd, readable, writable) || dns->nunwatched == UNWATCHED_MAX)
 		return;
 	if (dns->nunwatched == 0)
-		clock_gettime(CLOCK_MONOTONIC, &dns->unwatched_since);
+		dns->unwatched_since = co_clock_ms(NULL, NULL);
 	dns->unwatched[dns->nunwatched].fd = fd;
 	dns->unwatched[dns->nunwatched].readable = readable;
 	dns->unwatched[dns->nunwatched].writable = writable;

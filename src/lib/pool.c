@@ -253,6 +253,7 @@ static void arm_wake(co_pool *pool, long long wait)
 	if (wait <= 0)
 		return;
 	if (evtimer_pending(pool->wake, &when)) {
+		/* libevent's clock, not ours: "when" is an absolute time of it */
 		event_base_gettimeofday_cached(pool->base, &now);
 		timeradd(&now, &tv, &now);
 		if (timercmp(&when, &now, <))
