@@ -62,61 +62,6 @@ static struct timeval ms_tv(int64_t ms)
 	                        .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
-void co_redis_say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap); /* truncation is fine for a message */
-		va_end(ap);
-	}
-}
-
-void co_redis_fault(redis_cache *r, const char *why)
-{
-	co_cache_fault(&r->base, "cache %s: %s; going on uncached", r->name, why);
-}
-
-void co_redis_reply_fault(redis_cache *r, const char *what, const redisReply *rep)
-{
-	char why[256];
-
-	snprintf(why, sizeof(why), "%s: %s", what,
-	         rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-	co_redis_fault(r, why);
-}
-
-char *co_redis_prefixed(const redis_cache *r, const char *mid, const char *const *keys, size_t n,
-                        const char **argv, size_t *lens)
-{
-	size_t midlen = strlen(mid), total = 1;
-
-	for (size_t i = 0; i < n; i++)
-		total += r->prefixlen + midlen + strlen(keys[i]);
-	char *buf = malloc(total), *p = buf;
-	if (!buf)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		size_t kl = strlen(keys[i]);
-		argv[i] = p;
-		memcpy(p, r->prefix, r->prefixlen);
-		p += r->prefixlen;
-		memcpy(p, mid, midlen);
-		p += midlen;
-		memcpy(p, keys[i], kl);
-		p += kl;
-		lens[i] = (size_t)(p - argv[i]);
-	}
-	return buf;
-}
-
-bool co_redis_decode(const redisReply *v, co_rec *rec)
-{
-	return v->type == REDIS_REPLY_STRING &&
-	       co_rec_decode((const uint8_t *)v->str, v->len, rec) == 0;
-}
-
 /* ---- requests ---- */
 
 static co_cache_req *req_new(redis_cache *r, req_kind kind, size_t extra)
@@ -336,17 +281,6 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 }
 
 /* AUTH [USER] PASSWORD into argv (3 slots); returns argc. */
-int co_redis_auth_argv(const redis_cache *r, const char **argv, size_t *lens)
-{
-	int argc = 0;
-
-	argv[argc] = "AUTH", lens[argc++] = 4;
-	if (r->user)
-		argv[argc] = r->user, lens[argc++] = strlen(r->user);
-	argv[argc] = r->password, lens[argc++] = strlen(r->password);
-	return argc;
-}
-
 static void connect_start(redis_cache *r)
 {
 	redisAsyncContext *ac = redisAsyncConnect(r->host, (int)r->port);

@@ -2,7 +2,8 @@
  * Inside the Redis backend: its state and requests, and what
  * cache_redis.c (the engine's asynchronous side: connection, records,
  * single flight) and cache_redis_admin.c (the blocking connection:
- * scan, delete, info) share.  Not for other files.
+ * scan, delete, info) share, from cache_redis_cmd.c (commands and
+ * replies).  Not for other files.
  */
 #ifndef CO_CACHE_REDIS_INT_H
 #define CO_CACHE_REDIS_INT_H
