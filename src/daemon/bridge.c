@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -16,14 +17,14 @@
 #include "daemon.h"
 
 typedef struct call {
-	struct call *next;
+	STAILQ_ENTRY(call) link;
 	void (*fn)(void *arg);
 	void *arg;
 } call;
 
 struct cd_bridge {
 	pthread_mutex_t lock;
-	call *head, **tail;
+	STAILQ_HEAD(calls, call) calls; /* to run on the loop, in order */
 	bool closed;
 	int fd;
 	struct event *ev;
@@ -38,15 +39,14 @@ static void run_queue(evutil_socket_t fd, short what, void *arg)
 	while (read(fd, &n, sizeof(n)) < 0 && errno == EINTR)
 		;
 	pthread_mutex_lock(&b->lock);
-	call *c = b->head;
-	b->head = NULL;
-	b->tail = &b->head;
+	struct calls due = STAILQ_HEAD_INITIALIZER(due);
+	STAILQ_CONCAT(&due, &b->calls); /* leaves b->calls empty */
 	pthread_mutex_unlock(&b->lock);
-	while (c) {
-		call *next = c->next;
+	call *c;
+	while ((c = STAILQ_FIRST(&due)) != NULL) {
+		STAILQ_REMOVE_HEAD(&due, link);
 		c->fn(c->arg);
 		free(c);
-		c = next;
 	}
 }
 
@@ -57,7 +57,7 @@ int cd_bridge_init(cd_daemon *d)
 
 	if (!b)
 		return -1;
-	b->tail = &b->head;
+	STAILQ_INIT(&b->calls);
 	b->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (b->fd < 0 || (err = pthread_mutex_init(&b->lock, NULL)) != 0) {
 		err = b->fd < 0 ? errno : err;
@@ -97,8 +97,7 @@ int cd_daemon_call(cd_daemon *d, void (*fn)(void *arg), void *arg)
 		free(c);
 		return -1;
 	}
-	*b->tail = c;
-	b->tail = &c->next;
+	STAILQ_INSERT_TAIL(&b->calls, c, link);
 	pthread_mutex_unlock(&b->lock);
 	/* A full counter (2^64 - 2 wakeups unread) cannot happen; EAGAIN
 	 * would still leave the event readable. */

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -17,13 +18,13 @@
 #define BUCKETS 1024
 
 typedef struct entry {
-	struct entry *next;
+	LIST_ENTRY(entry) link; /* in its bucket */
 	cd_client_key key;
 	unsigned count;
 } entry;
 
 struct cd_clients {
-	entry *buckets[BUCKETS];
+	LIST_HEAD(bucket, entry) buckets[BUCKETS];
 };
 
 cd_clients *cd_clients_new(void)
@@ -36,9 +37,10 @@ void cd_clients_free(cd_clients *t)
 	if (!t)
 		return;
 	for (size_t i = 0; i < BUCKETS; i++) {
-		while (t->buckets[i]) {
-			entry *e = t->buckets[i];
-			t->buckets[i] = e->next;
+		entry *e;
+
+		while ((e = LIST_FIRST(&t->buckets[i])) != NULL) {
+			LIST_REMOVE(e, link);
 			free(e);
 		}
 	}
@@ -71,47 +73,54 @@ void cd_client_key_of(cd_client_key *k, int fd, const struct sockaddr *sa, sockl
 	}
 }
 
-static entry **slot(cd_clients *t, const cd_client_key *k)
+static struct bucket *bucket_of(const cd_clients *t, const cd_client_key *k)
 {
-	entry **pp = &t->buckets[co_hash(k->b, k->len) % BUCKETS];
+	return (struct bucket *)&t->buckets[co_hash(k->b, k->len) % BUCKETS];
+}
 
-	while (*pp && ((*pp)->key.len != k->len || memcmp((*pp)->key.b, k->b, k->len) != 0))
-		pp = &(*pp)->next;
-	return pp;
+static entry *find(const cd_clients *t, const cd_client_key *k)
+{
+	entry *e;
+
+	LIST_FOREACH(e, bucket_of(t, k), link)
+	if (e->key.len == k->len && memcmp(e->key.b, k->b, k->len) == 0)
+		return e;
+	return NULL;
 }
 
 bool cd_clients_add(cd_clients *t, const cd_client_key *k, unsigned max)
 {
-	entry **pp = slot(t, k);
+	entry *e = find(t, k);
 
-	if (!*pp) {
-		if (max == 0 || !(*pp = calloc(1, sizeof(entry))))
+	if (!e) {
+		if (max == 0 || !(e = calloc(1, sizeof(entry))))
 			return false;
-		(*pp)->key = *k;
+		e->key = *k;
+		LIST_INSERT_HEAD(bucket_of(t, k), e, link);
 	}
-	if ((*pp)->count >= max)
+	if (e->count >= max)
 		return false;
-	(*pp)->count++;
+	e->count++;
 	return true;
 }
 
 void cd_clients_remove(cd_clients *t, const cd_client_key *k)
 {
-	entry **pp = slot(t, k), *e = *pp;
+	entry *e = find(t, k);
 
 	if (!e)
 		return;
 	if (--e->count == 0) {
-		*pp = e->next;
+		LIST_REMOVE(e, link);
 		free(e);
 	}
 }
 
 unsigned cd_clients_count(const cd_clients *t, const cd_client_key *k)
 {
-	entry **pp = slot((cd_clients *)t, k);
+	entry *e = find(t, k);
 
-	return *pp ? (*pp)->count : 0;
+	return e ? e->count : 0;
 }
 
 void cd_refused(cd_refusals *r, const char *frontend, const char *why)

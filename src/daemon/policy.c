@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -66,7 +67,7 @@ typedef struct pconn pconn;
 
 /* One complete request, from its empty line until its answer is written. */
 typedef struct rq {
-	struct rq *next;
+	STAILQ_ENTRY(rq) link; /* in its connection's queue */
 	pconn *c;
 	rq_state state;
 	cd_job *job;           /* RQ_CHECKING */
@@ -82,7 +83,7 @@ struct pconn {
 	cd_client_key client;
 	unsigned id;
 	char peer[160];
-	rq *head, **tail; /* complete requests, answered in this order */
+	STAILQ_HEAD(, rq) rqs; /* complete requests, answered in this order */
 	unsigned nqueued;
 	rq *cur; /* the request being read, or NULL */
 	size_t cur_bytes;
@@ -129,18 +130,15 @@ static const char *printable(const char *s, char *buf, size_t n)
 
 static void rq_free_all(pconn *c)
 {
-	rq *q = c->head;
+	rq *q;
 
-	while (q) {
-		rq *next = q->next;
+	while ((q = STAILQ_FIRST(&c->rqs)) != NULL) {
+		STAILQ_REMOVE_HEAD(&c->rqs, link);
 		if (q->job)
 			cd_job_cancel(q->job);
 		free(q);
-		q = next;
 	}
 	c->p->pending -= c->nqueued;
-	c->head = NULL;
-	c->tail = &c->head;
 	c->nqueued = 0;
 	free(c->cur);
 	c->cur = NULL;
@@ -286,8 +284,8 @@ static void start(rq *q)
 /* Write the answers that are due, in order; start the next check. */
 static void flush_answers(pconn *c)
 {
-	while (c->head) {
-		rq *q = c->head;
+	while (!STAILQ_EMPTY(&c->rqs)) {
+		rq *q = STAILQ_FIRST(&c->rqs);
 		if (q->state == RQ_WAITING)
 			start(q);
 		if (q->state != RQ_DONE)
@@ -298,9 +296,7 @@ static void flush_answers(pconn *c)
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		evbuffer_add(out, q->reply, strlen(q->reply));
 		evbuffer_add(out, "\n\n", 2);
-		c->head = q->next;
-		if (!c->head)
-			c->tail = &c->head;
+		STAILQ_REMOVE_HEAD(&c->rqs, link);
 		c->nqueued--;
 		c->p->pending--;
 		free(q);
@@ -364,8 +360,7 @@ static int read_lines(pconn *c)
 		if (cd_policy_feed(&c->cur->req, c->line, len) != CD_POLICY_END)
 			continue;
 
-		*c->tail = c->cur;
-		c->tail = &c->cur->next;
+		STAILQ_INSERT_TAIL(&c->rqs, c->cur, link);
 		c->cur = NULL;
 		c->nqueued++;
 		c->p->pending++;
@@ -520,7 +515,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	c->deadline = deadline;
 	c->client = client;
 	c->id = ++p->next_id;
-	c->tail = &c->head;
+	STAILQ_INIT(&c->rqs);
 	if (salen <= 0 ||
 	    !co_sockaddr_text(sa, (size_t)salen, CO_SA_PORT, c->peer, sizeof(c->peer))[0])
 		snprintf(c->peer, sizeof(c->peer), "%s", l->name);

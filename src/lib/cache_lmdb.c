@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,7 +47,7 @@
 
 /* An open environment, shared by the objects of this process on one file. */
 typedef struct shared_env {
-	struct shared_env *next;
+	SLIST_ENTRY(shared_env) link;
 	dev_t dev;
 	ino_t ino;
 	pid_t pid; /* of the opener: an environment does not survive fork() */
@@ -59,7 +60,7 @@ typedef struct shared_env {
 	unsigned txns; /* open transactions: mdb_env_set_mapsize() needs none */
 } shared_env;
 
-static shared_env *shared_envs;
+static SLIST_HEAD(, shared_env) shared_envs = SLIST_HEAD_INITIALIZER(shared_envs);
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct lmdb_cache {
@@ -184,10 +185,11 @@ static int try_open(const lmdb_cache *lc, unsigned flags, MDB_env **envp)
 static shared_env *shared_find(dev_t dev, ino_t ino)
 {
 	pid_t pid = getpid();
+	shared_env *sh;
 
-	for (shared_env *sh = shared_envs; sh; sh = sh->next)
-		if (sh->dev == dev && sh->ino == ino && sh->pid == pid && !sh->dead)
-			return sh;
+	SLIST_FOREACH(sh, &shared_envs, link)
+	if (sh->dev == dev && sh->ino == ino && sh->pid == pid && !sh->dead)
+		return sh;
 	return NULL;
 }
 
@@ -263,8 +265,7 @@ static int open_locked(lmdb_cache *lc, char *why, size_t whylen)
 	sh->keymax = keymax > 0 && keymax < KEY_MAX ? (size_t)keymax : KEY_MAX;
 	sh->rdonly_why = rdonly_why;
 	sh->refs = 1;
-	sh->next = shared_envs;
-	shared_envs = sh;
+	SLIST_INSERT_HEAD(&shared_envs, sh, link);
 	lc->sh = sh;
 	return 0;
 fail:
@@ -293,12 +294,7 @@ static void release(lmdb_cache *lc)
 	 * clears only the reader slots of the closing process, and a child
 	 * holds none of the parent's locks. */
 	if (--sh->refs == 0) {
-		for (shared_env **pp = &shared_envs; *pp; pp = &(*pp)->next) {
-			if (*pp == sh) {
-				*pp = sh->next;
-				break;
-			}
-		}
+		SLIST_REMOVE(&shared_envs, sh, shared_env, link);
 		mdb_env_close(sh->env);
 		free(sh);
 	}

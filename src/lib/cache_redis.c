@@ -5,7 +5,7 @@
  * everything: MGET for lookups, SET EX for writes, and a flight marker
  * set with NX PX for single flight across processes.  Without a loop,
  * and for scan/del/info always, a blocking connection is opened on first
- * use.
+ * use (cache_redis_admin.c).
  *
  * The server going away is never a result: lookups find nothing, writes
  * are dropped, claims are granted.  The fault is reported once, the
@@ -38,6 +38,8 @@
 
 #include "cache.h"
 #include "cache_redis.h"
+#include "cache_redis_int.h"
+#include "clock.h"
 
 #define CONNECT_TIMEOUT_MS 1000 /* connect and handshake */
 #define REPLY_TIMEOUT_MS   2000 /* nothing answered for this long: the server is gone */
@@ -47,144 +49,17 @@
 #define POLL_MS            75    /* a waiting claim looks for the holder's record */
 #define MAX_PENDING        10000 /* commands in flight, and live requests */
 #define DRAIN_MS           200   /* free: time for queued writes to reach the server */
-#define ADMIN_TIMEOUT_S    2
-#define SCAN_COUNT         "1000"
-#define DEL_BATCH          256
-#define GET_MAX            16 /* keys of one get (the interface says 8) */
-#define TOKEN_LEN          32
+#define GET_MAX            16    /* keys of one get (the interface says 8) */
 
 /* Delete a flight marker only while it is still ours. */
 static const char release_script[] =
     "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) "
     "else return 0 end";
 
-typedef struct redis_cache redis_cache;
-
-typedef enum req_kind { REQ_GET, REQ_CLAIM } req_kind;
-
-struct co_cache_req {
-	co_cache_req *prev, *next; /* every live request of the backend */
-	co_cache_req *done_next;   /* finished, its callback due */
-	redis_cache *r;
-	req_kind kind;
-	bool cancelled;
-	bool waiting; /* hiredis holds it as privdata until a reply comes */
-	bool queued;  /* on the done list */
-	void *arg;
-	/* get */
-	size_t n;
-	co_rec *out;
-	bool *found;
-	co_cache_get_cb get_cb;
-	/* claim */
-	co_cache_claim_cb claim_cb;
-	co_claim_result res;
-	co_rec *rec; /* ANSWERED: the holder's record */
-	struct event *timer;
-	int64_t deadline_ms, start_s;
-	unsigned hold_ms;
-	size_t rkeylen, mkeylen;
-	char *rkey, *mkey; /* record key and flight marker, in keys[] */
-	char keys[];
-};
-
-struct redis_cache {
-	co_cache base;
-	char *host, *user, *password, *prefix, *name;
-	size_t prefixlen;
-	unsigned port, db;
-	char token[TOKEN_LEN + 1];
-
-	/* engine use */
-	struct event_base *evb;
-	redisAsyncContext *ac; /* NULL: down, a retry is scheduled */
-	bool ready;            /* the handshake was answered */
-	int64_t conn_start_ms, progress_ms;
-	size_t inflight; /* commands sent on ac and not answered */
-	unsigned backoff_ms;
-	struct event *retry_ev, *watch_ev, *done_ev;
-	co_cache_req *reqs, *done_head, *done_tail;
-	size_t nreqs;
-	bool in_done; /* user callbacks are running */
-	bool dead;    /* freed by one of them: finish when they return */
-	bool freeing;
-
-	/* administration */
-	redisContext *sync;
-};
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct timeval ms_tv(int64_t ms)
 {
 	return (struct timeval){.tv_sec = (time_t)(ms / 1000),
 	                        .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-}
-
-__attribute__((format(printf, 3, 4))) static void say(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap); /* truncation is fine for a message */
-		va_end(ap);
-	}
-}
-
-static void fault(redis_cache *r, const char *why)
-{
-	co_cache_fault(&r->base, "cache %s: %s; going on uncached", r->name, why);
-}
-
-static void reply_fault(redis_cache *r, const char *what, const redisReply *rep)
-{
-	char why[256];
-
-	snprintf(why, sizeof(why), "%s: %s", what,
-	         rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-	fault(r, why);
-}
-
-/*
- * argv[i] = prefix + mid + keys[i] for i < n, in one allocation that the
- * caller frees (hiredis copies the command at once).
- */
-static char *prefixed(const redis_cache *r, const char *mid, const char *const *keys, size_t n,
-                      const char **argv, size_t *lens)
-{
-	size_t midlen = strlen(mid), total = 1;
-
-	for (size_t i = 0; i < n; i++)
-		total += r->prefixlen + midlen + strlen(keys[i]);
-	char *buf = malloc(total), *p = buf;
-	if (!buf)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		size_t kl = strlen(keys[i]);
-		argv[i] = p;
-		memcpy(p, r->prefix, r->prefixlen);
-		p += r->prefixlen;
-		memcpy(p, mid, midlen);
-		p += midlen;
-		memcpy(p, keys[i], kl);
-		p += kl;
-		lens[i] = (size_t)(p - argv[i]);
-	}
-	return buf;
-}
-
-static bool decode(const redisReply *v, co_rec *rec)
-{
-	return v->type == REDIS_REPLY_STRING &&
-	       co_rec_decode((const uint8_t *)v->str, v->len, rec) == 0;
 }
 
 /* ---- requests ---- */
@@ -197,10 +72,7 @@ static co_cache_req *req_new(redis_cache *r, req_kind kind, size_t extra)
 		return NULL;
 	q->r = r;
 	q->kind = kind;
-	q->next = r->reqs;
-	if (r->reqs)
-		r->reqs->prev = q;
-	r->reqs = q;
+	LIST_INSERT_HEAD(&r->reqs, q, link);
 	r->nreqs++;
 	return q;
 }
@@ -209,12 +81,7 @@ static void req_free(co_cache_req *q)
 {
 	redis_cache *r = q->r;
 
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		r->reqs = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
+	LIST_REMOVE(q, link);
 	r->nreqs--;
 	if (q->timer)
 		event_free(q->timer);
@@ -232,11 +99,7 @@ static void req_done(co_cache_req *q)
 		return;
 	}
 	q->queued = true;
-	if (r->done_tail)
-		r->done_tail->done_next = q;
-	else
-		r->done_head = q;
-	r->done_tail = q;
+	STAILQ_INSERT_TAIL(&r->done, q, done_link);
 	event_active(r->done_ev, EV_TIMEOUT, 1);
 }
 
@@ -247,13 +110,11 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	redis_cache *r = arg;
 
 	r->in_done = true;
-	while (!r->dead && r->done_head) {
-		co_cache_req *q = r->done_head;
+	while (!r->dead && !STAILQ_EMPTY(&r->done)) {
+		co_cache_req *q = STAILQ_FIRST(&r->done);
 		void *cb_arg = q->arg;
 
-		r->done_head = q->done_next;
-		if (!r->done_head)
-			r->done_tail = NULL;
+		STAILQ_REMOVE_HEAD(&r->done, done_link);
 		if (q->cancelled) {
 			req_free(q);
 		} else if (q->kind == REQ_GET) {
@@ -303,7 +164,7 @@ static void conn_lost(redis_cache *r, const char *why)
 	r->ready = false;
 	r->inflight = 0;
 	event_del(r->watch_ev);
-	fault(r, why);
+	co_redis_fault(r, why);
 	retry_later(r);
 }
 
@@ -328,7 +189,7 @@ static void watch(redis_cache *r)
 static void on_watch(evutil_socket_t fd, short what, void *arg)
 {
 	redis_cache *r = arg;
-	int64_t t = mono_ms();
+	int64_t t = co_clock_ms(NULL, NULL);
 
 	if (!r->ac || (r->ready && r->inflight == 0)) {
 		event_del(r->watch_ev); /* nothing to wait for: let an idle loop end */
@@ -353,7 +214,7 @@ static bool got_reply(redis_cache *r, redisAsyncContext *ac, const redisReply *r
 		return false;
 	}
 	r->inflight--;
-	r->progress_ms = mono_ms();
+	r->progress_ms = co_clock_ms(NULL, NULL);
 	return true;
 }
 
@@ -376,7 +237,7 @@ static int send_cmd(redis_cache *r, redisCallbackFn *fn, void *priv, int argc, c
 	if (redisAsyncCommandArgv(r->ac, fn, priv, argc, argv, lens) != REDIS_OK)
 		return -1;
 	if (r->inflight++ == 0)
-		r->progress_ms = mono_ms();
+		r->progress_ms = co_clock_ms(NULL, NULL);
 	watch(r);
 	return 0;
 }
@@ -420,17 +281,6 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 }
 
 /* AUTH [USER] PASSWORD into argv (3 slots); returns argc. */
-static int auth_argv(const redis_cache *r, const char **argv, size_t *lens)
-{
-	int argc = 0;
-
-	argv[argc] = "AUTH", lens[argc++] = 4;
-	if (r->user)
-		argv[argc] = r->user, lens[argc++] = strlen(r->user);
-	argv[argc] = r->password, lens[argc++] = strlen(r->password);
-	return argc;
-}
-
 static void connect_start(redis_cache *r)
 {
 	redisAsyncContext *ac = redisAsyncConnect(r->host, (int)r->port);
@@ -440,14 +290,14 @@ static void connect_start(redis_cache *r)
 		snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
 		if (ac)
 			redisAsyncFree(ac);
-		fault(r, why);
+		co_redis_fault(r, why);
 		retry_later(r);
 		return;
 	}
 	ac->data = r;
 	if (redisLibeventAttach(ac, r->evb) != REDIS_OK) {
 		redisAsyncFree(ac);
-		fault(r, "cannot attach to the loop");
+		co_redis_fault(r, "cannot attach to the loop");
 		retry_later(r);
 		return;
 	}
@@ -456,7 +306,7 @@ static void connect_start(redis_cache *r)
 	r->ac = ac;
 	r->ready = false;
 	r->inflight = 0;
-	r->conn_start_ms = mono_ms();
+	r->conn_start_ms = co_clock_ms(NULL, NULL);
 
 	/* Pipelined ahead of everything else; PING marks the end. */
 	char db[16];
@@ -464,7 +314,7 @@ static void connect_start(redis_cache *r)
 	size_t lens[3];
 	int rc = 0;
 	if (r->password) {
-		int argc = auth_argv(r, argv, lens);
+		int argc = co_redis_auth_argv(r, argv, lens);
 		rc |= send_cmd(r, on_hello, NULL, argc, argv, lens);
 	}
 	if (r->db) {
@@ -481,93 +331,6 @@ static void connect_start(redis_cache *r)
 		watch(r);
 }
 
-/* ---- the blocking connection (administration) ---- */
-
-static bool sync_check(redisContext *rc, redisReply *rep, const char *what, char *why, size_t len)
-{
-	if (!rep) {
-		snprintf(why, len, "%s", rc->errstr);
-		return false;
-	}
-	bool ok = rep->type != REDIS_REPLY_ERROR;
-	if (!ok)
-		snprintf(why, len, "%s: %s", what, rep->str);
-	freeReplyObject(rep);
-	return ok;
-}
-
-/* The blocking connection, made on first use.  With err: say why there
- * instead of reporting a fault. */
-static redisContext *sync_ctx(redis_cache *r, char *err, size_t errlen)
-{
-	struct timeval tv = {.tv_sec = ADMIN_TIMEOUT_S};
-	char why[256], db[16];
-	const char *argv[3];
-	size_t lens[3];
-	redisContext *rc;
-
-	if (r->sync)
-		return r->sync;
-	rc = redisConnectWithTimeout(r->host, (int)r->port, tv);
-	if (!rc || rc->err) {
-		snprintf(why, sizeof(why), "%s", rc ? rc->errstr : "out of memory");
-		goto fail;
-	}
-	if (redisSetTimeout(rc, tv) != REDIS_OK) {
-		snprintf(why, sizeof(why), "cannot set timeouts");
-		goto fail;
-	}
-	if (r->password) {
-		int argc = auth_argv(r, argv, lens);
-		if (!sync_check(rc, redisCommandArgv(rc, argc, argv, lens), "AUTH", why,
-		                sizeof(why)))
-			goto fail;
-	}
-	if (r->db) {
-		snprintf(db, sizeof(db), "%u", r->db);
-		argv[0] = "SELECT", lens[0] = 6;
-		argv[1] = db, lens[1] = strlen(db);
-		if (!sync_check(rc, redisCommandArgv(rc, 2, argv, lens), "SELECT", why,
-		                sizeof(why)))
-			goto fail;
-	}
-	r->sync = rc;
-	if (!r->evb)
-		co_cache_ok(&r->base); /* engine use: the asynchronous side speaks */
-	return rc;
-fail:
-	if (rc)
-		redisFree(rc);
-	if (err)
-		say(err, errlen, "cache %s: %s", r->name, why);
-	else
-		fault(r, why);
-	return NULL;
-}
-
-/* A command on the blocking connection; NULL (fault reported) on failure. */
-static redisReply *sync_cmd(redis_cache *r, int argc, const char **argv, const size_t *lens)
-{
-	redisContext *rc = sync_ctx(r, NULL, 0);
-	redisReply *rep;
-
-	if (!rc)
-		return NULL;
-	rep = redisCommandArgv(rc, argc, argv, lens);
-	if (!rep) {
-		fault(r, rc->err ? rc->errstr : "out of memory");
-		redisFree(rc); /* a broken connection: make a new one next time */
-		r->sync = NULL;
-		return NULL;
-	}
-	if (rep->type == REDIS_REPLY_ERROR) {
-		reply_fault(r, argv[0], rep);
-		freeReplyObject(rep);
-		return NULL;
-	}
-	return rep;
-}
-
 /* ---- operations ---- */
 
 static void on_get_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -582,9 +345,9 @@ static void on_get_reply(redisAsyncContext *ac, void *reply, void *priv)
 	if (got_reply(r, ac, rep) && !q->cancelled) {
 		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == q->n) {
 			for (size_t i = 0; i < q->n; i++)
-				q->found[i] = decode(rep->element[i], &q->out[i]);
+				q->found[i] = co_redis_decode(rep->element[i], &q->out[i]);
 		} else {
-			reply_fault(r, "MGET", rep);
+			co_redis_reply_fault(r, "MGET", rep);
 		}
 	}
 	req_done(q);
@@ -607,16 +370,16 @@ static int redis_get(co_cache *c, const char *const *keys, size_t n, co_rec *out
 	if (n > GET_MAX || (r->evb && !can_send(r)))
 		return -1;
 	argv[0] = "MGET", lens[0] = 4;
-	if (!(buf = prefixed(r, "", keys, n, argv + 1, lens + 1)))
+	if (!(buf = co_redis_prefixed(r, "", keys, n, argv + 1, lens + 1)))
 		return -1;
 	if (!r->evb) {
-		redisReply *rep = sync_cmd(r, (int)n + 1, argv, lens);
+		redisReply *rep = co_redis_sync_cmd(r, (int)n + 1, argv, lens);
 		if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == n) {
 			for (size_t i = 0; i < n; i++)
-				found[i] = decode(rep->element[i], &out[i]);
+				found[i] = co_redis_decode(rep->element[i], &out[i]);
 			rc = 1;
 		} else if (rep) {
-			reply_fault(r, "MGET", rep);
+			co_redis_reply_fault(r, "MGET", rep);
 		}
 		if (rep)
 			freeReplyObject(rep);
@@ -646,7 +409,7 @@ static void on_write_reply(redisAsyncContext *ac, void *reply, const char *what)
 	if (r->freeing || !got_reply(r, ac, rep))
 		return;
 	if (rep->type == REDIS_REPLY_ERROR)
-		reply_fault(r, what, rep); /* e.g. maxmemory with noeviction */
+		co_redis_reply_fault(r, what, rep); /* e.g. maxmemory with noeviction */
 	else if (strcmp(what, "SET") == 0)
 		co_cache_ok(&r->base);
 }
@@ -668,7 +431,7 @@ static int write_cmd(redis_cache *r, redisCallbackFn *cb, int argc, const char *
 {
 	if (r->evb)
 		return send_cmd(r, cb, NULL, argc, argv, lens);
-	redisReply *rep = sync_cmd(r, argc, argv, lens);
+	redisReply *rep = co_redis_sync_cmd(r, argc, argv, lens);
 	if (!rep)
 		return -1;
 	freeReplyObject(rep);
@@ -688,7 +451,7 @@ static int redis_put(co_cache *c, const char *key, const co_rec *rec, unsigned t
 		return -1;
 	snprintf(ttl, sizeof(ttl), "%u", ttl_s ? ttl_s : 1);
 	lens[4] = strlen(ttl);
-	if (!(buf = prefixed(r, "", &key, 1, argv + 1, lens + 1)))
+	if (!(buf = co_redis_prefixed(r, "", &key, 1, argv + 1, lens + 1)))
 		return -1;
 	int rc = write_cmd(r, on_put_reply, 5, argv, lens);
 	free(buf);
@@ -709,7 +472,7 @@ static int redis_forget(co_cache *c, const char *key)
 
 	if (r->evb && !can_send(r))
 		return -1;
-	if (!(buf = prefixed(r, "", &key, 1, argv + 1, lens + 1)))
+	if (!(buf = co_redis_prefixed(r, "", &key, 1, argv + 1, lens + 1)))
 		return -1;
 	int rc = write_cmd(r, on_forget_reply, 2, argv, lens);
 	free(buf);
@@ -746,7 +509,7 @@ static void claim_granted(co_cache_req *q)
 /* Look again in a moment, or give up waiting at the deadline. */
 static void claim_wait(co_cache_req *q)
 {
-	int64_t left = q->deadline_ms - mono_ms();
+	int64_t left = q->deadline_ms - co_clock_ms(NULL, NULL);
 	struct timeval tv;
 
 	if (left <= 0) {
@@ -764,7 +527,7 @@ static void on_claim_timer(evutil_socket_t fd, short what, void *arg)
 	const char *argv[3] = {"MGET", q->rkey, q->mkey};
 	size_t lens[3] = {4, q->rkeylen, q->mkeylen};
 
-	if (mono_ms() >= q->deadline_ms || !connected(r) ||
+	if (co_clock_ms(NULL, NULL) >= q->deadline_ms || !connected(r) ||
 	    send_cmd(r, on_claim_poll_reply, q, 3, argv, lens) != 0) {
 		claim_granted(q);
 		return;
@@ -788,7 +551,7 @@ static void on_claim_set_reply(redisAsyncContext *ac, void *reply, void *priv)
 		claim_wait(q); /* another holder: wait for its record */
 	} else {
 		if (ok && rep->type != REDIS_REPLY_STATUS)
-			reply_fault(r, "SET NX", rep);
+			co_redis_reply_fault(r, "SET NX", rep);
 		claim_granted(q);
 	}
 }
@@ -822,11 +585,11 @@ static void on_claim_poll_reply(redisAsyncContext *ac, void *reply, void *priv)
 	}
 	if (!ok || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
 		if (ok)
-			reply_fault(r, "MGET", rep);
+			co_redis_reply_fault(r, "MGET", rep);
 		claim_granted(q);
 		return;
 	}
-	if (decode(rep->element[0], &rec) && claim_answers(q, &rec)) {
+	if (co_redis_decode(rep->element[0], &rec) && claim_answers(q, &rec)) {
 		if ((q->rec = malloc(sizeof(*q->rec))))
 			*q->rec = rec;
 		req_done(q); /* no memory for the record: granted */
@@ -866,7 +629,7 @@ static int redis_claim(co_cache *c, const char *key, unsigned hold_ms, unsigned 
 	q->claim_cb = cb;
 	q->arg = arg;
 	q->hold_ms = hold_ms ? hold_ms : 1;
-	q->deadline_ms = mono_ms() + wait_ms;
+	q->deadline_ms = co_clock_ms(NULL, NULL) + wait_ms;
 	q->start_s = co_cache_now(c);
 	q->timer = evtimer_new(r->evb, on_claim_timer, q);
 	if (!q->timer || claim_set(q) != 0) {
@@ -886,7 +649,7 @@ static void redis_release(co_cache *c, const char *key)
 
 	if (!r->evb || !can_send(r))
 		return; /* no claims made, or the marker expires by itself */
-	if (!(buf = prefixed(r, "f:", &key, 1, argv + 3, lens + 3)))
+	if (!(buf = co_redis_prefixed(r, "f:", &key, 1, argv + 3, lens + 3)))
 		return;
 	send_cmd(r, on_release_reply, NULL, 5, argv, lens);
 	free(buf);
@@ -900,173 +663,6 @@ static void redis_cancel(co_cache *c, co_cache_req *q)
 		req_free(q);
 }
 
-/* ---- administration ---- */
-
-/* SCAN patterns are globs: match the prefixes literally. */
-static char *glob_escape(char *p, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (strchr("*?[]\\", s[i]))
-			*p++ = '\\';
-		*p++ = s[i];
-	}
-	return p;
-}
-
-/* One SCAN batch: read the records, leave the flight markers out. */
-static int scan_batch(redis_cache *r, const redisReply *keys, co_cache_scan_fn fn, void *arg,
-                      bool *stop)
-{
-	const char **argv = malloc((keys->elements + 1) * sizeof(*argv));
-	size_t *lens = malloc((keys->elements + 1) * sizeof(*lens));
-	redisReply *rep = NULL;
-	size_t n = 0;
-	int rc = -1;
-	co_rec rec;
-
-	if (!argv || !lens)
-		goto out;
-	argv[0] = "MGET", lens[0] = 4;
-	for (size_t i = 0; i < keys->elements; i++) {
-		const redisReply *k = keys->element[i];
-		if (k->type != REDIS_REPLY_STRING || k->len < r->prefixlen ||
-		    (k->len >= r->prefixlen + 2 && memcmp(k->str + r->prefixlen, "f:", 2) == 0))
-			continue;
-		n++;
-		argv[n] = k->str, lens[n] = k->len;
-	}
-	if (n == 0) {
-		rc = 0;
-		goto out;
-	}
-	if (!(rep = sync_cmd(r, (int)n + 1, argv, lens)))
-		goto out;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
-		reply_fault(r, "MGET", rep);
-		goto out;
-	}
-	rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		const redisReply *v = rep->element[i];
-		if (v->type == REDIS_REPLY_NIL)
-			continue; /* expired since the SCAN */
-		bool ok = decode(v, &rec);
-		if (fn(arg, argv[i + 1] + r->prefixlen, lens[i + 1] - r->prefixlen,
-		       ok ? &rec : NULL)) {
-			*stop = true;
-			break;
-		}
-	}
-out:
-	if (rep)
-		freeReplyObject(rep);
-	free(argv);
-	free(lens);
-	return rc;
-}
-
-static int redis_scan(co_cache *c, const char *prefix, co_cache_scan_fn fn, void *arg)
-{
-	redis_cache *r = (redis_cache *)c;
-	size_t plen = strlen(prefix);
-	char *pat = malloc(2 * (r->prefixlen + plen) + 2), *p;
-	char cursor[32] = "0";
-	bool stop = false;
-	int rc = 0;
-
-	if (!pat)
-		return CO_CACHE_ENOMEM;
-	p = glob_escape(pat, r->prefix, r->prefixlen);
-	p = glob_escape(p, prefix, plen);
-	*p++ = '*';
-	*p = '\0';
-	do {
-		const char *argv[6] = {"SCAN", cursor, "MATCH", pat, "COUNT", SCAN_COUNT};
-		size_t lens[6] = {4, strlen(cursor), 5, strlen(pat), 5, strlen(SCAN_COUNT)};
-		redisReply *rep = sync_cmd(r, 6, argv, lens);
-
-		if (!rep) {
-			rc = -1;
-			break;
-		}
-		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-		    rep->element[0]->type != REDIS_REPLY_STRING ||
-		    rep->element[0]->len >= sizeof(cursor) ||
-		    rep->element[1]->type != REDIS_REPLY_ARRAY) {
-			reply_fault(r, "SCAN", rep);
-			rc = -1;
-		} else {
-			memcpy(cursor, rep->element[0]->str, rep->element[0]->len + 1);
-			rc = scan_batch(r, rep->element[1], fn, arg, &stop);
-		}
-		freeReplyObject(rep);
-	} while (rc == 0 && !stop && strcmp(cursor, "0") != 0);
-	free(pat);
-	return rc;
-}
-
-static int redis_del(co_cache *c, const char *const *keys, size_t n, unsigned long *deleted)
-{
-	redis_cache *r = (redis_cache *)c;
-	const char *argv[DEL_BATCH + 1];
-	size_t lens[DEL_BATCH + 1];
-	unsigned long count = 0;
-	int rc = 0;
-
-	argv[0] = "DEL", lens[0] = 3;
-	for (size_t i = 0; i < n && rc == 0; i += DEL_BATCH) {
-		size_t m = n - i < DEL_BATCH ? n - i : DEL_BATCH;
-		char *buf = prefixed(r, "", keys + i, m, argv + 1, lens + 1);
-		redisReply *rep = buf ? sync_cmd(r, (int)m + 1, argv, lens) : NULL;
-
-		if (!buf)
-			rc = CO_CACHE_ENOMEM;
-		else if (!rep)
-			rc = -1;
-		else if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-			count += (unsigned long)rep->integer;
-		if (rep)
-			freeReplyObject(rep);
-		free(buf);
-	}
-	if (deleted)
-		*deleted = count;
-	return rc;
-}
-
-/* A "name:number" line of INFO; 0 when missing. */
-static unsigned long long info_field(const char *text, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (const char *p = text; p; p = strchr(p, '\n')) {
-		if (*p == '\n')
-			p++;
-		if (strncmp(p, name, len) == 0 && p[len] == ':')
-			return strtoull(p + len + 1, NULL, 10);
-	}
-	return 0;
-}
-
-static int redis_info(co_cache *c, co_cache_info *info)
-{
-	redis_cache *r = (redis_cache *)c;
-	const char *argv[2] = {"INFO", "memory"};
-	size_t lens[2] = {4, 6};
-	redisReply *rep = sync_cmd(r, 2, argv, lens);
-
-	info->backend = "redis";
-	info->bytes_used = info->bytes_limit = 0;
-	if (!rep)
-		return -1;
-	if (rep->type == REDIS_REPLY_STRING) {
-		info->bytes_used = info_field(rep->str, "used_memory");
-		info->bytes_limit = info_field(rep->str, "maxmemory");
-	}
-	freeReplyObject(rep);
-	return 0;
-}
-
 /*
  * Freeing: give writes still queued (the last puts of a short-lived
  * program) a moment to reach the server, and read the replies so the
@@ -1077,7 +673,7 @@ static void drain(redis_cache *r)
 	redisContext *rc = &r->ac->c;
 	bool up = rc->flags & REDIS_CONNECTED;
 	size_t want = r->inflight;
-	int64_t end = mono_ms() + DRAIN_MS;
+	int64_t end = co_clock_ms(NULL, NULL) + DRAIN_MS;
 	int done = 0;
 
 	for (;;) {
@@ -1085,7 +681,7 @@ static void drain(redis_cache *r)
 			return;
 		if (up && done && want == 0)
 			return;
-		int64_t left = end - mono_ms();
+		int64_t left = end - co_clock_ms(NULL, NULL);
 		struct pollfd pfd = {.fd = rc->fd,
 		                     .events = up && done ? POLLIN : POLLIN | POLLOUT};
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0 || (pfd.revents & POLLNVAL))
@@ -1118,8 +714,8 @@ static void destroy(redis_cache *r)
 		r->ac = NULL;
 		redisAsyncFree(ac);
 	}
-	while (r->reqs)
-		req_free(r->reqs);
+	while (!LIST_EMPTY(&r->reqs))
+		req_free(LIST_FIRST(&r->reqs));
 	if (r->retry_ev)
 		event_free(r->retry_ev);
 	if (r->watch_ev)
@@ -1156,9 +752,9 @@ static const co_cache_ops redis_ops = {
     .claim = redis_claim,
     .release = redis_release,
     .cancel = redis_cancel,
-    .scan = redis_scan,
-    .del = redis_del,
-    .info = redis_info,
+    .scan = co_redis_scan,
+    .del = co_redis_del,
+    .info = co_redis_info,
     .free = redis_free,
 };
 
@@ -1168,8 +764,8 @@ static void make_token(char *out)
 	uint8_t raw[TOKEN_LEN / 2];
 
 	if (getrandom(raw, sizeof(raw), GRND_NONBLOCK) != (ssize_t)sizeof(raw)) {
-		uint64_t x =
-		    (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)out;
+		uint64_t x = (uint64_t)co_clock_ms(NULL, NULL) ^ ((uint64_t)getpid() << 32) ^
+		             (uint64_t)(uintptr_t)out;
 		for (size_t i = 0; i < sizeof(raw); i++) {
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
 			raw[i] = (uint8_t)(x >> 56);
@@ -1204,10 +800,12 @@ co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
 	r->prefixlen = strlen(r->prefix);
 	snprintf(r->name, namelen, strchr(host, ':') ? "redis://[%s]:%u" : "redis://%s:%u", host,
 	         port);
+	LIST_INIT(&r->reqs);
+	STAILQ_INIT(&r->done);
 	r->backoff_ms = BACKOFF_MIN_MS;
 	make_token(r->token);
 
-	if (conf->strict && !sync_ctx(r, err, errlen)) {
+	if (conf->strict && !co_redis_sync_ctx(r, err, errlen)) {
 		destroy(r);
 		return NULL;
 	}
@@ -1224,6 +822,6 @@ co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
 oom:
 	if (r)
 		destroy(r);
-	say(err, errlen, "cache redis://%s:%u: out of memory", host, port);
+	co_redis_say(err, errlen, "cache redis://%s:%u: out of memory", host, port);
 	return NULL;
 }

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "reply.h"
 
@@ -21,8 +22,8 @@
 struct co_conn {
 	struct event_base *base;
 	struct bufferevent *bev;
-	struct event *linger; /* closing: poll the flush, give up after a while */
-	struct timeval linger_until;
+	struct event *linger;   /* closing: poll the flush, give up after a while */
+	long long linger_until; /* co_clock_ms() */
 	co_conn_events ev;
 	void *arg;
 	bool connecting;
@@ -335,9 +336,7 @@ static void linger_poll(evutil_socket_t fd, short what, void *arg)
 	co_conn *c = arg;
 	(void)fd;
 	(void)what;
-	struct timeval now;
-	evutil_gettimeofday(&now, NULL);
-	if (output_flushed(c) || evutil_timercmp(&now, &c->linger_until, >=)) {
+	if (output_flushed(c) || co_clock_ms(NULL, NULL) >= c->linger_until) {
 		destroy(c);
 		return;
 	}
@@ -371,14 +370,12 @@ void co_conn_close_after_flush(co_conn *c)
 		co_conn_free(c);
 		return;
 	}
-	struct timeval tv = {CLOSE_LINGER_MS / 1000, (CLOSE_LINGER_MS % 1000) * 1000}, now;
 	c->linger = evtimer_new(c->base, linger_poll, c);
 	if (!c->linger) {
 		co_conn_free(c);
 		return;
 	}
-	evutil_gettimeofday(&now, NULL);
-	evutil_timeradd(&now, &tv, &c->linger_until);
+	c->linger_until = co_clock_ms(NULL, NULL) + CLOSE_LINGER_MS;
 	/* Poll from the start: under TLS the filter's buffer is usually empty
 	 * already and only the socket's drains, which calls back nobody. */
 	struct timeval tick = {0, 10 * 1000};

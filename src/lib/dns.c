@@ -1,11 +1,7 @@
 /*
- * DNS for callouts: c-ares driven by the libevent loop.
- *
- * Loop integration.  c-ares reports the sockets it wants watched through
- * its sock_state_cb; each socket gets one persistent libevent event that
- * calls ares_process_fd().  One timer, re-armed from ares_timeout() after
- * every processing step and after every batch of new queries, drives the
- * retransmissions and timeouts of c-ares.
+ * DNS for callouts: the requests of dns.h, on a c-ares channel that the
+ * libevent loop drives (dns_loop.c), reading raw answers with
+ * dns_answer.c.
  *
  * A request is a small pipeline:
  *
@@ -36,21 +32,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
-#define DNS_CLASS_IN   1
-#define DNS_TYPE_A     1
-#define DNS_TYPE_CNAME 5
-#define DNS_TYPE_MX    15
-#define DNS_TYPE_AAAA  28
+#include "dns_answer.h"
+#include "dns_loop.h"
 
-#define CNAME_REQUERY_MAX  8    /* new queries for CNAME targets, per lookup */
-#define CNAME_CHAIN_MAX    16   /* CNAME records followed inside one answer */
-#define ANSWER_RR_MAX      256  /* answer records looked at */
-#define MX_RECORDS_MAX     1024 /* MX records looked at */
-#define DEFAULT_TIMEOUT_MS 5000
+#define CNAME_REQUERY_MAX 8    /* new queries for CNAME targets, per lookup */
+#define MX_RECORDS_MAX    1024 /* MX records looked at */
 /*
  * Queries in flight per co_dns; more wait in a queue.  c-ares 1.18 uses one
  * UDP socket per server, and answers arriving while the loop is busy pile
@@ -59,42 +50,15 @@
  * with a burst of 400 lookups against a local server).
  */
 #define QUERIES_IN_FLIGHT_MAX 128
-#define DNS_TRIES             2
-/* Sockets c-ares opened that we could not watch yet (out of memory): how
- * soon to try again (an unwatched socket's answers are never read), and
- * when to end every query as "out of memory" instead of a timeout. */
-#define UNWATCHED_MAX    16
-#define WATCH_RETRY_MS   10
-#define WATCH_GIVE_UP_MS 1000
 
-/* One socket c-ares asked us to watch. */
-struct watcher {
-	struct watcher *next;
-	co_dns *dns;
-	ares_socket_t fd;
-	short what;
-	struct event *ev;
-};
+LIST_HEAD(dns_reqs, co_dns_req);
+STAILQ_HEAD(dns_queue, lookup);
 
 struct co_dns {
-	struct event_base *base;
-	ares_channel channel;
-	bool have_channel;
-	bool check_rcode; /* c-ares skips SERVFAIL/REFUSED servers itself */
-	bool library_init;
-	bool destroying;
-	struct event *timer;
-	struct watcher *watchers;
-	struct {
-		ares_socket_t fd;
-		bool readable, writable;
-	} unwatched[UNWATCHED_MAX];
-	unsigned nunwatched;
-	struct timespec unwatched_since;    /* when the first of them failed */
-	bool giving_up;                     /* inside ares_cancel() for them */
-	co_dns_req *reqs;                   /* every request not yet freed */
-	unsigned inflight;                  /* c-ares queries started, not answered */
-	struct lookup *queue, **queue_tail; /* lookups waiting for a slot */
+	co_dns_loop loop;       /* the channel, its sockets and timer */
+	struct dns_reqs reqs;   /* every request not yet freed */
+	unsigned inflight;      /* c-ares queries started, not answered */
+	struct dns_queue queue; /* lookups waiting for a slot */
 	bool pumping;
 	uint64_t rng;
 };
@@ -114,8 +78,8 @@ struct lookup {
 	co_dns_req *req;
 	struct hstate *host; /* NULL: the MX lookup */
 	int type;
-	unsigned requeries;   /* CNAME targets queried again */
-	struct lookup *qnext; /* in the co_dns queue */
+	unsigned requeries;         /* CNAME targets queried again */
+	STAILQ_ENTRY(lookup) qlink; /* in the co_dns queue */
 	enum outcome outcome;
 	char qname[256];
 };
@@ -134,7 +98,7 @@ enum req_state { REQ_RUNNING, REQ_DONE, REQ_CANCELLED };
 
 struct co_dns_req {
 	co_dns *dns;
-	co_dns_req *prev, *next;
+	LIST_ENTRY(co_dns_req) link; /* in the co_dns */
 	enum req_state state;
 	unsigned pending; /* lookups queued or in flight */
 	unsigned issuing; /* starting queries: do not finish yet */
@@ -190,28 +154,6 @@ static void rng_seed(co_dns *dns)
 	dns->rng = seed;
 }
 
-/*
- * Copy a domain name in lower case (ASCII) without its trailing dot; false
- * if empty or too long.  Servers echo the case of the question in names
- * compressed against it, and host names are keys for the callers.
- */
-static bool copy_name(char dst[256], const char *src)
-{
-	size_t len;
-
-	if (src == NULL)
-		return false;
-	len = strlen(src);
-	if (len > 0 && src[len - 1] == '.')
-		len--;
-	if (len == 0 || len > 253)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] - 'A' + 'a') : src[i];
-	dst[len] = '\0';
-	return true;
-}
-
 static const char *type_name(int type)
 {
 	switch (type) {
@@ -249,14 +191,14 @@ static const char *status_text(const co_dns *dns, int status)
 		 * and, when it checks rcodes itself (several servers), for
 		 * SERVFAIL, REFUSED and NOTIMP from every server.
 		 */
-		return dns->check_rcode ? "no usable answer from any DNS server"
-		                        : "DNS server unreachable";
+		return dns->loop.check_rcode ? "no usable answer from any DNS server"
+		                             : "DNS server unreachable";
 	case ARES_EBADRESP:
 		return "malformed answer";
 	case ARES_ENOMEM:
 		return "out of memory";
 	case ARES_ECANCELLED:
-		return dns->giving_up ? "out of memory" : "cancelled";
+		return dns->loop.giving_up ? "out of memory" : "cancelled";
 	case ARES_EBADNAME:
 		return "invalid name";
 	default:
@@ -281,305 +223,11 @@ static void decide(co_dns_req *req, co_dns_status status)
 	req->decided_status = status;
 }
 
-/* ---- answer parsing ------------------------------------------------------ */
-
-struct rr {
-	char *owner; /* from ares_expand_name, no trailing dot */
-	unsigned type, klass, rdlen;
-	const unsigned char *rdata;
-};
-
-struct answer {
-	unsigned n;
-	struct rr *rr;
-};
-
-static unsigned rd16(const unsigned char *p)
-{
-	return (unsigned)p[0] << 8 | p[1];
-}
-
-static void answer_free(struct answer *a)
-{
-	for (unsigned i = 0; i < a->n; i++)
-		ares_free_string(a->rr[i].owner);
-	free(a->rr);
-	a->rr = NULL;
-	a->n = 0;
-}
-
-/* The answer section of a DNS message; ARES_SUCCESS, ARES_EBADRESP or ARES_ENOMEM. */
-static int answer_parse(const unsigned char *abuf, int alen, struct answer *a)
-{
-	const unsigned char *p, *end;
-	unsigned qd, an;
-	char *s;
-	long len;
-
-	a->n = 0;
-	a->rr = NULL;
-	if (abuf == NULL || alen < 12)
-		return ARES_EBADRESP;
-	qd = rd16(abuf + 4);
-	an = rd16(abuf + 6);
-	p = abuf + 12;
-	end = abuf + alen;
-	for (unsigned i = 0; i < qd; i++) {
-		if (ares_expand_name(p, abuf, alen, &s, &len) != ARES_SUCCESS)
-			return ARES_EBADRESP;
-		ares_free_string(s);
-		if (len < 0 || end - p < len + 4)
-			return ARES_EBADRESP;
-		p += len + 4;
-	}
-	if (an > ANSWER_RR_MAX)
-		an = ANSWER_RR_MAX;
-	if (an == 0)
-		return ARES_SUCCESS;
-	a->rr = calloc(an, sizeof *a->rr);
-	if (a->rr == NULL)
-		return ARES_ENOMEM;
-	for (unsigned i = 0; i < an; i++) {
-		struct rr *rr = &a->rr[a->n];
-
-		if (ares_expand_name(p, abuf, alen, &s, &len) != ARES_SUCCESS)
-			return ARES_EBADRESP;
-		rr->owner = s;
-		a->n++;
-		if (len < 0 || end - p < len + 10)
-			return ARES_EBADRESP;
-		p += len;
-		rr->type = rd16(p);
-		rr->klass = rd16(p + 2);
-		rr->rdlen = rd16(p + 8);
-		p += 10;
-		if ((size_t)(end - p) < rr->rdlen)
-			return ARES_EBADRESP;
-		rr->rdata = p;
-		p += rr->rdlen;
-	}
-	return ARES_SUCCESS;
-}
-
-enum chase { CHASE_OK, CHASE_LOOP, CHASE_BAD, CHASE_NOMEM };
-
-/*
- * Follow the CNAME chain that starts at name through the answer; final gets
- * the last name of the chain (name itself when there is no CNAME).
- */
-static enum chase answer_chase(const unsigned char *abuf, int alen, const struct answer *a,
-                               const char *name, char final[256])
-{
-	unsigned hops = 0;
-	bool found;
-
-	if (!copy_name(final, name))
-		return CHASE_BAD;
-	do {
-		found = false;
-		for (unsigned i = 0; i < a->n; i++) {
-			const struct rr *rr = &a->rr[i];
-			char *target;
-			long len;
-			bool ok;
-
-			if (rr->type != DNS_TYPE_CNAME || rr->klass != DNS_CLASS_IN ||
-			    strcasecmp(rr->owner, final) != 0)
-				continue;
-			if (ares_expand_name(rr->rdata, abuf, alen, &target, &len) != ARES_SUCCESS)
-				return CHASE_BAD;
-			ok = copy_name(final, target);
-			ares_free_string(target);
-			if (!ok)
-				return CHASE_BAD;
-			if (++hops > CNAME_CHAIN_MAX)
-				return CHASE_LOOP;
-			found = true;
-			break;
-		}
-	} while (found);
-	return CHASE_OK;
-}
-
-/* ---- the loop side ------------------------------------------------------- */
-
-static void rearm(co_dns *dns)
-{
-	struct timeval tv, *tvp;
-
-	if (dns->destroying)
-		return;
-	tvp = ares_timeout(dns->channel, NULL, &tv);
-	/* Only while queries wait: an idle loop must be able to end. */
-	if (dns->nunwatched > 0 && tvp != NULL &&
-	    (tvp->tv_sec > 0 || tvp->tv_usec > WATCH_RETRY_MS * 1000)) {
-		tv.tv_sec = 0;
-		tv.tv_usec = WATCH_RETRY_MS * 1000;
-		tvp = &tv;
-	}
-	if (tvp != NULL)
-		evtimer_add(dns->timer, tvp);
-	else
-		evtimer_del(dns->timer);
-}
-
-static void watcher_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct watcher *w = arg;
-	co_dns *dns = w->dns; /* w may be freed while c-ares processes */
-
-	ares_process_fd(dns->channel, (what & EV_READ) ? (ares_socket_t)fd : ARES_SOCKET_BAD,
-	                (what & EV_WRITE) ? (ares_socket_t)fd : ARES_SOCKET_BAD);
-	rearm(dns);
-}
-
-/* Forget fd in the retry list. */
-static void unwatched_drop(co_dns *dns, ares_socket_t fd)
-{
-	for (unsigned i = 0; i < dns->nunwatched; i++) {
-		if (dns->unwatched[i].fd == fd) {
-			dns->unwatched[i] = dns->unwatched[--dns->nunwatched];
-			return;
-		}
-	}
-}
-
-/* Watch fd with this interest (not both false); false when out of memory,
- * leaving any old watcher as it was. */
-static bool watch(co_dns *dns, ares_socket_t fd, bool readable, bool writable)
-{
-	struct watcher **pw, *w;
-	short what = (short)(EV_PERSIST | (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
-	struct event *ev;
-
-	for (pw = &dns->watchers; *pw != NULL; pw = &(*pw)->next)
-		if ((*pw)->fd == fd)
-			break;
-	w = *pw;
-	if (w != NULL && w->what == what)
-		return true;
-	if (w == NULL) {
-		w = calloc(1, sizeof *w);
-		if (w == NULL)
-			return false;
-		w->dns = dns;
-		w->fd = fd;
-		ev = event_new(dns->base, (evutil_socket_t)fd, what, watcher_cb, w);
-		if (ev == NULL || event_add(ev, NULL) != 0) {
-			if (ev != NULL)
-				event_free(ev);
-			free(w);
-			return false;
-		}
-		w->ev = ev;
-		w->what = what;
-		w->next = dns->watchers;
-		dns->watchers = w;
-		return true;
-	}
-	ev = event_new(dns->base, (evutil_socket_t)fd, what, watcher_cb, w);
-	if (ev == NULL || event_add(ev, NULL) != 0) {
-		if (ev != NULL)
-			event_free(ev);
-		return false; /* the old interest stays until a retry works */
-	}
-	event_free(w->ev);
-	w->ev = ev;
-	w->what = what;
-	return true;
-}
-
-static long ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
-}
-
-/* Try again to watch the sockets that could not be watched.  When that
- * fails for too long, end the queries: they could only time out, and
- * c-ares cannot end those of one socket, so every one ends ("out of
- * memory", a tempfail).  Not from inside c-ares (ares_cancel). */
-static void watch_retry(co_dns *dns)
-{
-	for (unsigned i = 0; i < dns->nunwatched;) {
-		if (watch(dns, dns->unwatched[i].fd, dns->unwatched[i].readable,
-		          dns->unwatched[i].writable))
-			dns->unwatched[i] = dns->unwatched[--dns->nunwatched];
-		else
-			i++;
-	}
-	if (dns->nunwatched > 0 && ms_since(&dns->unwatched_since) >= WATCH_GIVE_UP_MS) {
-		dns->giving_up = true;
-		ares_cancel(dns->channel); /* ARES_ECANCELLED: "out of memory" */
-		dns->giving_up = false;
-		clock_gettime(CLOCK_MONOTONIC, &dns->unwatched_since); /* for later queries */
-	}
-}
-
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	co_dns *dns = arg;
-
-	watch_retry(dns);
-	ares_process_fd(dns->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	rearm(dns);
-}
-
-/*
- * c-ares opens, changes or closes a socket.  Freeing an event from its own
- * callback is allowed by libevent 2.1 (it does not touch the event after
- * the callback returns), which happens when c-ares closes a socket while
- * processing it.  If a socket cannot be watched (out of memory), the timer
- * tries again every WATCH_RETRY_MS (its answers wait in the socket) and
- * gives up after WATCH_GIVE_UP_MS (watch_retry).  Past UNWATCHED_MAX such
- * sockets, the queries of the others end by their timeout.
- */
-static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
-{
-	co_dns *dns = data;
-	struct watcher **pw, *w;
-
-	if (!readable && !writable) {
-		unwatched_drop(dns, fd);
-		for (pw = &dns->watchers; *pw != NULL; pw = &(*pw)->next)
-			if ((*pw)->fd == fd)
-				break;
-		w = *pw;
-		if (w != NULL) {
-			*pw = w->next;
-			event_free(w->ev);
-			free(w);
-		}
-		return;
-	}
-	if (dns->destroying)
-		return;
-	unwatched_drop(dns, fd);
-	if (watch(dns, fd, readable, writable) || dns->nunwatched == UNWATCHED_MAX)
-		return;
-	if (dns->nunwatched == 0)
-		clock_gettime(CLOCK_MONOTONIC, &dns->unwatched_since);
-	dns->unwatched[dns->nunwatched].fd = fd;
-	dns->unwatched[dns->nunwatched].readable = readable;
-	dns->unwatched[dns->nunwatched].writable = writable;
-	dns->nunwatched++;
-	/* rearm(), which every way into c-ares ends with, makes the retry soon */
-}
-
 /* ---- requests -------------------------------------------------------------- */
 
 static void req_free(co_dns_req *req)
 {
-	co_dns *dns = req->dns;
-
-	if (req->prev != NULL)
-		req->prev->next = req->next;
-	else
-		dns->reqs = req->next;
-	if (req->next != NULL)
-		req->next->prev = req->prev;
+	LIST_REMOVE(req, link);
 	if (req->done_ev != NULL)
 		event_free(req->done_ev);
 	free(req->hosts);
@@ -606,18 +254,15 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 /* Start queued lookups while there is room; answers may come before this returns. */
 static void dns_pump(co_dns *dns)
 {
-	if (dns->pumping || dns->destroying)
+	if (dns->pumping || dns->loop.destroying)
 		return;
 	dns->pumping = true;
-	while (dns->queue != NULL && dns->inflight < QUERIES_IN_FLIGHT_MAX) {
-		struct lookup *lk = dns->queue;
+	while (!STAILQ_EMPTY(&dns->queue) && dns->inflight < QUERIES_IN_FLIGHT_MAX) {
+		struct lookup *lk = STAILQ_FIRST(&dns->queue);
 
-		dns->queue = lk->qnext;
-		if (dns->queue == NULL)
-			dns->queue_tail = &dns->queue;
-		lk->qnext = NULL;
+		STAILQ_REMOVE_HEAD(&dns->queue, qlink);
 		dns->inflight++;
-		ares_query(dns->channel, lk->qname, DNS_CLASS_IN, lk->type, on_answer, lk);
+		ares_query(dns->loop.channel, lk->qname, DNS_CLASS_IN, lk->type, on_answer, lk);
 	}
 	dns->pumping = false;
 }
@@ -625,19 +270,19 @@ static void dns_pump(co_dns *dns)
 /* Drop the queued lookups of req (cancelled); returns how many. */
 static unsigned dns_unqueue(co_dns *dns, const co_dns_req *req)
 {
-	struct lookup **pl = &dns->queue;
+	struct dns_queue keep = STAILQ_HEAD_INITIALIZER(keep);
+	struct lookup *lk;
 	unsigned n = 0;
 
-	dns->queue_tail = &dns->queue;
-	while (*pl != NULL) {
-		if ((*pl)->req == req) {
-			*pl = (*pl)->qnext;
+	/* One pass, the others keep their order: glibc has no STAILQ_REMOVE_AFTER. */
+	while ((lk = STAILQ_FIRST(&dns->queue)) != NULL) {
+		STAILQ_REMOVE_HEAD(&dns->queue, qlink);
+		if (lk->req == req)
 			n++;
-		} else {
-			dns->queue_tail = &(*pl)->qnext;
-			pl = &(*pl)->qnext;
-		}
+		else
+			STAILQ_INSERT_TAIL(&keep, lk, qlink);
 	}
+	STAILQ_CONCAT(&dns->queue, &keep);
 	return n;
 }
 
@@ -651,9 +296,7 @@ static void lookup_start(struct lookup *lk, const char *name)
 		snprintf(lk->qname, sizeof lk->qname, "%s", name);
 	lk->outcome = OUT_NONE;
 	req->pending++;
-	lk->qnext = NULL;
-	*dns->queue_tail = lk;
-	dns->queue_tail = &lk->qnext;
+	STAILQ_INSERT_TAIL(&dns->queue, lk, qlink);
 	dns_pump(dns);
 }
 
@@ -782,7 +425,7 @@ static void mx_to_hosts(co_dns_req *req, struct ares_mx_reply *mx)
 		struct hstate *h = &req->hosts[n];
 		bool dup = false;
 
-		if (!copy_name(h->name, v[i].host))
+		if (!co_dns_name_copy(h->name, v[i].host))
 			continue; /* cannot come from a valid answer */
 		for (unsigned j = 0; j < n && !dup; j++)
 			dup = strcasecmp(req->hosts[j].name, h->name) == 0;
@@ -814,9 +457,9 @@ static void mx_answer(co_dns_req *req, int status, const unsigned char *abuf, in
 {
 	struct lookup *lk = &req->mx;
 	struct ares_mx_reply *mx = NULL;
-	struct answer a = {0, NULL};
+	co_dns_answer a = {0, NULL};
 	char final[256];
-	enum chase ch;
+	co_dns_chase ch;
 	int rc;
 
 	switch (status) {
@@ -829,9 +472,9 @@ static void mx_answer(co_dns_req *req, int status, const unsigned char *abuf, in
 		/* NXDOMAIN for the end of a CNAME chain: the domain itself exists. */
 		ch = CHASE_OK;
 		final[0] = '\0';
-		if (lk->requeries == 0 && answer_parse(abuf, alen, &a) == ARES_SUCCESS)
-			ch = answer_chase(abuf, alen, &a, lk->qname, final);
-		answer_free(&a);
+		if (lk->requeries == 0 && co_dns_answer_parse(abuf, alen, &a) == ARES_SUCCESS)
+			ch = co_dns_answer_chase(abuf, alen, &a, lk->qname, final);
+		co_dns_answer_free(&a);
 		if (lk->requeries > 0 || (ch == CHASE_OK && strcasecmp(final, lk->qname) != 0)) {
 			set_detail(req, "%s is an alias of a name that does not exist",
 			           req->domain);
@@ -868,11 +511,11 @@ static void mx_answer(co_dns_req *req, int status, const unsigned char *abuf, in
 	}
 
 	/* Records, but no MX: a CNAME whose target the server did not resolve. */
-	rc = answer_parse(abuf, alen, &a);
-	ch = rc == ARES_SUCCESS  ? answer_chase(abuf, alen, &a, lk->qname, final)
+	rc = co_dns_answer_parse(abuf, alen, &a);
+	ch = rc == ARES_SUCCESS  ? co_dns_answer_chase(abuf, alen, &a, lk->qname, final)
 	     : rc == ARES_ENOMEM ? CHASE_NOMEM
 	                         : CHASE_BAD;
-	answer_free(&a);
+	co_dns_answer_free(&a);
 	switch (ch) {
 	case CHASE_OK:
 		if (strcasecmp(final, lk->qname) == 0) {
@@ -900,9 +543,9 @@ static void addr_answer(struct lookup *lk, int status, const unsigned char *abuf
 {
 	struct hstate *h = lk->host;
 	co_dns_req *req = lk->req;
-	struct answer a;
+	co_dns_answer a;
 	char final[256];
-	enum chase ch;
+	co_dns_chase ch;
 	unsigned found = 0;
 	int rc;
 
@@ -921,20 +564,20 @@ static void addr_answer(struct lookup *lk, int status, const unsigned char *abuf
 		return;
 	}
 
-	rc = answer_parse(abuf, alen, &a);
+	rc = co_dns_answer_parse(abuf, alen, &a);
 	if (rc != ARES_SUCCESS) {
-		answer_free(&a);
+		co_dns_answer_free(&a);
 		lookup_temp(lk, status_text(req->dns, rc));
 		return;
 	}
-	ch = answer_chase(abuf, alen, &a, lk->qname, final);
+	ch = co_dns_answer_chase(abuf, alen, &a, lk->qname, final);
 	if (ch != CHASE_OK) {
-		answer_free(&a);
+		co_dns_answer_free(&a);
 		lookup_temp(lk, ch == CHASE_LOOP ? "CNAME loop" : "malformed answer");
 		return;
 	}
 	for (unsigned i = 0; i < a.n; i++) {
-		const struct rr *rr = &a.rr[i];
+		const co_dns_rr *rr = &a.rr[i];
 
 		if (rr->type != (unsigned)lk->type || rr->klass != DNS_CLASS_IN ||
 		    strcasecmp(rr->owner, final) != 0)
@@ -949,7 +592,7 @@ static void addr_answer(struct lookup *lk, int status, const unsigned char *abuf
 				memcpy(&h->a4[h->n4++], rr->rdata, 4);
 		}
 	}
-	answer_free(&a);
+	co_dns_answer_free(&a);
 	if (found > 0)
 		lk->outcome = OUT_OK;
 	else if (strcasecmp(final, lk->qname) == 0)
@@ -1061,7 +704,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 
 	dns->inflight--;
 	req->pending--;
-	if (dns->destroying || status == ARES_EDESTRUCTION)
+	if (dns->loop.destroying || status == ARES_EDESTRUCTION)
 		return; /* co_dns_free() frees the requests */
 	if (req->state == REQ_CANCELLED) {
 		if (req->pending == 0)
@@ -1082,7 +725,7 @@ static co_dns_req *req_new(co_dns *dns, co_dns_cb cb, void *arg)
 
 	if (req == NULL)
 		return NULL;
-	req->done_ev = event_new(dns->base, -1, 0, done_cb, req);
+	req->done_ev = event_new(dns->loop.base, -1, 0, done_cb, req);
 	if (req->done_ev == NULL) {
 		free(req);
 		return NULL;
@@ -1093,68 +736,11 @@ static co_dns_req *req_new(co_dns *dns, co_dns_cb cb, void *arg)
 	req->state = REQ_RUNNING;
 	req->mx.req = req;
 	req->mx.type = DNS_TYPE_MX;
-	req->next = dns->reqs;
-	if (dns->reqs != NULL)
-		dns->reqs->prev = req;
-	dns->reqs = req;
+	LIST_INSERT_HEAD(&dns->reqs, req, link);
 	return req;
 }
 
 /* ---- public API ------------------------------------------------------------ */
-
-static bool channel_open(co_dns *dns, const char *servers, unsigned timeout_ms, bool nocheckresp,
-                         char *err, size_t errlen)
-{
-	static char lookups[] = "b"; /* DNS only, never /etc/hosts */
-	struct ares_options opts;
-	int rc, mask;
-
-	memset(&opts, 0, sizeof opts);
-	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-	if (nocheckresp)
-		opts.flags |= ARES_FLAG_NOCHECKRESP;
-	opts.timeout = timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
-	opts.tries = DNS_TRIES;
-	opts.ndots = 1;
-	opts.lookups = lookups;
-	opts.sock_state_cb = sock_state_cb;
-	opts.sock_state_cb_data = dns;
-	mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_NDOTS |
-	       ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB;
-	rc = ares_init_options(&dns->channel, &opts, mask);
-	if (rc != ARES_SUCCESS) {
-		if (err != NULL)
-			snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
-		errno = rc == ARES_ENOMEM ? ENOMEM : EINVAL;
-		return false;
-	}
-	dns->have_channel = true;
-	dns->check_rcode = !nocheckresp;
-	if (servers != NULL) {
-		rc = ares_set_servers_ports_csv(dns->channel, servers);
-		if (rc != ARES_SUCCESS) {
-			if (err != NULL)
-				snprintf(err, errlen, "DNS servers \"%s\": %s", servers,
-				         ares_strerror(rc));
-			errno = rc == ARES_ENOMEM ? ENOMEM : EINVAL;
-			return false;
-		}
-	}
-	return true;
-}
-
-static unsigned channel_nservers(co_dns *dns)
-{
-	struct ares_addr_port_node *list = NULL;
-	unsigned n = 0;
-
-	if (ares_get_servers_ports(dns->channel, &list) != ARES_SUCCESS)
-		return 2; /* unknown: let c-ares check rcodes */
-	for (struct ares_addr_port_node *p = list; p != NULL; p = p->next)
-		n++;
-	ares_free_data(list);
-	return n;
-}
 
 co_dns *co_dns_new(struct event_base *base, const char *servers, unsigned timeout_ms, char *err,
                    size_t errlen)
@@ -1176,73 +762,25 @@ co_dns *co_dns_new(struct event_base *base, const char *servers, unsigned timeou
 		errno = ENOMEM;
 		return NULL;
 	}
-	dns->base = base;
-	dns->queue_tail = &dns->queue;
+	LIST_INIT(&dns->reqs);
+	STAILQ_INIT(&dns->queue);
 	rng_seed(dns);
-
-	rc = ares_library_init(ARES_LIB_INIT_ALL);
-	if (rc != ARES_SUCCESS) {
-		if (err != NULL)
-			snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
-		errno = rc == ARES_ENOMEM ? ENOMEM : EINVAL;
-		goto fail;
-	}
-	dns->library_init = true;
-
-	dns->timer = evtimer_new(base, timer_cb, dns);
-	if (dns->timer == NULL) {
-		if (err != NULL)
-			snprintf(err, errlen, "out of memory");
-		errno = ENOMEM;
-		goto fail;
-	}
-
-	if (timeout_ms == 0)
-		timeout_ms = DEFAULT_TIMEOUT_MS;
-	/*
-	 * With one server, c-ares should hand SERVFAIL/REFUSED back to us
-	 * (ARES_FLAG_NOCHECKRESP) so the failure says what happened: c-ares
-	 * 1.18 would report ECONNREFUSED.  With several, it should try the
-	 * next one instead; the server list is only known once resolv.conf
-	 * is read, so the channel is opened a second time when needed.
-	 */
-	if (!channel_open(dns, servers, (unsigned)timeout_ms, false, err, errlen))
-		goto fail;
-	if (channel_nservers(dns) <= 1) {
-		ares_destroy(dns->channel);
-		dns->have_channel = false;
-		if (!channel_open(dns, servers, (unsigned)timeout_ms, true, err, errlen))
-			goto fail;
+	if (!co_dns_loop_open(&dns->loop, base, servers, timeout_ms, err, errlen)) {
+		rc = errno; /* the caller tells out of memory from a bad setup */
+		co_dns_free(dns);
+		errno = rc;
+		return NULL;
 	}
 	return dns;
-
-fail:
-	rc = errno; /* the caller tells out of memory from a bad setup */
-	co_dns_free(dns);
-	errno = rc;
-	return NULL;
 }
 
 void co_dns_free(co_dns *dns)
 {
 	if (dns == NULL)
 		return;
-	dns->destroying = true;
-	if (dns->have_channel)
-		ares_destroy(dns->channel); /* callbacks: ARES_EDESTRUCTION */
-	while (dns->reqs != NULL)
-		req_free(dns->reqs);
-	while (dns->watchers != NULL) {
-		struct watcher *w = dns->watchers;
-
-		dns->watchers = w->next;
-		event_free(w->ev);
-		free(w);
-	}
-	if (dns->timer != NULL)
-		event_free(dns->timer);
-	if (dns->library_init)
-		ares_library_cleanup();
+	co_dns_loop_close(&dns->loop); /* the queries call back: ARES_EDESTRUCTION */
+	while (!LIST_EMPTY(&dns->reqs))
+		req_free(LIST_FIRST(&dns->reqs));
 	free(dns);
 }
 
@@ -1259,7 +797,7 @@ co_dns_req *co_dns_resolve_mx(co_dns *dns, const char *domain, unsigned max_host
 	req->mx_mode = true;
 	req->max_hosts = max_hosts;
 	req->issuing++;
-	if (!copy_name(req->domain, domain)) {
+	if (!co_dns_name_copy(req->domain, domain)) {
 		snprintf(req->domain, sizeof req->domain, "%.200s", domain ? domain : "");
 		set_detail(req, "invalid domain name");
 		decide(req, CO_DNS_NXDOMAIN);
@@ -1268,7 +806,7 @@ co_dns_req *co_dns_resolve_mx(co_dns *dns, const char *domain, unsigned max_host
 	}
 	req->issuing--;
 	req_maybe_finish(req);
-	rearm(dns);
+	co_dns_loop_rearm(&dns->loop);
 	return req;
 }
 
@@ -1325,7 +863,7 @@ co_dns_req *co_dns_resolve_hosts(co_dns *dns, const char *const *names, const un
 		if (parse_literal(h, name)) {
 			h->lk6.outcome = h->n6 ? OUT_OK : OUT_NODATA;
 			h->lk4.outcome = h->n4 ? OUT_OK : OUT_NODATA;
-		} else if (!copy_name(h->name, name)) {
+		} else if (!co_dns_name_copy(h->name, name)) {
 			snprintf(h->name, sizeof h->name, "%.200s", name);
 			h->lk6.outcome = OUT_NXDOMAIN;
 			h->lk4.outcome = OUT_NXDOMAIN;
@@ -1333,7 +871,7 @@ co_dns_req *co_dns_resolve_hosts(co_dns *dns, const char *const *names, const un
 	}
 	hosts_start(req);
 	req_maybe_finish(req);
-	rearm(dns);
+	co_dns_loop_rearm(&dns->loop);
 	return req;
 }
 

@@ -1,20 +1,8 @@
 /* Token buckets and backoff, the rules every limits backend applies (see
  * limit.h). */
-#include <time.h>
-
 #include <callout/callout.h>
 
 #include "limit.h"
-
-long long co_clock_ms(co_clock_fn clock, void *arg)
-{
-	struct timespec t;
-
-	if (clock)
-		return clock(arg);
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
-}
 
 void co_bucket_init(co_bucket *b, co_rate r, long long now)
 {

@@ -15,9 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The clock of the limits: monotonic milliseconds.  NULL: the real one. */
-typedef long long (*co_clock_fn)(void *arg);
-long long co_clock_ms(co_clock_fn clock, void *arg);
+/* The clock of the limits: monotonic milliseconds (clock.h). */
+#include "clock.h"
 
 /* A rate of RATE a minute, BURST at once; CALLOUT_UNLIMITED lifts it. */
 typedef struct co_rate {

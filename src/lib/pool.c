@@ -28,38 +28,15 @@
 #include <callout/callout.h>
 
 #include "addr.h"
-#include "hash.h"
 #include "limit.h"
 #include "pool.h"
+#include "pool_dest.h"
 #include "sockaddr.h"
 
-#define TABLE_BUCKETS 4096
 #define REQUEUES_MAX  3 /* "too many recipients" and lost sessions */
 #define DOUBLINGS_MAX 4 /* backoff grows to 16 times its first length */
 #define PRUNE_MS      60000
 #define SKIP_MAX      64 /* queued jobs looked past per domain and pump */
-#define ADDR_KEY_MAX  19 /* family, IPv6 address, port */
-
-/* A server as the sessions know it; its limits are pool->limits'. */
-typedef struct co_phost {
-	struct co_phost *hnext;
-	struct sockaddr_storage addr; /* port included */
-	unsigned refs;                /* our sessions to it */
-	unsigned rcpt_cap;            /* learned from "too many recipients"; 0: none */
-	co_limit_key key;             /* its key in the limits */
-	unsigned char id[ADDR_KEY_MAX];
-} co_phost;
-
-typedef struct co_pdom {
-	struct co_pdom *hnext;
-	unsigned refs; /* our sessions to it */
-	co_limit_key key;
-	co_pool_job *qhead, *qtail;
-	co_psess *joinable;            /* its sessions that may take more jobs */
-	struct co_pdom *wnext, *wprev; /* domains with jobs waiting */
-	bool waiting;
-	char name[CO_DOMAIN_MAX + 1];
-} co_pdom;
 
 /* A batch in flight and the jobs it answers. */
 typedef struct pbatch {
@@ -98,9 +75,8 @@ struct co_pool {
 	struct event_base *base;
 	co_pool_limits lim;
 	co_limits *limits; /* slots, rates and backoff per domain and host */
-	co_phost *hosts[TABLE_BUCKETS];
-	co_pdom *doms[TABLE_BUCKETS];
-	co_pdom *waiting; /* domains with queued jobs */
+	co_pdests dests;   /* the servers and domains met */
+	co_pdom *waiting;  /* domains with queued jobs */
 	co_psess *sessions;
 	unsigned nqueued;
 	struct event *pump_ev, *wake;
@@ -112,65 +88,6 @@ static const co_session_events session_events;
 static long long now_ms(const co_pool *pool)
 {
 	return co_clock_ms(pool->lim.clock, pool->lim.clock_arg);
-}
-
-static size_t hash_bytes(const void *p, size_t n)
-{
-	return co_hash(p, n) % TABLE_BUCKETS;
-}
-
-/* The bytes that name a server: family, address, port. */
-static size_t addr_key(const struct sockaddr_storage *ss, unsigned char *out)
-{
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-		out[0] = 6;
-		memcpy(out + 1, &a->sin6_addr, 16);
-		memcpy(out + 17, &a->sin6_port, 2);
-		return 19;
-	}
-	const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-	out[0] = 4;
-	memcpy(out + 1, &a->sin_addr, 4);
-	memcpy(out + 5, &a->sin_port, 2);
-	return 7;
-}
-
-static co_phost *host_find(co_pool *pool, const struct sockaddr_storage *ss, bool create)
-{
-	unsigned char k[ADDR_KEY_MAX];
-	size_t n = addr_key(ss, k);
-	size_t b = hash_bytes(k, n);
-	for (co_phost *h = pool->hosts[b]; h; h = h->hnext)
-		if (h->key.len == n && memcmp(k, h->id, n) == 0)
-			return h;
-	if (!create)
-		return NULL;
-	co_phost *h = calloc(1, sizeof(*h));
-	if (!h)
-		return NULL;
-	h->addr = *ss;
-	memcpy(h->id, k, n);
-	h->key = (co_limit_key){CO_LIMIT_HOST, h->id, n};
-	h->hnext = pool->hosts[b];
-	pool->hosts[b] = h;
-	return h;
-}
-
-static co_pdom *dom_find(co_pool *pool, const char *name)
-{
-	size_t b = hash_bytes(name, strlen(name));
-	for (co_pdom *d = pool->doms[b]; d; d = d->hnext)
-		if (strcmp(d->name, name) == 0)
-			return d;
-	co_pdom *d = calloc(1, sizeof(*d));
-	if (!d)
-		return NULL;
-	snprintf(d->name, sizeof(d->name), "%s", name);
-	d->key = (co_limit_key){CO_LIMIT_DOMAIN, d->name, strlen(d->name)};
-	d->hnext = pool->doms[b];
-	pool->doms[b] = d;
-	return d;
 }
 
 /* ---- backoff ---------------------------------------------------------- */
@@ -206,8 +123,8 @@ static bool says_421(const co_session_batch *b)
 
 bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why, size_t len)
 {
-	unsigned char id[ADDR_KEY_MAX];
-	co_limit_key k = {CO_LIMIT_HOST, id, addr_key(addr, id)};
+	unsigned char id[CO_ADDR_KEY_MAX];
+	co_limit_key k = {CO_LIMIT_HOST, id, co_addr_key(addr, id)};
 	unsigned failures;
 	long long left_s;
 	char ip[INET6_ADDRSTRLEN] = "";
@@ -253,6 +170,7 @@ static void arm_wake(co_pool *pool, long long wait)
 	if (wait <= 0)
 		return;
 	if (evtimer_pending(pool->wake, &when)) {
+		/* libevent's clock, not ours: "when" is an absolute time of it */
 		event_base_gettimeofday_cached(pool->base, &now);
 		timeradd(&now, &tv, &now);
 		if (timercmp(&when, &now, <))
@@ -361,7 +279,7 @@ static void fill(co_psess *ps)
 
 	for (; j && ps_room(ps); j = next) {
 		next = j->next;
-		if (host_find(pool, &j->addr, false) == ps->host && same_kind(ps, j)) {
+		if (co_pdest_host(&pool->dests, &j->addr, false) == ps->host && same_kind(ps, j)) {
 			dequeue(pool, j);
 			attach(ps, j);
 		}
@@ -634,7 +552,7 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
                        size_t len)
 {
 	co_pdom *d = j->dom;
-	co_phost *h = host_find(pool, &j->addr, true);
+	co_phost *h = co_pdest_host(&pool->dests, &j->addr, true);
 
 	if (!h)
 		return NOMEM;
@@ -834,26 +752,7 @@ static void prune(co_pool *pool, long long now)
 	if (now - pool->pruned_at < PRUNE_MS)
 		return;
 	pool->pruned_at = now;
-	for (size_t i = 0; i < TABLE_BUCKETS; i++) {
-		for (co_phost **pp = &pool->hosts[i]; *pp;) {
-			co_phost *h = *pp;
-			if (!h->refs && !h->rcpt_cap) {
-				*pp = h->hnext;
-				free(h);
-			} else {
-				pp = &h->hnext;
-			}
-		}
-		for (co_pdom **pp = &pool->doms[i]; *pp;) {
-			co_pdom *d = *pp;
-			if (!d->refs && !d->qhead) {
-				*pp = d->hnext;
-				free(d);
-			} else {
-				pp = &d->hnext;
-			}
-		}
-	}
+	co_pdests_prune(&pool->dests);
 }
 
 /* Place what waits, as far as the limits allow. */
@@ -973,18 +872,7 @@ void co_pool_free(co_pool *pool)
 		free(ps->b);
 		free(ps);
 	}
-	for (size_t i = 0; i < TABLE_BUCKETS; i++) {
-		while (pool->hosts[i]) {
-			co_phost *h = pool->hosts[i];
-			pool->hosts[i] = h->hnext;
-			free(h);
-		}
-		while (pool->doms[i]) {
-			co_pdom *d = pool->doms[i];
-			pool->doms[i] = d->hnext;
-			free(d);
-		}
-	}
+	co_pdests_clear(&pool->dests);
 	co_limits_free(pool->limits);
 	if (pool->pump_ev)
 		event_free(pool->pump_ev);
@@ -1000,7 +888,7 @@ int co_pool_submit(co_pool *pool, co_pool_job *j, char *why, size_t len)
 	j->state = CO_JOB_NEW;
 	j->sess = NULL;
 	j->prev = j->next = NULL;
-	if (!(j->dom = dom_find(pool, j->domain))) {
+	if (!(j->dom = co_pdest_domain(&pool->dests, j->domain))) {
 		snprintf(why, len, "out of memory");
 		return -2;
 	}
