@@ -127,7 +127,7 @@ struct callout_doctor {
 	co_reply reply;
 	co_caps caps;
 	bool ehlo_first;
-	char conn_err[256];
+	char conn_err[400];
 	bool connected;
 	unsigned connect_ms;
 	char mx[256], ip[INET6_ADDRSTRLEN];
@@ -1098,7 +1098,8 @@ static callout_status parse_zones(callout_doctor *d, const char *list, char *err
 			return bad(err, errlen, "dnsbl: zone too long");
 		if (d->nzones >= DOC_ZONES)
 			return bad(err, errlen, "dnsbl: more than %d zones", DOC_ZONES);
-		snprintf(item, sizeof(item), "%.*s", (int)(e - s), s);
+		memcpy(item, s, (size_t)(e - s));
+		item[e - s] = '\0';
 		if (co_domain_normalise(item, d->zones[d->nzones].name, why, sizeof(why)) < 0 ||
 		    strlen(d->zones[d->nzones].name) > 253 - 64)
 			return bad(err, errlen, "dnsbl: invalid zone: %s",
