@@ -452,6 +452,100 @@ CALLOUT_API callout_status callout_cache_purge(callout_cache *c, long long now,
 
 CALLOUT_API callout_status callout_cache_stats_get(callout_cache *c, callout_cache_stats *st);
 
+/*
+ * The doctor: checks of our own side, for when callouts fail and we may be
+ * the cause (`callout doctor`, calloutd's GET /v1/doctor).  One run
+ * connects to a target on port 25 (the MX hosts of a domain, tried in
+ * order, or one host), learns our egress address (the source address, or
+ * the local end of that connection), and checks its PTR, that the PTR
+ * name resolves back to it, that the HELO name resolves to it, its
+ * listing on DNS blocklists, STARTTLS at the target and the clock.
+ * Every network step has a timeout; the whole run has a deadline.
+ */
+typedef enum callout_doctor_level {
+	CALLOUT_DOCTOR_PASS = 0,
+	CALLOUT_DOCTOR_WARN, /* works, but may hurt; or could not be checked */
+	CALLOUT_DOCTOR_FAIL, /* broken: callouts from here fail or are refused */
+	CALLOUT_DOCTOR_SKIP  /* not applicable (say, no connection, no PTR) */
+} callout_doctor_level;
+
+/* Options.  Start from callout_doctor_options_init(); fields added later
+ * go at the end.  Strings are borrowed for the call. */
+typedef struct callout_doctor_options {
+	size_t struct_size;
+	const char *domain;            /* check against the MX hosts of this domain, or */
+	const char *host;              /* this host: NAME, IPv4 or [IPv6], optional :PORT */
+	unsigned port;                 /* default 25; a port in host wins */
+	const char *helo;              /* NULL: this host's FQDN, as callouts use */
+	const char *source_address;    /* local IP to connect from; NULL: any */
+	const char *dns_servers;       /* "IP[:PORT],..."; NULL: resolv.conf */
+	const char *dnsbl;             /* blocklist zones "ZONE[,ZONE...]"; NULL: none */
+	unsigned dns_timeout_ms;       /* per DNS try; default 5000 */
+	unsigned connect_timeout_ms;   /* per address; default 10000 */
+	unsigned command_timeout_ms;   /* per reply and the TLS handshake; default 10000 */
+	unsigned deadline_ms;          /* the whole run; default 60000 */
+	unsigned max_mx;               /* MX hosts tried at most; default 5 */
+	bool allow_private;            /* a loopback or private target may be contacted */
+	long long (*clock)(void *arg); /* Unix seconds; NULL: time() (tests) */
+	void *clock_arg;
+} callout_doctor_options;
+
+CALLOUT_API void callout_doctor_options_init(callout_doctor_options *o);
+
+/* One check.  Names are stable (JSON, metrics): "connect", "egress",
+ * "ptr", "fcrdns", "helo", "dnsbl", "starttls", "clock", in that order. */
+typedef struct callout_doctor_check {
+	const char *name;
+	callout_doctor_level level;
+	const char *detail; /* one line: what was found and what to do */
+} callout_doctor_check;
+
+/* One blocklist zone's answer about the egress address. */
+typedef struct callout_doctor_listing {
+	const char *zone;
+	int listed;         /* 1 listed, 0 not listed, -1 could not check */
+	const char *detail; /* the answer ("127.0.0.2") or the failure */
+} callout_doctor_listing;
+
+/* The report: borrowed, valid during the callback.  Strings are never NULL
+ * ("" when unknown). */
+typedef struct callout_doctor_report {
+	const char *target; /* the domain or host as given (normalised) */
+	const char *mx;     /* host name connected to, or "" */
+	const char *ip;     /* its address, or "" */
+	unsigned port;
+	const char *egress;         /* our address, or "" */
+	const char *helo;           /* the HELO name checked */
+	const char *ptr;            /* the egress address's PTR name, or "" */
+	callout_doctor_level worst; /* FAIL, WARN or PASS (SKIP counts as PASS) */
+	unsigned ms;
+	unsigned nchecks;
+	const callout_doctor_check *checks;
+	unsigned nlistings;
+	const callout_doctor_listing *listings;
+} callout_doctor_report;
+
+typedef void (*callout_doctor_cb)(void *arg, const callout_doctor_report *rep);
+typedef struct callout_doctor callout_doctor;
+
+/*
+ * Start the checks on base; cb is called once from the loop (never inside
+ * this call) unless cancelled, and the run frees itself after it returns.
+ * CALLOUT_EINVAL (with a reason in err, errlen bytes) for options that do
+ * not parse: no target or both, a malformed domain, host, port, HELO
+ * name, source address, DNS server or blocklist zone.
+ */
+CALLOUT_API callout_status callout_doctor_start(struct event_base *base,
+                                                const callout_doctor_options *opts,
+                                                callout_doctor_cb cb, void *arg,
+                                                callout_doctor **out, char *err, size_t errlen);
+
+/* Stop a run: its callback is not called. */
+CALLOUT_API void callout_doctor_cancel(callout_doctor *d);
+
+/* "pass", "warn", "fail", "skip"; "?" for an out-of-range value. */
+CALLOUT_API const char *callout_doctor_level_name(callout_doctor_level l);
+
 /* Names: stable strings for JSON and logs ("valid", "mailbox_unknown",
  * "rcpt"); "?" for an out-of-range value. */
 CALLOUT_API const char *callout_verdict_name(callout_verdict v);

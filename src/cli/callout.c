@@ -19,6 +19,8 @@ struct command {
 static const struct command commands[] = {
     {"check", "verify addresses", cli_check_main, cli_check_help},
     {"cache", "list, inspect and tidy the cache", cli_cache_main, cli_cache_help},
+    {"doctor", "check our own side: port 25, PTR, HELO, blocklists", cli_doctor_main,
+     cli_doctor_help},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -28,6 +30,7 @@ static void help(FILE *fp)
 	fputs("Usage: " CLI_PROG " COMMAND [OPTIONS] [ARGS]\n"
 	      "       " CLI_PROG " check [OPTIONS] ADDRESS...\n"
 	      "       " CLI_PROG " cache list|get|delete|purge|stats [OPTIONS] [ARG]\n"
+	      "       " CLI_PROG " doctor [OPTIONS] DOMAIN | --host HOST[:PORT]\n"
 	      "\n"
 	      "Ask the mail exchanger responsible for an address whether it would accept\n"
 	      "mail for it (an SMTP callout), without sending a message.\n"

@@ -7,6 +7,7 @@
  *   cli_output.c  one result as a human line or a JSON object; escaping
  *   cli_parse.c   strict parsing of option values
  *   cli_cache.c   `callout cache`: list, get, delete, purge, stats
+ *   cli_doctor.c  `callout doctor`: checks of our own side
  *   cli_state.c   where the cache lives by default; the clock
  */
 #ifndef CALLOUT_CLI_H
@@ -40,6 +41,8 @@ int cli_check_main(int argc, char **argv);
 void cli_check_help(FILE *fp);
 int cli_cache_main(int argc, char **argv);
 void cli_cache_help(FILE *fp);
+int cli_doctor_main(int argc, char **argv);
+void cli_doctor_help(FILE *fp);
 
 /* ---- cli_state.c ---- */
 

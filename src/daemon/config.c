@@ -233,13 +233,14 @@ enum sect {
 	S_POLICY,
 	S_MILTER,
 	S_HTTP,
-	S_DOMAIN
+	S_DOMAIN,
+	S_DOCTOR
 };
 
 static const char *const sect_names[] = {
-    [S_NONE] = "",         [S_DAEMON] = "daemon", [S_ENGINE] = "engine",
-    [S_CACHE] = "cache",   [S_VERIFY] = "verify", [S_POLICY] = "policy",
-    [S_MILTER] = "milter", [S_HTTP] = "http",     [S_DOMAIN] = "domain",
+    [S_NONE] = "",         [S_DAEMON] = "daemon", [S_ENGINE] = "engine", [S_CACHE] = "cache",
+    [S_VERIFY] = "verify", [S_POLICY] = "policy", [S_MILTER] = "milter", [S_HTTP] = "http",
+    [S_DOMAIN] = "domain", [S_DOCTOR] = "doctor",
 };
 
 struct pst;
@@ -956,6 +957,34 @@ static bool set_token(struct pst *st, const struct keydef *k, char *v, bool more
 	return copy_str(st, k, st->c->http_token, sizeof(st->c->http_token), v);
 }
 
+/* [doctor] dnsbl: blocklist zones, normalised. */
+static bool set_doctor_dnsbl(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	bool bad_ = false;
+	const char *why;
+
+	if (!more)
+		st->c->doctor_dnsbl[0] = '\0';
+	FOR_ITEMS(st, k, v, item)
+	{
+		if ((why = normalise_domain(item)))
+			return KFAIL(st, k, "%s, got '%s'", why, item);
+		if (!append_item(st, k, st->c->doctor_dnsbl, sizeof(st->c->doctor_dnsbl), item))
+			return false;
+	}
+	return bad_ ? item_too_long(st, k) : true;
+}
+
+/* [doctor] domain: the default target of GET /v1/doctor. */
+static bool set_doctor_domain(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	const char *why;
+
+	if (*v && (why = normalise_domain(v)))
+		return KFAIL(st, k, "%s, got '%s'", why, v);
+	return copy_str(st, k, st->c->doctor_domain, sizeof(st->c->doctor_domain), v);
+}
+
 /* ---- replies ---------------------------------------------------------- */
 
 static const char *const placeholders[] = {"address", "reason", "verdict", "code", "text"};
@@ -1121,6 +1150,9 @@ static const struct keydef keys[] = {
     UINT(S_HTTP, "max_connections", http_max_connections, 1, FE_CONN_MAX),
     UINT(S_HTTP, "max_client_connections", http_max_client_connections, 1, FE_CONN_MAX),
     MS(S_HTTP, "request_timeout", http_request_timeout_ms, 100, FE_TIMEOUT_MAX),
+
+    LIST(S_DOCTOR, "dnsbl", set_doctor_dnsbl),
+    {S_DOCTOR, "domain", set_doctor_domain, 0, 0, 0, 0, false},
 
     {S_DOMAIN, "action", set_action, 0, 0, 0, 0, false},
     LIST(S_DOMAIN, "route", set_route),

@@ -2,7 +2,7 @@
  * calloutd.conf: the daemon's configuration, parsed and checked.
  *
  * An INI file (libinih): sections [daemon], [engine], [cache], [verify],
- * [policy], [milter], [http] and any number of [domain NAME].  Every key,
+ * [policy], [milter], [http], [doctor] and any number of [domain NAME].  Every key,
  * its default and its meaning: calloutd.conf(5).  Booleans are
  * yes/no/true/false/on/off/1/0; lists are comma separated; durations are
  * N[.F][unit] with unit ms, s (default), m, h or d.  Unknown sections or
@@ -139,6 +139,10 @@ typedef struct cd_config {
 	unsigned http_max_client_connections; /* per client address; default 200 */
 	unsigned http_request_timeout_ms; /* accept (or the last reply) to the whole request read;
 	                                     default 10 s */
+
+	/* [doctor]: GET /v1/doctor */
+	char doctor_dnsbl[1024]; /* blocklist zones, comma separated; "" = none */
+	char doctor_domain[256]; /* the target when the request names none; "" = none */
 
 	cd_domain *domains;
 } cd_config;

@@ -144,6 +144,9 @@ void cd_metrics_result(cd_metrics *m, cd_frontend fe, const callout_result *res)
 void cd_metrics_action(cd_metrics *m, cd_frontend fe, cd_action a, bool verified);
 /* An HTTP response went out with this status. */
 void cd_metrics_http_response(cd_metrics *m, int status);
+/* A doctor run (GET /v1/doctor) ended: its levels, for
+ * calloutd_doctor_check. */
+void cd_metrics_doctor(cd_metrics *m, const callout_doctor_report *rep);
 /* Prometheus text exposition into a malloc'd string (NUL-terminated);
  * inflight is the current gauge; engine and health may be NULL.  NULL
  * when out of memory. */

@@ -4,6 +4,7 @@
  *   GET  /v1/verify?address=ADDR          one result object
  *   POST /v1/verify {"address": "..."}     one result object
  *   POST /v1/verify {"addresses": [...]}   {"results": [...]}, in input order
+ *   GET  /v1/doctor?domain=D | ?host=H     the doctor's report (callout.h)
  *   GET  /healthz                          {"status": "ok"}, or "degraded" with reasons
  *                                          (503 when stopping)
  *   GET  /metrics                          Prometheus text (metrics.c)
@@ -32,11 +33,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <jansson.h>
 
 #include "daemon.h"
 #include "frontends.h"
+#include "doctor_json.h"
 #include "http_gate.h"
 #include "listen.h"
 #include "option_table.h"
@@ -65,11 +68,12 @@ struct hreq {
 	cd_http *h;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
-	cd_http_conn *conn;  /* what the gate knows of evcon */
-	struct event *watch; /* notices the client hanging up */
-	bool list;           /* answer {"results": [...]} */
-	bool failed;         /* a verification ended without a result */
-	bool has_opts;       /* the request set options: opts, not calloutd's */
+	cd_http_conn *conn;     /* what the gate knows of evcon */
+	struct event *watch;    /* notices the client hanging up */
+	bool list;              /* answer {"results": [...]} */
+	bool failed;            /* a verification ended without a result */
+	bool has_opts;          /* the request set options: opts, not calloutd's */
+	callout_doctor *doctor; /* GET /v1/doctor: the run, while it runs */
 	callout_options opts;
 	size_t n, left; /* addresses, verifications still running */
 	slot slots[];
@@ -239,6 +243,10 @@ static void hreq_abort(hreq *r)
 {
 	cd_daemon *d = r->h->d;
 
+	if (r->doctor) {
+		callout_doctor_cancel(r->doctor);
+		r->doctor = NULL;
+	}
 	for (size_t i = 0; i < r->n; i++) {
 		if (r->slots[i].q) {
 			callout_cancel(r->slots[i].q);
@@ -377,6 +385,8 @@ static void watch(hreq *r)
 	/* without a watcher a hang-up is noticed when the answer is written */
 }
 
+static void track(cd_http *h, hreq *r);
+
 /* Start the verifications of r (its slots set) or answer an error. */
 static void start(cd_http *h, hreq *r)
 {
@@ -417,6 +427,12 @@ static void start(cd_http *h, hreq *r)
 		d->inflight++;
 		r->left++;
 	}
+	track(h, r);
+}
+
+/* r waits on the loop: listed, cancelled when its client goes away. */
+static void track(cd_http *h, hreq *r)
+{
 	r->next = h->reqs;
 	if (h->reqs)
 		h->reqs->prev = r;
@@ -480,6 +496,102 @@ static void verify_get(cd_http *h, struct evhttp_request *req, const char *query
 	}
 	free(dec);
 	start(h, r);
+}
+
+/* ---- /v1/doctor ------------------------------------------------------------ */
+
+#define DOCTOR_RUNS_MAX 4 /* at once: each opens a connection and a resolver */
+
+static void on_doctor(void *arg, const callout_doctor_report *rep)
+{
+	hreq *r = arg;
+	cd_http *h = r->h;
+
+	r->doctor = NULL;
+	cd_metrics_doctor(h->d->metrics, rep);
+	cd_log(CD_LOG_INFO, "http doctor target=%s result=%s ms=%u", rep->target,
+	       callout_doctor_level_name(rep->worst), rep->ms);
+	hreq_detach(r);
+	send_json(h, r->req, 200, co_doctor_json(rep));
+	hreq_free(r);
+}
+
+/* GET: domain= or host= (one of them), else [doctor] domain. */
+static void doctor_get(cd_http *h, struct evhttp_request *req, const char *query)
+{
+	const cd_config *cfg = h->d->cfg;
+	struct evkeyvalq params;
+	callout_doctor_options o;
+	const char *domain = NULL, *host = NULL;
+	char err[256];
+	unsigned running = 0;
+	hreq *r;
+
+	params.tqh_first = NULL;
+	params.tqh_last = &params.tqh_first;
+	if (query && evhttp_parse_query_str(query, &params) != 0) {
+		send_error(h, req, 400, "invalid_request", "the query does not parse");
+		return;
+	}
+	for (struct evkeyval *kv = params.tqh_first; kv; kv = kv->next.tqe_next) {
+		const char **p = strcmp(kv->key, "domain") == 0 ? &domain
+		                 : strcmp(kv->key, "host") == 0 ? &host
+		                                                : NULL;
+		if (!p || *p) {
+			evhttp_clear_headers(&params);
+			send_error(
+			    h, req, 400, "invalid_request",
+			    p ? "a parameter is given more than once"
+			      : "unknown parameter: /v1/doctor?domain=DOMAIN or ?host=HOST[:PORT]");
+			return;
+		}
+		*p = kv->value;
+	}
+	if (!domain && !host && cfg->doctor_domain[0])
+		domain = cfg->doctor_domain;
+	for (hreq *q = h->reqs; q; q = q->next)
+		running += q->doctor != NULL;
+	if (running >= DOCTOR_RUNS_MAX) {
+		evhttp_clear_headers(&params);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+		send_error(h, req, 503, "busy", "too many doctor runs at once");
+		return;
+	}
+	callout_doctor_options_init(&o);
+	o.domain = domain;
+	o.host = host;
+	o.helo = cfg->helo[0] ? cfg->helo : NULL;
+	o.source_address = cfg->source_address[0] ? cfg->source_address : NULL;
+	o.dns_servers = cfg->dns_servers[0] ? cfg->dns_servers : NULL;
+	o.dnsbl = cfg->doctor_dnsbl;
+	o.port = cfg->opts.port;
+	o.dns_timeout_ms = cfg->opts.dns_timeout_ms;
+	o.connect_timeout_ms = cfg->opts.connect_timeout_ms;
+	o.command_timeout_ms = cfg->opts.command_timeout_ms;
+	o.deadline_ms = cfg->opts.deadline_ms;
+	o.max_mx = cfg->opts.max_mx;
+	o.allow_private = (cfg->opts.flags & CALLOUT_F_ALLOW_PRIVATE) != 0;
+	r = hreq_new(h, req, 0, false);
+	if (!r) {
+		evhttp_clear_headers(&params);
+		send_error(h, req, 500, "internal", "out of memory");
+		return;
+	}
+	callout_status st =
+	    callout_doctor_start(h->d->base, &o, on_doctor, r, &r->doctor, err, sizeof(err));
+	evhttp_clear_headers(&params);
+	if (st != CALLOUT_OK) {
+		hreq_free(r);
+		if (st == CALLOUT_EINVAL)
+			send_error(h, req, 400, "invalid_request",
+			           domain || host ? err
+			                          : "give the target: /v1/doctor?domain=DOMAIN or "
+			                            "?host=HOST[:PORT] (or set [doctor] domain)");
+		else
+			send_error(h, req, 500, "internal", callout_strerror(st));
+		return;
+	}
+	track(h, r);
 }
 
 /* Lenient: JSON of any flavour, no type, text/plain, and curl -d's
@@ -814,7 +926,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 		/* the token first: without it, not even which paths exist */
 		if (!authorized(h, req))
 			return;
-		if (strcmp(path, "/v1/verify") != 0)
+		if (strcmp(path, "/v1/doctor") == 0) {
+			if (!get)
+				send_405(h, req, "GET, HEAD");
+			else if (d->stopping)
+				send_error(h, req, 503, "stopping", "the daemon is shutting down");
+			else
+				doctor_get(h, req, evhttp_uri_get_query(uri));
+		} else if (strcmp(path, "/v1/verify") != 0)
 			send_error(h, req, 404, "not_found", "no such endpoint");
 		else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST)
 			send_405(h, req, "GET, POST");

@@ -59,7 +59,23 @@ struct cd_metrics {
 	histogram latency[CD_FE_COUNT][2];        /* [.][1]: answered from the cache */
 	counter http_responses[NHTTP_STATUS + 1]; /* [NHTTP_STATUS]: other */
 	double start_time_exact;                  /* Unix seconds, for process_start_time_seconds */
+	/* the last doctor run (GET /v1/doctor): a level per check, -1 before */
+	_Atomic int doctor[8];
+	_Atomic long long doctor_time;
 };
+
+/* The doctor's checks, stable names (callout.h), in its order. */
+static const char *const doctor_checks[8] = {"connect", "egress", "ptr",      "fcrdns",
+                                             "helo",    "dnsbl",  "starttls", "clock"};
+
+void cd_metrics_doctor(cd_metrics *m, const callout_doctor_report *rep)
+{
+	for (unsigned i = 0; i < rep->nchecks; i++)
+		for (unsigned k = 0; k < 8; k++)
+			if (strcmp(rep->checks[i].name, doctor_checks[k]) == 0)
+				atomic_store(&m->doctor[k], (int)rep->checks[i].level);
+	atomic_store(&m->doctor_time, (long long)time(NULL));
+}
 
 static const char *const action_names[NACTION] = {
     [CD_ACT_PASS] = "pass",
@@ -105,6 +121,8 @@ cd_metrics *cd_metrics_new(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	m->start_time = (long long)ts.tv_sec;
 	m->start_time_exact = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	for (unsigned k = 0; k < 8; k++)
+		atomic_init(&m->doctor[k], -1);
 	return m;
 }
 
@@ -311,6 +329,20 @@ static callout_verdict reason_verdict(unsigned r)
 	return CALLOUT_TEMPFAIL;
 }
 
+static void render_doctor(FILE *fp, const cd_metrics *m)
+{
+	family(fp, "calloutd_doctor_check", "gauge",
+	       "The last GET /v1/doctor run, by check: 0 pass, 1 warn, 2 fail, 3 skip; -1 before "
+	       "the first run.");
+	for (unsigned k = 0; k < 8; k++)
+		fprintf(fp, "calloutd_doctor_check{check=\"%s\"} %d\n", doctor_checks[k],
+		        atomic_load((_Atomic int *)&m->doctor[k]));
+	family(fp, "calloutd_doctor_last_run_timestamp_seconds", "gauge",
+	       "When the last GET /v1/doctor run ended, in Unix seconds; 0 before the first.");
+	fprintf(fp, "calloutd_doctor_last_run_timestamp_seconds %lld\n",
+	        atomic_load((_Atomic long long *)&m->doctor_time));
+}
+
 char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine,
                         const callout_health *health)
 {
@@ -432,6 +464,7 @@ char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_st
 	        get(&m->http_responses[NHTTP_STATUS]));
 
 	render_health(fp, health);
+	render_doctor(fp, m);
 	render_process(fp, m);
 
 	bool bad = ferror(fp) != 0;

@@ -65,6 +65,10 @@ zone:
     zonefile: "{dir}/test.zone"
 
 zone:
+    name: "0.0.127.in-addr.arpa."
+    zonefile: "{dir}/reverse.zone"
+
+zone:
     name: "servfail.test."
     request-xfr: {dead_primary} NOKEY
     allow-notify: 127.0.0.1 NOKEY
@@ -187,7 +191,8 @@ def dns_server(tmp_path_factory):
                     "(set CALLOUT_TEST_DNS_PORT to use another port)")
 
     workdir = str(tmp_path_factory.mktemp("nsd"))
-    shutil.copy(os.path.join(ZONES_DIR, "test.zone"), os.path.join(workdir, "test.zone"))
+    for zone in ("test.zone", "reverse.zone"):
+        shutil.copy(os.path.join(ZONES_DIR, zone), os.path.join(workdir, zone))
     conf = os.path.join(workdir, "nsd.conf")
     with open(conf, "w", encoding="utf-8") as f:
         f.write(NSD_CONF.format(addr=addr, port=port, dir=workdir, dead_primary=DEAD_PRIMARY))

@@ -1534,6 +1534,9 @@ static void test_contrib_sample(void **state)
 	    "max_connections",
 	    "max_client_connections",
 	    "request_timeout",
+	    "[doctor]",
+	    "dnsbl",
+	    "domain",
 	};
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/contrib/calloutd.conf", SOURCE_ROOT);

@@ -1,0 +1,256 @@
+/*
+ * A small c-ares channel on the libevent loop for the doctor's lookups
+ * (doctor.h): PTR, and A/AAAA with their exact status, which dns.c (MX
+ * resolution for callouts) does not offer.  Few queries, so few sockets:
+ * one event per socket c-ares opens, one timer from ares_timeout().
+ */
+#include <ares.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "doctor.h"
+
+#define RDNS_SOCKS   16
+#define RDNS_ANSWERS 16
+
+struct co_rdns {
+	struct event_base *base;
+	ares_channel channel;
+	struct event *timer;
+	struct {
+		ares_socket_t fd;
+		struct event *ev;
+	} socks[RDNS_SOCKS];
+	bool freeing;
+};
+
+struct rq {
+	co_rdns *r;
+	int type;
+	co_rdns_cb cb;
+	void *arg;
+};
+
+static void rearm(co_rdns *r)
+{
+	struct timeval tv, *tvp;
+
+	tvp = ares_timeout(r->channel, NULL, &tv);
+	if (tvp)
+		evtimer_add(r->timer, tvp);
+	else
+		evtimer_del(r->timer);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	co_rdns *r = arg;
+
+	ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	rearm(r);
+}
+
+static void on_sock(evutil_socket_t fd, short what, void *arg)
+{
+	co_rdns *r = arg;
+
+	ares_process_fd(r->channel, (what & EV_READ) ? (ares_socket_t)fd : ARES_SOCKET_BAD,
+	                (what & EV_WRITE) ? (ares_socket_t)fd : ARES_SOCKET_BAD);
+	rearm(r);
+}
+
+static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	co_rdns *r = data;
+	int free_slot = -1;
+
+	for (int i = 0; i < RDNS_SOCKS; i++) {
+		if (r->socks[i].ev && r->socks[i].fd == fd) {
+			event_free(r->socks[i].ev);
+			r->socks[i].ev = NULL;
+		}
+		if (!r->socks[i].ev && free_slot < 0)
+			free_slot = i;
+	}
+	if ((!readable && !writable) || free_slot < 0)
+		return; /* no slot: the query times out (we ask a handful) */
+	r->socks[free_slot].fd = fd;
+	r->socks[free_slot].ev = event_new(
+	    r->base, fd, EV_PERSIST | (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0), on_sock,
+	    r);
+	if (r->socks[free_slot].ev)
+		event_add(r->socks[free_slot].ev, NULL);
+}
+
+co_rdns *co_rdns_new(struct event_base *base, const char *servers, unsigned timeout_ms, char *err,
+                     size_t errlen)
+{
+	static char lookups[] = "b";
+	struct ares_options o;
+	co_rdns *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r || !(r->timer = evtimer_new(base, on_timer, r))) {
+		snprintf(err, errlen, "out of memory");
+		free(r);
+		return NULL;
+	}
+	r->base = base;
+	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		event_free(r->timer);
+		free(r);
+		return NULL;
+	}
+	memset(&o, 0, sizeof(o));
+	/* NOCHECKRESP: a SERVFAIL is an answer to report, not a server to skip
+	 * (which c-ares reports as "connection refused") */
+	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP;
+	o.timeout = timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
+	o.tries = 2;
+	o.ndots = 1;
+	o.lookups = lookups;
+	o.sock_state_cb = sock_state;
+	o.sock_state_cb_data = r;
+	rc = ares_init_options(&r->channel, &o,
+	                       ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+	                           ARES_OPT_NDOTS | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB);
+	if (rc == ARES_SUCCESS && servers &&
+	    (rc = ares_set_servers_ports_csv(r->channel, servers)) != ARES_SUCCESS)
+		ares_destroy(r->channel);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "DNS resolver: %s", ares_strerror(rc));
+		ares_library_cleanup();
+		event_free(r->timer);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void co_rdns_free(co_rdns *r)
+{
+	if (!r)
+		return;
+	r->freeing = true;
+	ares_destroy(r->channel); /* callbacks: ARES_EDESTRUCTION, ignored */
+	for (int i = 0; i < RDNS_SOCKS; i++)
+		if (r->socks[i].ev)
+			event_free(r->socks[i].ev);
+	event_free(r->timer);
+	ares_library_cleanup();
+	free(r);
+}
+
+static const char *why_of(int status)
+{
+	switch (status) {
+	case ARES_ESERVFAIL:
+		return "SERVFAIL";
+	case ARES_EREFUSED:
+		return "REFUSED";
+	case ARES_ETIMEOUT:
+		return "timeout";
+	case ARES_ECONNREFUSED:
+		return "no DNS server answers";
+	default:
+		return ares_strerror(status);
+	}
+}
+
+static void answer_addrs(struct rq *q, const unsigned char *abuf, int alen)
+{
+	char text[RDNS_ANSWERS][INET6_ADDRSTRLEN];
+	const char *ptrs[RDNS_ANSWERS];
+	int n = RDNS_ANSWERS, rc;
+
+	if (q->type == ns_t_a) {
+		struct ares_addrttl a[RDNS_ANSWERS];
+		rc = ares_parse_a_reply(abuf, alen, NULL, a, &n);
+		for (int i = 0; rc == ARES_SUCCESS && i < n; i++)
+			inet_ntop(AF_INET, &a[i].ipaddr, text[i], sizeof(text[i]));
+	} else {
+		struct ares_addr6ttl a[RDNS_ANSWERS];
+		rc = ares_parse_aaaa_reply(abuf, alen, NULL, a, &n);
+		for (int i = 0; rc == ARES_SUCCESS && i < n; i++)
+			inet_ntop(AF_INET6, &a[i].ip6addr, text[i], sizeof(text[i]));
+	}
+	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && n == 0)) {
+		q->cb(q->arg, CO_RDNS_NODATA, NULL, 0, "");
+		return;
+	}
+	if (rc != ARES_SUCCESS) {
+		q->cb(q->arg, CO_RDNS_TEMPFAIL, NULL, 0, "malformed answer");
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		ptrs[i] = text[i];
+	q->cb(q->arg, CO_RDNS_OK, ptrs, (unsigned)n, "");
+}
+
+static void answer_ptr(struct rq *q, const unsigned char *abuf, int alen)
+{
+	struct hostent *he = NULL;
+	const char *names[RDNS_ANSWERS];
+	unsigned n = 0;
+	/* ares_parse_ptr_reply wants the address; any will do for the names */
+	unsigned char zero[16] = {0};
+	int rc = ares_parse_ptr_reply(abuf, alen, zero, 4, AF_INET, &he);
+
+	if (rc == ARES_ENODATA) {
+		q->cb(q->arg, CO_RDNS_NODATA, NULL, 0, "");
+		return;
+	}
+	if (rc != ARES_SUCCESS || !he) {
+		q->cb(q->arg, CO_RDNS_TEMPFAIL, NULL, 0, "malformed answer");
+		return;
+	}
+	if (he->h_name)
+		names[n++] = he->h_name;
+	for (char **a = he->h_aliases; a && *a && n < RDNS_ANSWERS; a++)
+		names[n++] = *a;
+	q->cb(q->arg, n ? CO_RDNS_OK : CO_RDNS_NODATA, names, n, "");
+	ares_free_hostent(he);
+}
+
+static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct rq *q = arg;
+
+	(void)timeouts;
+	if (q->r->freeing || status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
+		free(q);
+		return;
+	}
+	if (status == ARES_ENOTFOUND)
+		q->cb(q->arg, CO_RDNS_NXDOMAIN, NULL, 0, "");
+	else if (status == ARES_ENODATA)
+		q->cb(q->arg, CO_RDNS_NODATA, NULL, 0, "");
+	else if (status != ARES_SUCCESS)
+		q->cb(q->arg, CO_RDNS_TEMPFAIL, NULL, 0, why_of(status));
+	else if (q->type == ns_t_ptr)
+		answer_ptr(q, abuf, alen);
+	else
+		answer_addrs(q, abuf, alen);
+	free(q);
+}
+
+int co_rdns_query(co_rdns *r, const char *name, int type, co_rdns_cb cb, void *arg)
+{
+	struct rq *q = malloc(sizeof(*q));
+
+	if (!q)
+		return -1;
+	*q = (struct rq){r, type, cb, arg};
+	ares_query(r->channel, name, ns_c_in, type, on_answer, q);
+	rearm(r);
+	return 0;
+}
