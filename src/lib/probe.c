@@ -420,15 +420,15 @@ static void deliver(co_probe *p)
 	hand_outcome(p);
 }
 
-static void conclude(co_probe *q, callout_verdict v, callout_reason r, callout_stage stage,
+static void conclude(co_probe *p, callout_verdict v, callout_reason r, callout_stage stage,
                      const char *text)
 {
-	memset(&q->out, 0, sizeof(q->out));
-	q->out.verdict = v;
-	q->out.reason = r;
-	q->out.stage = stage;
-	snprintf(q->out.text, sizeof(q->out.text), "%s", text);
-	deliver(q);
+	memset(&p->out, 0, sizeof(p->out));
+	p->out.verdict = v;
+	p->out.reason = r;
+	p->out.stage = stage;
+	snprintf(p->out.text, sizeof(p->out.text), "%s", text);
+	deliver(p);
 }
 
 static void on_session(void *arg, const co_session_outcome *out);
@@ -436,10 +436,10 @@ static void on_session(void *arg, const co_session_outcome *out);
 /* ---- sessions: one address after another --------------------------------- */
 
 /* The server to connect to: an address of a host, with its port. */
-static socklen_t dest_addr(const co_probe *q, const co_dns_host *h,
+static socklen_t dest_addr(const co_probe *p, const co_dns_host *h,
                            const struct sockaddr_storage *a, struct sockaddr_storage *ss)
 {
-	unsigned port = h->port ? h->port : q->set.port;
+	unsigned port = h->port ? h->port : p->set.port;
 
 	*ss = *a;
 	if (ss->ss_family == AF_INET6) {
@@ -451,85 +451,85 @@ static socklen_t dest_addr(const co_probe *q, const co_dns_host *h,
 }
 
 /* Ask the current address, on a session of the pool. */
-static void start_session(co_probe *q)
+static void start_session(co_probe *p)
 {
-	callout_ctx *ctx = q->ctx;
+	callout_ctx *ctx = p->ctx;
 	char ip[INET6_ADDRSTRLEN], why[160];
-	bool fallback_now = q->use_fallback_now;
-	bool random = (q->set.flags & CALLOUT_F_CATCH_ALL) && !q->skip_random;
+	bool fallback_now = p->use_fallback_now;
+	bool random = (p->set.flags & CALLOUT_F_CATCH_ALL) && !p->skip_random;
 
-	q->connections++;
-	memset(&q->job, 0, sizeof(q->job));
-	q->job.addrlen = dest_addr(q, q->cur_host, q->cur_addr, &q->job.addr);
-	if (q->transcript) {
-		co_sockaddr_text((const struct sockaddr *)q->cur_addr, sizeof(*q->cur_addr), 0, ip,
+	p->connections++;
+	memset(&p->job, 0, sizeof(p->job));
+	p->job.addrlen = dest_addr(p, p->cur_host, p->cur_addr, &p->job.addr);
+	if (p->transcript) {
+		co_sockaddr_text((const struct sockaddr *)p->cur_addr, sizeof(*p->cur_addr), 0, ip,
 		                 sizeof(ip));
-		evbuffer_add_printf(q->transcript, "-- connecting to %s [%s]:%u%s%s\n",
-		                    q->cur_host->name, ip,
-		                    q->cur_host->port ? q->cur_host->port : q->set.port,
+		evbuffer_add_printf(p->transcript, "-- connecting to %s [%s]:%u%s%s\n",
+		                    p->cur_host->name, ip,
+		                    p->cur_host->port ? p->cur_host->port : p->set.port,
 		                    fallback_now ? " (fallback sender)" : "",
-		                    q->no_tls_now ? " (without TLS)" : "");
+		                    p->no_tls_now ? " (without TLS)" : "");
 	}
-	q->job.params = (co_session_params){
-	    .source = q->set.sourcelen ? (const struct sockaddr *)&q->set.source : NULL,
-	    .sourcelen = q->set.sourcelen,
-	    .helo = q->set.helo,
-	    .mail_from = fallback_now ? q->set.fallback : q->set.from,
-	    .fallback_from = !fallback_now && q->set.fallback[0] ? q->set.fallback : NULL,
-	    .smtputf8 = q->addr.utf8 || q->set.sender_utf8,
-	    .vrfy = (q->set.flags & CALLOUT_F_VRFY) != 0,
-	    .pipelining = !(q->set.flags & CALLOUT_F_NO_PIPELINING),
-	    .tls = (q->set.flags & CALLOUT_F_TLS) && !q->no_tls_now ? ctx->tls : NULL,
-	    .tls_name = q->cur_host->name,
-	    .connect_timeout_ms = q->set.connect_ms,
-	    .command_timeout_ms = q->set.command_ms,
-	    .transcript = q->transcript,
+	p->job.params = (co_session_params){
+	    .source = p->set.sourcelen ? (const struct sockaddr *)&p->set.source : NULL,
+	    .sourcelen = p->set.sourcelen,
+	    .helo = p->set.helo,
+	    .mail_from = fallback_now ? p->set.fallback : p->set.from,
+	    .fallback_from = !fallback_now && p->set.fallback[0] ? p->set.fallback : NULL,
+	    .smtputf8 = p->addr.utf8 || p->set.sender_utf8,
+	    .vrfy = (p->set.flags & CALLOUT_F_VRFY) != 0,
+	    .pipelining = !(p->set.flags & CALLOUT_F_NO_PIPELINING),
+	    .tls = (p->set.flags & CALLOUT_F_TLS) && !p->no_tls_now ? ctx->tls : NULL,
+	    .tls_name = p->cur_host->name,
+	    .connect_timeout_ms = p->set.connect_ms,
+	    .command_timeout_ms = p->set.command_ms,
+	    .transcript = p->transcript,
 	};
-	q->job.domain = q->addr.domain;
-	q->job.rcpt = q->addr.mailbox;
-	q->job.random_rcpt = random ? q->random_rcpt : NULL;
+	p->job.domain = p->addr.domain;
+	p->job.rcpt = p->addr.mailbox;
+	p->job.random_rcpt = random ? p->random_rcpt : NULL;
 	/* A transcript shows one verification's dialogue; VRFY asks one. */
-	q->job.shared = !(q->set.flags & (CALLOUT_F_TRANSCRIPT | CALLOUT_F_VRFY));
-	q->job.exempt = q->via_route;
-	q->job.no_wait = (q->set.flags & CALLOUT_F_NO_LIMIT_WAIT) != 0;
-	q->job.cb = on_session;
-	q->job.arg = q;
+	p->job.shared = !(p->set.flags & (CALLOUT_F_TRANSCRIPT | CALLOUT_F_VRFY));
+	p->job.exempt = p->via_route;
+	p->job.no_wait = (p->set.flags & CALLOUT_F_NO_LIMIT_WAIT) != 0;
+	p->job.cb = on_session;
+	p->job.arg = p;
 	if (ctx->trace)
-		co_sockaddr_text((const struct sockaddr *)&q->job.addr, q->job.addrlen, CO_SA_PORT,
+		co_sockaddr_text((const struct sockaddr *)&p->job.addr, p->job.addrlen, CO_SA_PORT,
 		                 ip, sizeof(ip));
-	probe_enter(q, PROBE_SESSION, "%s %s%s%s", q->cur_host->name, ctx->trace ? ip : "",
+	probe_enter(p, PROBE_SESSION, "%s %s%s%s", p->cur_host->name, ctx->trace ? ip : "",
 	            fallback_now ? " (fallback sender)" : "",
-	            q->no_tls_now ? " (without TLS)" : "");
+	            p->no_tls_now ? " (without TLS)" : "");
 	why[0] = '\0';
-	int r = co_pool_submit(ctx->pool, &q->job, why, sizeof(why));
+	int r = co_pool_submit(ctx->pool, &p->job, why, sizeof(why));
 	if (r < 0) {
-		probe_enter(q, PROBE_NEXT, "%s", why);
-		conclude(q, CALLOUT_TEMPFAIL, r == -2 ? CALLOUT_R_INTERNAL : CALLOUT_R_LOCAL_LIMIT,
+		probe_enter(p, PROBE_NEXT, "%s", why);
+		conclude(p, CALLOUT_TEMPFAIL, r == -2 ? CALLOUT_R_INTERNAL : CALLOUT_R_LOCAL_LIMIT,
 		         CALLOUT_STAGE_CONNECT, why);
 		return;
 	}
 	if (why[0])
-		snprintf(q->limit_why, sizeof(q->limit_why), "%s", why);
+		snprintf(p->limit_why, sizeof(p->limit_why), "%s", why);
 }
 
 /* Whether a probe may go to this address; routes are the operator's
  * choice and always may. */
-static bool may_contact(co_probe *q, const co_dns_host *h, const struct sockaddr_storage *a)
+static bool may_contact(co_probe *p, const co_dns_host *h, const struct sockaddr_storage *a)
 {
 	const char *why = "";
 	char ip[INET6_ADDRSTRLEN];
-	bool allow = q->via_route || (q->set.flags & CALLOUT_F_ALLOW_PRIVATE);
+	bool allow = p->via_route || (p->set.flags & CALLOUT_F_ALLOW_PRIVATE);
 
-	if (co_netcheck_addr(q->ctx->net, a, allow, &why) == CO_NET_OK)
+	if (co_netcheck_addr(p->ctx->net, a, allow, &why) == CO_NET_OK)
 		return true;
-	if (!q->refused++) {
+	if (!p->refused++) {
 		co_sockaddr_text((const struct sockaddr *)a, sizeof(*a), 0, ip, sizeof(ip));
-		snprintf(q->refused_why, sizeof(q->refused_why), "%s [%s]: %s, not contacted",
+		snprintf(p->refused_why, sizeof(p->refused_why), "%s [%s]: %s, not contacted",
 		         h->name, ip, why);
 	}
-	if (q->transcript) {
+	if (p->transcript) {
 		co_sockaddr_text((const struct sockaddr *)a, sizeof(*a), 0, ip, sizeof(ip));
-		evbuffer_add_printf(q->transcript, "-- not connecting to %s [%s]: %s\n", h->name,
+		evbuffer_add_printf(p->transcript, "-- not connecting to %s [%s]: %s\n", h->name,
 		                    ip, why);
 	}
 	return false;
@@ -537,89 +537,89 @@ static bool may_contact(co_probe *q, const co_dns_host *h, const struct sockaddr
 
 /* Whether the pool holds sessions to this server back after failures;
  * routes are exempt. */
-static bool backing_off(co_probe *q, const co_dns_host *h, const struct sockaddr_storage *a)
+static bool backing_off(co_probe *p, const co_dns_host *h, const struct sockaddr_storage *a)
 {
 	struct sockaddr_storage ss;
 	char why[160];
 
-	if (q->via_route)
+	if (p->via_route)
 		return false;
-	dest_addr(q, h, a, &ss);
-	if (!co_pool_backing_off(q->ctx->pool, &ss, why, sizeof(why)))
+	dest_addr(p, h, a, &ss);
+	if (!co_pool_backing_off(p->ctx->pool, &ss, why, sizeof(why)))
 		return false;
-	if (!q->held++)
-		snprintf(q->held_why, sizeof(q->held_why), "%s (%s)", why, h->name);
-	if (q->transcript)
-		evbuffer_add_printf(q->transcript, "-- not connecting to %s: %s\n", h->name, why);
+	if (!p->held++)
+		snprintf(p->held_why, sizeof(p->held_why), "%s (%s)", why, h->name);
+	if (p->transcript)
+		evbuffer_add_printf(p->transcript, "-- not connecting to %s: %s\n", h->name, why);
 	return true;
 }
 
 /* Try the next address of the next host, or give the last answer. */
-static void try_next(co_probe *q)
+static void try_next(co_probe *p)
 {
 	/* A domain known to refuse <> gets the fallback sender at once. */
-	q->use_fallback_now = q->fallback_first && q->set.fallback[0];
-	q->no_tls_now = false;
-	while (q->host_i < q->nhosts && q->connections < q->set.max_connections) {
-		const co_dns_host *h = &q->hosts[q->host_i];
-		if (q->addr_i < h->naddr) {
-			const struct sockaddr_storage *a = &h->addr[q->addr_i++];
-			if (!may_contact(q, h, a) || backing_off(q, h, a))
+	p->use_fallback_now = p->fallback_first && p->set.fallback[0];
+	p->no_tls_now = false;
+	while (p->host_i < p->nhosts && p->connections < p->set.max_connections) {
+		const co_dns_host *h = &p->hosts[p->host_i];
+		if (p->addr_i < h->naddr) {
+			const struct sockaddr_storage *a = &h->addr[p->addr_i++];
+			if (!may_contact(p, h, a) || backing_off(p, h, a))
 				continue;
-			q->cur_host = h;
-			q->cur_addr = a;
-			start_session(q);
+			p->cur_host = h;
+			p->cur_addr = a;
+			start_session(p);
 			return;
 		}
-		q->host_i++;
-		q->addr_i = 0;
+		p->host_i++;
+		p->addr_i = 0;
 	}
-	if (!q->have_out && q->held) {
-		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_LOCAL_LIMIT, CALLOUT_STAGE_CONNECT,
-		         q->held_why);
+	if (!p->have_out && p->held) {
+		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_LOCAL_LIMIT, CALLOUT_STAGE_CONNECT,
+		         p->held_why);
 		return;
 	}
-	if (!q->have_out && q->refused) {
-		conclude(q, CALLOUT_UNKNOWN, CALLOUT_R_PRIVATE_ADDRESS, CALLOUT_STAGE_CONNECT,
-		         q->refused_why);
+	if (!p->have_out && p->refused) {
+		conclude(p, CALLOUT_UNKNOWN, CALLOUT_R_PRIVATE_ADDRESS, CALLOUT_STAGE_CONNECT,
+		         p->refused_why);
 		return;
 	}
-	if (!q->have_out) {
-		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, CALLOUT_STAGE_CONNECT,
+	if (!p->have_out) {
+		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, CALLOUT_STAGE_CONNECT,
 		         "no host could be tried");
 		return;
 	}
-	deliver(q);
+	deliver(p);
 }
 
 static void on_session(void *arg, const co_session_outcome *out)
 {
-	co_probe *q = arg;
+	co_probe *p = arg;
 
 	if (out->code)
-		probe_enter(q, PROBE_NEXT, "%s/%s %d %s", callout_verdict_name(out->verdict),
+		probe_enter(p, PROBE_NEXT, "%s/%s %d %s", callout_verdict_name(out->verdict),
 		            callout_reason_name(out->reason), out->code, out->enhanced);
 	else
-		probe_enter(q, PROBE_NEXT, "%s/%s (%s)", callout_verdict_name(out->verdict),
+		probe_enter(p, PROBE_NEXT, "%s/%s (%s)", callout_verdict_name(out->verdict),
 		            callout_reason_name(out->reason), out->text);
-	q->out = *out;
-	q->have_out = true;
-	if (out->retry_fallback && !q->use_fallback_now &&
-	    q->connections < q->set.max_connections) {
-		q->use_fallback_now = true;
-		start_session(q);
+	p->out = *out;
+	p->have_out = true;
+	if (out->retry_fallback && !p->use_fallback_now &&
+	    p->connections < p->set.max_connections) {
+		p->use_fallback_now = true;
+		start_session(p);
 		return;
 	}
-	if (out->retry_plain && !q->no_tls_now && q->connections < q->set.max_connections) {
-		q->no_tls_now = true;
-		start_session(q);
+	if (out->retry_plain && !p->no_tls_now && p->connections < p->set.max_connections) {
+		p->no_tls_now = true;
+		start_session(p);
 		return;
 	}
 	if (out->next_host) {
-		try_next(q);
+		try_next(p);
 		return;
 	}
-	deliver(q);
+	deliver(p);
 }
 
 static void on_dns(void *arg, const co_dns_result *res);
@@ -628,51 +628,51 @@ static void on_dns(void *arg, const co_dns_result *res);
  * went, then go on. */
 static void on_route_dns(void *arg, const co_dns_result *res)
 {
-	co_probe *q = arg;
+	co_probe *p = arg;
 
-	co_ctx_dns_health(q->ctx, res);
-	on_dns(q, res);
+	co_ctx_dns_health(p->ctx, res);
+	on_dns(p, res);
 }
 
 static void on_dns(void *arg, const co_dns_result *res)
 {
-	co_probe *q = arg;
+	co_probe *p = arg;
 
-	q->dns_req = NULL;
+	p->dns_req = NULL;
 	switch (res->status) {
 	case CO_DNS_OK:
 		break;
 	case CO_DNS_NXDOMAIN:
-		conclude(q, CALLOUT_INVALID, CALLOUT_R_NXDOMAIN, CALLOUT_STAGE_DNS, res->detail);
+		conclude(p, CALLOUT_INVALID, CALLOUT_R_NXDOMAIN, CALLOUT_STAGE_DNS, res->detail);
 		return;
 	case CO_DNS_NULL_MX:
-		conclude(q, CALLOUT_INVALID, CALLOUT_R_NULL_MX, CALLOUT_STAGE_DNS, res->detail);
+		conclude(p, CALLOUT_INVALID, CALLOUT_R_NULL_MX, CALLOUT_STAGE_DNS, res->detail);
 		return;
 	case CO_DNS_NO_HOST:
 		/* A route that does not resolve is our configuration, not
 		 * evidence about the address. */
-		if (q->via_route)
-			conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, CALLOUT_STAGE_DNS,
+		if (p->via_route)
+			conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, CALLOUT_STAGE_DNS,
 			         res->detail);
 		else
-			conclude(q, CALLOUT_INVALID, CALLOUT_R_NO_MAIL_HOST, CALLOUT_STAGE_DNS,
+			conclude(p, CALLOUT_INVALID, CALLOUT_R_NO_MAIL_HOST, CALLOUT_STAGE_DNS,
 			         res->detail);
 		return;
 	case CO_DNS_TEMPFAIL:
 	default:
-		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_DNS_TEMPFAIL, CALLOUT_STAGE_DNS,
+		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_DNS_TEMPFAIL, CALLOUT_STAGE_DNS,
 		         res->detail);
 		return;
 	}
-	q->hosts = malloc(res->nhosts * sizeof(*q->hosts));
-	if (!q->hosts) {
-		conclude(q, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS,
+	p->hosts = malloc(res->nhosts * sizeof(*p->hosts));
+	if (!p->hosts) {
+		conclude(p, CALLOUT_TEMPFAIL, CALLOUT_R_INTERNAL, CALLOUT_STAGE_DNS,
 		         "out of memory");
 		return;
 	}
-	memcpy(q->hosts, res->hosts, res->nhosts * sizeof(*q->hosts));
-	q->nhosts = res->nhosts;
-	try_next(q);
+	memcpy(p->hosts, res->hosts, res->nhosts * sizeof(*p->hosts));
+	p->nhosts = res->nhosts;
+	try_next(p);
 }
 
 /* Route, literal or MX: find the hosts to ask. */
@@ -851,7 +851,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* An unguessable local part for the catch-all probe. */
-static void make_random_rcpt(co_probe *q)
+static void make_random_rcpt(co_probe *p)
 {
 	static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 	unsigned char rnd[16];
@@ -862,13 +862,13 @@ static void make_random_rcpt(co_probe *q)
 		struct timespec t;
 		clock_gettime(CLOCK_REALTIME, &t);
 		for (size_t i = 0; i < sizeof(rnd); i++)
-			rnd[i] = (unsigned char)((t.tv_nsec >> (i % 24)) ^ (uintptr_t)q >> i);
+			rnd[i] = (unsigned char)((t.tv_nsec >> (i % 24)) ^ (uintptr_t)p >> i);
 	}
 	local[0] = alnum[rnd[0] % 26]; /* start with a letter */
 	for (size_t i = 1; i < sizeof(rnd); i++)
 		local[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
 	local[sizeof(rnd)] = '\0';
-	snprintf(q->random_rcpt, sizeof(q->random_rcpt), "%s@%s", local, q->addr.domain);
+	snprintf(p->random_rcpt, sizeof(p->random_rcpt), "%s@%s", local, p->addr.domain);
 }
 
 co_probe *co_probe_for(callout_ctx *ctx, const settings *set, const co_addr *addr)
