@@ -59,9 +59,9 @@ def test_exim_acl_gives_a_one_line_reply(calloutd):
 
 
 def test_architecture_lists_the_probe_states_of_the_code():
-    """docs/architecture.md's table of probe states is the engine's name
+    """docs/architecture.md's table of probe states is probe.c's name
     table, in its order."""
-    code = open(os.path.join(ROOT, "src", "lib", "engine.c")).read()
+    code = open(os.path.join(ROOT, "src", "lib", "probe.c")).read()
     table = re.search(r"probe_state_names\[PROBE_STATES\] = \{(.*?)\};", code, re.S).group(1)
     names = re.findall(r'\[PROBE_\w+\] = "(\w+)"', table)
     enum = re.search(r"typedef enum probe_state \{(.*?)\} probe_state;", code, re.S).group(1)
