@@ -243,6 +243,14 @@ typedef struct callout_options {
 	 * NULL: none. */
 	void (*trace)(void *arg, const char *line);
 	void *trace_arg;
+
+	/* Make every callout through a SOCKS5 proxy [ctx]:
+	 * "socks5://[USER:PASSWORD@]HOST:PORT" (RFC 1928, RFC 1929 for the
+	 * password; %XX escapes in USER and PASSWORD).  The MX hosts are
+	 * still found and judged here (the SSRF guard applies to them); the
+	 * proxy CONNECTs to their addresses.  Its failures are tempfail
+	 * (connect_failed) and no evidence against the host.  NULL: direct. */
+	const char *proxy;
 } callout_options;
 
 /* Fill *opts with the defaults. */

@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "option_table.h"
+#include "proxy.h"
 
 #define CMD             CLI_PROG " check"
 #define CONCURRENCY_MAX 10000ul
@@ -76,7 +77,8 @@ static void build_long_opts(void)
 		    (struct option){name, d->type == CO_OPT_FLAG ? no_argument : required_argument,
 		                    NULL, OPT_TABLE + 2 * (int)i};
 		if (d->type == CO_OPT_FLAG) {
-			snprintf(no, sizeof(flag_names[0]), "no-%s", name);
+			memcpy(no, "no-", 3);
+			co_opt_flag(d, no + 3, sizeof(flag_names[0]) - 3);
 			long_opts[k++] =
 			    (struct option){no, no_argument, NULL, OPT_TABLE + 2 * (int)i + 1};
 		}
@@ -239,6 +241,13 @@ static int opt_text(struct config *cfg, int opt, const co_optdef *d, const char 
 		if (!*value)
 			return cli_bad_value(CMD, long_opts, opt, value, "expected a host name");
 		break;
+	case offsetof(callout_options, proxy): {
+		co_proxy px;
+		const char *why = co_proxy_parse(value, &px);
+		if (why)
+			return cli_bad_value(CMD, long_opts, opt, value, why);
+		break;
+	}
 	case offsetof(callout_options, source_address):
 		if (!cli_valid_ip(value))
 			return cli_bad_value(CMD, long_opts, opt, value,
@@ -418,6 +427,7 @@ static int explain_einval(const callout_options *full)
 	TRY_ALONE(source_address, table_opt("source_address"),
 	          "expected a local IPv4 or IPv6 address");
 	TRY_ALONE(dns_servers, table_opt("dns_servers"), "rejected by the resolver");
+	TRY_ALONE(proxy, table_opt("proxy"), "its host does not resolve");
 #undef TRY_ALONE
 	if (full->cache) {
 		char shown[4200]; /* never echo a Redis password */
@@ -855,7 +865,7 @@ static const struct {
 	const char *first, *heading;
 } groups[] = {
     {"helo", "SMTP"},
-    {"dns_servers", "DNS"},
+    {"proxy", "Proxy and DNS"},
     {"timeout", "Timeouts (DURATION: 30, 30s, 0.5, 500ms, 2m, 1h, 7d; no unit means seconds)"},
     {"max_probes", "Limits that protect the servers asked (0 for a limit or a rate: none)"},
     {"positive_ttl", "Cache"},

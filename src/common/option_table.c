@@ -51,6 +51,9 @@ static const co_optdef table[] = {
      SAME, ANY_CLI, "N", "connection attempts at most per verification"},
 
     /* routing and DNS */
+    {"proxy", "engine", CO_OPT_TEXT, F(proxy), 0, false, CTX, 0, 0, 0, SAME, NULL,
+     "socks5://[USER:PASSWORD@]HOST:PORT",
+     "make every callout through this SOCKS5 proxy (default: none, direct)"},
     {"dns_servers", "engine", CO_OPT_TEXT, F(dns_servers), 0, false, CTX, 0, 0, 0, SAME,
      "dns-server", "ADDR[:PORT]", "DNS servers to ask instead of /etc/resolv.conf"},
 

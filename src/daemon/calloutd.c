@@ -29,6 +29,7 @@
 #include "daemon.h"
 #include "frontends.h"
 #include "option_table.h"
+#include "proxy.h"
 
 #define DEFAULT_CONFIG  CALLOUT_CONFIG_FILE /* meson: sysconfdir/callout */
 #define DRAIN_MARGIN_MS 2000
@@ -465,6 +466,8 @@ static void print_options(const cd_config *c)
 		const char *v = co_opt_format(&opts[i], &o, buf, sizeof(buf));
 		if (strcmp(opts[i].name, "cache") == 0)
 			v = callout_cache_spec_redact(v, shown, sizeof(shown));
+		else if (strcmp(opts[i].name, "proxy") == 0)
+			v = co_proxy_redact(v, shown, sizeof(shown));
 		printf("  [%s] %s = %s\n", opts[i].section, opts[i].name, v);
 	}
 }

@@ -37,6 +37,7 @@
 
 #include "config.h"
 #include "option_table.h"
+#include "proxy.h"
 #include "duration.h"
 #include "hostport.h"
 
@@ -544,6 +545,17 @@ static bool set_sender(struct pst *st, const struct keydef *k, char *v, bool mor
 	if (*v && (why = normalise_address(v)))
 		return KFAIL(st, k, "%s, got '%s'", why, v);
 	return copy_str(st, k, field(st, k), k->size, v);
+}
+
+static bool set_proxy(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	co_proxy px;
+	const char *why = *v ? co_proxy_parse(v, &px) : NULL;
+	char shown[300];
+
+	if (why)
+		return KFAIL(st, k, "%s, got '%s'", why, co_proxy_redact(v, shown, sizeof(shown)));
+	return copy_str(st, k, st->c->proxy, sizeof(st->c->proxy), v);
 }
 
 static bool set_source(struct pst *st, const struct keydef *k, char *v, bool more)
@@ -1115,6 +1127,7 @@ static const struct keydef keys[] = {
     STR(S_ENGINE, sender, set_sender),
     STR(S_ENGINE, fallback_sender, set_sender),
     STR(S_ENGINE, source_address, set_source),
+    STR(S_ENGINE, proxy, set_proxy),
     LIST(S_ENGINE, "dns_servers", set_dns_servers),
 
     STR(S_CACHE, cache, set_cache),
@@ -1646,6 +1659,7 @@ void cd_config_options(const cd_config *c, callout_options *o)
 	o->source_address = c->source_address[0] ? c->source_address : NULL;
 	o->dns_servers = c->dns_servers[0] ? c->dns_servers : NULL;
 	o->cache = c->cache[0] ? c->cache : NULL;
+	o->proxy = c->proxy[0] ? c->proxy : NULL;
 }
 
 static bool prefix_match(const unsigned char *a, const unsigned char *net, unsigned prefix)

@@ -93,6 +93,7 @@ typedef struct cd_config {
 	char fallback_sender[256]; /* "" = none */
 	char source_address[64];
 	char dns_servers[512];
+	char proxy[1024]; /* "" = direct */
 	char cache[4096]; /* spec; default lmdb:STATE_DIR/cache.lmdb */
 
 	/* [verify]: the decisions, shared by the policy service and the milter */

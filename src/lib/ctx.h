@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "cache.h"
 #include "cache_rules.h"
+#include "conn.h"
 #include "dns.h"
 #include "netcheck.h"
 #include "pool.h"
@@ -52,6 +53,7 @@ struct callout_ctx {
 	bool own_base;
 	co_dns *dns;
 	SSL_CTX *tls;
+	co_conn_proxy *proxy; /* SOCKS5 proxy of every session; NULL: direct */
 	settings defaults;
 	LIST_HEAD(route_list, route) routes;
 	LIST_HEAD(request_list, callout_query) requests; /* for ctx_free */

@@ -33,6 +33,7 @@
 #include "netcheck.h"
 #include "pool.h"
 #include "probe.h"
+#include "proxy.h"
 #include "route.h"
 
 #define INPUT_SHOWN_MAX 160 /* of an input that is not an address */
@@ -283,6 +284,31 @@ static void on_gate(evutil_socket_t fd, short what, void *arg)
 	co_probe_gate_admit(arg);
 }
 
+/* The SOCKS5 proxy of every session, resolved once: EINVAL for a spec
+ * that does not parse or a host that does not resolve. */
+static callout_status open_proxy(callout_ctx *ctx, const char *spec)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai;
+	char port[16];
+	co_conn_proxy *px;
+
+	if (!spec || !*spec)
+		return CALLOUT_OK;
+	if (!(px = calloc(1, sizeof(*px))))
+		return CALLOUT_ENOMEM;
+	ctx->proxy = px;
+	if (co_proxy_parse(spec, &px->spec))
+		return CALLOUT_EINVAL;
+	snprintf(port, sizeof(port), "%u", px->spec.port);
+	if (getaddrinfo(px->spec.host, port, &hints, &ai) != 0)
+		return CALLOUT_EINVAL;
+	memcpy(&px->addr, ai->ai_addr, ai->ai_addrlen);
+	px->addrlen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	co_proxy_label(&px->spec, px->label, sizeof(px->label));
+	return CALLOUT_OK;
+}
+
 CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callout_options *opts,
                                            callout_ctx **out)
 {
@@ -324,6 +350,8 @@ CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callou
 	if ((st = open_cache(ctx, &o)) != CALLOUT_OK)
 		goto fail;
 	if ((st = open_pool(ctx, &o)) != CALLOUT_OK)
+		goto fail;
+	if ((st = open_proxy(ctx, o.proxy)) != CALLOUT_OK)
 		goto fail;
 	*out = ctx;
 	return CALLOUT_OK;
@@ -367,6 +395,7 @@ CALLOUT_API void callout_ctx_free(callout_ctx *ctx)
 		event_base_free(ctx->base);
 	}
 	SSL_CTX_free(ctx->tls);
+	free(ctx->proxy);
 	co_netcheck_free(ctx->net);
 	co_routes_free(ctx);
 	free(ctx);

@@ -250,7 +250,7 @@ static bool same_kind(const co_psess *ps, const co_pool_job *j)
 	       strcmp(ps->from, b->mail_from) == 0 &&
 	       ps->has_fallback == (b->fallback_from != NULL) && strcmp(ps->fallback, fb) == 0 &&
 	       a->smtputf8 == b->smtputf8 && a->pipelining == b->pipelining && a->tls == b->tls &&
-	       a->connect_timeout_ms == b->connect_timeout_ms &&
+	       a->proxy == b->proxy && a->connect_timeout_ms == b->connect_timeout_ms &&
 	       a->command_timeout_ms == b->command_timeout_ms && a->sourcelen == b->sourcelen &&
 	       (!b->sourcelen || memcmp(&ps->source, b->source, b->sourcelen) == 0);
 }

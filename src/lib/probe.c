@@ -480,6 +480,7 @@ static void start_session(co_probe *p)
 	    .vrfy = (p->set.flags & CALLOUT_F_VRFY) != 0,
 	    .pipelining = !(p->set.flags & CALLOUT_F_NO_PIPELINING),
 	    .tls = (p->set.flags & CALLOUT_F_TLS) && !p->no_tls_now ? ctx->tls : NULL,
+	    .proxy = ctx->proxy,
 	    .tls_name = p->cur_host->name,
 	    .connect_timeout_ms = p->set.connect_ms,
 	    .command_timeout_ms = p->set.command_ms,

@@ -61,3 +61,11 @@ GATEWAY_IP = "127.0.0.60"
 GATEWAY_DOMAIN = "gateway.test"
 GATEWAY_USERS = ["alice", "bob", "postmaster"]
 FORWARD_DOMAIN = "forward.test"
+
+# Real SOCKS5 proxies (Dante, tests/integration/fixtures_socks.py) on
+# SOCKS_IP: one without authentication on SOCKS_PORT, one that wants a
+# username and password (SOCKS_USER, SOCKS_PASSWORD) on SOCKS_PORT + 1.
+SOCKS_IP = "127.0.0.1"
+SOCKS_PORT = int(os.environ.get("CALLOUT_TEST_SOCKS_PORT", "10108"))
+SOCKS_USER = "callout-socks-test"
+SOCKS_PASSWORD = "s0cks-Pass"
