@@ -362,7 +362,9 @@ def test_post_options_are_honoured_or_refused_by_name(calloutd, mx):
                         ({"sender": "probe@example.org"},
                          ['"sender" cannot be set per request', "[engine] sender"]),
                         ({"port": 2525}, ['"port" cannot be set per request']),
-                        ({"proxy": "socks5://127.0.0.1:1080"}, ['unknown field "proxy"'])):
+                        ({"proxy": "socks5://127.0.0.1:1080"},
+                         ['"proxy" cannot be set per request', "[engine] proxy"]),
+                        ({"bogus": 1}, ['unknown field "bogus"'])):
         r = verify_post(json.dumps({"address": addr, **body}))
         assert r.status == 400, (body, r)
         assert r.json["error"] == "invalid_option", r.json
