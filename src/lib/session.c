@@ -744,8 +744,11 @@ static void on_conn_error(void *arg, co_conn_error err, const char *detail)
 		tls_failed(s, detail);
 		break;
 	case CO_CONN_PROXY:
-		fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, detail);
-		s->why.proxy_failed = true;
+		/* as fail(), and says that the host is not to blame */
+		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, detail);
+		s->why.proxy_failed = s->why.next_host = true;
+		cut_batch(s);
+		end(s, false);
 		break;
 	case CO_CONN_CLOSED:
 	case CO_CONN_IO:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -156,3 +157,30 @@ def test_calloutd_through_the_proxy(calloutd, socks_proxies, postfix_mx, tmp_pat
     r = subprocess.run([conftest.binary("calloutd"), "-t", "-c", str(conf)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and f"{conf}:2: [engine] proxy:" in r.stderr, r.stderr
+
+
+def test_a_dead_proxy_puts_no_host_in_backoff(calloutd, postfix_mx):
+    """The proxy's failures say nothing about the mail host: after many of
+    them (backoff after 1 failure), no MX address is backing off; a host
+    that refuses behind a working proxy does go into backoff."""
+    s = socket.socket()
+    s.bind((testnet.SOCKS_IP, 0))
+    port = s.getsockname()[1]
+    s.close()
+    d = calloutd(sections={"engine": {"proxy": f"socks5://{testnet.SOCKS_IP}:{port}",
+                                      "backoff_failures": "1"}})
+    for i in range(3):
+        assert d.policy({"sender": f"user{i}@postfix.test"}).startswith("action=450 ")
+    with urllib.request.urlopen(d.http_url + "/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert "\ncalloutd_engine_hosts_backing_off 0\n" in metrics, metrics
+
+
+def test_a_host_refusing_behind_the_proxy_backs_off(calloutd, socks_proxies):
+    # failover.test: its first MX (DEAD_IP) refuses, its second is Postfix
+    d = calloutd(sections={"engine": {"proxy": socks_proxies.open, "backoff_failures": "1"}})
+    assert d.policy({"sender": "alice@failover.test"}) == "action=DUNNO"
+
+    with urllib.request.urlopen(d.http_url + "/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert "\ncalloutd_engine_hosts_backing_off 0\n" not in metrics, metrics
