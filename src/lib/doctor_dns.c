@@ -1,8 +1,13 @@
 /*
- * A small c-ares channel on the libevent loop for the doctor's lookups
- * (doctor.h): PTR, and A/AAAA with their exact status, which dns.c (MX
- * resolution for callouts) does not offer.  Few queries, so few sockets:
- * one event per socket c-ares opens, one timer from ares_timeout().
+ * The lookups of a doctor's run about our own side (doctor_int.h): the
+ * HELO name's A/AAAA from the start; once the egress address is known,
+ * its PTR, then the PTR name's A/AAAA, and one A lookup per blocklist
+ * zone.  Each answer is kept in the run for the verdicts.
+ *
+ * They go on a small c-ares channel on the libevent loop (co_rdns): PTR,
+ * and A/AAAA with their exact status, which dns.c (MX resolution for
+ * callouts) does not offer.  Few queries, so few sockets: one event per
+ * socket c-ares opens, one timer from ares_timeout().
  */
 #include <ares.h>
 #include <arpa/inet.h>
@@ -13,13 +18,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/event.h>
 
-#include "doctor.h"
+#include "doctor_parse.h"
+#include "doctor_int.h"
+#include "sockaddr.h"
 
 #define RDNS_SOCKS   16
 #define RDNS_ANSWERS 16
+
+/* ---- the channel ----------------------------------------------------------- */
+
+/* answers: names (PTR) or numeric addresses (A, AAAA); why: the failure
+ * ("SERVFAIL", "timeout") for TEMPFAIL, else "".  Called once from the
+ * loop, never after co_rdns_free(). */
+typedef void (*co_rdns_cb)(void *arg, co_rdns_status st, const char *const *answers, unsigned n,
+                           const char *why);
 
 struct co_rdns {
 	struct event_base *base;
@@ -243,7 +259,8 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 	free(q);
 }
 
-int co_rdns_query(co_rdns *r, const char *name, int type, co_rdns_cb cb, void *arg)
+/* type: 1 (A), 28 (AAAA) or 12 (PTR).  -1 when out of memory. */
+static int rdns_query(co_rdns *r, const char *name, int type, co_rdns_cb cb, void *arg)
 {
 	struct rq *q = malloc(sizeof(*q));
 
@@ -253,4 +270,135 @@ int co_rdns_query(co_rdns *r, const char *name, int type, co_rdns_cb cb, void *a
 	ares_query(r->channel, name, ns_c_in, type, on_answer, q);
 	rearm(r);
 	return 0;
+}
+
+/* ---- the lookups about our side ------------------------------------------ */
+
+static void on_fwd(void *arg, co_rdns_status st, const char *const *answers, unsigned n,
+                   const char *why)
+{
+	struct fwd *f = arg;
+
+	f->left--;
+	f->d->pending--;
+	if (st == CO_RDNS_OK || st == CO_RDNS_NODATA)
+		f->exists = true;
+	if (st == CO_RDNS_TEMPFAIL) {
+		f->temp = true;
+		snprintf(f->why, sizeof(f->why), "%s", why);
+	}
+	for (unsigned i = 0; i < n && f->n < DOC_ADDRS; i++)
+		snprintf(f->addrs[f->n++], sizeof(f->addrs[0]), "%s", answers[i]);
+	maybe_finish(f->d);
+}
+
+void co_doctor_fwd_start(callout_doctor *d, struct fwd *f, const char *name)
+{
+	f->d = d;
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->asked = true;
+	f->left = 2;
+	d->pending += 2;
+	if (rdns_query(d->rdns, name, ns_t_a, on_fwd, f) < 0)
+		on_fwd(f, CO_RDNS_TEMPFAIL, NULL, 0, "out of memory");
+	if (rdns_query(d->rdns, name, ns_t_aaaa, on_fwd, f) < 0)
+		on_fwd(f, CO_RDNS_TEMPFAIL, NULL, 0, "out of memory");
+}
+
+static void on_ptr(void *arg, co_rdns_status st, const char *const *answers, unsigned n,
+                   const char *why)
+{
+	callout_doctor *d = arg;
+
+	d->pending--;
+	d->ptr_answered = true;
+	d->ptr_status = st;
+	snprintf(d->ptr_why, sizeof(d->ptr_why), "%s", why);
+	if (st == CO_RDNS_OK && n > 0) {
+		char *p = d->ptr_name;
+		size_t len;
+
+		snprintf(d->ptr_name, sizeof(d->ptr_name), "%s", answers[0]);
+		for (; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+		len = strlen(d->ptr_name);
+		if (len > 0 && d->ptr_name[len - 1] == '.')
+			d->ptr_name[len - 1] = '\0';
+		if (!d->timed_out)
+			co_doctor_fwd_start(d, &d->ptr_fwd, d->ptr_name);
+	}
+	maybe_finish(d);
+}
+
+static void on_zone(void *arg, co_rdns_status st, const char *const *answers, unsigned n,
+                    const char *why)
+{
+	struct zone *z = arg;
+	unsigned char a[4];
+
+	z->d->pending--;
+	z->answered = true;
+	if (st == CO_RDNS_NXDOMAIN || st == CO_RDNS_NODATA) {
+		z->listed = 0;
+		snprintf(z->detail, sizeof(z->detail), "not listed");
+	} else if (st == CO_RDNS_TEMPFAIL) {
+		z->listed = -1;
+		snprintf(z->detail, sizeof(z->detail), "could not check: %s", why);
+	} else {
+		z->listed = -1;
+		snprintf(z->detail, sizeof(z->detail), "unexpected answer %s", answers[0]);
+		for (unsigned i = 0; i < n; i++) {
+			if (inet_pton(AF_INET, answers[i], a) != 1 || a[0] != 127)
+				continue;
+			if (a[1] == 255 && a[2] == 255) {
+				/* Spamhaus-style error codes: the list refuses the query */
+				snprintf(z->detail, sizeof(z->detail),
+				         "could not check: the list answers %s (an error code: "
+				         "it refuses queries from this resolver)",
+				         answers[i]);
+				continue;
+			}
+			z->listed = 1;
+			snprintf(z->detail, sizeof(z->detail), "listed (%s)", answers[i]);
+			break;
+		}
+	}
+	maybe_finish(z->d);
+}
+
+static bool is_v4(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ||
+	       IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr);
+}
+
+void co_doctor_egress_known(callout_doctor *d, const struct sockaddr_storage *ss, bool configured)
+{
+	char name[320];
+
+	if (d->have_egress)
+		return;
+	d->have_egress = true;
+	d->egress_configured = configured;
+	d->egress = *ss;
+	co_sockaddr_text((const struct sockaddr *)ss, 0, CO_SA_UNMAP, d->egress_text,
+	                 sizeof(d->egress_text));
+	if (co_dnsbl_name((const struct sockaddr *)ss, is_v4(ss) ? "in-addr.arpa" : "ip6.arpa",
+	                  name, sizeof(name))) {
+		d->ptr_asked = true;
+		d->pending++;
+		if (rdns_query(d->rdns, name, ns_t_ptr, on_ptr, d) < 0)
+			on_ptr(d, CO_RDNS_TEMPFAIL, NULL, 0, "out of memory");
+	}
+	for (unsigned i = 0; i < d->nzones; i++) {
+		struct zone *z = &d->zones[i];
+
+		if (!co_dnsbl_name((const struct sockaddr *)ss, z->name, name, sizeof(name)))
+			continue;
+		z->asked = true;
+		d->pending++;
+		if (rdns_query(d->rdns, name, ns_t_a, on_zone, z) < 0)
+			on_zone(z, CO_RDNS_TEMPFAIL, NULL, 0, "out of memory");
+	}
 }
