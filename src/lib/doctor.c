@@ -16,14 +16,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -120,23 +118,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the start -------------------------------------------------------------- */
 
-/* This host's FQDN, as the library uses for HELO (gethostname, then the
- * canonical name when it has no dot; "localhost" when unusable). */
-static void own_fqdn(char *out, size_t len)
-{
-	char host[256] = "";
-	struct addrinfo hints = {.ai_flags = AI_CANONNAME}, *ai = NULL;
-
-	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
-		snprintf(host, sizeof(host), "localhost");
-	if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0) {
-		if (ai && ai->ai_canonname && strchr(ai->ai_canonname, '.'))
-			snprintf(host, sizeof(host), "%s", ai->ai_canonname);
-		freeaddrinfo(ai);
-	}
-	snprintf(out, len, "%s", co_helo_valid(host) ? host : "localhost");
-}
-
 static callout_status bad(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -219,7 +200,7 @@ static callout_status parse_opts(callout_doctor *d, const callout_doctor_options
 			return bad(err, errlen, "invalid HELO name");
 		snprintf(d->helo, sizeof(d->helo), "%s", o->helo);
 	} else {
-		own_fqdn(d->helo, sizeof(d->helo));
+		co_default_helo(d->helo, sizeof(d->helo));
 	}
 	if (o->source_address && *o->source_address) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)&d->source;
