@@ -12,8 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "doctor_parse.h"
 #include "doctor_int.h"
+#include "doctor_parse.h"
 
 #define SKEW_WARN_S 300 /* clock skew worth a warning */
 

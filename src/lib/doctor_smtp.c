@@ -23,8 +23,8 @@
 #include <openssl/ssl.h>
 
 #include "dns.h"
-#include "doctor_parse.h"
 #include "doctor_int.h"
+#include "doctor_parse.h"
 #include "netcheck.h"
 #include "reply.h"
 #include "sockaddr.h"
