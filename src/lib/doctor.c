@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -96,7 +95,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < C_COUNT; i++)
 		if (d->checks[i].level != CALLOUT_DOCTOR_SKIP && d->checks[i].level > rep.worst)
 			rep.worst = d->checks[i].level;
-	rep.ms = ms_since(&d->t0);
+	rep.ms = ms_since(d->t0);
 	rep.nchecks = C_COUNT;
 	rep.checks = d->checks;
 	rep.nlistings = d->nzones;
@@ -251,7 +250,7 @@ CALLOUT_API callout_status callout_doctor_start(struct event_base *base,
 	d->base = base;
 	d->cb = cb;
 	d->arg = arg;
-	clock_gettime(CLOCK_MONOTONIC, &d->t0);
+	d->t0 = co_clock_ms(NULL, NULL);
 	if ((st = parse_opts(d, &o, err, errlen)) != CALLOUT_OK) {
 		free(d);
 		return st;

@@ -25,6 +25,7 @@
 
 #include <callout/callout.h>
 
+#include "clock.h"
 #include "dns.h"
 #include "hostport.h"
 #include "netcheck.h"
@@ -91,7 +92,7 @@ struct callout_doctor {
 	struct event_base *base;
 	callout_doctor_cb cb;
 	void *arg;
-	struct timespec t0;
+	long long t0; /* co_clock_ms() at the start */
 	/* options */
 	char target[256];
 	bool by_mx;
@@ -123,7 +124,7 @@ struct callout_doctor {
 	/* the SMTP session */
 	enum phase phase;
 	struct bufferevent *bev;
-	struct timespec tconn;
+	long long tconn; /* co_clock_ms() at the connect */
 	co_reply reply;
 	co_caps caps;
 	bool ehlo_first;
@@ -165,13 +166,10 @@ static inline void maybe_finish(callout_doctor *d)
 	}
 }
 
-/* Milliseconds since t (CLOCK_MONOTONIC). */
-static inline unsigned ms_since(const struct timespec *t)
+/* Milliseconds since t, a reading of co_clock_ms(). */
+static inline unsigned ms_since(long long t)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (unsigned)((now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000);
+	return (unsigned)(co_clock_ms(NULL, NULL) - t);
 }
 
 /* Now in Unix seconds: the caller's clock, if any (tests). */

@@ -208,7 +208,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			socklen_t llen = sizeof(local);
 
 			d->connected = true;
-			d->connect_ms = ms_since(&d->tconn);
+			d->connect_ms = ms_since(d->tconn);
 			if (getsockname(bufferevent_getfd(bev), (struct sockaddr *)&local, &llen) ==
 			    0)
 				co_doctor_egress_known(d, &local, false);
@@ -293,7 +293,7 @@ static void try_next(callout_doctor *d)
 		bufferevent_setcb(d->bev, on_read, NULL, on_event, d);
 		set_timeouts(d, d->conn_ms);
 		d->phase = P_CONNECT;
-		clock_gettime(CLOCK_MONOTONIC, &d->tconn);
+		d->tconn = co_clock_ms(NULL, NULL);
 		if (bufferevent_socket_connect(d->bev, (const struct sockaddr *)&t->ss, t->len) <
 		    0) {
 			snprintf(d->conn_err, sizeof(d->conn_err), "%s %s: %s", t->name, a,
