@@ -9,10 +9,10 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "../lib/hash.h"
 #include "clients.h"
+#include "clock.h"
 #include "daemon.h"
 
 #define BUCKETS 1024
@@ -125,13 +125,12 @@ unsigned cd_clients_count(const cd_clients *t, const cd_client_key *k)
 
 void cd_refused(cd_refusals *r, const char *frontend, const char *why)
 {
-	struct timespec now;
+	long long second = co_clock_ms(NULL, NULL) / 1000;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	r->n++;
-	if (now.tv_sec == r->second)
+	if (second == r->second)
 		return;
 	cd_log(CD_LOG_WARNING, "%s: refused %u connection(s): %s", frontend, r->n, why);
-	r->second = now.tv_sec;
+	r->second = second;
 	r->n = 0;
 }

@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/util.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "listen.h"
 
@@ -77,17 +77,16 @@ int cd_listen_inet(const cd_listen *cl, const char *fe, char *err, size_t errlen
 void cd_accept_paused(cd_accept_pause *ap)
 {
 	struct timeval tv = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
-	struct timespec now;
-
 	/* a line a second at most, however long the shortage lasts */
-	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long second = co_clock_ms(NULL, NULL) / 1000;
+
 	ap->pauses++;
-	if (now.tv_sec != ap->logged_second) {
+	if (second != ap->logged_second) {
 		cd_log(CD_LOG_WARNING,
 		       "%s: accept: %s; pausing %d ms (%u time(s) since the last line)", ap->fe,
 		       evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), ACCEPT_PAUSE_MS,
 		       ap->pauses);
-		ap->logged_second = now.tv_sec;
+		ap->logged_second = second;
 		ap->pauses = 0;
 	}
 	for (size_t i = 0; i < ap->n; i++)

@@ -50,6 +50,7 @@
 
 #include <libmilter/mfapi.h>
 
+#include "clock.h"
 #include "decide.h"
 #include "frontends.h"
 #include "sockaddr.h"
@@ -271,14 +272,11 @@ static void job_start(void *arg)
 
 /* ---- the job, on a libmilter thread ----------------------------------- */
 
-static void timespec_add_ms(struct timespec *t, unsigned ms)
+/* The instant ms of co_clock_ms(), as a CLOCK_MONOTONIC timespec (the
+ * clock of a job's condition variable). */
+static struct timespec monotonic_at(long long ms)
 {
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
+	return (struct timespec){(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 }
 
 /*
@@ -294,7 +292,7 @@ static int ask(const conn *c, SMFICTX *ctx, enum event ev, const char *rcpt, cd_
 	const char *auth = smfi_getsymval(ctx, sym_auth);
 	const char *qid = smfi_getsymval(ctx, sym_qid);
 	pthread_condattr_t ca;
-	struct timespec start, deadline;
+	long long start;
 	mjob *j = calloc(1, sizeof(*j));
 	int rc = -1;
 
@@ -320,7 +318,7 @@ static int ask(const conn *c, SMFICTX *ctx, enum event ev, const char *rcpt, cd_
 	snprintf(j->auth, sizeof(j->auth), "%s", auth ? auth : "");
 	snprintf(j->queue_id, sizeof(j->queue_id), "%s", qid ? qid : "");
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start = co_clock_ms(NULL, NULL);
 	pthread_mutex_lock(&g.lock);
 	j->wait_ms = g.set.reply_within_ms;
 	/* Under the lock: cd_milter_free closes it, and no call may follow
@@ -341,15 +339,12 @@ static int ask(const conn *c, SMFICTX *ctx, enum event ev, const char *rcpt, cd_
 		if (j->done || j->failed || j->abandoned)
 			break;
 		/* wait_ms may grow when the loop takes the job after a reload */
-		deadline = start;
-		timespec_add_ms(&deadline, j->wait_ms + WAIT_MARGIN_MS);
-		if (pthread_cond_timedwait(&j->cond, &g.lock, &deadline) == ETIMEDOUT) {
-			struct timespec now;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (now.tv_sec > deadline.tv_sec ||
-			    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
-				break;
-		}
+		long long end = start + j->wait_ms + WAIT_MARGIN_MS;
+		struct timespec deadline = monotonic_at(end);
+
+		if (pthread_cond_timedwait(&j->cond, &g.lock, &deadline) == ETIMEDOUT &&
+		    co_clock_ms(NULL, NULL) >= end)
+			break;
 	}
 	if (j->done) {
 		*a = j->answer;

@@ -76,7 +76,7 @@ typedef struct rq {
 } rq;
 
 struct pconn {
-	pconn *prev, *next;
+	LIST_ENTRY(pconn) link; /* in its service's list */
 	cd_policy *p;
 	struct bufferevent *bev;
 	struct event *deadline; /* the request being read must be complete by then */
@@ -103,7 +103,7 @@ struct cd_policy {
 	size_t nls;
 	struct evconnlistener *levs[CD_LISTEN_MAX]; /* ls[i].lev, for the pause */
 	cd_accept_pause pause;                      /* after an accept error */
-	pconn *conns;
+	LIST_HEAD(, pconn) conns;
 	unsigned nconns;
 	cd_clients *clients; /* connections per client */
 	cd_refusals refused;
@@ -149,12 +149,7 @@ static void conn_free(pconn *c)
 	cd_policy *p = c->p;
 
 	rq_free_all(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		p->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	p->nconns--;
 	cd_clients_remove(p->clients, &c->client);
 	if (c->deadline)
@@ -519,10 +514,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	if (salen <= 0 ||
 	    !co_sockaddr_text(sa, (size_t)salen, CO_SA_PORT, c->peer, sizeof(c->peer))[0])
 		snprintf(c->peer, sizeof(c->peer), "%s", l->name);
-	c->next = p->conns;
-	if (p->conns)
-		p->conns->prev = c;
-	p->conns = c;
+	LIST_INSERT_HEAD(&p->conns, c, link);
 	p->nconns++;
 
 	bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
@@ -627,6 +619,7 @@ cd_policy *cd_policy_new(cd_daemon *d, char *err, size_t errlen)
 		return NULL;
 	}
 	p->d = d;
+	LIST_INIT(&p->conns);
 	p->pause = (cd_accept_pause){.fe = "policy", .levs = p->levs};
 	p->pause.resume = evtimer_new(d->base, cd_accept_resume_cb, &p->pause);
 	p->clients = cd_clients_new();
@@ -704,8 +697,8 @@ void cd_policy_free(cd_policy *p)
 	if (!p)
 		return;
 	cd_policy_close(p);
-	while (p->conns)
-		conn_free(p->conns);
+	while (!LIST_EMPTY(&p->conns))
+		conn_free(LIST_FIRST(&p->conns));
 	if (p->pause.resume)
 		event_free(p->pause.resume);
 	cd_clients_free(p->clients);

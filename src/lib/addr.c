@@ -10,11 +10,13 @@
 #include "addr.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <idn2.h>
 
@@ -486,4 +488,19 @@ bool co_helo_valid(const char *name)
 		return literal_parse(name, len, &kind, NULL, NULL, 0) == 0;
 	}
 	return ldh_check(name, len, NULL, 0) == 0;
+}
+
+void co_default_helo(char *out, size_t len)
+{
+	char host[256] = "";
+	struct addrinfo hints = {.ai_flags = AI_CANONNAME}, *ai = NULL;
+
+	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0) {
+		if (ai && ai->ai_canonname && strchr(ai->ai_canonname, '.'))
+			snprintf(host, sizeof(host), "%s", ai->ai_canonname);
+		freeaddrinfo(ai);
+	}
+	snprintf(out, len, "%s", co_helo_valid(host) ? host : "localhost");
 }

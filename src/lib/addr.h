@@ -72,6 +72,13 @@ int co_addr_parse(const char *input, co_addr *out, char *err, size_t errlen);
 bool co_helo_valid(const char *name);
 
 /*
+ * This host's name for EHLO/HELO when none is configured, into out (len
+ * bytes): gethostname(), then its canonical name when it has no dot;
+ * "localhost" when that is not a valid HELO name.
+ */
+void co_default_helo(char *out, size_t len);
+
+/*
  * Fold a domain name (U-label or A-label, no trailing dot required) to a
  * lower-case A-label into out (CO_DOMAIN_MAX + 1 bytes).  Returns 0, or -1
  * with a reason in err.  Used for route domains too.

@@ -765,7 +765,7 @@ co_dns *co_dns_new(struct event_base *base, const char *servers, unsigned timeou
 	LIST_INIT(&dns->reqs);
 	STAILQ_INIT(&dns->queue);
 	rng_seed(dns);
-	if (!co_dns_loop_open(&dns->loop, base, servers, timeout_ms, err, errlen)) {
+	if (!co_dns_loop_open(&dns->loop, base, servers, timeout_ms, false, err, errlen)) {
 		rc = errno; /* the caller tells out of memory from a bad setup */
 		co_dns_free(dns);
 		errno = rc;

@@ -1,5 +1,6 @@
 /*
- * The c-ares channel of a co_dns in the libevent loop (see dns_loop.h).
+ * A c-ares channel in the libevent loop (see dns_loop.h): dns.c's, and
+ * the doctor's (doctor_dns.c).
  *
  * c-ares reports the sockets it wants watched through its sock_state_cb;
  * each socket gets one persistent libevent event that calls
@@ -249,7 +250,7 @@ static unsigned channel_nservers(co_dns_loop *l)
 }
 
 bool co_dns_loop_open(co_dns_loop *l, struct event_base *base, const char *servers,
-                      unsigned timeout_ms, char *err, size_t errlen)
+                      unsigned timeout_ms, bool exact_rcodes, char *err, size_t errlen)
 {
 	int rc;
 
@@ -279,11 +280,12 @@ bool co_dns_loop_open(co_dns_loop *l, struct event_base *base, const char *serve
 	 * (ARES_FLAG_NOCHECKRESP) so the failure says what happened: c-ares
 	 * 1.18 would report ECONNREFUSED.  With several, it should try the
 	 * next one instead; the server list is only known once resolv.conf
-	 * is read, so the channel is opened a second time when needed.
+	 * is read, so the channel is opened a second time when needed.  With
+	 * exact_rcodes, every server's SERVFAIL/REFUSED comes back.
 	 */
-	if (!channel_open(l, servers, timeout_ms, false, err, errlen))
+	if (!channel_open(l, servers, timeout_ms, exact_rcodes, err, errlen))
 		return false;
-	if (channel_nservers(l) <= 1) {
+	if (!exact_rcodes && channel_nservers(l) <= 1) {
 		ares_destroy(l->channel);
 		l->have_channel = false;
 		if (!channel_open(l, servers, timeout_ms, true, err, errlen))

@@ -1,9 +1,10 @@
 /*
- * The c-ares channel of a co_dns, run by the libevent loop: the channel's
- * options and servers, one persistent event per socket c-ares wants
- * watched (ares_process_fd), and one timer re-armed from ares_timeout()
- * that drives its retransmissions and timeouts.  dns.c puts queries on
- * the channel and calls co_dns_loop_rearm() after each batch.
+ * A c-ares channel run by the libevent loop: the channel's options and
+ * servers, one persistent event per socket c-ares wants watched
+ * (ares_process_fd), and one timer re-armed from ares_timeout() that
+ * drives its retransmissions and timeouts.  dns.c (a co_dns) and
+ * doctor_dns.c (the doctor's lookups) put queries on their channel and
+ * call co_dns_loop_rearm() after each batch.
  */
 #ifndef CO_DNS_LOOP_H
 #define CO_DNS_LOOP_H
@@ -41,12 +42,15 @@ typedef struct co_dns_loop {
 
 /*
  * Open the channel on base: the servers (NULL: resolv.conf) with a
- * timeout per try (0: the default).  false with err and errno set (ENOMEM
- * when out of memory); co_dns_loop_close() then frees what was opened.
+ * timeout per try (0: the default).  SERVFAIL and REFUSED come back as
+ * the answer: with exact_rcodes always (the doctor's lookups tell them
+ * apart), else with one server only (with several, c-ares asks the
+ * next).  false with err and errno set (ENOMEM when out of memory);
+ * co_dns_loop_close() then frees what was opened.
  * The loop must stay where it is while open (c-ares keeps its address).
  */
 bool co_dns_loop_open(co_dns_loop *l, struct event_base *base, const char *servers,
-                      unsigned timeout_ms, char *err, size_t errlen);
+                      unsigned timeout_ms, bool exact_rcodes, char *err, size_t errlen);
 /* Arm the timer for what c-ares waits for next; after every new query. */
 void co_dns_loop_rearm(co_dns_loop *l);
 /* Destroy the channel (its queries call back with ARES_EDESTRUCTION and

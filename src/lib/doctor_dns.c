@@ -1,35 +1,40 @@
 /*
- * A small c-ares channel on the libevent loop for the doctor's lookups
- * (doctor.h): PTR, and A/AAAA with their exact status, which dns.c (MX
- * resolution for callouts) does not offer.  Few queries, so few sockets:
- * one event per socket c-ares opens, one timer from ares_timeout().
+ * The lookups of a doctor's run about our own side (doctor_int.h): the
+ * HELO name's A/AAAA from the start; once the egress address is known,
+ * its PTR, then the PTR name's A/AAAA, and one A lookup per blocklist
+ * zone.  Each answer is kept in the run for the verdicts.
+ *
+ * They go on a small c-ares channel of their own (co_rdns), which
+ * dns_loop.c runs in the loop as it runs dns.c's: PTR, and A/AAAA with
+ * their exact status (NXDOMAIN apart from SERVFAIL), which dns.c (MX
+ * resolution for callouts) does not offer.
  */
 #include <ares.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
-#include <errno.h>
-#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
-#include <event2/event.h>
+#include "dns_loop.h"
+#include "doctor_int.h"
+#include "doctor_parse.h"
+#include "sockaddr.h"
 
-#include "doctor.h"
-
-#define RDNS_SOCKS   16
 #define RDNS_ANSWERS 16
 
+/* ---- the channel ----------------------------------------------------------- */
+
+/* answers: names (PTR) or numeric addresses (A, AAAA); why: the failure
+ * ("SERVFAIL", "timeout") for TEMPFAIL, else "".  Called once from the
+ * loop, never after co_rdns_free(). */
+typedef void (*co_rdns_cb)(void *arg, co_rdns_status st, const char *const *answers, unsigned n,
+                           const char *why);
+
 struct co_rdns {
-	struct event_base *base;
-	ares_channel channel;
-	struct event *timer;
-	struct {
-		ares_socket_t fd;
-		struct event *ev;
-	} socks[RDNS_SOCKS];
-	bool freeing;
+	co_dns_loop loop; /* its sockets and timer; stays where it is while open */
 };
 
 struct rq {
@@ -39,97 +44,19 @@ struct rq {
 	void *arg;
 };
 
-static void rearm(co_rdns *r)
-{
-	struct timeval tv, *tvp;
-
-	tvp = ares_timeout(r->channel, NULL, &tv);
-	if (tvp)
-		evtimer_add(r->timer, tvp);
-	else
-		evtimer_del(r->timer);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	co_rdns *r = arg;
-
-	ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	rearm(r);
-}
-
-static void on_sock(evutil_socket_t fd, short what, void *arg)
-{
-	co_rdns *r = arg;
-
-	ares_process_fd(r->channel, (what & EV_READ) ? (ares_socket_t)fd : ARES_SOCKET_BAD,
-	                (what & EV_WRITE) ? (ares_socket_t)fd : ARES_SOCKET_BAD);
-	rearm(r);
-}
-
-static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
-{
-	co_rdns *r = data;
-	int free_slot = -1;
-
-	for (int i = 0; i < RDNS_SOCKS; i++) {
-		if (r->socks[i].ev && r->socks[i].fd == fd) {
-			event_free(r->socks[i].ev);
-			r->socks[i].ev = NULL;
-		}
-		if (!r->socks[i].ev && free_slot < 0)
-			free_slot = i;
-	}
-	if ((!readable && !writable) || free_slot < 0)
-		return; /* no slot: the query times out (we ask a handful) */
-	r->socks[free_slot].fd = fd;
-	r->socks[free_slot].ev = event_new(
-	    r->base, fd, EV_PERSIST | (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0), on_sock,
-	    r);
-	if (r->socks[free_slot].ev)
-		event_add(r->socks[free_slot].ev, NULL);
-}
-
 co_rdns *co_rdns_new(struct event_base *base, const char *servers, unsigned timeout_ms, char *err,
                      size_t errlen)
 {
-	static char lookups[] = "b";
-	struct ares_options o;
 	co_rdns *r = calloc(1, sizeof(*r));
-	int rc;
 
-	if (!r || !(r->timer = evtimer_new(base, on_timer, r))) {
+	if (!r) {
 		snprintf(err, errlen, "out of memory");
-		free(r);
 		return NULL;
 	}
-	r->base = base;
-	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
-		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
-		event_free(r->timer);
-		free(r);
-		return NULL;
-	}
-	memset(&o, 0, sizeof(o));
-	/* NOCHECKRESP: a SERVFAIL is an answer to report, not a server to skip
-	 * (which c-ares reports as "connection refused") */
-	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP;
-	o.timeout = timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
-	o.tries = 2;
-	o.ndots = 1;
-	o.lookups = lookups;
-	o.sock_state_cb = sock_state;
-	o.sock_state_cb_data = r;
-	rc = ares_init_options(&r->channel, &o,
-	                       ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-	                           ARES_OPT_NDOTS | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB);
-	if (rc == ARES_SUCCESS && servers &&
-	    (rc = ares_set_servers_ports_csv(r->channel, servers)) != ARES_SUCCESS)
-		ares_destroy(r->channel);
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errlen, "DNS resolver: %s", ares_strerror(rc));
-		ares_library_cleanup();
-		event_free(r->timer);
+	/* exact rcodes: a SERVFAIL is an answer to report, not a server to
+	 * skip (which c-ares reports as "connection refused") */
+	if (!co_dns_loop_open(&r->loop, base, servers, timeout_ms, true, err, errlen)) {
+		co_dns_loop_close(&r->loop);
 		free(r);
 		return NULL;
 	}
@@ -140,13 +67,7 @@ void co_rdns_free(co_rdns *r)
 {
 	if (!r)
 		return;
-	r->freeing = true;
-	ares_destroy(r->channel); /* callbacks: ARES_EDESTRUCTION, ignored */
-	for (int i = 0; i < RDNS_SOCKS; i++)
-		if (r->socks[i].ev)
-			event_free(r->socks[i].ev);
-	event_free(r->timer);
-	ares_library_cleanup();
+	co_dns_loop_close(&r->loop); /* callbacks: ARES_EDESTRUCTION, ignored */
 	free(r);
 }
 
@@ -161,6 +82,8 @@ static const char *why_of(int status)
 		return "timeout";
 	case ARES_ECONNREFUSED:
 		return "no DNS server answers";
+	case ARES_ECANCELLED: /* dns_loop.c could not watch a socket */
+		return "out of memory";
 	default:
 		return ares_strerror(status);
 	}
@@ -226,7 +149,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 	struct rq *q = arg;
 
 	(void)timeouts;
-	if (q->r->freeing || status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
+	if (q->r->loop.destroying || status == ARES_EDESTRUCTION) {
 		free(q);
 		return;
 	}
@@ -243,14 +166,146 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 	free(q);
 }
 
-int co_rdns_query(co_rdns *r, const char *name, int type, co_rdns_cb cb, void *arg)
+/* type: 1 (A), 28 (AAAA) or 12 (PTR).  -1 when out of memory. */
+static int rdns_query(co_rdns *r, const char *name, int type, co_rdns_cb cb, void *arg)
 {
 	struct rq *q = malloc(sizeof(*q));
 
 	if (!q)
 		return -1;
 	*q = (struct rq){r, type, cb, arg};
-	ares_query(r->channel, name, ns_c_in, type, on_answer, q);
-	rearm(r);
+	ares_query(r->loop.channel, name, ns_c_in, type, on_answer, q);
+	co_dns_loop_rearm(&r->loop);
 	return 0;
+}
+
+/* ---- the lookups about our side ------------------------------------------ */
+
+static void on_fwd(void *arg, co_rdns_status st, const char *const *answers, unsigned n,
+                   const char *why)
+{
+	struct fwd *f = arg;
+
+	f->left--;
+	f->d->pending--;
+	if (st == CO_RDNS_OK || st == CO_RDNS_NODATA)
+		f->exists = true;
+	if (st == CO_RDNS_TEMPFAIL) {
+		f->temp = true;
+		snprintf(f->why, sizeof(f->why), "%s", why);
+	}
+	for (unsigned i = 0; i < n && f->n < DOC_ADDRS; i++)
+		snprintf(f->addrs[f->n++], sizeof(f->addrs[0]), "%s", answers[i]);
+	maybe_finish(f->d);
+}
+
+void co_doctor_fwd_start(callout_doctor *d, struct fwd *f, const char *name)
+{
+	f->d = d;
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->asked = true;
+	f->left = 2;
+	d->pending += 2;
+	if (rdns_query(d->rdns, name, ns_t_a, on_fwd, f) < 0)
+		on_fwd(f, CO_RDNS_TEMPFAIL, NULL, 0, "out of memory");
+	if (rdns_query(d->rdns, name, ns_t_aaaa, on_fwd, f) < 0)
+		on_fwd(f, CO_RDNS_TEMPFAIL, NULL, 0, "out of memory");
+}
+
+static void on_ptr(void *arg, co_rdns_status st, const char *const *answers, unsigned n,
+                   const char *why)
+{
+	callout_doctor *d = arg;
+
+	d->pending--;
+	d->ptr_answered = true;
+	d->ptr_status = st;
+	snprintf(d->ptr_why, sizeof(d->ptr_why), "%s", why);
+	if (st == CO_RDNS_OK && n > 0) {
+		char *p = d->ptr_name;
+		size_t len;
+
+		snprintf(d->ptr_name, sizeof(d->ptr_name), "%s", answers[0]);
+		for (; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+		len = strlen(d->ptr_name);
+		if (len > 0 && d->ptr_name[len - 1] == '.')
+			d->ptr_name[len - 1] = '\0';
+		if (!d->timed_out)
+			co_doctor_fwd_start(d, &d->ptr_fwd, d->ptr_name);
+	}
+	maybe_finish(d);
+}
+
+static void on_zone(void *arg, co_rdns_status st, const char *const *answers, unsigned n,
+                    const char *why)
+{
+	struct zone *z = arg;
+	unsigned char a[4];
+
+	z->d->pending--;
+	z->answered = true;
+	if (st == CO_RDNS_NXDOMAIN || st == CO_RDNS_NODATA) {
+		z->listed = 0;
+		snprintf(z->detail, sizeof(z->detail), "not listed");
+	} else if (st == CO_RDNS_TEMPFAIL) {
+		z->listed = -1;
+		snprintf(z->detail, sizeof(z->detail), "could not check: %s", why);
+	} else {
+		z->listed = -1;
+		snprintf(z->detail, sizeof(z->detail), "unexpected answer %s", answers[0]);
+		for (unsigned i = 0; i < n; i++) {
+			if (inet_pton(AF_INET, answers[i], a) != 1 || a[0] != 127)
+				continue;
+			if (a[1] == 255 && a[2] == 255) {
+				/* Spamhaus-style error codes: the list refuses the query */
+				snprintf(z->detail, sizeof(z->detail),
+				         "could not check: the list answers %s (an error code: "
+				         "it refuses queries from this resolver)",
+				         answers[i]);
+				continue;
+			}
+			z->listed = 1;
+			snprintf(z->detail, sizeof(z->detail), "listed (%s)", answers[i]);
+			break;
+		}
+	}
+	maybe_finish(z->d);
+}
+
+static bool is_v4(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ||
+	       IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr);
+}
+
+void co_doctor_egress_known(callout_doctor *d, const struct sockaddr_storage *ss, bool configured)
+{
+	char name[320];
+
+	if (d->have_egress)
+		return;
+	d->have_egress = true;
+	d->egress_configured = configured;
+	d->egress = *ss;
+	co_sockaddr_text((const struct sockaddr *)ss, 0, CO_SA_UNMAP, d->egress_text,
+	                 sizeof(d->egress_text));
+	if (co_dnsbl_name((const struct sockaddr *)ss, is_v4(ss) ? "in-addr.arpa" : "ip6.arpa",
+	                  name, sizeof(name))) {
+		d->ptr_asked = true;
+		d->pending++;
+		if (rdns_query(d->rdns, name, ns_t_ptr, on_ptr, d) < 0)
+			on_ptr(d, CO_RDNS_TEMPFAIL, NULL, 0, "out of memory");
+	}
+	for (unsigned i = 0; i < d->nzones; i++) {
+		struct zone *z = &d->zones[i];
+
+		if (!co_dnsbl_name((const struct sockaddr *)ss, z->name, name, sizeof(name)))
+			continue;
+		z->asked = true;
+		d->pending++;
+		if (rdns_query(d->rdns, name, ns_t_a, on_zone, z) < 0)
+			on_zone(z, CO_RDNS_TEMPFAIL, NULL, 0, "out of memory");
+	}
 }

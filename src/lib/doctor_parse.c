@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "doctor.h"
+#include "doctor_parse.h"
 
 bool co_dnsbl_name(const struct sockaddr *sa, const char *zone, char *out, size_t len)
 {

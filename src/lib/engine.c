@@ -58,23 +58,6 @@ struct callout_query {
 
 /* ---- settings ---------------------------------------------------------- */
 
-static void default_helo(char *out, size_t len)
-{
-	char host[256] = "";
-	struct addrinfo hints = {.ai_flags = AI_CANONNAME}, *ai = NULL;
-
-	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
-		snprintf(host, sizeof(host), "localhost");
-	if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0) {
-		if (ai && ai->ai_canonname && strchr(ai->ai_canonname, '.'))
-			snprintf(host, sizeof(host), "%s", ai->ai_canonname);
-		freeaddrinfo(ai);
-	}
-	if (!co_helo_valid(host))
-		snprintf(host, sizeof(host), "localhost");
-	snprintf(out, len, "%s", host);
-}
-
 static bool is_null_sender(const char *s)
 {
 	return !s || !*s || strcmp(s, "<>") == 0;
@@ -154,7 +137,7 @@ static callout_status make_settings(const callout_options *o, const char *base_h
 	} else if (base_helo) {
 		snprintf(set->helo, sizeof(set->helo), "%s", base_helo);
 	} else {
-		default_helo(set->helo, sizeof(set->helo));
+		co_default_helo(set->helo, sizeof(set->helo));
 	}
 	if ((st = parse_sender(o->sender, set->from, &set->sender_utf8)) != CALLOUT_OK)
 		return st;

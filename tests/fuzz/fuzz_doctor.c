@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "doctor.h"
+#include "doctor_parse.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,7 +9,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-#include "doctor.h"
+#include "doctor_parse.h"
 
 static const char *bl(const char *ip, const char *zone)
 {

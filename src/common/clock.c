@@ -1,4 +1,4 @@
-/* The monotonic clock of the library (see clock.h). */
+/* The monotonic clock (see clock.h). */
 #include <time.h>
 
 #include "clock.h"

@@ -1,8 +1,8 @@
 /*
- * The one monotonic clock of the library, in milliseconds, with a hook
- * so that tests can step time themselves (the limits, the pool).  Wall
- * clock readings (cache record timestamps) are another clock and do not
- * come from here.
+ * The one monotonic clock of the library, the CLI and calloutd, in
+ * milliseconds, with a hook so that tests can step time themselves (the
+ * limits, the pool).  Wall clock readings (cache record timestamps) are
+ * another clock and do not come from here.
  */
 #ifndef CO_CLOCK_H
 #define CO_CLOCK_H
