@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -77,7 +78,7 @@ typedef struct settings {
  * answer never writes into a waiter that gave up, and a waiter that gave
  * up never waits for the loop to free anything. */
 typedef struct mjob {
-	struct mjob *prev, *next; /* g.waiting, while a thread waits */
+	LIST_ENTRY(mjob) link; /* g.waiting, while a thread waits */
 	unsigned refs;
 	pthread_cond_t cond;
 	bool done;         /* answer is valid */
@@ -111,7 +112,7 @@ struct cd_milter {
 	bool started, stopping, closed;
 	cd_daemon *d; /* NULL once closed */
 	settings set;
-	mjob *waiting; /* threads waiting for the loop */
+	LIST_HEAD(, mjob) waiting; /* threads waiting for the loop (zero: empty) */
 	atomic_uint pending;
 	atomic_bool main_done;
 	pthread_t main_thread, stop_thread, poke_thread;
@@ -330,10 +331,7 @@ static int ask(const conn *c, SMFICTX *ctx, enum event ev, const char *rcpt, cd_
 		pthread_mutex_unlock(&g.lock);
 		return -1;
 	}
-	j->next = g.waiting;
-	if (g.waiting)
-		g.waiting->prev = j;
-	g.waiting = j;
+	LIST_INSERT_HEAD(&g.waiting, j, link);
 	atomic_fetch_add(&g.pending, 1);
 	for (;;) {
 		if (j->done || j->failed || j->abandoned)
@@ -354,12 +352,7 @@ static int ask(const conn *c, SMFICTX *ctx, enum event ev, const char *rcpt, cd_
 		post_log(j->d, CD_LOG_WARNING, "no answer within %u ms for <%s>: answering alone",
 		         j->wait_ms + WAIT_MARGIN_MS, j->recipient[0] ? j->recipient : j->sender);
 	}
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		g.waiting = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
+	LIST_REMOVE(j, link);
 	atomic_fetch_sub(&g.pending, 1);
 	job_release(j);
 	pthread_mutex_unlock(&g.lock);
@@ -951,7 +944,9 @@ void cd_milter_free(cd_milter *m)
 	pthread_mutex_lock(&m->lock);
 	m->closed = true;
 	m->d = NULL;
-	for (mjob *j = m->waiting; j; j = j->next) {
+	mjob *j;
+	LIST_FOREACH(j, &m->waiting, link)
+	{
 		j->abandoned = true;
 		pthread_cond_signal(&j->cond);
 	}
