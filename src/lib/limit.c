@@ -159,7 +159,8 @@ bool co_limit_rules_share(const co_limit_rules *in, unsigned nodes, co_limit_rul
 	out->rate.rate = co_limit_share(in->rate.rate, nodes);
 	out->rate.burst = co_limit_share(in->rate.burst, nodes);
 	/* The backoff is a node's own judgement: no share of it. */
-	return out->sessions && out->rate.rate && out->rate.burst;
+	return out->sessions &&
+	       (in->rate.rate == CALLOUT_UNLIMITED || (out->rate.rate && out->rate.burst));
 }
 
 int co_lease_set_add(co_lease_set *s, co_lease lease, const char *key, size_t keylen)
