@@ -76,7 +76,12 @@ static void build_long_opts(void)
 		    (struct option){name, d->type == CO_OPT_FLAG ? no_argument : required_argument,
 		                    NULL, OPT_TABLE + 2 * (int)i};
 		if (d->type == CO_OPT_FLAG) {
-			snprintf(no, sizeof(flag_names[0]), "no-%s", name);
+			/* "no-" NAME, cut to fit (no snprintf of one row into the
+			 * next: gcc at -O0 cannot tell they never overlap). */
+			size_t nl = strnlen(name, sizeof(flag_names[0]) - 4);
+			memcpy(no, "no-", 3);
+			memcpy(no + 3, name, nl);
+			no[3 + nl] = '\0';
 			long_opts[k++] =
 			    (struct option){no, no_argument, NULL, OPT_TABLE + 2 * (int)i + 1};
 		}
