@@ -128,6 +128,10 @@ typedef enum callout_stage {
 #define CALLOUT_F_NO_LIMIT_WAIT                                                                    \
 	0x0100u /* past a limit, answer tempfail/local_limit at                                    \
 	           once instead of waiting for a free slot */
+#define CALLOUT_F_LOCAL_LIMITS                                                                     \
+	0x0200u /* with a Redis cache, keep the per-domain and                                     \
+	           per-MX limits in this process only instead of                                   \
+	           sharing them with the fleet on its server */
 
 /* For a limit in callout_options: no limit at all. */
 #define CALLOUT_UNLIMITED ((unsigned)-1)
@@ -350,6 +354,16 @@ typedef struct callout_health {
 	                                    SERVFAIL, REFUSED) */
 	unsigned long long dns_errors;   /* lookups that failed so since the start */
 	char dns_error[128];             /* while !dns_up: the failure */
+
+	/* The limits on sessions (shared_limits) */
+	bool limits_shared;                    /* they hold across the fleet (Redis) */
+	bool limits_up;                        /* ... and its server answers (false: each node
+	                                          keeps its share, floor(limit / nodes)) */
+	unsigned limits_leases;                /* session slots this node holds */
+	unsigned limits_nodes;                 /* live nodes, as last counted */
+	unsigned long long limits_fallbacks;   /* admissions decided without the server */
+	unsigned long long limits_round_trips; /* commands and scripts sent for them */
+	unsigned long long limits_admissions;  /* sessions admitted */
 } callout_health;
 
 /* Fill *out (len bytes of it); CALLOUT_EINVAL for NULL arguments. */

@@ -117,6 +117,8 @@ static const co_optdef table[] = {
      "cache-wait", "DURATION", "wait for another node's probe of the same address (Redis)"},
     {"negative_cache", "cache", CO_OPT_FLAG, FLAGS, CALLOUT_F_NO_NEGATIVE_CACHE, true, NOT_CTX, 1,
      0, 1, SAME, ANY_CLI, NULL, "store invalid answers"},
+    {"shared_limits", "cache", CO_OPT_FLAG, FLAGS, CALLOUT_F_LOCAL_LIMITS, true, CTX, 1, 0, 1, SAME,
+     ANY_CLI, NULL, "with Redis, hold the per-domain and per-MX limits across the fleet"},
 };
 
 #define TABLE_LEN (sizeof(table) / sizeof(table[0]))

@@ -863,12 +863,32 @@ static json_t *health_json(cd_daemon *d)
 		snprintf(why, sizeof(why), "dns: %s", hl.dns_error);
 		json_array_append_new(reasons, json_string(why));
 	}
+	/* Limits held across a fleet: whether Redis answers for them. */
+	json_t *limits = NULL;
+	if (hl.limits_shared) {
+		if (!hl.limits_up)
+			json_array_append_new(
+			    reasons, json_string("limits: Redis out of reach; this node keeps "
+			                         "its share of each limit"));
+		limits = json_pack("{s:b,s:b,s:I,s:I,s:I,s:I}", "shared", 1, "up", hl.limits_up,
+		                   "leases", (json_int_t)hl.limits_leases, "nodes",
+		                   (json_int_t)hl.limits_nodes, "fallbacks",
+		                   (json_int_t)hl.limits_fallbacks, "admissions",
+		                   (json_int_t)hl.limits_admissions);
+	}
+	json_t *out;
 	if (!json_array_size(reasons)) {
 		json_decref(reasons);
-		return json_pack("{s:s}", "status", "ok");
+		out = json_pack("{s:s}", "status", "ok");
+	} else {
+		out = json_pack("{s:s,s:s,s:s,s:o}", "status", "degraded", "cache", cache, "dns",
+		                dns, "reasons", reasons);
 	}
-	return json_pack("{s:s,s:s,s:s,s:o}", "status", "degraded", "cache", cache, "dns", dns,
-	                 "reasons", reasons);
+	if (out && limits)
+		json_object_set_new(out, "limits", limits);
+	else
+		json_decref(limits);
+	return out;
 }
 
 /* ---- dispatch ----------------------------------------------------------------- */

@@ -247,6 +247,26 @@ static void render_health(FILE *fp, const callout_health *h)
 	       "Cache faults: failed opens, connections, reads and writes.");
 	fprintf(fp, "calloutd_cache_errors_total{backend=\"%s\"} %llu\n", h->cache_backend,
 	        h->cache_errors);
+	family(fp, "calloutd_limits_shared", "gauge",
+	       "1 when the per-domain and per-MX limits hold across the fleet (Redis).");
+	fprintf(fp, "calloutd_limits_shared %d\n", h->limits_shared);
+	family(fp, "calloutd_limits_up", "gauge",
+	       "1 while the shared limits' Redis answers (0: each node keeps its share).");
+	fprintf(fp, "calloutd_limits_up %d\n", !h->limits_shared || h->limits_up);
+	family(fp, "calloutd_limits_leases", "gauge", "Session slots this node holds.");
+	fprintf(fp, "calloutd_limits_leases %u\n", h->limits_leases);
+	family(fp, "calloutd_limits_nodes", "gauge",
+	       "Live nodes sharing the limits, last counted.");
+	fprintf(fp, "calloutd_limits_nodes %u\n", h->limits_shared ? h->limits_nodes : 1);
+	family(fp, "calloutd_limits_fallbacks_total", "counter",
+	       "Session admissions decided without Redis (its share of each limit).");
+	fprintf(fp, "calloutd_limits_fallbacks_total %llu\n", h->limits_fallbacks);
+	family(fp, "calloutd_limits_round_trips_total", "counter",
+	       "Commands and scripts sent to Redis for the shared limits.");
+	fprintf(fp, "calloutd_limits_round_trips_total %llu\n", h->limits_round_trips);
+	family(fp, "calloutd_limits_admissions_total", "counter",
+	       "Sessions admitted by the limits.");
+	fprintf(fp, "calloutd_limits_admissions_total %llu\n", h->limits_admissions);
 	family(fp, "calloutd_dns_up", "gauge",
 	       "1 unless the last DNS lookup failed (timeout, SERVFAIL, REFUSED).");
 	fprintf(fp, "calloutd_dns_up %d\n", h->dns_up);

@@ -758,20 +758,32 @@ static const co_cache_ops redis_ops = {
     .free = redis_free,
 };
 
-/* The flight marker's value: unguessable, so release deletes only ours. */
-static void make_token(char *out)
+bool co_cache_redis_where(const co_cache *c, co_redis_where *out)
 {
-	uint8_t raw[TOKEN_LEN / 2];
+	const redis_cache *r = (const redis_cache *)c;
 
-	if (getrandom(raw, sizeof(raw), GRND_NONBLOCK) != (ssize_t)sizeof(raw)) {
+	if (!c || c->ops != &redis_ops)
+		return false;
+	*out = (co_redis_where){r->host, r->user, r->password, r->prefix, r->port, r->db};
+	return true;
+}
+
+/* The flight marker's value: unguessable, so release deletes only ours. */
+void co_redis_make_token(char *out, size_t nbytes)
+{
+	uint8_t raw[64];
+
+	if (nbytes > sizeof(raw))
+		nbytes = sizeof(raw);
+	if (getrandom(raw, nbytes, GRND_NONBLOCK) != (ssize_t)nbytes) {
 		uint64_t x = (uint64_t)co_clock_ms(NULL, NULL) ^ ((uint64_t)getpid() << 32) ^
 		             (uint64_t)(uintptr_t)out;
-		for (size_t i = 0; i < sizeof(raw); i++) {
+		for (size_t i = 0; i < nbytes; i++) {
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
 			raw[i] = (uint8_t)(x >> 56);
 		}
 	}
-	for (size_t i = 0; i < sizeof(raw); i++)
+	for (size_t i = 0; i < nbytes; i++)
 		snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
@@ -803,7 +815,7 @@ co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
 	LIST_INIT(&r->reqs);
 	STAILQ_INIT(&r->done);
 	r->backoff_ms = BACKOFF_MIN_MS;
-	make_token(r->token);
+	co_redis_make_token(r->token, TOKEN_LEN / 2);
 
 	if (conf->strict && !co_redis_sync_ctx(r, err, errlen)) {
 		destroy(r);

@@ -2,6 +2,7 @@
 #ifndef CO_CACHE_REDIS_H
 #define CO_CACHE_REDIS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cache.h"
@@ -12,6 +13,19 @@ typedef struct co_redis_auth {
 	const char *user;
 	const char *password;
 } co_redis_auth;
+
+/* Where a Redis cache's server is (its strings, valid while it lives),
+ * for a fleet's shared limits to use the same server; false if c is not
+ * a Redis cache. */
+typedef struct co_redis_where {
+	const char *host, *user, *password, *prefix;
+	unsigned port, db;
+} co_redis_where;
+bool co_cache_redis_where(const co_cache *c, co_redis_where *out);
+
+/* nbytes (up to 64) random bytes in hex, NUL-terminated, into out
+ * (2 * nbytes + 1 chars): a process's token on a shared server. */
+void co_redis_make_token(char *out, size_t nbytes);
 
 /* NULL only when out of memory, or when conf->strict and the store
  * cannot be opened: then err says why. */

@@ -126,8 +126,11 @@ static int scan_batch(redis_cache *r, const redisReply *keys, co_cache_scan_fn f
 	argv[0] = "MGET", lens[0] = 4;
 	for (size_t i = 0; i < keys->elements; i++) {
 		const redisReply *k = keys->element[i];
+		/* Flight markers and the fleet's limits (limit_redis.c) are
+		 * not records. */
 		if (k->type != REDIS_REPLY_STRING || k->len < r->prefixlen ||
-		    (k->len >= r->prefixlen + 2 && memcmp(k->str + r->prefixlen, "f:", 2) == 0))
+		    (k->len >= r->prefixlen + 2 && memcmp(k->str + r->prefixlen, "f:", 2) == 0) ||
+		    (k->len >= r->prefixlen + 4 && memcmp(k->str + r->prefixlen, "lim:", 4) == 0))
 			continue;
 		n++;
 		argv[n] = k->str, lens[n] = k->len;

@@ -16,7 +16,8 @@
 #include "conn.h"
 #include "reply.h"
 
-/* How long a closing connection may take to flush its QUIT. */
+/* How long a closing connection may take to flush its QUIT and hear the
+ * server's answer (or its close). */
 #define CLOSE_LINGER_MS 2000
 
 struct co_conn {
@@ -32,6 +33,8 @@ struct co_conn {
 	co_socks socks;
 	bool tls_handshaking;
 	bool closing;
+	void (*closed)(void *arg); /* closing: told when it is gone */
+	void *closed_arg;
 	unsigned dispatching; /* inside a callback to the session */
 	bool dead;            /* freed while dispatching: free on the way out */
 	char line[CO_REPLY_LINE_MAX + 1];
@@ -39,11 +42,16 @@ struct co_conn {
 
 static void destroy(co_conn *c)
 {
+	void (*closed)(void *) = c->closed;
+	void *closed_arg = c->closed_arg;
+
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->linger)
 		event_free(c->linger);
 	free(c);
+	if (closed)
+		closed(closed_arg);
 }
 
 void co_conn_free(co_conn *c)
@@ -336,7 +344,7 @@ static void linger_poll(evutil_socket_t fd, short what, void *arg)
 	co_conn *c = arg;
 	(void)fd;
 	(void)what;
-	if (output_flushed(c) || co_clock_ms(NULL, NULL) >= c->linger_until) {
+	if (co_clock_ms(NULL, NULL) >= c->linger_until) {
 		destroy(c);
 		return;
 	}
@@ -344,16 +352,18 @@ static void linger_poll(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(c->linger, &tick);
 }
 
-static void closing_written(struct bufferevent *bev, void *arg)
+/* The server answered the QUIT (or said anything): it is done with us. */
+static void closing_read(struct bufferevent *bev, void *arg)
 {
 	co_conn *c = arg;
-	(void)bev;
-	if (output_flushed(c)) {
+	if (evbuffer_get_length(bufferevent_get_input(bev)) && output_flushed(c))
 		destroy(c);
-		return;
-	}
-	struct timeval tick = {0, 10 * 1000};
-	evtimer_add(c->linger, &tick);
+}
+
+static void closing_written(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	(void)arg; /* flushed: now the answer, or the server's close */
 }
 
 static void closing_event(struct bufferevent *bev, short what, void *arg)
@@ -365,8 +375,15 @@ static void closing_event(struct bufferevent *bev, short what, void *arg)
 
 void co_conn_close_after_flush(co_conn *c)
 {
+	co_conn_close_then(c, NULL, NULL);
+}
+
+void co_conn_close_then(co_conn *c, void (*closed)(void *arg), void *arg)
+{
 	c->closing = true;
-	if (c->connecting || output_flushed(c)) {
+	c->closed = closed;
+	c->closed_arg = arg;
+	if (c->connecting) {
 		co_conn_free(c);
 		return;
 	}
@@ -376,10 +393,11 @@ void co_conn_close_after_flush(co_conn *c)
 		return;
 	}
 	c->linger_until = co_clock_ms(NULL, NULL) + CLOSE_LINGER_MS;
-	/* Poll from the start: under TLS the filter's buffer is usually empty
-	 * already and only the socket's drains, which calls back nobody. */
+	/* What came before the QUIT's answer is of no interest. */
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
 	struct timeval tick = {0, 10 * 1000};
 	evtimer_add(c->linger, &tick);
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setcb(c->bev, NULL, closing_written, closing_event, c);
+	bufferevent_setcb(c->bev, closing_read, closing_written, closing_event, c);
+	bufferevent_enable(c->bev, EV_READ);
 }

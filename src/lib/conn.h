@@ -67,9 +67,13 @@ int co_conn_starttls(co_conn *c, SSL_CTX *ssl_ctx, const char *sni);
 /* Bytes received and not yet delivered as lines. */
 size_t co_conn_pending(const co_conn *c);
 
-/* Stop delivering events, flush what was queued (QUIT), then close in the
- * background; the connection frees itself.  Safe inside a callback. */
+/* Stop delivering events, flush what was queued (QUIT), wait for the
+ * server's answer or close (at most a couple of seconds), then close in
+ * the background; the connection frees itself.  Safe inside a callback. */
 void co_conn_close_after_flush(co_conn *c);
+/* The same, and closed(arg) once it is gone (at once when it never
+ * connected): what it held at the server is free then. */
+void co_conn_close_then(co_conn *c, void (*closed)(void *arg), void *arg);
 
 /* Close at once and free.  Safe inside a callback. */
 void co_conn_free(co_conn *c);

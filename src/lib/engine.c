@@ -241,6 +241,7 @@ static callout_status open_pool(callout_ctx *ctx, const callout_options *o)
 	    .backoff_failures = or_default(o->backoff_failures, def.backoff_failures),
 	    .backoff_ms = or_default(o->backoff_ms, def.backoff_ms),
 	    .max_queued = or_default(o->max_queued, def.max_queued),
+	    .shared = (o->flags & CALLOUT_F_LOCAL_LIMITS) ? NULL : ctx->cache,
 	};
 	/* A burst is a count of tokens, and no more than a minute's worth
 	 * when the rate is lower. */
@@ -410,6 +411,7 @@ CALLOUT_API callout_status callout_ctx_health(callout_ctx *ctx, callout_health *
 		h.cache_errors = ctx->cache->errors;
 		snprintf(h.cache_error, sizeof(h.cache_error), "%s", ctx->cache->fault_msg);
 	}
+	co_pool_health(ctx->pool, &h);
 	h.dns_up = !ctx->dns_failing;
 	h.dns_errors = ctx->dns_errors;
 	if (ctx->dns_failing)

@@ -1,5 +1,8 @@
 /* Token buckets and backoff, the rules every limits backend applies (see
  * limit.h). */
+#include <stdlib.h>
+#include <string.h>
+
 #include <callout/callout.h>
 
 #include "limit.h"
@@ -84,4 +87,117 @@ void co_limits_free(co_limits *l)
 {
 	if (l)
 		l->ops->free(l);
+}
+
+/* ---- admission --------------------------------------------------------- */
+
+/* The calls of the ops table, all or nothing. */
+static co_admit composed_admit(co_limits *l, const co_limit_key *d, const co_limit_key *h,
+                               bool exempt, co_admission *a)
+{
+	const co_limits_ops *ops = l->ops;
+	unsigned failures;
+	long long left_s;
+
+	if (!exempt && ops->held(l, h, &failures, &left_s)) {
+		a->wait = left_s * 1000;
+		return CO_ADMIT_HELD;
+	}
+	if (!ops->acquire(l, d, &a->dlease, &a->out))
+		return a->out ? CO_ADMIT_DOMAIN_FULL : CO_ADMIT_NOMEM;
+	if (!ops->acquire(l, h, &a->hlease, &a->out)) {
+		ops->release(l, d, a->dlease);
+		return a->out ? CO_ADMIT_HOST_FULL : CO_ADMIT_NOMEM;
+	}
+	if (!exempt) {
+		/* Both asked, so that the wait is for the earlier token. */
+		bool dom_ok = ops->take(l, d, &a->wait);
+		bool host_ok = ops->take(l, h, &a->wait);
+		if (!dom_ok || !host_ok) {
+			if (dom_ok)
+				ops->refund(l, d);
+			if (host_ok)
+				ops->refund(l, h);
+			ops->release(l, h, a->hlease);
+			ops->release(l, d, a->dlease);
+			return dom_ok ? CO_ADMIT_HOST_RATE : CO_ADMIT_DOMAIN_RATE;
+		}
+		a->trial = ops->trial(l, h);
+	}
+	return CO_ADMIT_OK;
+}
+
+co_admit co_limits_admit(co_limits *l, const co_limit_key *d, const co_limit_key *h, bool exempt,
+                         co_admission *a)
+{
+	*a = (co_admission){0};
+	if (l->ops->admit)
+		return l->ops->admit(l, d, h, exempt, a);
+	return composed_admit(l, d, h, exempt, a);
+}
+
+void co_limits_health_of(co_limits *l, co_limits_health *out)
+{
+	*out = (co_limits_health){.up = true, .nodes = 1};
+	if (l->ops->health)
+		l->ops->health(l, out);
+}
+
+/* ---- a fleet's share --------------------------------------------------- */
+
+unsigned co_limit_share(unsigned limit, unsigned nodes)
+{
+	if (limit == CALLOUT_UNLIMITED)
+		return limit;
+	return limit / (nodes ? nodes : 1);
+}
+
+bool co_limit_rules_share(const co_limit_rules *in, unsigned nodes, co_limit_rules *out)
+{
+	*out = *in;
+	out->sessions = co_limit_share(in->sessions, nodes);
+	out->rate.rate = co_limit_share(in->rate.rate, nodes);
+	out->rate.burst = co_limit_share(in->rate.burst, nodes);
+	/* The backoff is a node's own judgement: no share of it. */
+	return out->sessions &&
+	       (in->rate.rate == CALLOUT_UNLIMITED || (out->rate.rate && out->rate.burst));
+}
+
+int co_lease_set_add(co_lease_set *s, co_lease lease, const char *key, size_t keylen)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		co_lease_rec *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		s->v = v;
+		s->cap = cap;
+	}
+	char *k = malloc(keylen + 1);
+	if (!k)
+		return -1;
+	memcpy(k, key, keylen);
+	k[keylen] = '\0';
+	s->v[s->n++] = (co_lease_rec){lease, k, keylen};
+	return 0;
+}
+
+bool co_lease_set_remove(co_lease_set *s, co_lease lease)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i].lease == lease) {
+			free(s->v[i].key);
+			s->v[i] = s->v[--s->n];
+			return true;
+		}
+	}
+	return false;
+}
+
+void co_lease_set_clear(co_lease_set *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i].key);
+	free(s->v);
+	*s = (co_lease_set){0};
 }

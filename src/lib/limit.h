@@ -106,6 +106,39 @@ typedef enum co_limit_outcome {
 
 typedef struct co_limits co_limits;
 
+/* What admit answers: a session may open (both slots, both tokens and
+ * the backoff allow), or why not, or that the store was asked. */
+typedef enum co_admit {
+	CO_ADMIT_OK,
+	CO_ADMIT_DOMAIN_FULL, /* out: the domain's slots out */
+	CO_ADMIT_HOST_FULL,   /* out: the host's */
+	CO_ADMIT_DOMAIN_RATE,
+	CO_ADMIT_HOST_RATE,
+	CO_ADMIT_HELD,    /* the host backs off */
+	CO_ADMIT_PENDING, /* the store was asked: kick() comes with the answer */
+	CO_ADMIT_SHARE,   /* the store is out of reach and this node's share is 0 */
+	CO_ADMIT_NOMEM
+} co_admit;
+
+typedef struct co_admission {
+	co_lease dlease, hlease; /* OK: the slots, for release */
+	bool trial;              /* OK: the session is the trial after a backoff */
+	unsigned out;            /* *_FULL: slots out (0: no count kept) */
+	long long wait;          /* not OK: ms after which asking again is worth it (0: when a
+	                            session of ours ends or kick() says so) */
+} co_admission;
+
+/* Health of a backend, for /healthz and the metrics. */
+typedef struct co_limits_health {
+	bool shared;                    /* a fleet-wide backend */
+	bool up;                        /* its store answers */
+	unsigned leases;                /* slots this node holds */
+	unsigned nodes;                 /* live nodes, last counted */
+	unsigned long long fallbacks;   /* admissions decided locally, store out of reach */
+	unsigned long long round_trips; /* scripts and commands sent to the store */
+	unsigned long long admissions;  /* sessions admitted */
+} co_limits_health;
+
 typedef struct co_limits_ops {
 	/* A slot for k if fewer than the cap are out: true with *lease
 	 * set; false with *out set to the slots out, which is 0 only when
@@ -129,6 +162,18 @@ typedef struct co_limits_ops {
 	/* Keys of a kind held back now (for the stats). */
 	unsigned (*held_count)(co_limits *l, co_limit_kind kind);
 	void (*free)(co_limits *l);
+	/*
+	 * Everything a session to host h of domain d needs, all or nothing:
+	 * no backoff (unless exempt), a slot of each, a token of each
+	 * (unless exempt).  Never blocks: a backend with a remote store
+	 * answers from what it knows or says PENDING, asks, and calls kick
+	 * when the answer is there (asking again then finds it).  NULL:
+	 * co_limits_admit composes the calls above.
+	 */
+	co_admit (*admit)(co_limits *l, const co_limit_key *d, const co_limit_key *h, bool exempt,
+	                  co_admission *a);
+	/* NULL: co_limits_health says a local backend. */
+	void (*health)(co_limits *l, co_limits_health *out);
 } co_limits_ops;
 
 /* What every backend starts with. */
@@ -137,7 +182,50 @@ struct co_limits {
 	co_limit_rules rules[CO_LIMIT_KINDS];
 	co_clock_fn clock; /* NULL: the real one */
 	void *clock_arg;
+	void (*kick)(void *arg); /* the caller's: admit again, an answer came */
+	void *kick_arg;
 };
+
+/* The backend's admit, or the composed one. */
+co_admit co_limits_admit(co_limits *l, const co_limit_key *d, const co_limit_key *h, bool exempt,
+                         co_admission *a);
+void co_limits_health_of(co_limits *l, co_limits_health *out);
+
+/* ---- a fleet's share --------------------------------------------------- */
+
+/* One node's share of a limit among nodes (at least 1 node counted):
+ * floor(limit / nodes); CALLOUT_UNLIMITED stays so. */
+unsigned co_limit_share(unsigned limit, unsigned nodes);
+/* Rules with every limit a node's share; false if some share is 0 (no
+ * session may open on this node's own authority). */
+bool co_limit_rules_share(const co_limit_rules *in, unsigned nodes, co_limit_rules *out);
+
+/* The slots a node holds on a shared store, to renew and to count: a
+ * store key and a lease each.  Plain memory, no store. */
+typedef struct co_lease_rec {
+	co_lease lease;
+	char *key; /* the store's key of the slot */
+	size_t keylen;
+} co_lease_rec;
+
+typedef struct co_lease_set {
+	co_lease_rec *v;
+	size_t n, cap;
+} co_lease_set;
+
+/* 0, or -1 when out of memory. */
+int co_lease_set_add(co_lease_set *s, co_lease lease, const char *key, size_t keylen);
+/* Whether it was there (then forgotten). */
+bool co_lease_set_remove(co_lease_set *s, co_lease lease);
+void co_lease_set_clear(co_lease_set *s);
+
+/* The fleet-wide backend (limit_redis.c) on the Redis server of a
+ * cache (cache_redis.c), with keys under its prefix + "lim:"; NULL when
+ * the cache is not Redis or out of memory. */
+struct co_cache;
+struct event_base;
+co_limits *co_limits_redis_new(const co_limit_rules rules[CO_LIMIT_KINDS], co_clock_fn clock,
+                               void *clock_arg, struct event_base *base, struct co_cache *cache);
 
 /* The in-process backend (limit_local.c): a table under the keyed hash;
  * a key back to what a fresh one would be is dropped, looked for at most

@@ -47,6 +47,20 @@ typedef struct pbatch {
 
 typedef enum ps_state { PS_CONNECTING, PS_BUSY, PS_DELIVERING, PS_IDLE } ps_state;
 
+/* What a session holds at the server until its connection is gone, which
+ * may be after the session: its slots count until the server answered
+ * its QUIT or closed (a session closed to make room for another must not
+ * overlap it). */
+typedef struct ptail {
+	co_pool *pool; /* NULL: the pool is gone */
+	struct ptail *prev, *next;
+	co_phost *host;
+	co_pdom *dom;
+	co_lease dlease, hlease;
+	unsigned refs; /* the session until unlinked, and its connection */
+	bool closing;  /* the session is over, its connection not yet gone */
+} ptail;
+
 struct co_psess {
 	co_pool *pool;
 	co_psess *jprev, *jnext; /* in the domain's joinable sessions */
@@ -57,7 +71,7 @@ struct co_psess {
 	co_session *s;
 	ps_state st;
 	bool shared, exempt, trial, ready;
-	co_lease dlease, hlease;    /* its slots */
+	ptail *tail;                /* its slots, released when the connection is gone */
 	co_pool_job *phead, *ptail; /* pending: the next batch */
 	unsigned npend;
 	unsigned used; /* RCPTs sent */
@@ -81,6 +95,7 @@ struct co_pool {
 	unsigned nqueued;
 	struct event *pump_ev, *wake;
 	long long pruned_at;
+	ptail *tails; /* slots held by sessions and closing connections */
 };
 
 static const co_session_events session_events;
@@ -182,6 +197,40 @@ static void arm_wake(co_pool *pool, long long wait)
 static void schedule_pump(co_pool *pool)
 {
 	event_active(pool->pump_ev, EV_TIMEOUT, 0);
+}
+
+/* One holder of a tail is done with it; the last one frees the slots. */
+static void tail_put(ptail *t)
+{
+	if (--t->refs)
+		return;
+	co_pool *pool = t->pool;
+	if (pool) {
+		co_limits *l = pool->limits;
+		l->ops->release(l, &t->host->key, t->hlease);
+		l->ops->release(l, &t->dom->key, t->dlease);
+		t->host->refs--;
+		t->dom->refs--;
+		if (t->prev)
+			t->prev->next = t->next;
+		else
+			pool->tails = t->next;
+		if (t->next)
+			t->next->prev = t->prev;
+		schedule_pump(pool);
+	}
+	free(t);
+}
+
+static void on_conn_closed(void *arg)
+{
+	tail_put(arg);
+}
+
+/* The limits backend has an answer for an admission that was pending. */
+static void on_kick(void *arg)
+{
+	schedule_pump(arg);
 }
 
 static void dequeue(co_pool *pool, co_pool_job *j)
@@ -373,10 +422,9 @@ static void unlink_session(co_psess *ps)
 	if (ps->next)
 		ps->next->prev = ps->prev;
 	co_limits *l = ps->pool->limits;
-	l->ops->release(l, &ps->host->key, ps->hlease);
-	l->ops->release(l, &ps->dom->key, ps->dlease);
-	ps->host->refs--;
-	ps->dom->refs--;
+	ps->tail->closing = true;
+	tail_put(ps->tail);
+	ps->tail = NULL;
 	if (ps->trial)
 		l->ops->report(l, &ps->host->key, CO_LIMIT_ENDED, true);
 	if (ps->idle_timer)
@@ -410,8 +458,8 @@ static void ps_close(co_psess *ps)
 }
 
 /* A session for j on the slots it holds. */
-static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d, co_lease dlease,
-                         co_lease hlease)
+static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
+                         const co_admission *a)
 {
 	const char *fb = j->params.fallback_from ? j->params.fallback_from : "";
 	const char *tn = j->params.tls_name ? j->params.tls_name : "";
@@ -420,8 +468,12 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 	for (int i = 0; i < 4; i++)
 		total += (len[i] = strlen(src[i]) + 1);
 	co_psess *ps = calloc(1, sizeof(*ps) + total);
-	if (!ps)
+	ptail *t = calloc(1, sizeof(*t));
+	if (!ps || !t) {
+		free(ps);
+		free(t);
 		return NULL;
+	}
 	const char **dst[] = {&ps->helo, &ps->from, &ps->fallback, &ps->tls_name};
 	char *p = ps->strs;
 	for (int i = 0; i < 4; i++) {
@@ -452,8 +504,15 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 	ps->st = PS_CONNECTING;
 	if (!(ps->s = co_session_start(pool->base, &ps->params, &session_events, ps))) {
 		free(ps);
+		free(t);
 		return NULL;
 	}
+	*t = (ptail){pool, NULL, pool->tails, h, d, a->dlease, a->hlease, 2, false};
+	if (pool->tails)
+		pool->tails->prev = t;
+	pool->tails = t;
+	ps->tail = t;
+	co_session_on_closed(ps->s, on_conn_closed, t);
 	if (ps->shared) {
 		ps->joinable = true;
 		ps->jnext = d->joinable;
@@ -467,15 +526,17 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 	pool->sessions = ps;
 	h->refs++;
 	d->refs++;
-	ps->dlease = dlease;
-	ps->hlease = hlease;
-	ps->trial = !ps->exempt && pool->limits->ops->trial(pool->limits, &h->key);
+	ps->trial = a->trial;
 	return ps;
 }
 
-/* Close an idle session of this domain (or host) to free its slot. */
+/* Close an idle session of this domain (or host) to free its slot,
+ * unless one is closing for it already. */
 static bool yield_idle(co_pool *pool, const co_pdom *d, const co_phost *h)
 {
+	for (const ptail *t = pool->tails; t; t = t->next)
+		if (t->closing && (t->dom == d || t->host == h))
+			return false;
 	for (co_psess *ps = pool->sessions; ps; ps = ps->next) {
 		if (ps->st == PS_IDLE && (ps->dom == d || ps->host == h)) {
 			ps_close(ps);
@@ -485,66 +546,71 @@ static bool yield_idle(co_pool *pool, const co_pdom *d, const co_phost *h)
 	return false;
 }
 
-typedef enum place { PLACED, BLOCKED_DOMAIN, BLOCKED_HOST, HELD, NOMEM } place;
+typedef enum place { PLACED, BLOCKED_DOMAIN, BLOCKED_HOST, PENDING, HELD, NOMEM } place;
 
-/* A slot of j's domain and of h, closing an idle session for it if need
- * be, and a token of each (routes take none): all or nothing. */
-static place take_slots(co_pool *pool, co_pool_job *j, co_phost *h, co_lease *dlease,
-                        co_lease *hlease, long long *wait, char *why, size_t len)
+/* A slot of j's domain and of h, and a token of each (routes take none),
+ * all or nothing, as the limits backend admits it.  A full domain or host
+ * closes an idle session of it: its slot comes back once the server has
+ * let the connection go (the pump runs again then). */
+static place take_slots(co_pool *pool, co_pool_job *j, co_phost *h, co_admission *a,
+                        long long *wait, char *why, size_t len)
 {
-	co_limits *l = pool->limits;
 	co_pdom *d = j->dom;
-	unsigned out;
+	co_admit r = co_limits_admit(pool->limits, &d->key, &h->key, j->exempt, a);
 
-	if (!l->ops->acquire(l, &d->key, dlease, &out) &&
-	    (!yield_idle(pool, d, NULL) || !l->ops->acquire(l, &d->key, dlease, &out))) {
-		if (!out)
-			return NOMEM; /* no count kept: no slot would ever come */
-		snprintf(why, len, "%u sessions to %s at once", out, d->name);
+	if (r != CO_ADMIT_OK && a->wait > 0 && (*wait == 0 || a->wait < *wait))
+		*wait = a->wait;
+	switch (r) {
+	case CO_ADMIT_OK:
+		return PLACED;
+	case CO_ADMIT_NOMEM:
+		return NOMEM;
+	case CO_ADMIT_DOMAIN_FULL:
+		yield_idle(pool, d, NULL);
+		snprintf(why, len, "%u sessions to %s at once", a->out, d->name);
 		return BLOCKED_DOMAIN;
-	}
-	if (!l->ops->acquire(l, &h->key, hlease, &out) &&
-	    (!yield_idle(pool, NULL, h) || !l->ops->acquire(l, &h->key, hlease, &out))) {
-		l->ops->release(l, &d->key, *dlease);
-		if (!out)
-			return NOMEM;
-		snprintf(why, len, "%u sessions to one of its hosts at once", out);
+	case CO_ADMIT_HOST_FULL:
+		yield_idle(pool, NULL, h);
+		snprintf(why, len, "%u sessions to one of its hosts at once", a->out);
 		return BLOCKED_HOST;
-	}
-	if (j->exempt)
-		return PLACED;
-	/* Both asked, so that the wake comes for the earlier token. */
-	bool dom_ok = l->ops->take(l, &d->key, wait);
-	bool host_ok = l->ops->take(l, &h->key, wait);
-	if (dom_ok && host_ok)
-		return PLACED;
-	if (dom_ok)
-		l->ops->refund(l, &d->key);
-	if (host_ok)
-		l->ops->refund(l, &h->key);
-	l->ops->release(l, &h->key, *hlease);
-	l->ops->release(l, &d->key, *dlease);
-	if (!dom_ok) {
+	case CO_ADMIT_DOMAIN_RATE:
 		snprintf(why, len, "%u new sessions a minute to %s", pool->lim.domain_rate,
 		         d->name);
 		return BLOCKED_DOMAIN;
+	case CO_ADMIT_HOST_RATE:
+		snprintf(why, len, "%u new sessions a minute to one of its hosts",
+		         pool->lim.host_rate);
+		return BLOCKED_HOST;
+	case CO_ADMIT_HELD:
+		if (co_pool_backing_off(pool, &j->addr, why, len))
+			return HELD;
+		snprintf(why, len, "backing off from one of its hosts");
+		return HELD;
+	case CO_ADMIT_PENDING:
+		snprintf(why, len, "asking the fleet's limits for %s", d->name);
+		return PENDING;
+	case CO_ADMIT_SHARE:
+		snprintf(why, len,
+		         "the fleet's limits are out of reach; this node's share of %s is 0",
+		         d->name);
+		return BLOCKED_DOMAIN;
 	}
-	snprintf(why, len, "%u new sessions a minute to one of its hosts", pool->lim.host_rate);
-	return BLOCKED_HOST;
+	return NOMEM;
 }
 
 /* What take_slots took, for a session that did not open. */
-static void give_back(co_pool *pool, const co_pool_job *j, co_phost *h, co_lease dlease,
-                      co_lease hlease)
+static void give_back(co_pool *pool, const co_pool_job *j, co_phost *h, const co_admission *a)
 {
 	co_limits *l = pool->limits;
 
 	if (!j->exempt) {
 		l->ops->refund(l, &j->dom->key);
 		l->ops->refund(l, &h->key);
+		if (a->trial)
+			l->ops->report(l, &h->key, CO_LIMIT_ENDED, true);
 	}
-	l->ops->release(l, &h->key, hlease);
-	l->ops->release(l, &j->dom->key, dlease);
+	l->ops->release(l, &h->key, a->hlease);
+	l->ops->release(l, &j->dom->key, a->dlease);
 }
 
 /* Put a job on a session: join one, or open one. */
@@ -580,13 +646,13 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 		snprintf(why, len, "others wait for %s", d->name);
 		return BLOCKED_DOMAIN;
 	}
-	co_lease dlease, hlease;
-	place r = take_slots(pool, j, h, &dlease, &hlease, wait, why, len);
+	co_admission a;
+	place r = take_slots(pool, j, h, &a, wait, why, len);
 	if (r != PLACED)
 		return r;
-	co_psess *ps = ps_open(pool, j, h, d, dlease, hlease);
+	co_psess *ps = ps_open(pool, j, h, d, &a);
 	if (!ps) {
-		give_back(pool, j, h, dlease, hlease);
+		give_back(pool, j, h, &a);
 		return NOMEM;
 	}
 	attach(ps, j);
@@ -760,6 +826,7 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 {
 	co_pool *pool = arg;
 	co_pool_job *held = NULL, *held_tail = NULL, *nomem = NULL, *nomem_tail = NULL;
+	co_pool_job *refused = NULL, *refused_tail = NULL;
 	long long wait = 0;
 	char why[160];
 
@@ -783,6 +850,12 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 					list_push(&nomem, &nomem_tail, j);
 				continue;
 			}
+			if (j->no_wait && r != PENDING) {
+				/* It waited only for the fleet's answer: past a limit. */
+				list_push(&refused, &refused_tail, j);
+				snprintf(j->why, sizeof(j->why), "%s", why);
+				continue;
+			}
 			/* Put it back where it was. */
 			j->state = CO_JOB_QUEUED;
 			pool->nqueued++;
@@ -796,7 +869,7 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 				next->prev = j;
 			else
 				d->qtail = j;
-			if (r == BLOCKED_DOMAIN)
+			if (r == BLOCKED_DOMAIN || r == PENDING)
 				break;
 			skipped++;
 		}
@@ -815,6 +888,16 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 		                          .stage = CALLOUT_STAGE_CONNECT,
 		                          .next_host = true};
 		co_pool_backing_off(pool, &j->addr, out.text, sizeof(out.text));
+		j->state = CO_JOB_DONE;
+		j->cb(j->arg, &out);
+	}
+	while (refused) {
+		co_pool_job *j = refused;
+		list_unlink(&refused, &refused_tail, j);
+		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
+		                          .reason = CALLOUT_R_LOCAL_LIMIT,
+		                          .stage = CALLOUT_STAGE_CONNECT};
+		snprintf(out.text, sizeof(out.text), "%s", j->why);
 		j->state = CO_JOB_DONE;
 		j->cb(j->arg, &out);
 	}
@@ -848,7 +931,16 @@ co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits)
 	                       {limits->host_rate, limits->host_burst},
 	                       {limits->backoff_failures, limits->backoff_ms, DOUBLINGS_MAX}},
 	};
-	pool->limits = co_limits_local_new(rules, limits->clock, limits->clock_arg, PRUNE_MS);
+	if (limits->shared)
+		pool->limits = co_limits_redis_new(rules, limits->clock, limits->clock_arg, base,
+		                                   limits->shared);
+	if (!pool->limits)
+		pool->limits =
+		    co_limits_local_new(rules, limits->clock, limits->clock_arg, PRUNE_MS);
+	if (pool->limits) {
+		pool->limits->kick = on_kick;
+		pool->limits->kick_arg = pool;
+	}
 	if (!pool->lim.session_rcpts)
 		pool->lim.session_rcpts = 1;
 	pool->pump_ev = event_new(base, -1, 0, pump, pool);
@@ -871,6 +963,18 @@ void co_pool_free(co_pool *pool)
 		unlink_session(ps);
 		free(ps->b);
 		free(ps);
+	}
+	/* Connections still closing: their slots go back now, and they
+	 * free their tails when gone. */
+	while (pool->tails) {
+		ptail *t = pool->tails;
+		pool->tails = t->next;
+		co_limits *l = pool->limits;
+		if (l) {
+			l->ops->release(l, &t->host->key, t->hlease);
+			l->ops->release(l, &t->dom->key, t->dlease);
+		}
+		t->pool = NULL;
 	}
 	co_pdests_clear(&pool->dests);
 	co_limits_free(pool->limits);
@@ -904,10 +1008,12 @@ int co_pool_submit(co_pool *pool, co_pool_job *j, char *why, size_t len)
 		return -1;
 	case BLOCKED_DOMAIN:
 	case BLOCKED_HOST:
+		if (j->no_wait)
+			return -1;
+		break;
+	case PENDING: /* even no_wait: the answer decides */
 		break;
 	}
-	if (j->no_wait)
-		return -1;
 	if (pool->nqueued >= pool->lim.max_queued) {
 		snprintf(why, len, "%u verifications wait for a free slot already", pool->nqueued);
 		return -1;
@@ -956,6 +1062,20 @@ void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *
 		*idle += ps->st == PS_IDLE;
 	}
 	*backing_off = pool->limits->ops->held_count(pool->limits, CO_LIMIT_HOST);
+}
+
+void co_pool_health(co_pool *pool, callout_health *h)
+{
+	co_limits_health lh;
+
+	co_limits_health_of(pool->limits, &lh);
+	h->limits_shared = lh.shared;
+	h->limits_up = lh.up;
+	h->limits_leases = lh.leases;
+	h->limits_nodes = lh.nodes;
+	h->limits_fallbacks = lh.fallbacks;
+	h->limits_round_trips = lh.round_trips;
+	h->limits_admissions = lh.admissions;
 }
 
 callout_stage co_pool_job_stage(const co_pool_job *j, bool *waiting)

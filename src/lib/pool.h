@@ -32,6 +32,8 @@ typedef struct co_pool_limits {
 	unsigned max_queued;           /* jobs waiting, all domains together */
 	long long (*clock)(void *arg); /* monotonic ms for the limits; NULL: the real one */
 	void *clock_arg;
+	struct co_cache *shared; /* a Redis cache: the limits hold across the fleet
+	                            on its server (limit_redis.c); NULL: this process */
 } co_pool_limits;
 
 typedef enum co_job_state {
@@ -65,6 +67,7 @@ typedef struct co_pool_job {
 	co_psess *sess;
 	unsigned slot; /* in the batch in flight */
 	struct co_pdom *dom;
+	char why[160]; /* no_wait: the limit met after the fleet's answer */
 } co_pool_job;
 
 co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits);
@@ -90,6 +93,10 @@ callout_stage co_pool_job_stage(const co_pool_job *job, bool *waiting);
  * off. */
 void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *queued,
                    unsigned *backing_off);
+
+/* How the limits are kept (the limits_* fields): shared or not, the
+ * store's reachability, the slots held. */
+void co_pool_health(co_pool *pool, callout_health *h);
 
 /* Whether sessions to this server are held back after failures; why
  * says so and for how long. */

@@ -53,6 +53,8 @@ struct co_session {
 	const co_session_events *ev;
 	void *arg;
 	co_conn *conn;
+	void (*closed)(void *arg); /* told once the connection is gone */
+	void *closed_arg;
 	struct event *timer;
 	state st;
 	co_reply reply;
@@ -306,6 +308,28 @@ static void settle_batch(co_session *s)
 	}
 }
 
+/* Let the connection go: QUIT and close after the server's answer, or
+ * close at once; the owner hears when it is gone. */
+static void drop_conn(co_session *s, bool quit)
+{
+	void (*closed)(void *) = s->closed;
+
+	s->closed = NULL;
+	if (s->conn) {
+		if (quit) {
+			transcript(s, "C: ", "QUIT", 4);
+			co_conn_send(s->conn, "QUIT\r\n", 6);
+			co_conn_close_then(s->conn, closed, s->closed_arg);
+			closed = NULL;
+		} else {
+			co_conn_free(s->conn);
+		}
+		s->conn = NULL;
+	}
+	if (closed)
+		closed(s->closed_arg);
+}
+
 /* The end: QUIT (when the connection is sound), report, free. */
 static void end(co_session *s, bool quit)
 {
@@ -313,16 +337,7 @@ static void end(co_session *s, bool quit)
 
 	enter(s, ST_DONE);
 	evtimer_del(s->timer);
-	if (s->conn) {
-		if (quit) {
-			transcript(s, "C: ", "QUIT", 4);
-			co_conn_send(s->conn, "QUIT\r\n", 6);
-			co_conn_close_after_flush(s->conn);
-		} else {
-			co_conn_free(s->conn);
-		}
-		s->conn = NULL;
-	}
+	drop_conn(s, quit);
 	s->why.tls = s->tls_active;
 	s->why.fallback_used = on_fallback(s);
 	settle_batch(s);
@@ -831,6 +846,12 @@ co_session *co_session_start(struct event_base *base, const co_session_params *p
 	return s;
 }
 
+void co_session_on_closed(co_session *s, void (*closed)(void *arg), void *arg)
+{
+	s->closed = closed;
+	s->closed_arg = arg;
+}
+
 void co_session_quit(co_session *s)
 {
 	if (!s || s->st == ST_DONE)
@@ -838,16 +859,7 @@ void co_session_quit(co_session *s)
 	state was = s->st;
 	enter(s, ST_DONE);
 	evtimer_del(s->timer);
-	if (s->conn) {
-		if (was != ST_CONNECT && was != ST_TLS) {
-			transcript(s, "C: ", "QUIT", 4);
-			co_conn_send(s->conn, "QUIT\r\n", 6);
-			co_conn_close_after_flush(s->conn);
-		} else {
-			co_conn_free(s->conn);
-		}
-		s->conn = NULL;
-	}
+	drop_conn(s, was != ST_CONNECT && was != ST_TLS);
 	if (s->depth) {
 		s->quit_pending = true; /* go_idle() frees it on the way out */
 		return;

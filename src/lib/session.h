@@ -99,6 +99,11 @@ co_session *co_session_start(struct event_base *base, const co_session_params *p
 /* Send a batch on an idle session: [RSET] MAIL RCPT... pipelined. */
 void co_session_send(co_session *s, co_session_batch *b);
 
+/* closed(arg) once its connection is gone (after the server answered
+ * QUIT, or closed), perhaps after the session ended and was freed: what
+ * it held at the server is free only then.  Exactly once. */
+void co_session_on_closed(co_session *s, void (*closed)(void *arg), void *arg);
+
 /* End it (QUIT when it can); no more callbacks.  Safe inside one. */
 void co_session_quit(co_session *s);
 

@@ -197,6 +197,12 @@ def redis(redis_server):
         redis_server.cli("DEL", *keys)
 
 
+def record_keys(redis_server, prefix):
+    """The keys under prefix but the fleet's limits ("lim:", test_fleet.py)."""
+    return [k for k in redis_server.cli("--scan", "--pattern", prefix + "*").splitlines()
+            if not k.startswith(prefix + "lim:")]
+
+
 def redis_set(redis_server, key, value: bytes):
     """SET key to binary value (redis-cli -x reads it from stdin)."""
     proc = subprocess.run([fixtures_redis.REDIS_CLI, "-h", "127.0.0.1", "-p",
@@ -687,7 +693,7 @@ def test_redis_list_get_delete_purge_stats(fill, redis, redis_server):
     spec, prefix = redis
     t0, t1 = fill(spec)
 
-    keys = redis_server.cli("--scan", "--pattern", prefix + "*").splitlines()
+    keys = record_keys(redis_server, prefix)
     assert len(keys) == len(EXPECTED), keys
 
     r = cache_cmd(spec, "list", "--json")
@@ -723,7 +729,7 @@ def test_redis_list_get_delete_purge_stats(fill, redis, redis_server):
     assert r.stdout == "3 entries deleted\n", r
     assert cache_cmd(spec, "list", "--domain", "postfix.test").stdout == ""
     left = len(EXPECTED) - 4
-    assert len(redis_server.cli("--scan", "--pattern", prefix + "*").splitlines()) == left
+    assert len(record_keys(redis_server, prefix)) == left
 
     # Redis expires keys by the real clock; CALLOUT_NOW moves ours
     r = cache_cmd(spec, "list", "--expired", "--json", env=now_env(10 * DAY))
@@ -732,7 +738,7 @@ def test_redis_list_get_delete_purge_stats(fill, redis, redis_server):
     assert r.stdout == "1 entry purged\n", r
     r = cache_cmd(spec, "purge", "--json", env=now_env(10 * DAY))
     assert r.json == [{"purged": left - 1}], r
-    assert redis_server.cli("--scan", "--pattern", prefix + "*").splitlines() == []
+    assert record_keys(redis_server, prefix) == []
     [s] = cache_cmd(spec, "stats", "--json").json
     assert s["total"] == 0
 

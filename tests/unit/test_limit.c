@@ -388,6 +388,101 @@ static void test_local_many_keys(void **state)
 	assert_int_equal(co_limits_local_size(l), 2 * N);
 }
 
+/* ---- admission, a fleet's share, leases ------------------------------- */
+
+/* The composed admit: all or nothing, both slots, both tokens. */
+static void test_admit_all_or_nothing(void **state)
+{
+	co_limits *l = *state;
+	co_admission a1, a2, a3;
+
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, false, &a1), CO_ADMIT_OK);
+	assert_true(a1.dlease && a1.hlease && !a1.trial);
+	/* The host's one slot is out: the domain's slot goes back. */
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, false, &a2), CO_ADMIT_HOST_FULL);
+	assert_int_equal(a2.out, 1);
+	l->ops->release(l, &host_1, a1.hlease);
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, false, &a2), CO_ADMIT_OK);
+	/* Two domain slots out now. */
+	l->ops->release(l, &host_1, a2.hlease);
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, false, &a3), CO_ADMIT_DOMAIN_FULL);
+	assert_int_equal(a3.out, 2);
+	l->ops->release(l, &dom_a, a1.dlease);
+	/* The third token of the burst, then none for a second. */
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, false, &a3), CO_ADMIT_OK);
+	l->ops->release(l, &host_1, a3.hlease);
+	l->ops->release(l, &dom_a, a3.dlease);
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, false, &a1), CO_ADMIT_DOMAIN_RATE);
+	assert_true(a1.wait > 0 && a1.wait <= 1001);
+	/* A route takes no token. */
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, true, &a1), CO_ADMIT_OK);
+	co_limits_health_of(l, &(co_limits_health){0});
+}
+
+static void test_admit_held_and_trial(void **state)
+{
+	co_limits *l = *state;
+	co_admission a;
+
+	for (int i = 0; i < 3; i++)
+		l->ops->report(l, &host_1, CO_LIMIT_FAILED, false);
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, false, &a), CO_ADMIT_HELD);
+	assert_true(a.wait >= 1000);
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, true, &a), CO_ADMIT_OK);
+	l->ops->release(l, &host_1, a.hlease);
+	l->ops->release(l, &dom_a, a.dlease);
+	clock_now += 60000;
+	assert_int_equal(co_limits_admit(l, &dom_a, &host_1, false, &a), CO_ADMIT_OK);
+	assert_true(a.trial);
+}
+
+static void test_share(void **state)
+{
+	co_limit_rules out;
+	(void)state;
+
+	assert_int_equal(co_limit_share(2, 3), 0);
+	assert_int_equal(co_limit_share(3, 3), 1);
+	assert_int_equal(co_limit_share(7, 3), 2);
+	assert_int_equal(co_limit_share(7, 0), 7);
+	assert_int_equal(co_limit_share(CALLOUT_UNLIMITED, 3), CALLOUT_UNLIMITED);
+	/* Domains: 2 at once over 2 nodes is 1 each; 3 tokens is 1 each. */
+	assert_true(co_limit_rules_share(&rules[CO_LIMIT_DOMAIN], 2, &out));
+	assert_int_equal(out.sessions, 1);
+	assert_int_equal(out.rate.rate, 30);
+	assert_int_equal(out.rate.burst, 1);
+	/* Over 3 nodes the share of 2 sessions is 0: nothing may open. */
+	assert_false(co_limit_rules_share(&rules[CO_LIMIT_DOMAIN], 3, &out));
+	/* Unlimited stays so; the backoff is not shared out. */
+	assert_true(co_limit_rules_share(&rules[CO_LIMIT_HOST], 1, &out));
+	assert_int_equal(out.sessions, 1);
+	assert_int_equal(out.rate.rate, CALLOUT_UNLIMITED);
+	assert_int_equal(out.backoff.failures, 3);
+	assert_false(co_limit_rules_share(&rules[CO_LIMIT_HOST], 2, &out));
+}
+
+static void test_lease_set(void **state)
+{
+	co_lease_set s = {0};
+	(void)state;
+
+	for (co_lease i = 1; i <= 100; i++)
+		assert_int_equal(co_lease_set_add(&s, i, "p:lim:s:d:a.example", 19), 0);
+	assert_int_equal(s.n, 100);
+	assert_true(co_lease_set_remove(&s, 50));
+	assert_false(co_lease_set_remove(&s, 50));
+	assert_false(co_lease_set_remove(&s, 1000));
+	assert_int_equal(s.n, 99);
+	for (size_t i = 0; i < s.n; i++) {
+		assert_true(s.v[i].lease != 50);
+		assert_string_equal(s.v[i].key, "p:lim:s:d:a.example");
+		assert_int_equal(s.v[i].keylen, 19);
+	}
+	co_lease_set_clear(&s);
+	assert_int_equal(s.n, 0);
+	assert_null(s.v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +502,10 @@ int main(void)
 	                                    teardown_local),
 	    cmocka_unit_test_setup_teardown(test_local_expiry, setup_local, teardown_local),
 	    cmocka_unit_test_setup_teardown(test_local_many_keys, setup_local, teardown_local),
+	    cmocka_unit_test_setup_teardown(test_admit_all_or_nothing, setup_local, teardown_local),
+	    cmocka_unit_test_setup_teardown(test_admit_held_and_trial, setup_local, teardown_local),
+	    cmocka_unit_test(test_share),
+	    cmocka_unit_test(test_lease_set),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1060 @@
+/*
+ * The fleet-wide limits backend (see limit.h): the slots, buckets and
+ * backoff of every domain and MX address on the Redis server of the
+ * cache, shared by every node that uses it.
+ *
+ *   slots    a sorted set per key, a lease a member (node token:lease)
+ *            scored by its expiry; a node renews its live leases every
+ *            RENEW_MS, so a node killed with kill -9 frees its slots
+ *            within LEASE_TTL_MS
+ *   rates    a hash per key (tokens, stamp): the token bucket of limit.c
+ *   backoff  a hash per host (failures, level, until, trial out)
+ *   nodes    a sorted set of node tokens scored by their heartbeat's
+ *            expiry, counted at each renewal
+ *
+ * One script (EVALSHA) admits a session all or nothing: backoff, both
+ * slots, both tokens; one round trip per session admitted.  The pool
+ * never waits for Redis: admit answers from what it knows (a grant not
+ * yet collected, a refusal until its retry time), or sends the script
+ * and says PENDING; the reply is kept and kick() tells the pool to ask
+ * again.  Release and report are sent without waiting.
+ *
+ * Redis out of reach: admissions are decided by an in-process backend
+ * with this node's share of each limit, floor(limit / live nodes) as last
+ * counted; a share of 0 admits nothing.  Back to Redis when it answers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+#include <callout/callout.h>
+
+#include "cache_redis.h"
+#include "limit.h"
+
+#define LEASE_TTL_MS   10000 /* a slot of a node that stops renewing frees itself */
+#define RENEW_MS       2500  /* renewal and heartbeat */
+#define NODE_TTL_MS    7500  /* a node is counted this long after its heartbeat */
+#define SLOT_POLL_MS   50    /* a full key (another node's slots) is asked again */
+#define GRANT_KEEP_MS  2000  /* a grant nobody collected is given back */
+#define ERROR_RETRY_MS 100   /* after an error reply */
+#define SHARE_RETRY_MS 1000  /* a share of 0: look again */
+#define CONNECT_MS     1000
+#define REPLY_MS       1000 /* nothing answered this long: the server is gone */
+#define WATCH_MS       100
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define RENEW_BATCH    200
+#define KEY_MAX        1024
+#define FB_BIT         (1ull << 63) /* a lease of the fallback */
+#define DOUBLINGS_MAX  4
+
+/* KEYS: dslots hslots dbucket hbucket hbackoff; ARGV: dmember hmember ttl
+ * dcap hcap exempt drate dburst hrate hburst failures (0: no limit).
+ * {0,trial} | {1,failures,ms left} held | {2,n} | {3,n} full | {4,0,ms}
+ * | {5,0,ms} no token. */
+static const char admit_lua[] =
+    "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000)\n"
+    "local ttl=tonumber(ARGV[3]) local ex=ARGV[6]=='1' local trial=0\n"
+    "if not ex then\n"
+    " local b=redis.call('HMGET',KEYS[5],'f','u','t')\n"
+    " local f=tonumber(b[1]) or 0 local bf=tonumber(ARGV[11])\n"
+    " if bf>0 and f>=bf then\n"
+    "  local u=tonumber(b[2]) or 0 local tr=tonumber(b[3]) or 0\n"
+    "  if now<u then return {1,f,u-now} end\n"
+    "  if tr>now then return {1,f,1000} end\n"
+    "  trial=1\n"
+    " end\n"
+    "end\n"
+    "local function full(k,cap)\n"
+    " if cap==0 then return nil end\n"
+    " redis.call('ZREMRANGEBYSCORE',k,'-inf',now)\n"
+    " local n=redis.call('ZCARD',k) if n>=cap then return n end return nil\n"
+    "end\n"
+    "local n=full(KEYS[1],tonumber(ARGV[4])) if n then return {2,n} end\n"
+    "n=full(KEYS[2],tonumber(ARGV[5])) if n then return {3,n} end\n"
+    "local function bucket(k,rate,burst)\n"
+    " if rate==0 then return 0,0,0 end\n"
+    " local b=redis.call('HMGET',k,'t','s')\n"
+    " local tok=tonumber(b[1]) or burst local s=tonumber(b[2]) or now\n"
+    " local per=rate/60000\n"
+    " if now>s then tok=tok+(now-s)*per s=now end\n"
+    " if tok>burst then tok=burst end\n"
+    " if tok>=1 then return 0,tok,s end\n"
+    " return math.floor((1-tok)/per)+1,tok,s\n"
+    "end\n"
+    "if not ex then\n"
+    " local dr,db,hr,hb=tonumber(ARGV[7]),tonumber(ARGV[8]),tonumber(ARGV[9]),tonumber(ARGV[10])\n"
+    " local dw,dt,ds=bucket(KEYS[3],dr,db) local hw,ht,hs=bucket(KEYS[4],hr,hb)\n"
+    " if dw>0 then if hw>0 and hw<dw then dw=hw end return {4,0,dw} end\n"
+    " if hw>0 then return {5,0,hw} end\n"
+    " if dr>0 then redis.call('HSET',KEYS[3],'t',tostring(dt-1),'s',ds)\n"
+    "  redis.call('PEXPIRE',KEYS[3],math.ceil(db*60000/dr)+60000) end\n"
+    " if hr>0 then redis.call('HSET',KEYS[4],'t',tostring(ht-1),'s',hs)\n"
+    "  redis.call('PEXPIRE',KEYS[4],math.ceil(hb*60000/hr)+60000) end\n"
+    "end\n"
+    "if tonumber(ARGV[4])>0 then redis.call('ZADD',KEYS[1],now+ttl,ARGV[1])\n"
+    " redis.call('PEXPIRE',KEYS[1],ttl*2) end\n"
+    "if tonumber(ARGV[5])>0 then redis.call('ZADD',KEYS[2],now+ttl,ARGV[2])\n"
+    " redis.call('PEXPIRE',KEYS[2],ttl*2) end\n"
+    "if trial==1 then redis.call('HSET',KEYS[5],'t',now+ttl) end\n"
+    "return {0,trial}\n";
+
+/* KEYS: nodes, slot keys...; ARGV: token ttl node_ttl, members...
+ * Heartbeat, renew our leases still there; the live nodes. */
+static const char renew_lua[] =
+    "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000)\n"
+    "local ttl=tonumber(ARGV[2]) local nt=tonumber(ARGV[3])\n"
+    "redis.call('ZADD',KEYS[1],now+nt,ARGV[1])\n"
+    "redis.call('ZREMRANGEBYSCORE',KEYS[1],'-inf',now)\n"
+    "redis.call('PEXPIRE',KEYS[1],nt*2)\n"
+    "for i=2,#KEYS do\n"
+    " if redis.call('ZADD',KEYS[i],'XX','CH',now+ttl,ARGV[i+2])>=0 then\n"
+    "  redis.call('PEXPIRE',KEYS[i],ttl*2) end\n"
+    "end\n"
+    "return redis.call('ZCARD',KEYS[1])\n";
+
+/* KEYS: hbackoff; ARGV: outcome (0 worked, 1 failed, 2 ended) trial
+ * failures base_ms max_level.  {failures, ms held}. */
+static const char report_lua[] =
+    "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000)\n"
+    "if ARGV[2]=='1' then redis.call('HDEL',KEYS[1],'t') end\n"
+    "if ARGV[1]=='2' then return {0,0} end\n"
+    "if ARGV[1]=='0' then redis.call('DEL',KEYS[1]) return {0,0} end\n"
+    "local f=redis.call('HINCRBY',KEYS[1],'f',1)\n"
+    "local base=tonumber(ARGV[4]) local mx=tonumber(ARGV[5])\n"
+    "local left=0\n"
+    "if f>=tonumber(ARGV[3]) then\n"
+    " local l=tonumber(redis.call('HGET',KEYS[1],'l') or 0)\n"
+    " if ARGV[2]=='1' and l<mx then l=l+1 redis.call('HSET',KEYS[1],'l',l) end\n"
+    " left=base*2^l redis.call('HSET',KEYS[1],'u',now+left)\n"
+    "end\n"
+    "redis.call('PEXPIRE',KEYS[1],math.floor(base*2^mx)*2+600000)\n"
+    "return {f,left}\n";
+
+enum { S_ADMIT, S_RENEW, S_REPORT, S_N };
+static const char *const scripts[S_N] = {admit_lua, renew_lua, report_lua};
+
+typedef enum ask_state { ASK_PENDING, ASK_GRANTED, ASK_REFUSED } ask_state;
+
+typedef struct rl rl;
+
+/* An admission asked of Redis, per domain, host and exemption: its
+ * answer is kept until collected (a grant) or until its retry time. */
+typedef struct ask {
+	struct ask *next;
+	rl *r;
+	ask_state st;
+	bool exempt;
+	bool gone; /* forgotten while hiredis held it */
+	co_admit code;
+	co_admission a;
+	long long until;
+	char dkey[KEY_MAX], hkey[KEY_MAX]; /* slot keys: where the leases go */
+	size_t dlen, hlen, dklen, hklen;
+	unsigned char id[]; /* domain id then host id */
+} ask;
+
+/* What Redis said of a host's backoff. */
+typedef struct held {
+	struct held *next;
+	unsigned failures;
+	long long until;
+	size_t len;
+	unsigned char id[];
+} held;
+
+struct rl {
+	co_limits base;
+	struct event_base *evb;
+	char *host, *user, *password, *prefix;
+	unsigned port, db;
+	char token[17];
+	char sha[S_N][41];
+	redisAsyncContext *ac;
+	bool ready, freeing;
+	long long conn_start, progress;
+	size_t inflight;
+	unsigned backoff_ms;
+	struct event *retry_ev, *watch_ev, *renew_ev;
+	co_lease leases;
+	co_lease_set held_leases; /* ours on Redis */
+	ask *asks;
+	held *helds;
+	co_limits *fb; /* the fallback, this node's share */
+	unsigned fb_leases;
+	unsigned nodes;
+	unsigned long long fallbacks, round_trips, admissions;
+};
+
+static long long now_of(const rl *r)
+{
+	return co_clock_ms(r->base.clock, r->base.clock_arg);
+}
+
+static struct timeval ms_tv(long long ms)
+{
+	return (struct timeval){.tv_sec = (time_t)(ms / 1000),
+	                        .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+}
+
+static void kick(rl *r)
+{
+	if (r->base.kick)
+		r->base.kick(r->base.kick_arg);
+}
+
+/* ---- keys ---- */
+
+/* prefix "lim:" what ":" kind ":" id (domains as they are, addresses in
+ * hex); its length, 0 if too long. */
+static size_t key_of(const rl *r, char *out, const char *what, const co_limit_key *k)
+{
+	int n = snprintf(out, KEY_MAX, "%slim:%s:%c:", r->prefix, what,
+	                 k->kind == CO_LIMIT_DOMAIN ? 'd' : 'h');
+	if (n < 0 || (size_t)n >= KEY_MAX)
+		return 0;
+	size_t len = (size_t)n;
+	const unsigned char *id = k->id;
+	for (size_t i = 0; i < k->len; i++) {
+		if (len + 3 >= KEY_MAX)
+			return 0;
+		if (k->kind == CO_LIMIT_DOMAIN) {
+			out[len++] = (char)id[i];
+		} else {
+			snprintf(out + len, 3, "%02x", id[i]);
+			len += 2;
+		}
+	}
+	out[len] = '\0';
+	return len;
+}
+
+static size_t member_of(const rl *r, char *out, size_t size, co_lease lease)
+{
+	int n = snprintf(out, size, "%s:%llu", r->token, (unsigned long long)lease);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* ---- the connection ---- */
+
+static void connect_start(rl *r);
+
+static void conn_lost(rl *r)
+{
+	r->ac = NULL;
+	r->ready = false;
+	r->inflight = 0;
+	event_del(r->watch_ev);
+	struct timeval tv = ms_tv(r->backoff_ms);
+	evtimer_add(r->retry_ev, &tv);
+	r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+	kick(r); /* pending admissions are decided by the fallback now */
+}
+
+static void drop(rl *r)
+{
+	redisAsyncContext *ac = r->ac;
+	conn_lost(r);
+	redisAsyncFree(ac);
+}
+
+static bool got_reply(rl *r, redisAsyncContext *ac, const redisReply *rep)
+{
+	if (r->freeing || ac != r->ac)
+		return false;
+	if (!rep) {
+		conn_lost(r);
+		return false;
+	}
+	r->inflight--;
+	r->progress = co_clock_ms(NULL, NULL);
+	return true;
+}
+
+static int send_cmd(rl *r, redisCallbackFn *fn, void *priv, int argc, const char **argv,
+                    const size_t *lens)
+{
+	if (!r->ac || redisAsyncCommandArgv(r->ac, fn, priv, argc, argv, lens) != REDIS_OK)
+		return -1;
+	if (r->inflight++ == 0)
+		r->progress = co_clock_ms(NULL, NULL);
+	r->round_trips++;
+	if (!event_pending(r->watch_ev, EV_TIMEOUT, NULL)) {
+		struct timeval tv = ms_tv(WATCH_MS);
+		event_add(r->watch_ev, &tv);
+	}
+	return 0;
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	rl *r = arg;
+	long long t = co_clock_ms(NULL, NULL);
+	(void)fd;
+	(void)what;
+	if (!r->ac || (r->ready && !r->inflight))
+		event_del(r->watch_ev);
+	else if (!r->ready && t - r->conn_start >= CONNECT_MS)
+		drop(r);
+	else if (r->ready && t - r->progress >= REPLY_MS)
+		drop(r);
+}
+
+static void renew(rl *r);
+
+static void on_hello(redisAsyncContext *ac, void *reply, void *priv)
+{
+	rl *r = ac->data;
+	redisReply *rep = reply;
+
+	if (!got_reply(r, ac, rep))
+		return;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		drop(r);
+		return;
+	}
+	if (priv) { /* the PING after AUTH, SELECT and the scripts */
+		r->ready = true;
+		r->backoff_ms = BACKOFF_MIN_MS;
+		renew(r); /* count the nodes at once */
+		kick(r);
+	}
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	rl *r = ac->data;
+	if (!r->freeing && ac == r->ac && status != REDIS_OK)
+		conn_lost(r);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	rl *r = ac->data;
+	(void)status;
+	if (!r->freeing && ac == r->ac)
+		conn_lost(r);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	connect_start(arg);
+}
+
+static void connect_start(rl *r)
+{
+	redisAsyncContext *ac = redisAsyncConnect(r->host, (int)r->port);
+
+	if (!ac || ac->err || redisLibeventAttach(ac, r->evb) != REDIS_OK) {
+		if (ac)
+			redisAsyncFree(ac);
+		r->ac = NULL;
+		struct timeval tv = ms_tv(r->backoff_ms);
+		evtimer_add(r->retry_ev, &tv);
+		r->backoff_ms =
+		    r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+		return;
+	}
+	ac->data = r;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	r->ac = ac;
+	r->ready = false;
+	r->inflight = 0;
+	r->conn_start = co_clock_ms(NULL, NULL);
+
+	const char *argv[4];
+	size_t lens[4];
+	char db[16];
+	int rc = 0;
+	if (r->password) {
+		int argc = 0;
+		argv[argc] = "AUTH", lens[argc++] = 4;
+		if (r->user)
+			argv[argc] = r->user, lens[argc++] = strlen(r->user);
+		argv[argc] = r->password, lens[argc++] = strlen(r->password);
+		rc |= send_cmd(r, on_hello, NULL, argc, argv, lens);
+	}
+	if (r->db) {
+		snprintf(db, sizeof(db), "%u", r->db);
+		argv[0] = "SELECT", lens[0] = 6;
+		argv[1] = db, lens[1] = strlen(db);
+		rc |= send_cmd(r, on_hello, NULL, 2, argv, lens);
+	}
+	for (int i = 0; i < S_N; i++) {
+		argv[0] = "SCRIPT", lens[0] = 6;
+		argv[1] = "LOAD", lens[1] = 4;
+		argv[2] = scripts[i], lens[2] = strlen(scripts[i]);
+		rc |= send_cmd(r, on_hello, NULL, 3, argv, lens);
+	}
+	argv[0] = "PING", lens[0] = 4;
+	rc |= send_cmd(r, on_hello, r, 1, argv, lens);
+	if (rc)
+		drop(r);
+}
+
+/* A script's SHA1, for EVALSHA. */
+static bool script_sha(const char *script, char out[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (!EVP_Digest(script, strlen(script), md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
+		return false;
+	for (unsigned i = 0; i < 20; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return true;
+}
+
+/* A NOSCRIPT (a SCRIPT FLUSH on the server): load them again. */
+static void reload(rl *r)
+{
+	for (int i = 0; i < S_N; i++) {
+		const char *argv[3] = {"SCRIPT", "LOAD", scripts[i]};
+		size_t lens[3] = {6, 4, strlen(scripts[i])};
+		send_cmd(r, on_hello, NULL, 3, argv, lens);
+	}
+}
+
+static bool noscript(const redisReply *rep)
+{
+	return rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0;
+}
+
+/* ---- renewal ---- */
+
+static void on_renew_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	rl *r = ac->data;
+	redisReply *rep = reply;
+	(void)priv;
+
+	if (!got_reply(r, ac, rep))
+		return;
+	if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+		r->nodes = (unsigned)rep->integer;
+	else if (noscript(rep))
+		reload(r);
+}
+
+static void renew(rl *r)
+{
+	size_t n = r->held_leases.n, i = 0;
+	char nodes[KEY_MAX], ttl[16], nttl[16];
+
+	if (!r->ready)
+		return;
+	snprintf(nodes, sizeof(nodes), "%slim:nodes", r->prefix);
+	snprintf(ttl, sizeof(ttl), "%d", LEASE_TTL_MS);
+	snprintf(nttl, sizeof(nttl), "%d", NODE_TTL_MS);
+	do {
+		size_t m = n - i > RENEW_BATCH ? RENEW_BATCH : n - i;
+		size_t argc = 3 + 1 + m + 3 + m;
+		const char **argv = malloc(argc * sizeof(*argv));
+		size_t *lens = malloc(argc * sizeof(*lens));
+		char(*members)[64] = malloc((m ? m : 1) * sizeof(*members));
+		char nk[16];
+		if (!argv || !lens || !members) {
+			free(argv);
+			free(lens);
+			free(members);
+			return;
+		}
+		snprintf(nk, sizeof(nk), "%zu", m + 1);
+		size_t a = 0;
+		argv[a] = "EVALSHA", lens[a++] = 7;
+		argv[a] = r->sha[S_RENEW], lens[a++] = 40;
+		argv[a] = nk, lens[a++] = strlen(nk);
+		argv[a] = nodes, lens[a++] = strlen(nodes);
+		for (size_t j = 0; j < m; j++)
+			argv[a] = r->held_leases.v[i + j].key,
+			lens[a++] = r->held_leases.v[i + j].keylen;
+		argv[a] = r->token, lens[a++] = strlen(r->token);
+		argv[a] = ttl, lens[a++] = strlen(ttl);
+		argv[a] = nttl, lens[a++] = strlen(nttl);
+		for (size_t j = 0; j < m; j++) {
+			argv[a] = members[j];
+			lens[a++] = member_of(r, members[j], sizeof(members[j]),
+			                      r->held_leases.v[i + j].lease);
+		}
+		send_cmd(r, on_renew_reply, NULL, (int)a, argv, lens);
+		free(argv);
+		free(lens);
+		free(members);
+		i += m;
+	} while (i < n);
+}
+
+static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	renew(arg);
+}
+
+/* ---- fire and forget ---- */
+
+static void on_ignored_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	rl *r = ac->data;
+	(void)priv;
+	if (got_reply(r, ac, reply) && noscript(reply))
+		reload(r);
+}
+
+static void zrem(rl *r, const char *key, size_t keylen, co_lease lease)
+{
+	char member[64];
+	const char *argv[3] = {"ZREM", key, member};
+	size_t lens[3] = {4, keylen, member_of(r, member, sizeof(member), lease)};
+	if (r->ready)
+		send_cmd(r, on_ignored_reply, NULL, 3, argv, lens);
+}
+
+/* ---- what Redis said ---- */
+
+static ask *ask_find(rl *r, const co_limit_key *d, const co_limit_key *h, bool exempt)
+{
+	for (ask *q = r->asks; q; q = q->next)
+		if (q->exempt == exempt && q->dlen == d->len && q->hlen == h->len &&
+		    memcmp(q->id, d->id, d->len) == 0 && memcmp(q->id + d->len, h->id, h->len) == 0)
+			return q;
+	return NULL;
+}
+
+static void ask_unlink(rl *r, ask *q)
+{
+	for (ask **pp = &r->asks; *pp; pp = &(*pp)->next) {
+		if (*pp == q) {
+			*pp = q->next;
+			return;
+		}
+	}
+}
+
+/* Answers past their time: refusals expire, grants nobody took go back. */
+static void asks_sweep(rl *r, long long now)
+{
+	for (ask **pp = &r->asks; *pp;) {
+		ask *q = *pp;
+		if (q->st != ASK_PENDING && now >= q->until) {
+			*pp = q->next;
+			if (q->st == ASK_GRANTED) {
+				zrem(r, q->dkey, q->dklen, q->a.dlease);
+				zrem(r, q->hkey, q->hklen, q->a.hlease);
+			}
+			free(q);
+		} else {
+			pp = &q->next;
+		}
+	}
+}
+
+static held *held_find(rl *r, const co_limit_key *k)
+{
+	for (held *e = r->helds; e; e = e->next)
+		if (e->len == k->len && memcmp(e->id, k->id, k->len) == 0)
+			return e;
+	return NULL;
+}
+
+static void held_note(rl *r, const co_limit_key *k, unsigned failures, long long left)
+{
+	long long now = now_of(r);
+	held *e = held_find(r, k);
+
+	/* Drop what is over, now and then. */
+	for (held **pp = &r->helds; *pp;) {
+		if ((*pp)->until <= now && *pp != e) {
+			held *x = *pp;
+			*pp = x->next;
+			free(x);
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+	if (!e) {
+		if (left <= 0 || !(e = calloc(1, sizeof(*e) + k->len)))
+			return;
+		e->len = k->len;
+		memcpy(e->id, k->id, k->len);
+		e->next = r->helds;
+		r->helds = e;
+	}
+	e->failures = failures;
+	e->until = now + left;
+}
+
+static long long int_of(const redisReply *v)
+{
+	return v->type == REDIS_REPLY_INTEGER ? v->integer : 0;
+}
+
+static void on_admit_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	rl *r = ac->data;
+	redisReply *rep = reply;
+	ask *q = priv;
+
+	if (q->gone || r->freeing) {
+		free(q);
+		return;
+	}
+	if (!got_reply(r, ac, rep)) {
+		ask_unlink(r, q); /* the fallback decides */
+		free(q);
+		return;
+	}
+	long long now = now_of(r);
+	q->st = ASK_REFUSED;
+	q->code = CO_ADMIT_PENDING;
+	q->until = now + ERROR_RETRY_MS;
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2) {
+		long long code = int_of(rep->element[0]), a = int_of(rep->element[1]);
+		long long b = rep->elements > 2 ? int_of(rep->element[2]) : 0;
+		switch (code) {
+		case 0:
+			q->st = ASK_GRANTED;
+			q->code = CO_ADMIT_OK;
+			q->a.trial = a != 0;
+			q->until = now + GRANT_KEEP_MS;
+			break;
+		case 1:
+			q->code = CO_ADMIT_HELD;
+			q->until = now + (b > 0 ? b : 1000);
+			held_note(r, &(co_limit_key){CO_LIMIT_HOST, q->id + q->dlen, q->hlen},
+			          (unsigned)a, b);
+			break;
+		case 2:
+		case 3:
+			q->code = code == 2 ? CO_ADMIT_DOMAIN_FULL : CO_ADMIT_HOST_FULL;
+			q->a.out = a > 0 ? (unsigned)a : 1;
+			q->until = now + SLOT_POLL_MS;
+			break;
+		case 4:
+		case 5:
+			q->code = code == 4 ? CO_ADMIT_DOMAIN_RATE : CO_ADMIT_HOST_RATE;
+			q->until = now + (b > 0 ? b : 1);
+			break;
+		}
+	} else if (noscript(rep)) {
+		reload(r);
+	}
+	kick(r);
+}
+
+/* ---- the ops ---- */
+
+/* The fallback, with this node's share of every limit; NULL with the
+ * share 0. */
+static co_limits *fallback(rl *r)
+{
+	co_limit_rules rules[CO_LIMIT_KINDS];
+
+	if (r->fb)
+		return r->fb;
+	for (int k = 0; k < CO_LIMIT_KINDS; k++)
+		if (!co_limit_rules_share(&r->base.rules[k], r->nodes, &rules[k]))
+			return NULL;
+	r->fb = co_limits_local_new(rules, r->base.clock, r->base.clock_arg, 0);
+	return r->fb;
+}
+
+static co_admit fallback_admit(rl *r, const co_limit_key *d, const co_limit_key *h, bool exempt,
+                               co_admission *a)
+{
+	co_limits *fb = fallback(r);
+
+	r->fallbacks++;
+	if (!fb) {
+		a->wait = SHARE_RETRY_MS;
+		return CO_ADMIT_SHARE;
+	}
+	co_admit res = co_limits_admit(fb, d, h, exempt, a);
+	if (res == CO_ADMIT_OK) {
+		a->dlease |= FB_BIT;
+		a->hlease |= FB_BIT;
+		r->fb_leases += 2;
+		r->admissions++;
+	} else if (res == CO_ADMIT_DOMAIN_FULL || res == CO_ADMIT_HOST_FULL) {
+		/* Slots of the fallback free when our sessions end; Redis may
+		 * be back before: look again. */
+		a->wait = SHARE_RETRY_MS;
+	}
+	return res;
+}
+
+static unsigned cap_arg(unsigned v)
+{
+	return v == CALLOUT_UNLIMITED ? 0 : v;
+}
+
+static co_admit r_admit(co_limits *l, const co_limit_key *d, const co_limit_key *h, bool exempt,
+                        co_admission *a)
+{
+	rl *r = (rl *)l;
+	long long now = now_of(r);
+
+	asks_sweep(r, now);
+	ask *q = ask_find(r, d, h, exempt);
+	if (q && q->st == ASK_GRANTED) {
+		*a = q->a;
+		ask_unlink(r, q);
+		if (co_lease_set_add(&r->held_leases, a->dlease, q->dkey, q->dklen) ||
+		    co_lease_set_add(&r->held_leases, a->hlease, q->hkey, q->hklen)) {
+			co_lease_set_remove(&r->held_leases, a->dlease);
+			zrem(r, q->dkey, q->dklen, a->dlease);
+			zrem(r, q->hkey, q->hklen, a->hlease);
+			free(q);
+			return CO_ADMIT_NOMEM;
+		}
+		free(q);
+		r->admissions++;
+		return CO_ADMIT_OK;
+	}
+	if (q && q->st == ASK_REFUSED) {
+		a->out = q->a.out;
+		a->wait = q->until - now;
+		return q->code;
+	}
+	if (q)
+		return CO_ADMIT_PENDING;
+	if (!r->ready)
+		return fallback_admit(r, d, h, exempt, a);
+
+	if (!(q = calloc(1, sizeof(*q) + d->len + h->len)))
+		return CO_ADMIT_NOMEM;
+	q->r = r;
+	q->exempt = exempt;
+	q->dlen = d->len;
+	q->hlen = h->len;
+	memcpy(q->id, d->id, d->len);
+	memcpy(q->id + d->len, h->id, h->len);
+	q->a.dlease = ++r->leases;
+	q->a.hlease = ++r->leases;
+
+	char dbucket[KEY_MAX], hbucket[KEY_MAX], hbackoff[KEY_MAX];
+	char dm[64], hm[64], nums[7][16];
+	const co_limit_rules *dr = &l->rules[CO_LIMIT_DOMAIN], *hr = &l->rules[CO_LIMIT_HOST];
+	unsigned v[7] = {cap_arg(dr->sessions),        cap_arg(hr->sessions),
+	                 cap_arg(dr->rate.rate),       cap_arg(dr->rate.burst),
+	                 cap_arg(hr->rate.rate),       cap_arg(hr->rate.burst),
+	                 cap_arg(hr->backoff.failures)};
+	for (int i = 0; i < 7; i++)
+		snprintf(nums[i], sizeof(nums[i]), "%u", v[i]);
+	q->dklen = key_of(r, q->dkey, "s", d);
+	q->hklen = key_of(r, q->hkey, "s", h);
+	size_t dbl = key_of(r, dbucket, "b", d), hbl = key_of(r, hbucket, "b", h);
+	size_t hol = key_of(r, hbackoff, "o", h);
+	if (!q->dklen || !q->hklen || !dbl || !hbl || !hol) {
+		free(q);
+		return fallback_admit(r, d, h, exempt, a);
+	}
+	char ttl[16];
+	snprintf(ttl, sizeof(ttl), "%d", LEASE_TTL_MS);
+	const char *argv[] = {"EVALSHA", r->sha[S_ADMIT],    "5",     q->dkey, q->hkey, dbucket,
+	                      hbucket,   hbackoff,           dm,      hm,      ttl,     nums[0],
+	                      nums[1],   exempt ? "1" : "0", nums[2], nums[3], nums[4], nums[5],
+	                      nums[6]};
+	size_t lens[sizeof(argv) / sizeof(argv[0])];
+	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
+		lens[i] = argv[i] ? strlen(argv[i]) : 0;
+	lens[8] = member_of(r, dm, sizeof(dm), q->a.dlease);
+	lens[9] = member_of(r, hm, sizeof(hm), q->a.hlease);
+	lens[3] = q->dklen;
+	lens[4] = q->hklen;
+	if (send_cmd(r, on_admit_reply, q, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens)) {
+		free(q);
+		return fallback_admit(r, d, h, exempt, a);
+	}
+	q->st = ASK_PENDING;
+	q->next = r->asks;
+	r->asks = q;
+	return CO_ADMIT_PENDING;
+}
+
+static void r_release(co_limits *l, const co_limit_key *k, co_lease lease)
+{
+	rl *r = (rl *)l;
+	char key[KEY_MAX];
+
+	if (lease & FB_BIT) {
+		if (r->fb) {
+			r->fb->ops->release(r->fb, k, lease & ~FB_BIT);
+			r->fb_leases--;
+			if (!r->fb_leases && r->ready) {
+				co_limits_free(r->fb); /* a new count of nodes next time */
+				r->fb = NULL;
+			}
+		}
+		return;
+	}
+	if (!co_lease_set_remove(&r->held_leases, lease))
+		return;
+	size_t len = key_of(r, key, "s", k);
+	if (len)
+		zrem(r, key, len, lease);
+	/* A slot of ours is free: refusals for this key are out of date. */
+	for (ask *q = r->asks; q; q = q->next)
+		if (q->st == ASK_REFUSED &&
+		    (q->code == CO_ADMIT_DOMAIN_FULL || q->code == CO_ADMIT_HOST_FULL))
+			q->until = 0;
+}
+
+static bool r_acquire(co_limits *l, const co_limit_key *k, co_lease *lease, unsigned *out)
+{
+	rl *r = (rl *)l;
+	co_limits *fb = fallback(r);
+
+	*out = 1;
+	if (!fb || !fb->ops->acquire(fb, k, lease, out))
+		return false;
+	*lease |= FB_BIT;
+	r->fb_leases++;
+	return true;
+}
+
+static bool r_take(co_limits *l, const co_limit_key *k, long long *wait)
+{
+	co_limits *fb = fallback((rl *)l);
+	return fb && fb->ops->take(fb, k, wait);
+}
+
+static void r_refund(co_limits *l, const co_limit_key *k)
+{
+	rl *r = (rl *)l;
+	/* On Redis a token taken stays taken: stricter, and rare. */
+	if (!r->ready && r->fb)
+		r->fb->ops->refund(r->fb, k);
+}
+
+static bool r_held(co_limits *l, const co_limit_key *k, unsigned *failures, long long *left_s)
+{
+	rl *r = (rl *)l;
+	long long now = now_of(r);
+
+	if (!r->ready)
+		return r->fb && r->fb->ops->held(r->fb, k, failures, left_s);
+	held *e = held_find(r, k);
+	if (!e || e->until <= now)
+		return false;
+	*failures = e->failures;
+	*left_s = (e->until - now + 999) / 1000;
+	return true;
+}
+
+static bool r_trial(co_limits *l, const co_limit_key *k)
+{
+	(void)l;
+	(void)k;
+	return false; /* admit says */
+}
+
+static void on_report_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	rl *r = ac->data;
+	redisReply *rep = reply;
+	held *k = priv; /* the host's id, to note what Redis says */
+
+	if (r->freeing) {
+		free(k);
+		return;
+	}
+	if (got_reply(r, ac, rep)) {
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+			long long f = int_of(rep->element[0]), left = int_of(rep->element[1]);
+			co_limit_key key = {CO_LIMIT_HOST, k->id, k->len};
+			held *e = held_find(r, &key);
+			if (left > 0)
+				held_note(r, &key, (unsigned)f, left);
+			else if (e && f == 0)
+				e->until = 0;
+		} else if (noscript(rep)) {
+			reload(r);
+		}
+	}
+	free(k);
+}
+
+static void r_report(co_limits *l, const co_limit_key *k, co_limit_outcome o, bool trial)
+{
+	rl *r = (rl *)l;
+	const co_backoff_rule *rule = &l->rules[k->kind].backoff;
+	char key[KEY_MAX], nums[3][16];
+	size_t len;
+	held *id;
+
+	if (r->fb)
+		r->fb->ops->report(r->fb, k, o, trial);
+	if (!r->ready || k->kind != CO_LIMIT_HOST || rule->failures == CALLOUT_UNLIMITED ||
+	    !(len = key_of(r, key, "o", k)) || !(id = calloc(1, sizeof(*id) + k->len)))
+		return;
+	id->len = k->len;
+	memcpy(id->id, k->id, k->len);
+	snprintf(nums[0], sizeof(nums[0]), "%u", rule->failures);
+	snprintf(nums[1], sizeof(nums[1]), "%u", rule->base_ms);
+	snprintf(nums[2], sizeof(nums[2]), "%u", rule->max_level);
+	const char *argv[] = {"EVALSHA",
+	                      r->sha[S_REPORT],
+	                      "1",
+	                      key,
+	                      o == CO_LIMIT_WORKED   ? "0"
+	                      : o == CO_LIMIT_FAILED ? "1"
+	                                             : "2",
+	                      trial ? "1" : "0",
+	                      nums[0],
+	                      nums[1],
+	                      nums[2]};
+	size_t lens[9];
+	for (int i = 0; i < 9; i++)
+		lens[i] = strlen(argv[i]);
+	lens[3] = len;
+	if (send_cmd(r, on_report_reply, id, 9, argv, lens))
+		free(id);
+}
+
+static unsigned r_held_count(co_limits *l, co_limit_kind kind)
+{
+	rl *r = (rl *)l;
+	long long now = now_of(r);
+	unsigned n = 0;
+
+	if (!r->ready)
+		return r->fb ? r->fb->ops->held_count(r->fb, kind) : 0;
+	if (kind == CO_LIMIT_HOST)
+		for (held *e = r->helds; e; e = e->next)
+			n += e->until > now;
+	return n;
+}
+
+static void r_health(co_limits *l, co_limits_health *out)
+{
+	rl *r = (rl *)l;
+
+	*out = (co_limits_health){.shared = true,
+	                          .up = r->ready,
+	                          .leases = (unsigned)r->held_leases.n + r->fb_leases,
+	                          .nodes = r->nodes,
+	                          .fallbacks = r->fallbacks,
+	                          .round_trips = r->round_trips,
+	                          .admissions = r->admissions};
+}
+
+static void r_free(co_limits *l)
+{
+	rl *r = (rl *)l;
+
+	/* Our slots go back now rather than at their TTL. */
+	for (size_t i = 0; r->ready && i < r->held_leases.n; i++)
+		zrem(r, r->held_leases.v[i].key, r->held_leases.v[i].keylen,
+		     r->held_leases.v[i].lease);
+	for (ask *q = r->asks; q; q = q->next)
+		if (q->st == ASK_GRANTED) {
+			zrem(r, q->dkey, q->dklen, q->a.dlease);
+			zrem(r, q->hkey, q->hklen, q->a.hlease);
+		}
+	r->freeing = true;
+	if (r->ac) {
+		redisAsyncContext *ac = r->ac;
+		r->ac = NULL;
+		/* Write what is queued (the ZREMs) before the close. */
+		int done = 0;
+		for (int i = 0; i < 100 && !done; i++)
+			if (redisBufferWrite(&ac->c, &done) != REDIS_OK)
+				break;
+		redisAsyncFree(ac); /* pending callbacks run with NULL: see r->freeing */
+	}
+	while (r->asks) {
+		ask *q = r->asks;
+		r->asks = q->next;
+		if (q->st == ASK_PENDING)
+			q->gone = true; /* hiredis already called it: freed there */
+		else
+			free(q);
+	}
+	while (r->helds) {
+		held *e = r->helds;
+		r->helds = e->next;
+		free(e);
+	}
+	co_lease_set_clear(&r->held_leases);
+	co_limits_free(r->fb);
+	if (r->retry_ev)
+		event_free(r->retry_ev);
+	if (r->watch_ev)
+		event_free(r->watch_ev);
+	if (r->renew_ev)
+		event_free(r->renew_ev);
+	free(r->host);
+	free(r->user);
+	if (r->password)
+		explicit_bzero(r->password, strlen(r->password));
+	free(r->password);
+	free(r->prefix);
+	free(r);
+}
+
+static const co_limits_ops redis_ops = {
+    .acquire = r_acquire,
+    .release = r_release,
+    .take = r_take,
+    .refund = r_refund,
+    .held = r_held,
+    .trial = r_trial,
+    .report = r_report,
+    .held_count = r_held_count,
+    .free = r_free,
+    .admit = r_admit,
+    .health = r_health,
+};
+
+co_limits *co_limits_redis_new(const co_limit_rules rules[CO_LIMIT_KINDS], co_clock_fn clock,
+                               void *clock_arg, struct event_base *base, struct co_cache *cache)
+{
+	co_redis_where w;
+
+	if (!base || !co_cache_redis_where(cache, &w))
+		return NULL;
+	rl *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->base.ops = &redis_ops;
+	memcpy(r->base.rules, rules, sizeof(r->base.rules));
+	r->base.clock = clock;
+	r->base.clock_arg = clock_arg;
+	r->evb = base;
+	r->port = w.port;
+	r->db = w.db;
+	r->nodes = 1;
+	r->backoff_ms = BACKOFF_MIN_MS;
+	r->host = strdup(w.host);
+	r->prefix = strdup(w.prefix ? w.prefix : "");
+	r->password = w.password ? strdup(w.password) : NULL;
+	r->user = w.user ? strdup(w.user) : NULL;
+	co_redis_make_token(r->token, 8);
+	bool ok = r->host && r->prefix && (!w.password || r->password) && (!w.user || r->user);
+	for (int i = 0; i < S_N; i++)
+		ok = ok && script_sha(scripts[i], r->sha[i]);
+	r->retry_ev = evtimer_new(base, on_retry, r);
+	r->watch_ev = event_new(base, -1, EV_PERSIST, on_watch, r);
+	r->renew_ev = event_new(base, -1, EV_PERSIST, on_renew_timer, r);
+	if (!ok || !r->retry_ev || !r->watch_ev || !r->renew_ev) {
+		r_free(&r->base);
+		return NULL;
+	}
+	struct timeval tv = ms_tv(RENEW_MS);
+	event_add(r->renew_ev, &tv);
+	connect_start(r);
+	return &r->base;
+}
