@@ -24,6 +24,7 @@ import urllib.request
 
 import pytest
 
+import conftest
 import testnet
 from conftest import ROOT
 from policy_client import exchange
@@ -133,6 +134,14 @@ def test_package_install_run_verify_purge(packages, postfix_mx):
         assert m, sec.stdout + sec.stderr
         assert float(m.group(1)) <= 2.0, sec.stdout
 
+    # A cache root made before the package (the README's quick start run as
+    # root): the package gives it to calloutd's user, which can then open it.
+    os.makedirs("/var/lib/callout", exist_ok=True)
+    stale = "/var/lib/callout/cache.lmdb"
+    run([conftest.binary("callout"), "check", "--cache", f"lmdb:{stale}", "a@@b.example"],
+        check=False)  # invalid (syntax): exit 1, the cache made
+    assert os.stat(stale).st_uid == 0
+
     # Install.
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     proc = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
@@ -143,6 +152,7 @@ def test_package_install_run_verify_purge(packages, postfix_mx):
     assert oct(st.st_mode & 0o777) == "0o640" and st.st_uid == 0 and st.st_gid == user.pw_gid
     st = os.stat("/var/lib/callout")
     assert st.st_uid == user.pw_uid and oct(st.st_mode & 0o777) == "0o750"
+    assert os.stat(stale).st_uid == user.pw_uid
     assert "mode = dry-run" in open(CONFIG).read().splitlines()
     assert os.path.exists("/usr/share/man/man8/calloutd.8.gz")
 
