@@ -11,14 +11,13 @@
  *   gone   -> outcomes, the host's failure count, requeue what waited
  *
  * The slots, tokens and backoff per domain and host are kept by a limits
- * backend (limit.h), the in-process one today; the pool asks it before it
- * opens a session and tells it when one ends.  What only the pool needs
- * (queues, sessions to join, how many RCPTs a host takes) stays here.
+ * backend (limit.h); pool_admit.c asks it before a session opens and
+ * tells it when one ends.  What only the pool needs (queues, sessions to
+ * join, how many RCPTs a host takes) stays here.
  *
  * The queue is pumped from the loop, never from inside a caller, so no
  * callback runs while the engine is in the middle of something.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,129 +26,16 @@
 
 #include <callout/callout.h>
 
-#include "addr.h"
-#include "limit.h"
-#include "pool.h"
-#include "pool_dest.h"
-#include "sockaddr.h"
+#include "pool_int.h"
 
-#define REQUEUES_MAX  3 /* "too many recipients" and lost sessions */
-#define DOUBLINGS_MAX 4 /* backoff grows to 16 times its first length */
-#define PRUNE_MS      60000
-#define SKIP_MAX      64 /* queued jobs looked past per domain and pump */
-
-/* A batch in flight and the jobs it answers. */
-typedef struct pbatch {
-	co_session_batch sb;
-	unsigned before; /* RCPTs the session sent before it */
-	co_pool_job **jobs;
-} pbatch;
-
-typedef enum ps_state { PS_CONNECTING, PS_BUSY, PS_DELIVERING, PS_IDLE } ps_state;
-
-/* What a session holds at the server until its connection is gone, which
- * may be after the session: its slots count until the server answered
- * its QUIT or closed (a session closed to make room for another must not
- * overlap it). */
-typedef struct ptail {
-	co_pool *pool; /* NULL: the pool is gone */
-	struct ptail *prev, *next;
-	co_phost *host;
-	co_pdom *dom;
-	co_lease dlease, hlease;
-	unsigned refs; /* the session until unlinked, and its connection */
-	bool closing;  /* the session is over, its connection not yet gone */
-} ptail;
-
-struct co_psess {
-	co_pool *pool;
-	co_psess *jprev, *jnext; /* in the domain's joinable sessions */
-	bool joinable;
-	co_psess *prev, *next; /* every session */
-	co_phost *host;
-	co_pdom *dom;
-	co_session *s;
-	ps_state st;
-	bool shared, exempt, trial, ready;
-	ptail *tail;                /* its slots, released when the connection is gone */
-	co_pool_job *phead, *ptail; /* pending: the next batch */
-	unsigned npend;
-	unsigned used; /* RCPTs sent */
-	pbatch *b;
-	struct event *idle_timer;
-	/* What the session runs with, copied: jobs come and go. */
-	co_session_params params;
-	struct sockaddr_storage addr, source;
-	const char *helo, *from, *fallback, *tls_name; /* in strs */
-	bool has_fallback, random;
-	char strs[];
-};
-
-struct co_pool {
-	struct event_base *base;
-	co_pool_limits lim;
-	co_limits *limits; /* slots, rates and backoff per domain and host */
-	co_pdests dests;   /* the servers and domains met */
-	co_pdom *waiting;  /* domains with queued jobs */
-	co_psess *sessions;
-	unsigned nqueued;
-	struct event *pump_ev, *wake;
-	long long pruned_at;
-	ptail *tails; /* slots held by sessions and closing connections */
-};
+#define REQUEUES_MAX 3  /* "too many recipients" and lost sessions */
+#define SKIP_MAX     64 /* queued jobs looked past per domain and pump */
 
 static const co_session_events session_events;
 
 static long long now_ms(const co_pool *pool)
 {
 	return co_clock_ms(pool->lim.clock, pool->lim.clock_arg);
-}
-
-/* ---- backoff ---------------------------------------------------------- */
-
-/* A session to h ended: count a failure (refused, timed out, 421) or
- * clear the count (it worked).  Routes are exempt. */
-static void host_account(co_pool *pool, co_phost *h, const co_psess *ps, bool failed)
-{
-	if (!ps->exempt)
-		pool->limits->ops->report(pool->limits, &h->key,
-		                          failed ? CO_LIMIT_FAILED : CO_LIMIT_WORKED, ps->trial);
-}
-
-static bool is_failure(const co_session_outcome *o, bool ready)
-{
-	/* A server that ends sessions after some recipients works: the
-	 * session's cap is what it needs (learn_cut). */
-	if (o->cut)
-		return false;
-	if (o->code == 421)
-		return true;
-	return !ready && (o->reason == CALLOUT_R_CONNECT_FAILED || o->reason == CALLOUT_R_TIMEOUT ||
-	                  o->reason == CALLOUT_R_CONNECTION_LOST);
-}
-
-static bool says_421(const co_session_batch *b)
-{
-	for (unsigned i = 0; b && i < b->n; i++)
-		if (b->outs[i].answered && b->outs[i].code == 421)
-			return true;
-	return false;
-}
-
-bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why, size_t len)
-{
-	unsigned char id[CO_ADDR_KEY_MAX];
-	co_limit_key k = {CO_LIMIT_HOST, id, co_addr_key(addr, id)};
-	unsigned failures;
-	long long left_s;
-	char ip[INET6_ADDRSTRLEN] = "";
-
-	if (!pool->limits->ops->held(pool->limits, &k, &failures, &left_s))
-		return false;
-	co_sockaddr_text((const struct sockaddr *)addr, sizeof(*addr), 0, ip, sizeof(ip));
-	snprintf(why, len, "backing off from %s after %u failures, for %llds more", ip, failures,
-	         left_s);
-	return true;
 }
 
 /* ---- jobs ---------------------------------------------------------------- */
@@ -192,45 +78,6 @@ static void arm_wake(co_pool *pool, long long wait)
 			return;
 	}
 	evtimer_add(pool->wake, &tv);
-}
-
-static void schedule_pump(co_pool *pool)
-{
-	event_active(pool->pump_ev, EV_TIMEOUT, 0);
-}
-
-/* One holder of a tail is done with it; the last one frees the slots. */
-static void tail_put(ptail *t)
-{
-	if (--t->refs)
-		return;
-	co_pool *pool = t->pool;
-	if (pool) {
-		co_limits *l = pool->limits;
-		l->ops->release(l, &t->host->key, t->hlease);
-		l->ops->release(l, &t->dom->key, t->dlease);
-		t->host->refs--;
-		t->dom->refs--;
-		if (t->prev)
-			t->prev->next = t->next;
-		else
-			pool->tails = t->next;
-		if (t->next)
-			t->next->prev = t->prev;
-		schedule_pump(pool);
-	}
-	free(t);
-}
-
-static void on_conn_closed(void *arg)
-{
-	tail_put(arg);
-}
-
-/* The limits backend has an answer for an admission that was pending. */
-static void on_kick(void *arg)
-{
-	schedule_pump(arg);
 }
 
 static void dequeue(co_pool *pool, co_pool_job *j)
@@ -421,12 +268,7 @@ static void unlink_session(co_psess *ps)
 		pool->sessions = ps->next;
 	if (ps->next)
 		ps->next->prev = ps->prev;
-	co_limits *l = ps->pool->limits;
-	ps->tail->closing = true;
-	tail_put(ps->tail);
-	ps->tail = NULL;
-	if (ps->trial)
-		l->ops->report(l, &ps->host->key, CO_LIMIT_ENDED, true);
+	co_pool_unhold(ps);
 	if (ps->idle_timer)
 		event_free(ps->idle_timer);
 }
@@ -507,12 +349,9 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 		free(t);
 		return NULL;
 	}
-	*t = (ptail){pool, NULL, pool->tails, h, d, a->dlease, a->hlease, 2, false};
-	if (pool->tails)
-		pool->tails->prev = t;
-	pool->tails = t;
+	co_ptail_hold(pool, t, h, d, a);
 	ps->tail = t;
-	co_session_on_closed(ps->s, on_conn_closed, t);
+	co_session_on_closed(ps->s, co_ptail_closed, t);
 	if (ps->shared) {
 		ps->joinable = true;
 		ps->jnext = d->joinable;
@@ -544,73 +383,6 @@ static bool yield_idle(co_pool *pool, const co_pdom *d, const co_phost *h)
 		}
 	}
 	return false;
-}
-
-typedef enum place { PLACED, BLOCKED_DOMAIN, BLOCKED_HOST, PENDING, HELD, NOMEM } place;
-
-/* A slot of j's domain and of h, and a token of each (routes take none),
- * all or nothing, as the limits backend admits it.  A full domain or host
- * closes an idle session of it: its slot comes back once the server has
- * let the connection go (the pump runs again then). */
-static place take_slots(co_pool *pool, co_pool_job *j, co_phost *h, co_admission *a,
-                        long long *wait, char *why, size_t len)
-{
-	co_pdom *d = j->dom;
-	co_admit r = co_limits_admit(pool->limits, &d->key, &h->key, j->exempt, a);
-
-	if (r != CO_ADMIT_OK && a->wait > 0 && (*wait == 0 || a->wait < *wait))
-		*wait = a->wait;
-	switch (r) {
-	case CO_ADMIT_OK:
-		return PLACED;
-	case CO_ADMIT_NOMEM:
-		return NOMEM;
-	case CO_ADMIT_DOMAIN_FULL:
-		yield_idle(pool, d, NULL);
-		snprintf(why, len, "%u sessions to %s at once", a->out, d->name);
-		return BLOCKED_DOMAIN;
-	case CO_ADMIT_HOST_FULL:
-		yield_idle(pool, NULL, h);
-		snprintf(why, len, "%u sessions to one of its hosts at once", a->out);
-		return BLOCKED_HOST;
-	case CO_ADMIT_DOMAIN_RATE:
-		snprintf(why, len, "%u new sessions a minute to %s", pool->lim.domain_rate,
-		         d->name);
-		return BLOCKED_DOMAIN;
-	case CO_ADMIT_HOST_RATE:
-		snprintf(why, len, "%u new sessions a minute to one of its hosts",
-		         pool->lim.host_rate);
-		return BLOCKED_HOST;
-	case CO_ADMIT_HELD:
-		if (co_pool_backing_off(pool, &j->addr, why, len))
-			return HELD;
-		snprintf(why, len, "backing off from one of its hosts");
-		return HELD;
-	case CO_ADMIT_PENDING:
-		snprintf(why, len, "asking the fleet's limits for %s", d->name);
-		return PENDING;
-	case CO_ADMIT_SHARE:
-		snprintf(why, len,
-		         "the fleet's limits are out of reach; this node's share of %s is 0",
-		         d->name);
-		return BLOCKED_DOMAIN;
-	}
-	return NOMEM;
-}
-
-/* What take_slots took, for a session that did not open. */
-static void give_back(co_pool *pool, const co_pool_job *j, co_phost *h, const co_admission *a)
-{
-	co_limits *l = pool->limits;
-
-	if (!j->exempt) {
-		l->ops->refund(l, &j->dom->key);
-		l->ops->refund(l, &h->key);
-		if (a->trial)
-			l->ops->report(l, &h->key, CO_LIMIT_ENDED, true);
-	}
-	l->ops->release(l, &h->key, a->hlease);
-	l->ops->release(l, &j->dom->key, a->dlease);
 }
 
 /* Put a job on a session: join one, or open one. */
@@ -647,12 +419,20 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 		return BLOCKED_DOMAIN;
 	}
 	co_admission a;
-	place r = take_slots(pool, j, h, &a, wait, why, len);
+	co_admit code;
+	place r = co_pool_take_slots(pool, j, h, &a, &code, wait, why, len);
+	/* A full domain or host closes an idle session of it: its slot comes
+	 * back once the server has let the connection go (the pump runs
+	 * again then). */
+	if (code == CO_ADMIT_DOMAIN_FULL)
+		yield_idle(pool, d, NULL);
+	else if (code == CO_ADMIT_HOST_FULL)
+		yield_idle(pool, NULL, h);
 	if (r != PLACED)
 		return r;
 	co_psess *ps = ps_open(pool, j, h, d, &a);
 	if (!ps) {
-		give_back(pool, j, h, &a);
+		co_pool_give_back(pool, j, h, &a);
 		return NOMEM;
 	}
 	attach(ps, j);
@@ -766,8 +546,7 @@ static void on_session_idle(void *arg, co_session *s, co_session_batch *done)
 		return;
 	} else {
 		ps->st = PS_DELIVERING;
-		if (says_421(done))
-			host_account(ps->pool, ps->host, ps, true);
+		co_pool_account_batch(ps->pool, ps, done);
 		deliver_batch(ps->pool, ps->host, ps->b);
 		ps->b = NULL;
 	}
@@ -781,10 +560,7 @@ static void on_session_gone(void *arg, co_session_batch *done, const co_session_
 	pbatch *b = ps->b;
 
 	ps->st = PS_DELIVERING;
-	if (why->proxy_failed) /* nothing learned about the host */
-		pool->limits->ops->report(pool->limits, &ps->host->key, CO_LIMIT_ENDED, ps->trial);
-	else
-		host_account(pool, ps->host, ps, is_failure(why, ps->ready) || says_421(done));
+	co_pool_account_gone(pool, ps, done, why);
 	learn_cut(ps->host, why);
 	unlink_session(ps);
 	if (b)
@@ -922,25 +698,7 @@ co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits)
 		return NULL;
 	pool->base = base;
 	pool->lim = *limits;
-	/* Domains never back off: their hosts do. */
-	co_limit_rules rules[CO_LIMIT_KINDS] = {
-	    [CO_LIMIT_DOMAIN] = {limits->domain_sessions,
-	                         {limits->domain_rate, limits->domain_burst},
-	                         {CALLOUT_UNLIMITED, 0, 0}},
-	    [CO_LIMIT_HOST] = {limits->host_sessions,
-	                       {limits->host_rate, limits->host_burst},
-	                       {limits->backoff_failures, limits->backoff_ms, DOUBLINGS_MAX}},
-	};
-	if (limits->shared)
-		pool->limits = co_limits_redis_new(rules, limits->clock, limits->clock_arg, base,
-		                                   limits->shared);
-	if (!pool->limits)
-		pool->limits =
-		    co_limits_local_new(rules, limits->clock, limits->clock_arg, PRUNE_MS);
-	if (pool->limits) {
-		pool->limits->kick = on_kick;
-		pool->limits->kick_arg = pool;
-	}
+	pool->limits = co_pool_backend_new(pool);
 	if (!pool->lim.session_rcpts)
 		pool->lim.session_rcpts = 1;
 	pool->pump_ev = event_new(base, -1, 0, pump, pool);
@@ -966,16 +724,7 @@ void co_pool_free(co_pool *pool)
 	}
 	/* Connections still closing: their slots go back now, and they
 	 * free their tails when gone. */
-	while (pool->tails) {
-		ptail *t = pool->tails;
-		pool->tails = t->next;
-		co_limits *l = pool->limits;
-		if (l) {
-			l->ops->release(l, &t->host->key, t->hlease);
-			l->ops->release(l, &t->dom->key, t->dlease);
-		}
-		t->pool = NULL;
-	}
+	co_ptails_drop(pool);
 	co_pdests_clear(&pool->dests);
 	co_limits_free(pool->limits);
 	if (pool->pump_ev)
@@ -1062,20 +811,6 @@ void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *
 		*idle += ps->st == PS_IDLE;
 	}
 	*backing_off = pool->limits->ops->held_count(pool->limits, CO_LIMIT_HOST);
-}
-
-void co_pool_health(co_pool *pool, callout_health *h)
-{
-	co_limits_health lh;
-
-	co_limits_health_of(pool->limits, &lh);
-	h->limits_shared = lh.shared;
-	h->limits_up = lh.up;
-	h->limits_leases = lh.leases;
-	h->limits_nodes = lh.nodes;
-	h->limits_fallbacks = lh.fallbacks;
-	h->limits_round_trips = lh.round_trips;
-	h->limits_admissions = lh.admissions;
 }
 
 callout_stage co_pool_job_stage(const co_pool_job *j, bool *waiting)
