@@ -40,30 +40,6 @@ static long long now_ms(const co_pool *pool)
 
 /* ---- jobs ---------------------------------------------------------------- */
 
-static void list_push(co_pool_job **head, co_pool_job **tail, co_pool_job *j)
-{
-	j->next = NULL;
-	j->prev = *tail;
-	if (*tail)
-		(*tail)->next = j;
-	else
-		*head = j;
-	*tail = j;
-}
-
-static void list_unlink(co_pool_job **head, co_pool_job **tail, co_pool_job *j)
-{
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		*head = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
-	else
-		*tail = j->prev;
-	j->prev = j->next = NULL;
-}
-
 /* Pump again when a token will be there (the earliest one wins). */
 static void arm_wake(co_pool *pool, long long wait)
 {
@@ -83,7 +59,7 @@ static void arm_wake(co_pool *pool, long long wait)
 static void dequeue(co_pool *pool, co_pool_job *j)
 {
 	co_pdom *d = j->dom;
-	list_unlink(&d->qhead, &d->qtail, j);
+	TAILQ_REMOVE(&d->queue, j, link);
 	pool->nqueued--;
 	j->state = CO_JOB_NEW;
 }
@@ -91,29 +67,20 @@ static void dequeue(co_pool *pool, co_pool_job *j)
 static void enqueue(co_pool *pool, co_pool_job *j)
 {
 	co_pdom *d = j->dom;
-	list_push(&d->qhead, &d->qtail, j);
+	TAILQ_INSERT_TAIL(&d->queue, j, link);
 	pool->nqueued++;
 	j->state = CO_JOB_QUEUED;
 	if (!d->waiting) {
 		d->waiting = true;
-		d->wprev = NULL;
-		d->wnext = pool->waiting;
-		if (pool->waiting)
-			pool->waiting->wprev = d;
-		pool->waiting = d;
+		LIST_INSERT_HEAD(&pool->waiting, d, wlink);
 	}
 }
 
-static void unwait(co_pool *pool, co_pdom *d)
+static void unwait(co_pdom *d)
 {
 	if (!d->waiting)
 		return;
-	if (d->wprev)
-		d->wprev->wnext = d->wnext;
-	else
-		pool->waiting = d->wnext;
-	if (d->wnext)
-		d->wnext->wprev = d->wprev;
+	LIST_REMOVE(d, wlink);
 	d->waiting = false;
 }
 
@@ -153,7 +120,7 @@ static bool same_kind(const co_psess *ps, const co_pool_job *j)
 
 static void attach(co_psess *ps, co_pool_job *j)
 {
-	list_push(&ps->phead, &ps->ptail, j);
+	TAILQ_INSERT_TAIL(&ps->pending, j, link);
 	ps->npend++;
 	j->sess = ps;
 	j->state = CO_JOB_PENDING;
@@ -161,7 +128,7 @@ static void attach(co_psess *ps, co_pool_job *j)
 
 static void detach_pending(co_psess *ps, co_pool_job *j)
 {
-	list_unlink(&ps->phead, &ps->ptail, j);
+	TAILQ_REMOVE(&ps->pending, j, link);
 	ps->npend--;
 	j->sess = NULL;
 	j->state = CO_JOB_NEW;
@@ -171,17 +138,17 @@ static void detach_pending(co_psess *ps, co_pool_job *j)
 static void fill(co_psess *ps)
 {
 	co_pool *pool = ps->pool;
-	co_pool_job *j = ps->dom->qhead, *next;
+	co_pool_job *j = TAILQ_FIRST(&ps->dom->queue), *next;
 
 	for (; j && ps_room(ps); j = next) {
-		next = j->next;
+		next = TAILQ_NEXT(j, link);
 		if (co_pdest_host(&pool->dests, &j->addr, false) == ps->host && same_kind(ps, j)) {
 			dequeue(pool, j);
 			attach(ps, j);
 		}
 	}
-	if (!ps->dom->qhead)
-		unwait(pool, ps->dom);
+	if (TAILQ_EMPTY(&ps->dom->queue))
+		unwait(ps->dom);
 }
 
 /* Send the pending jobs (as many as fit) as one batch. */
@@ -195,8 +162,8 @@ static bool send_batch(co_psess *ps)
 		n = room ? room : 1; /* a session carries at least one job */
 	size_t strs = 0;
 	const char *random = NULL;
-	co_pool_job *j = ps->phead;
-	for (unsigned i = 0; i < n; i++, j = j->next) {
+	co_pool_job *j = TAILQ_FIRST(&ps->pending);
+	for (unsigned i = 0; i < n; i++, j = TAILQ_NEXT(j, link)) {
 		strs += strlen(j->rcpt) + 1;
 		if (ps->random && !random)
 			random = j->random_rcpt;
@@ -216,7 +183,7 @@ static bool send_batch(co_psess *ps)
 	b->sb.outs = (co_session_outcome *)(rcpts + n);
 	char *p = (char *)(b->sb.outs + n);
 	for (unsigned i = 0; i < n; i++) {
-		j = ps->phead;
+		j = TAILQ_FIRST(&ps->pending);
 		detach_pending(ps, j);
 		size_t len = strlen(j->rcpt) + 1;
 		memcpy(p, j->rcpt, len);
@@ -249,25 +216,14 @@ static void unjoin(co_psess *ps)
 {
 	if (!ps->joinable)
 		return;
-	if (ps->jprev)
-		ps->jprev->jnext = ps->jnext;
-	else
-		ps->dom->joinable = ps->jnext;
-	if (ps->jnext)
-		ps->jnext->jprev = ps->jprev;
+	LIST_REMOVE(ps, jlink);
 	ps->joinable = false;
 }
 
 static void unlink_session(co_psess *ps)
 {
-	co_pool *pool = ps->pool;
 	unjoin(ps);
-	if (ps->prev)
-		ps->prev->next = ps->next;
-	else
-		pool->sessions = ps->next;
-	if (ps->next)
-		ps->next->prev = ps->prev;
+	LIST_REMOVE(ps, link);
 	co_pool_unhold(ps);
 	if (ps->idle_timer)
 		event_free(ps->idle_timer);
@@ -290,8 +246,8 @@ static void ps_close(co_psess *ps)
 			}
 		free(ps->b);
 	}
-	while (ps->phead) {
-		co_pool_job *j = ps->phead;
+	co_pool_job *j;
+	while ((j = TAILQ_FIRST(&ps->pending)) != NULL) {
 		detach_pending(ps, j);
 		enqueue(pool, j);
 	}
@@ -316,6 +272,7 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 		free(t);
 		return NULL;
 	}
+	TAILQ_INIT(&ps->pending);
 	const char **dst[] = {&ps->helo, &ps->from, &ps->fallback, &ps->tls_name};
 	char *p = ps->strs;
 	for (int i = 0; i < 4; i++) {
@@ -354,15 +311,9 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 	co_session_on_closed(ps->s, co_ptail_closed, t);
 	if (ps->shared) {
 		ps->joinable = true;
-		ps->jnext = d->joinable;
-		if (d->joinable)
-			d->joinable->jprev = ps;
-		d->joinable = ps;
+		LIST_INSERT_HEAD(&d->joinable, ps, jlink);
 	}
-	ps->next = pool->sessions;
-	if (pool->sessions)
-		pool->sessions->prev = ps;
-	pool->sessions = ps;
+	LIST_INSERT_HEAD(&pool->sessions, ps, link);
 	h->refs++;
 	d->refs++;
 	ps->trial = a->trial;
@@ -373,10 +324,10 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
  * unless one is closing for it already. */
 static bool yield_idle(co_pool *pool, const co_pdom *d, const co_phost *h)
 {
-	for (const ptail *t = pool->tails; t; t = t->next)
+	for (const ptail *t = LIST_FIRST(&pool->tails); t; t = LIST_NEXT(t, link))
 		if (t->closing && (t->dom == d || t->host == h))
 			return false;
-	for (co_psess *ps = pool->sessions; ps; ps = ps->next) {
+	for (co_psess *ps = LIST_FIRST(&pool->sessions); ps; ps = LIST_NEXT(ps, link)) {
 		if (ps->st == PS_IDLE && (ps->dom == d || ps->host == h)) {
 			ps_close(ps);
 			return true;
@@ -397,8 +348,8 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 	if (!j->exempt && co_pool_backing_off(pool, &j->addr, why, len))
 		return HELD;
 	if (j->shared) {
-		for (co_psess *ps = d->joinable, *next; ps; ps = next) {
-			next = ps->jnext;
+		for (co_psess *ps = LIST_FIRST(&d->joinable), *next; ps; ps = next) {
+			next = LIST_NEXT(ps, jlink);
 			if (!ps_room(ps)) {
 				unjoin(ps);
 				continue;
@@ -566,8 +517,8 @@ static void on_session_gone(void *arg, co_session_batch *done, const co_session_
 	if (b)
 		deliver_batch(pool, ps->host, b);
 	ps->b = NULL;
-	while (ps->phead) {
-		co_pool_job *j = ps->phead;
+	co_pool_job *j;
+	while ((j = TAILQ_FIRST(&ps->pending)) != NULL) {
 		detach_pending(ps, j);
 		if (ps->ready) {
 			/* It worked, then ended: the job asks another session. */
@@ -601,64 +552,58 @@ static void prune(co_pool *pool, long long now)
 static void pump(evutil_socket_t fd, short what, void *arg)
 {
 	co_pool *pool = arg;
-	co_pool_job *held = NULL, *held_tail = NULL, *nomem = NULL, *nomem_tail = NULL;
-	co_pool_job *refused = NULL, *refused_tail = NULL;
+	struct co_pool_jobs held = TAILQ_HEAD_INITIALIZER(held);
+	struct co_pool_jobs nomem = TAILQ_HEAD_INITIALIZER(nomem);
+	struct co_pool_jobs refused = TAILQ_HEAD_INITIALIZER(refused);
+	co_pool_job *j;
 	long long wait = 0;
 	char why[160];
 
 	(void)fd;
 	(void)what;
-	for (co_pdom *d = pool->waiting, *dnext; d; d = dnext) {
-		dnext = d->wnext;
+	for (co_pdom *d = LIST_FIRST(&pool->waiting), *dnext; d; d = dnext) {
+		dnext = LIST_NEXT(d, wlink);
 		unsigned skipped = 0;
-		for (co_pool_job *j = d->qhead, *next; j && skipped < SKIP_MAX; j = next) {
-			next = j->next;
+		co_pool_job *next;
+		for (j = TAILQ_FIRST(&d->queue); j && skipped < SKIP_MAX; j = next) {
+			next = TAILQ_NEXT(j, link);
 			dequeue(pool, j);
 			place r = try_place(pool, j, true, &wait, why, sizeof(why));
 			if (r == PLACED) {
-				next = d->qhead; /* a new session may have taken others */
+				/* A new session may have taken others. */
+				next = TAILQ_FIRST(&d->queue);
 				continue;
 			}
 			if (r == HELD || r == NOMEM) {
-				if (r == HELD)
-					list_push(&held, &held_tail, j);
-				else
-					list_push(&nomem, &nomem_tail, j);
+				TAILQ_INSERT_TAIL(r == HELD ? &held : &nomem, j, link);
 				continue;
 			}
 			if (j->no_wait && r != PENDING) {
 				/* It waited only for the fleet's answer: past a limit. */
-				list_push(&refused, &refused_tail, j);
+				TAILQ_INSERT_TAIL(&refused, j, link);
 				snprintf(j->why, sizeof(j->why), "%s", why);
 				continue;
 			}
 			/* Put it back where it was. */
 			j->state = CO_JOB_QUEUED;
 			pool->nqueued++;
-			j->next = next;
-			j->prev = next ? next->prev : d->qtail;
-			if (j->prev)
-				j->prev->next = j;
-			else
-				d->qhead = j;
 			if (next)
-				next->prev = j;
+				TAILQ_INSERT_BEFORE(next, j, link);
 			else
-				d->qtail = j;
+				TAILQ_INSERT_TAIL(&d->queue, j, link);
 			if (r == BLOCKED_DOMAIN || r == PENDING)
 				break;
 			skipped++;
 		}
-		if (!d->qhead)
-			unwait(pool, d);
+		if (TAILQ_EMPTY(&d->queue))
+			unwait(d);
 	}
 	arm_wake(pool, wait);
 	prune(pool, now_ms(pool));
 	/* Callbacks last: they may submit and cancel.  A host backing off
 	 * sends the job to the next one; our own shortage does not. */
-	while (held) {
-		co_pool_job *j = held;
-		list_unlink(&held, &held_tail, j);
+	while ((j = TAILQ_FIRST(&held)) != NULL) {
+		TAILQ_REMOVE(&held, j, link);
 		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
 		                          .reason = CALLOUT_R_LOCAL_LIMIT,
 		                          .stage = CALLOUT_STAGE_CONNECT,
@@ -667,9 +612,8 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 		j->state = CO_JOB_DONE;
 		j->cb(j->arg, &out);
 	}
-	while (refused) {
-		co_pool_job *j = refused;
-		list_unlink(&refused, &refused_tail, j);
+	while ((j = TAILQ_FIRST(&refused)) != NULL) {
+		TAILQ_REMOVE(&refused, j, link);
 		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
 		                          .reason = CALLOUT_R_LOCAL_LIMIT,
 		                          .stage = CALLOUT_STAGE_CONNECT};
@@ -677,9 +621,8 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 		j->state = CO_JOB_DONE;
 		j->cb(j->arg, &out);
 	}
-	while (nomem) {
-		co_pool_job *j = nomem;
-		list_unlink(&nomem, &nomem_tail, j);
+	while ((j = TAILQ_FIRST(&nomem)) != NULL) {
+		TAILQ_REMOVE(&nomem, j, link);
 		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
 		                          .reason = CALLOUT_R_INTERNAL,
 		                          .stage = CALLOUT_STAGE_CONNECT,
@@ -698,6 +641,9 @@ co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits)
 		return NULL;
 	pool->base = base;
 	pool->lim = *limits;
+	LIST_INIT(&pool->waiting);
+	LIST_INIT(&pool->sessions);
+	LIST_INIT(&pool->tails);
 	pool->limits = co_pool_backend_new(pool);
 	if (!pool->lim.session_rcpts)
 		pool->lim.session_rcpts = 1;
@@ -715,8 +661,9 @@ void co_pool_free(co_pool *pool)
 {
 	if (!pool)
 		return;
-	while (pool->sessions) {
-		co_psess *ps = pool->sessions;
+	co_psess *ps;
+
+	while ((ps = LIST_FIRST(&pool->sessions)) != NULL) {
 		co_session_quit(ps->s);
 		unlink_session(ps);
 		free(ps->b);
@@ -740,13 +687,12 @@ int co_pool_submit(co_pool *pool, co_pool_job *j, char *why, size_t len)
 
 	j->state = CO_JOB_NEW;
 	j->sess = NULL;
-	j->prev = j->next = NULL;
 	if (!(j->dom = co_pdest_domain(&pool->dests, j->domain))) {
 		snprintf(why, len, "out of memory");
 		return -2;
 	}
 	/* Behind others of its domain, it only joins a session. */
-	place r = try_place(pool, j, !j->dom->qhead, &wait, why, len);
+	place r = try_place(pool, j, TAILQ_EMPTY(&j->dom->queue), &wait, why, len);
 	switch (r) {
 	case PLACED:
 		return 0;
@@ -779,8 +725,8 @@ void co_pool_cancel(co_pool *pool, co_pool_job *j)
 	switch (j->state) {
 	case CO_JOB_QUEUED:
 		dequeue(pool, j);
-		if (!j->dom->qhead)
-			unwait(pool, j->dom);
+		if (TAILQ_EMPTY(&j->dom->queue))
+			unwait(j->dom);
 		break;
 	case CO_JOB_PENDING:
 		detach_pending(ps, j);
@@ -806,7 +752,7 @@ void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *
 {
 	*sessions = *idle = 0;
 	*queued = pool->nqueued;
-	for (const co_psess *ps = pool->sessions; ps; ps = ps->next) {
+	for (const co_psess *ps = LIST_FIRST(&pool->sessions); ps; ps = LIST_NEXT(ps, link)) {
 		(*sessions)++;
 		*idle += ps->st == PS_IDLE;
 	}

@@ -128,10 +128,14 @@ bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, cha
 
 void co_ptail_hold(co_pool *pool, ptail *t, co_phost *h, co_pdom *d, const co_admission *a)
 {
-	*t = (ptail){pool, NULL, pool->tails, h, d, a->dlease, a->hlease, 2, false};
-	if (pool->tails)
-		pool->tails->prev = t;
-	pool->tails = t;
+	*t = (ptail){.pool = pool,
+	             .host = h,
+	             .dom = d,
+	             .dlease = a->dlease,
+	             .hlease = a->hlease,
+	             .refs = 2,
+	             .closing = false};
+	LIST_INSERT_HEAD(&pool->tails, t, link);
 }
 
 void co_ptail_put(ptail *t)
@@ -145,12 +149,7 @@ void co_ptail_put(ptail *t)
 		l->ops->release(l, &t->dom->key, t->dlease);
 		t->host->refs--;
 		t->dom->refs--;
-		if (t->prev)
-			t->prev->next = t->next;
-		else
-			pool->tails = t->next;
-		if (t->next)
-			t->next->prev = t->prev;
+		LIST_REMOVE(t, link);
 		schedule_pump(pool);
 	}
 	free(t);
@@ -163,9 +162,10 @@ void co_ptail_closed(void *t)
 
 void co_ptails_drop(co_pool *pool)
 {
-	while (pool->tails) {
-		ptail *t = pool->tails;
-		pool->tails = t->next;
+	ptail *t;
+
+	while ((t = LIST_FIRST(&pool->tails)) != NULL) {
+		LIST_REMOVE(t, link);
 		co_limits *l = pool->limits;
 		if (l) {
 			l->ops->release(l, &t->host->key, t->hlease);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 
@@ -32,8 +33,8 @@ typedef enum ps_state { PS_CONNECTING, PS_BUSY, PS_DELIVERING, PS_IDLE } ps_stat
  * its QUIT or closed (a session closed to make room for another must not
  * overlap it). */
 typedef struct ptail {
-	co_pool *pool; /* NULL: the pool is gone */
-	struct ptail *prev, *next;
+	co_pool *pool;          /* NULL: the pool is gone */
+	LIST_ENTRY(ptail) link; /* in the pool's tails */
 	co_phost *host;
 	co_pdom *dom;
 	co_lease dlease, hlease;
@@ -43,16 +44,16 @@ typedef struct ptail {
 
 struct co_psess {
 	co_pool *pool;
-	co_psess *jprev, *jnext; /* in the domain's joinable sessions */
-	bool joinable;
-	co_psess *prev, *next; /* every session */
+	LIST_ENTRY(co_psess) jlink; /* in the domain's joinable sessions */
+	bool joinable;              /* on that list */
+	LIST_ENTRY(co_psess) link;  /* in the pool's sessions */
 	co_phost *host;
 	co_pdom *dom;
 	co_session *s;
 	ps_state st;
 	bool shared, exempt, trial, ready;
-	ptail *tail;                /* its slots, released when the connection is gone */
-	co_pool_job *phead, *ptail; /* pending: the next batch */
+	ptail *tail;                 /* its slots, released when the connection is gone */
+	struct co_pool_jobs pending; /* the next batch */
 	unsigned npend;
 	unsigned used; /* RCPTs sent */
 	pbatch *b;
@@ -68,14 +69,14 @@ struct co_psess {
 struct co_pool {
 	struct event_base *base;
 	co_pool_limits lim;
-	co_limits *limits; /* slots, rates and backoff per domain and host */
-	co_pdests dests;   /* the servers and domains met */
-	co_pdom *waiting;  /* domains with queued jobs */
-	co_psess *sessions;
+	co_limits *limits;            /* slots, rates and backoff per domain and host */
+	co_pdests dests;              /* the servers and domains met */
+	LIST_HEAD(, co_pdom) waiting; /* domains with queued jobs */
+	LIST_HEAD(, co_psess) sessions;
 	unsigned nqueued;
 	struct event *pump_ev, *wake;
 	long long pruned_at;
-	ptail *tails; /* slots held by sessions and closing connections */
+	LIST_HEAD(, ptail) tails; /* slots held by sessions and closing connections */
 };
 
 /* Where a job went, or why not. */
