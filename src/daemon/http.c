@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -64,7 +65,8 @@ typedef struct slot {
 } slot;
 
 struct hreq {
-	hreq *prev, *next;
+	LIST_ENTRY(hreq) link; /* in the front end's requests waiting */
+	bool listed;           /* on that list */
 	cd_http *h;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
@@ -88,7 +90,7 @@ struct cd_http {
 	struct evconnlistener *levs[CD_LISTEN_MAX]; /* bound[i]'s, for the pause */
 	cd_accept_pause pause;                      /* after an accept error */
 	bool closed;                                /* cd_http_close: no new connections */
-	hreq *reqs;                                 /* waiting for verifications */
+	LIST_HEAD(, hreq) reqs;                     /* waiting for verifications */
 	unsigned pending;
 };
 
@@ -222,13 +224,10 @@ static void hreq_detach(hreq *r)
 {
 	cd_http *h = r->h;
 
-	if (r->prev)
-		r->prev->next = r->next;
-	else if (h->reqs == r)
-		h->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
+	if (r->listed) {
+		LIST_REMOVE(r, link);
+		r->listed = false;
+	}
 	h->pending--;
 	if (r->watch) {
 		event_free(r->watch);
@@ -433,10 +432,8 @@ static void start(cd_http *h, hreq *r)
 /* r waits on the loop: listed, cancelled when its client goes away. */
 static void track(cd_http *h, hreq *r)
 {
-	r->next = h->reqs;
-	if (h->reqs)
-		h->reqs->prev = r;
-	h->reqs = r;
+	LIST_INSERT_HEAD(&h->reqs, r, link);
+	r->listed = true;
 	h->pending++;
 	cd_http_conn_on_close(r->conn, on_conn_close, r);
 	watch(r);
@@ -549,7 +546,7 @@ static void doctor_get(cd_http *h, struct evhttp_request *req, const char *query
 	}
 	if (!domain && !host && cfg->doctor_domain[0])
 		domain = cfg->doctor_domain;
-	for (hreq *q = h->reqs; q; q = q->next)
+	for (hreq *q = LIST_FIRST(&h->reqs); q; q = LIST_NEXT(q, link))
 		running += q->doctor != NULL;
 	if (running >= DOCTOR_RUNS_MAX) {
 		evhttp_clear_headers(&params);
@@ -993,6 +990,7 @@ cd_http *cd_http_new(cd_daemon *d, char *err, size_t errlen)
 		return NULL;
 	}
 	h->d = d;
+	LIST_INIT(&h->reqs);
 	h->pause = (cd_accept_pause){.fe = "http", .levs = h->levs};
 	h->pause.resume = evtimer_new(d->base, cd_accept_resume_cb, &h->pause);
 	h->gate = cd_http_gate_new(d, h->http, &h->pause);
@@ -1078,8 +1076,8 @@ void cd_http_free(cd_http *h)
 {
 	if (!h)
 		return;
-	while (h->reqs)
-		hreq_abort(h->reqs);
+	while (!LIST_EMPTY(&h->reqs))
+		hreq_abort(LIST_FIRST(&h->reqs));
 	evhttp_free(h->http); /* closes the listeners and every connection */
 	cd_http_gate_free(h->gate);
 	if (h->pause.resume)

@@ -33,12 +33,12 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 
 #include <callout/callout.h>
 
 #include "cache_redis.h"
 #include "limit.h"
+#include "limit_redis_lua.h"
 
 #define LEASE_TTL_MS   10000 /* a slot of a node that stops renewing frees itself */
 #define RENEW_MS       2500  /* renewal and heartbeat */
@@ -56,92 +56,6 @@
 #define KEY_MAX        1024
 #define FB_BIT         (1ull << 63) /* a lease of the fallback */
 #define DOUBLINGS_MAX  4
-
-/* KEYS: dslots hslots dbucket hbucket hbackoff; ARGV: dmember hmember ttl
- * dcap hcap exempt drate dburst hrate hburst failures (0: no limit).
- * {0,trial} | {1,failures,ms left} held | {2,n} | {3,n} full | {4,0,ms}
- * | {5,0,ms} no token. */
-static const char admit_lua[] =
-    "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000)\n"
-    "local ttl=tonumber(ARGV[3]) local ex=ARGV[6]=='1' local trial=0\n"
-    "if not ex then\n"
-    " local b=redis.call('HMGET',KEYS[5],'f','u','t')\n"
-    " local f=tonumber(b[1]) or 0 local bf=tonumber(ARGV[11])\n"
-    " if bf>0 and f>=bf then\n"
-    "  local u=tonumber(b[2]) or 0 local tr=tonumber(b[3]) or 0\n"
-    "  if now<u then return {1,f,u-now} end\n"
-    "  if tr>now then return {1,f,1000} end\n"
-    "  trial=1\n"
-    " end\n"
-    "end\n"
-    "local function full(k,cap)\n"
-    " if cap==0 then return nil end\n"
-    " redis.call('ZREMRANGEBYSCORE',k,'-inf',now)\n"
-    " local n=redis.call('ZCARD',k) if n>=cap then return n end return nil\n"
-    "end\n"
-    "local n=full(KEYS[1],tonumber(ARGV[4])) if n then return {2,n} end\n"
-    "n=full(KEYS[2],tonumber(ARGV[5])) if n then return {3,n} end\n"
-    "local function bucket(k,rate,burst)\n"
-    " if rate==0 then return 0,0,0 end\n"
-    " local b=redis.call('HMGET',k,'t','s')\n"
-    " local tok=tonumber(b[1]) or burst local s=tonumber(b[2]) or now\n"
-    " local per=rate/60000\n"
-    " if now>s then tok=tok+(now-s)*per s=now end\n"
-    " if tok>burst then tok=burst end\n"
-    " if tok>=1 then return 0,tok,s end\n"
-    " return math.floor((1-tok)/per)+1,tok,s\n"
-    "end\n"
-    "if not ex then\n"
-    " local dr,db,hr,hb=tonumber(ARGV[7]),tonumber(ARGV[8]),tonumber(ARGV[9]),tonumber(ARGV[10])\n"
-    " local dw,dt,ds=bucket(KEYS[3],dr,db) local hw,ht,hs=bucket(KEYS[4],hr,hb)\n"
-    " if dw>0 then if hw>0 and hw<dw then dw=hw end return {4,0,dw} end\n"
-    " if hw>0 then return {5,0,hw} end\n"
-    " if dr>0 then redis.call('HSET',KEYS[3],'t',tostring(dt-1),'s',ds)\n"
-    "  redis.call('PEXPIRE',KEYS[3],math.ceil(db*60000/dr)+60000) end\n"
-    " if hr>0 then redis.call('HSET',KEYS[4],'t',tostring(ht-1),'s',hs)\n"
-    "  redis.call('PEXPIRE',KEYS[4],math.ceil(hb*60000/hr)+60000) end\n"
-    "end\n"
-    "if tonumber(ARGV[4])>0 then redis.call('ZADD',KEYS[1],now+ttl,ARGV[1])\n"
-    " redis.call('PEXPIRE',KEYS[1],ttl*2) end\n"
-    "if tonumber(ARGV[5])>0 then redis.call('ZADD',KEYS[2],now+ttl,ARGV[2])\n"
-    " redis.call('PEXPIRE',KEYS[2],ttl*2) end\n"
-    "if trial==1 then redis.call('HSET',KEYS[5],'t',now+ttl) end\n"
-    "return {0,trial}\n";
-
-/* KEYS: nodes, slot keys...; ARGV: token ttl node_ttl, members...
- * Heartbeat, renew our leases still there; the live nodes. */
-static const char renew_lua[] =
-    "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000)\n"
-    "local ttl=tonumber(ARGV[2]) local nt=tonumber(ARGV[3])\n"
-    "redis.call('ZADD',KEYS[1],now+nt,ARGV[1])\n"
-    "redis.call('ZREMRANGEBYSCORE',KEYS[1],'-inf',now)\n"
-    "redis.call('PEXPIRE',KEYS[1],nt*2)\n"
-    "for i=2,#KEYS do\n"
-    " if redis.call('ZADD',KEYS[i],'XX','CH',now+ttl,ARGV[i+2])>=0 then\n"
-    "  redis.call('PEXPIRE',KEYS[i],ttl*2) end\n"
-    "end\n"
-    "return redis.call('ZCARD',KEYS[1])\n";
-
-/* KEYS: hbackoff; ARGV: outcome (0 worked, 1 failed, 2 ended) trial
- * failures base_ms max_level.  {failures, ms held}. */
-static const char report_lua[] =
-    "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000)\n"
-    "if ARGV[2]=='1' then redis.call('HDEL',KEYS[1],'t') end\n"
-    "if ARGV[1]=='2' then return {0,0} end\n"
-    "if ARGV[1]=='0' then redis.call('DEL',KEYS[1]) return {0,0} end\n"
-    "local f=redis.call('HINCRBY',KEYS[1],'f',1)\n"
-    "local base=tonumber(ARGV[4]) local mx=tonumber(ARGV[5])\n"
-    "local left=0\n"
-    "if f>=tonumber(ARGV[3]) then\n"
-    " local l=tonumber(redis.call('HGET',KEYS[1],'l') or 0)\n"
-    " if ARGV[2]=='1' and l<mx then l=l+1 redis.call('HSET',KEYS[1],'l',l) end\n"
-    " left=base*2^l redis.call('HSET',KEYS[1],'u',now+left)\n"
-    "end\n"
-    "redis.call('PEXPIRE',KEYS[1],math.floor(base*2^mx)*2+600000)\n"
-    "return {f,left}\n";
-
-enum { S_ADMIT, S_RENEW, S_REPORT, S_N };
-static const char *const scripts[S_N] = {admit_lua, renew_lua, report_lua};
 
 typedef enum ask_state { ASK_PENDING, ASK_GRANTED, ASK_REFUSED } ask_state;
 
@@ -178,7 +92,7 @@ struct rl {
 	char *host, *user, *password, *prefix;
 	unsigned port, db;
 	char token[17];
-	char sha[S_N][41];
+	char sha[CO_LUA_N][41];
 	redisAsyncContext *ac;
 	bool ready, freeing;
 	long long conn_start, progress;
@@ -392,10 +306,10 @@ static void connect_start(rl *r)
 		argv[1] = db, lens[1] = strlen(db);
 		rc |= send_cmd(r, on_hello, NULL, 2, argv, lens);
 	}
-	for (int i = 0; i < S_N; i++) {
+	for (int i = 0; i < CO_LUA_N; i++) {
 		argv[0] = "SCRIPT", lens[0] = 6;
 		argv[1] = "LOAD", lens[1] = 4;
-		argv[2] = scripts[i], lens[2] = strlen(scripts[i]);
+		argv[2] = co_limit_lua[i], lens[2] = strlen(co_limit_lua[i]);
 		rc |= send_cmd(r, on_hello, NULL, 3, argv, lens);
 	}
 	argv[0] = "PING", lens[0] = 4;
@@ -404,25 +318,12 @@ static void connect_start(rl *r)
 		drop(r);
 }
 
-/* A script's SHA1, for EVALSHA. */
-static bool script_sha(const char *script, char out[41])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-
-	if (!EVP_Digest(script, strlen(script), md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-		return false;
-	for (unsigned i = 0; i < 20; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return true;
-}
-
 /* A NOSCRIPT (a SCRIPT FLUSH on the server): load them again. */
 static void reload(rl *r)
 {
-	for (int i = 0; i < S_N; i++) {
-		const char *argv[3] = {"SCRIPT", "LOAD", scripts[i]};
-		size_t lens[3] = {6, 4, strlen(scripts[i])};
+	for (int i = 0; i < CO_LUA_N; i++) {
+		const char *argv[3] = {"SCRIPT", "LOAD", co_limit_lua[i]};
+		size_t lens[3] = {6, 4, strlen(co_limit_lua[i])};
 		send_cmd(r, on_hello, NULL, 3, argv, lens);
 	}
 }
@@ -474,7 +375,7 @@ static void renew(rl *r)
 		snprintf(nk, sizeof(nk), "%zu", m + 1);
 		size_t a = 0;
 		argv[a] = "EVALSHA", lens[a++] = 7;
-		argv[a] = r->sha[S_RENEW], lens[a++] = 40;
+		argv[a] = r->sha[CO_LUA_RENEW], lens[a++] = 40;
 		argv[a] = nk, lens[a++] = strlen(nk);
 		argv[a] = nodes, lens[a++] = strlen(nodes);
 		for (size_t j = 0; j < m; j++)
@@ -763,9 +664,15 @@ static co_admit r_admit(co_limits *l, const co_limit_key *d, const co_limit_key 
 	}
 	char ttl[16];
 	snprintf(ttl, sizeof(ttl), "%d", LEASE_TTL_MS);
-	const char *argv[] = {"EVALSHA", r->sha[S_ADMIT],    "5",     q->dkey, q->hkey, dbucket,
-	                      hbucket,   hbackoff,           dm,      hm,      ttl,     nums[0],
-	                      nums[1],   exempt ? "1" : "0", nums[2], nums[3], nums[4], nums[5],
+	const char *argv[] = {"EVALSHA", r->sha[CO_LUA_ADMIT],
+	                      "5",       q->dkey,
+	                      q->hkey,   dbucket,
+	                      hbucket,   hbackoff,
+	                      dm,        hm,
+	                      ttl,       nums[0],
+	                      nums[1],   exempt ? "1" : "0",
+	                      nums[2],   nums[3],
+	                      nums[4],   nums[5],
 	                      nums[6]};
 	size_t lens[sizeof(argv) / sizeof(argv[0])];
 	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
@@ -906,7 +813,7 @@ static void r_report(co_limits *l, const co_limit_key *k, co_limit_outcome o, bo
 	snprintf(nums[1], sizeof(nums[1]), "%u", rule->base_ms);
 	snprintf(nums[2], sizeof(nums[2]), "%u", rule->max_level);
 	const char *argv[] = {"EVALSHA",
-	                      r->sha[S_REPORT],
+	                      r->sha[CO_LUA_REPORT],
 	                      "1",
 	                      key,
 	                      o == CO_LIMIT_WORKED   ? "0"
@@ -1044,8 +951,8 @@ co_limits *co_limits_redis_new(const co_limit_rules rules[CO_LIMIT_KINDS], co_cl
 	r->user = w.user ? strdup(w.user) : NULL;
 	co_redis_make_token(r->token, 8);
 	bool ok = r->host && r->prefix && (!w.password || r->password) && (!w.user || r->user);
-	for (int i = 0; i < S_N; i++)
-		ok = ok && script_sha(scripts[i], r->sha[i]);
+	for (int i = 0; i < CO_LUA_N; i++)
+		ok = ok && co_limit_lua_sha(co_limit_lua[i], r->sha[i]);
 	r->retry_ev = evtimer_new(base, on_retry, r);
 	r->watch_ev = event_new(base, -1, EV_PERSIST, on_watch, r);
 	r->renew_ev = event_new(base, -1, EV_PERSIST, on_renew_timer, r);

@@ -11,14 +11,13 @@
  *   gone   -> outcomes, the host's failure count, requeue what waited
  *
  * The slots, tokens and backoff per domain and host are kept by a limits
- * backend (limit.h), the in-process one today; the pool asks it before it
- * opens a session and tells it when one ends.  What only the pool needs
- * (queues, sessions to join, how many RCPTs a host takes) stays here.
+ * backend (limit.h); pool_admit.c asks it before a session opens and
+ * tells it when one ends.  What only the pool needs (queues, sessions to
+ * join, how many RCPTs a host takes) stays here.
  *
  * The queue is pumped from the loop, never from inside a caller, so no
  * callback runs while the engine is in the middle of something.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,76 +26,10 @@
 
 #include <callout/callout.h>
 
-#include "addr.h"
-#include "limit.h"
-#include "pool.h"
-#include "pool_dest.h"
-#include "sockaddr.h"
+#include "pool_int.h"
 
-#define REQUEUES_MAX  3 /* "too many recipients" and lost sessions */
-#define DOUBLINGS_MAX 4 /* backoff grows to 16 times its first length */
-#define PRUNE_MS      60000
-#define SKIP_MAX      64 /* queued jobs looked past per domain and pump */
-
-/* A batch in flight and the jobs it answers. */
-typedef struct pbatch {
-	co_session_batch sb;
-	unsigned before; /* RCPTs the session sent before it */
-	co_pool_job **jobs;
-} pbatch;
-
-typedef enum ps_state { PS_CONNECTING, PS_BUSY, PS_DELIVERING, PS_IDLE } ps_state;
-
-/* What a session holds at the server until its connection is gone, which
- * may be after the session: its slots count until the server answered
- * its QUIT or closed (a session closed to make room for another must not
- * overlap it). */
-typedef struct ptail {
-	co_pool *pool; /* NULL: the pool is gone */
-	struct ptail *prev, *next;
-	co_phost *host;
-	co_pdom *dom;
-	co_lease dlease, hlease;
-	unsigned refs; /* the session until unlinked, and its connection */
-	bool closing;  /* the session is over, its connection not yet gone */
-} ptail;
-
-struct co_psess {
-	co_pool *pool;
-	co_psess *jprev, *jnext; /* in the domain's joinable sessions */
-	bool joinable;
-	co_psess *prev, *next; /* every session */
-	co_phost *host;
-	co_pdom *dom;
-	co_session *s;
-	ps_state st;
-	bool shared, exempt, trial, ready;
-	ptail *tail;                /* its slots, released when the connection is gone */
-	co_pool_job *phead, *ptail; /* pending: the next batch */
-	unsigned npend;
-	unsigned used; /* RCPTs sent */
-	pbatch *b;
-	struct event *idle_timer;
-	/* What the session runs with, copied: jobs come and go. */
-	co_session_params params;
-	struct sockaddr_storage addr, source;
-	const char *helo, *from, *fallback, *tls_name; /* in strs */
-	bool has_fallback, random;
-	char strs[];
-};
-
-struct co_pool {
-	struct event_base *base;
-	co_pool_limits lim;
-	co_limits *limits; /* slots, rates and backoff per domain and host */
-	co_pdests dests;   /* the servers and domains met */
-	co_pdom *waiting;  /* domains with queued jobs */
-	co_psess *sessions;
-	unsigned nqueued;
-	struct event *pump_ev, *wake;
-	long long pruned_at;
-	ptail *tails; /* slots held by sessions and closing connections */
-};
+#define REQUEUES_MAX 3  /* "too many recipients" and lost sessions */
+#define SKIP_MAX     64 /* queued jobs looked past per domain and pump */
 
 static const co_session_events session_events;
 
@@ -105,78 +38,7 @@ static long long now_ms(const co_pool *pool)
 	return co_clock_ms(pool->lim.clock, pool->lim.clock_arg);
 }
 
-/* ---- backoff ---------------------------------------------------------- */
-
-/* A session to h ended: count a failure (refused, timed out, 421) or
- * clear the count (it worked).  Routes are exempt. */
-static void host_account(co_pool *pool, co_phost *h, const co_psess *ps, bool failed)
-{
-	if (!ps->exempt)
-		pool->limits->ops->report(pool->limits, &h->key,
-		                          failed ? CO_LIMIT_FAILED : CO_LIMIT_WORKED, ps->trial);
-}
-
-static bool is_failure(const co_session_outcome *o, bool ready)
-{
-	/* A server that ends sessions after some recipients works: the
-	 * session's cap is what it needs (learn_cut). */
-	if (o->cut)
-		return false;
-	if (o->code == 421)
-		return true;
-	return !ready && (o->reason == CALLOUT_R_CONNECT_FAILED || o->reason == CALLOUT_R_TIMEOUT ||
-	                  o->reason == CALLOUT_R_CONNECTION_LOST);
-}
-
-static bool says_421(const co_session_batch *b)
-{
-	for (unsigned i = 0; b && i < b->n; i++)
-		if (b->outs[i].answered && b->outs[i].code == 421)
-			return true;
-	return false;
-}
-
-bool co_pool_backing_off(co_pool *pool, const struct sockaddr_storage *addr, char *why, size_t len)
-{
-	unsigned char id[CO_ADDR_KEY_MAX];
-	co_limit_key k = {CO_LIMIT_HOST, id, co_addr_key(addr, id)};
-	unsigned failures;
-	long long left_s;
-	char ip[INET6_ADDRSTRLEN] = "";
-
-	if (!pool->limits->ops->held(pool->limits, &k, &failures, &left_s))
-		return false;
-	co_sockaddr_text((const struct sockaddr *)addr, sizeof(*addr), 0, ip, sizeof(ip));
-	snprintf(why, len, "backing off from %s after %u failures, for %llds more", ip, failures,
-	         left_s);
-	return true;
-}
-
 /* ---- jobs ---------------------------------------------------------------- */
-
-static void list_push(co_pool_job **head, co_pool_job **tail, co_pool_job *j)
-{
-	j->next = NULL;
-	j->prev = *tail;
-	if (*tail)
-		(*tail)->next = j;
-	else
-		*head = j;
-	*tail = j;
-}
-
-static void list_unlink(co_pool_job **head, co_pool_job **tail, co_pool_job *j)
-{
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		*head = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
-	else
-		*tail = j->prev;
-	j->prev = j->next = NULL;
-}
 
 /* Pump again when a token will be there (the earliest one wins). */
 static void arm_wake(co_pool *pool, long long wait)
@@ -194,49 +56,10 @@ static void arm_wake(co_pool *pool, long long wait)
 	evtimer_add(pool->wake, &tv);
 }
 
-static void schedule_pump(co_pool *pool)
-{
-	event_active(pool->pump_ev, EV_TIMEOUT, 0);
-}
-
-/* One holder of a tail is done with it; the last one frees the slots. */
-static void tail_put(ptail *t)
-{
-	if (--t->refs)
-		return;
-	co_pool *pool = t->pool;
-	if (pool) {
-		co_limits *l = pool->limits;
-		l->ops->release(l, &t->host->key, t->hlease);
-		l->ops->release(l, &t->dom->key, t->dlease);
-		t->host->refs--;
-		t->dom->refs--;
-		if (t->prev)
-			t->prev->next = t->next;
-		else
-			pool->tails = t->next;
-		if (t->next)
-			t->next->prev = t->prev;
-		schedule_pump(pool);
-	}
-	free(t);
-}
-
-static void on_conn_closed(void *arg)
-{
-	tail_put(arg);
-}
-
-/* The limits backend has an answer for an admission that was pending. */
-static void on_kick(void *arg)
-{
-	schedule_pump(arg);
-}
-
 static void dequeue(co_pool *pool, co_pool_job *j)
 {
 	co_pdom *d = j->dom;
-	list_unlink(&d->qhead, &d->qtail, j);
+	TAILQ_REMOVE(&d->queue, j, link);
 	pool->nqueued--;
 	j->state = CO_JOB_NEW;
 }
@@ -244,29 +67,20 @@ static void dequeue(co_pool *pool, co_pool_job *j)
 static void enqueue(co_pool *pool, co_pool_job *j)
 {
 	co_pdom *d = j->dom;
-	list_push(&d->qhead, &d->qtail, j);
+	TAILQ_INSERT_TAIL(&d->queue, j, link);
 	pool->nqueued++;
 	j->state = CO_JOB_QUEUED;
 	if (!d->waiting) {
 		d->waiting = true;
-		d->wprev = NULL;
-		d->wnext = pool->waiting;
-		if (pool->waiting)
-			pool->waiting->wprev = d;
-		pool->waiting = d;
+		LIST_INSERT_HEAD(&pool->waiting, d, wlink);
 	}
 }
 
-static void unwait(co_pool *pool, co_pdom *d)
+static void unwait(co_pdom *d)
 {
 	if (!d->waiting)
 		return;
-	if (d->wprev)
-		d->wprev->wnext = d->wnext;
-	else
-		pool->waiting = d->wnext;
-	if (d->wnext)
-		d->wnext->wprev = d->wprev;
+	LIST_REMOVE(d, wlink);
 	d->waiting = false;
 }
 
@@ -306,7 +120,7 @@ static bool same_kind(const co_psess *ps, const co_pool_job *j)
 
 static void attach(co_psess *ps, co_pool_job *j)
 {
-	list_push(&ps->phead, &ps->ptail, j);
+	TAILQ_INSERT_TAIL(&ps->pending, j, link);
 	ps->npend++;
 	j->sess = ps;
 	j->state = CO_JOB_PENDING;
@@ -314,7 +128,7 @@ static void attach(co_psess *ps, co_pool_job *j)
 
 static void detach_pending(co_psess *ps, co_pool_job *j)
 {
-	list_unlink(&ps->phead, &ps->ptail, j);
+	TAILQ_REMOVE(&ps->pending, j, link);
 	ps->npend--;
 	j->sess = NULL;
 	j->state = CO_JOB_NEW;
@@ -324,17 +138,17 @@ static void detach_pending(co_psess *ps, co_pool_job *j)
 static void fill(co_psess *ps)
 {
 	co_pool *pool = ps->pool;
-	co_pool_job *j = ps->dom->qhead, *next;
+	co_pool_job *j = TAILQ_FIRST(&ps->dom->queue), *next;
 
 	for (; j && ps_room(ps); j = next) {
-		next = j->next;
+		next = TAILQ_NEXT(j, link);
 		if (co_pdest_host(&pool->dests, &j->addr, false) == ps->host && same_kind(ps, j)) {
 			dequeue(pool, j);
 			attach(ps, j);
 		}
 	}
-	if (!ps->dom->qhead)
-		unwait(pool, ps->dom);
+	if (TAILQ_EMPTY(&ps->dom->queue))
+		unwait(ps->dom);
 }
 
 /* Send the pending jobs (as many as fit) as one batch. */
@@ -348,8 +162,8 @@ static bool send_batch(co_psess *ps)
 		n = room ? room : 1; /* a session carries at least one job */
 	size_t strs = 0;
 	const char *random = NULL;
-	co_pool_job *j = ps->phead;
-	for (unsigned i = 0; i < n; i++, j = j->next) {
+	co_pool_job *j = TAILQ_FIRST(&ps->pending);
+	for (unsigned i = 0; i < n; i++, j = TAILQ_NEXT(j, link)) {
 		strs += strlen(j->rcpt) + 1;
 		if (ps->random && !random)
 			random = j->random_rcpt;
@@ -369,7 +183,7 @@ static bool send_batch(co_psess *ps)
 	b->sb.outs = (co_session_outcome *)(rcpts + n);
 	char *p = (char *)(b->sb.outs + n);
 	for (unsigned i = 0; i < n; i++) {
-		j = ps->phead;
+		j = TAILQ_FIRST(&ps->pending);
 		detach_pending(ps, j);
 		size_t len = strlen(j->rcpt) + 1;
 		memcpy(p, j->rcpt, len);
@@ -402,31 +216,15 @@ static void unjoin(co_psess *ps)
 {
 	if (!ps->joinable)
 		return;
-	if (ps->jprev)
-		ps->jprev->jnext = ps->jnext;
-	else
-		ps->dom->joinable = ps->jnext;
-	if (ps->jnext)
-		ps->jnext->jprev = ps->jprev;
+	LIST_REMOVE(ps, jlink);
 	ps->joinable = false;
 }
 
 static void unlink_session(co_psess *ps)
 {
-	co_pool *pool = ps->pool;
 	unjoin(ps);
-	if (ps->prev)
-		ps->prev->next = ps->next;
-	else
-		pool->sessions = ps->next;
-	if (ps->next)
-		ps->next->prev = ps->prev;
-	co_limits *l = ps->pool->limits;
-	ps->tail->closing = true;
-	tail_put(ps->tail);
-	ps->tail = NULL;
-	if (ps->trial)
-		l->ops->report(l, &ps->host->key, CO_LIMIT_ENDED, true);
+	LIST_REMOVE(ps, link);
+	co_pool_unhold(ps);
 	if (ps->idle_timer)
 		event_free(ps->idle_timer);
 }
@@ -448,8 +246,8 @@ static void ps_close(co_psess *ps)
 			}
 		free(ps->b);
 	}
-	while (ps->phead) {
-		co_pool_job *j = ps->phead;
+	co_pool_job *j;
+	while ((j = TAILQ_FIRST(&ps->pending)) != NULL) {
 		detach_pending(ps, j);
 		enqueue(pool, j);
 	}
@@ -474,6 +272,7 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 		free(t);
 		return NULL;
 	}
+	TAILQ_INIT(&ps->pending);
 	const char **dst[] = {&ps->helo, &ps->from, &ps->fallback, &ps->tls_name};
 	char *p = ps->strs;
 	for (int i = 0; i < 4; i++) {
@@ -507,23 +306,14 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 		free(t);
 		return NULL;
 	}
-	*t = (ptail){pool, NULL, pool->tails, h, d, a->dlease, a->hlease, 2, false};
-	if (pool->tails)
-		pool->tails->prev = t;
-	pool->tails = t;
+	co_ptail_hold(pool, t, h, d, a);
 	ps->tail = t;
-	co_session_on_closed(ps->s, on_conn_closed, t);
+	co_session_on_closed(ps->s, co_ptail_closed, t);
 	if (ps->shared) {
 		ps->joinable = true;
-		ps->jnext = d->joinable;
-		if (d->joinable)
-			d->joinable->jprev = ps;
-		d->joinable = ps;
+		LIST_INSERT_HEAD(&d->joinable, ps, jlink);
 	}
-	ps->next = pool->sessions;
-	if (pool->sessions)
-		pool->sessions->prev = ps;
-	pool->sessions = ps;
+	LIST_INSERT_HEAD(&pool->sessions, ps, link);
 	h->refs++;
 	d->refs++;
 	ps->trial = a->trial;
@@ -534,83 +324,16 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
  * unless one is closing for it already. */
 static bool yield_idle(co_pool *pool, const co_pdom *d, const co_phost *h)
 {
-	for (const ptail *t = pool->tails; t; t = t->next)
+	for (const ptail *t = LIST_FIRST(&pool->tails); t; t = LIST_NEXT(t, link))
 		if (t->closing && (t->dom == d || t->host == h))
 			return false;
-	for (co_psess *ps = pool->sessions; ps; ps = ps->next) {
+	for (co_psess *ps = LIST_FIRST(&pool->sessions); ps; ps = LIST_NEXT(ps, link)) {
 		if (ps->st == PS_IDLE && (ps->dom == d || ps->host == h)) {
 			ps_close(ps);
 			return true;
 		}
 	}
 	return false;
-}
-
-typedef enum place { PLACED, BLOCKED_DOMAIN, BLOCKED_HOST, PENDING, HELD, NOMEM } place;
-
-/* A slot of j's domain and of h, and a token of each (routes take none),
- * all or nothing, as the limits backend admits it.  A full domain or host
- * closes an idle session of it: its slot comes back once the server has
- * let the connection go (the pump runs again then). */
-static place take_slots(co_pool *pool, co_pool_job *j, co_phost *h, co_admission *a,
-                        long long *wait, char *why, size_t len)
-{
-	co_pdom *d = j->dom;
-	co_admit r = co_limits_admit(pool->limits, &d->key, &h->key, j->exempt, a);
-
-	if (r != CO_ADMIT_OK && a->wait > 0 && (*wait == 0 || a->wait < *wait))
-		*wait = a->wait;
-	switch (r) {
-	case CO_ADMIT_OK:
-		return PLACED;
-	case CO_ADMIT_NOMEM:
-		return NOMEM;
-	case CO_ADMIT_DOMAIN_FULL:
-		yield_idle(pool, d, NULL);
-		snprintf(why, len, "%u sessions to %s at once", a->out, d->name);
-		return BLOCKED_DOMAIN;
-	case CO_ADMIT_HOST_FULL:
-		yield_idle(pool, NULL, h);
-		snprintf(why, len, "%u sessions to one of its hosts at once", a->out);
-		return BLOCKED_HOST;
-	case CO_ADMIT_DOMAIN_RATE:
-		snprintf(why, len, "%u new sessions a minute to %s", pool->lim.domain_rate,
-		         d->name);
-		return BLOCKED_DOMAIN;
-	case CO_ADMIT_HOST_RATE:
-		snprintf(why, len, "%u new sessions a minute to one of its hosts",
-		         pool->lim.host_rate);
-		return BLOCKED_HOST;
-	case CO_ADMIT_HELD:
-		if (co_pool_backing_off(pool, &j->addr, why, len))
-			return HELD;
-		snprintf(why, len, "backing off from one of its hosts");
-		return HELD;
-	case CO_ADMIT_PENDING:
-		snprintf(why, len, "asking the fleet's limits for %s", d->name);
-		return PENDING;
-	case CO_ADMIT_SHARE:
-		snprintf(why, len,
-		         "the fleet's limits are out of reach; this node's share of %s is 0",
-		         d->name);
-		return BLOCKED_DOMAIN;
-	}
-	return NOMEM;
-}
-
-/* What take_slots took, for a session that did not open. */
-static void give_back(co_pool *pool, const co_pool_job *j, co_phost *h, const co_admission *a)
-{
-	co_limits *l = pool->limits;
-
-	if (!j->exempt) {
-		l->ops->refund(l, &j->dom->key);
-		l->ops->refund(l, &h->key);
-		if (a->trial)
-			l->ops->report(l, &h->key, CO_LIMIT_ENDED, true);
-	}
-	l->ops->release(l, &h->key, a->hlease);
-	l->ops->release(l, &j->dom->key, a->dlease);
 }
 
 /* Put a job on a session: join one, or open one. */
@@ -625,8 +348,8 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 	if (!j->exempt && co_pool_backing_off(pool, &j->addr, why, len))
 		return HELD;
 	if (j->shared) {
-		for (co_psess *ps = d->joinable, *next; ps; ps = next) {
-			next = ps->jnext;
+		for (co_psess *ps = LIST_FIRST(&d->joinable), *next; ps; ps = next) {
+			next = LIST_NEXT(ps, jlink);
 			if (!ps_room(ps)) {
 				unjoin(ps);
 				continue;
@@ -647,12 +370,20 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 		return BLOCKED_DOMAIN;
 	}
 	co_admission a;
-	place r = take_slots(pool, j, h, &a, wait, why, len);
+	co_admit code;
+	place r = co_pool_take_slots(pool, j, h, &a, &code, wait, why, len);
+	/* A full domain or host closes an idle session of it: its slot comes
+	 * back once the server has let the connection go (the pump runs
+	 * again then). */
+	if (code == CO_ADMIT_DOMAIN_FULL)
+		yield_idle(pool, d, NULL);
+	else if (code == CO_ADMIT_HOST_FULL)
+		yield_idle(pool, NULL, h);
 	if (r != PLACED)
 		return r;
 	co_psess *ps = ps_open(pool, j, h, d, &a);
 	if (!ps) {
-		give_back(pool, j, h, &a);
+		co_pool_give_back(pool, j, h, &a);
 		return NOMEM;
 	}
 	attach(ps, j);
@@ -766,8 +497,7 @@ static void on_session_idle(void *arg, co_session *s, co_session_batch *done)
 		return;
 	} else {
 		ps->st = PS_DELIVERING;
-		if (says_421(done))
-			host_account(ps->pool, ps->host, ps, true);
+		co_pool_account_batch(ps->pool, ps, done);
 		deliver_batch(ps->pool, ps->host, ps->b);
 		ps->b = NULL;
 	}
@@ -781,17 +511,14 @@ static void on_session_gone(void *arg, co_session_batch *done, const co_session_
 	pbatch *b = ps->b;
 
 	ps->st = PS_DELIVERING;
-	if (why->proxy_failed) /* nothing learned about the host */
-		pool->limits->ops->report(pool->limits, &ps->host->key, CO_LIMIT_ENDED, ps->trial);
-	else
-		host_account(pool, ps->host, ps, is_failure(why, ps->ready) || says_421(done));
+	co_pool_account_gone(pool, ps, done, why);
 	learn_cut(ps->host, why);
 	unlink_session(ps);
 	if (b)
 		deliver_batch(pool, ps->host, b);
 	ps->b = NULL;
-	while (ps->phead) {
-		co_pool_job *j = ps->phead;
+	co_pool_job *j;
+	while ((j = TAILQ_FIRST(&ps->pending)) != NULL) {
 		detach_pending(ps, j);
 		if (ps->ready) {
 			/* It worked, then ended: the job asks another session. */
@@ -825,64 +552,58 @@ static void prune(co_pool *pool, long long now)
 static void pump(evutil_socket_t fd, short what, void *arg)
 {
 	co_pool *pool = arg;
-	co_pool_job *held = NULL, *held_tail = NULL, *nomem = NULL, *nomem_tail = NULL;
-	co_pool_job *refused = NULL, *refused_tail = NULL;
+	struct co_pool_jobs held = TAILQ_HEAD_INITIALIZER(held);
+	struct co_pool_jobs nomem = TAILQ_HEAD_INITIALIZER(nomem);
+	struct co_pool_jobs refused = TAILQ_HEAD_INITIALIZER(refused);
+	co_pool_job *j;
 	long long wait = 0;
 	char why[160];
 
 	(void)fd;
 	(void)what;
-	for (co_pdom *d = pool->waiting, *dnext; d; d = dnext) {
-		dnext = d->wnext;
+	for (co_pdom *d = LIST_FIRST(&pool->waiting), *dnext; d; d = dnext) {
+		dnext = LIST_NEXT(d, wlink);
 		unsigned skipped = 0;
-		for (co_pool_job *j = d->qhead, *next; j && skipped < SKIP_MAX; j = next) {
-			next = j->next;
+		co_pool_job *next;
+		for (j = TAILQ_FIRST(&d->queue); j && skipped < SKIP_MAX; j = next) {
+			next = TAILQ_NEXT(j, link);
 			dequeue(pool, j);
 			place r = try_place(pool, j, true, &wait, why, sizeof(why));
 			if (r == PLACED) {
-				next = d->qhead; /* a new session may have taken others */
+				/* A new session may have taken others. */
+				next = TAILQ_FIRST(&d->queue);
 				continue;
 			}
 			if (r == HELD || r == NOMEM) {
-				if (r == HELD)
-					list_push(&held, &held_tail, j);
-				else
-					list_push(&nomem, &nomem_tail, j);
+				TAILQ_INSERT_TAIL(r == HELD ? &held : &nomem, j, link);
 				continue;
 			}
 			if (j->no_wait && r != PENDING) {
 				/* It waited only for the fleet's answer: past a limit. */
-				list_push(&refused, &refused_tail, j);
+				TAILQ_INSERT_TAIL(&refused, j, link);
 				snprintf(j->why, sizeof(j->why), "%s", why);
 				continue;
 			}
 			/* Put it back where it was. */
 			j->state = CO_JOB_QUEUED;
 			pool->nqueued++;
-			j->next = next;
-			j->prev = next ? next->prev : d->qtail;
-			if (j->prev)
-				j->prev->next = j;
-			else
-				d->qhead = j;
 			if (next)
-				next->prev = j;
+				TAILQ_INSERT_BEFORE(next, j, link);
 			else
-				d->qtail = j;
+				TAILQ_INSERT_TAIL(&d->queue, j, link);
 			if (r == BLOCKED_DOMAIN || r == PENDING)
 				break;
 			skipped++;
 		}
-		if (!d->qhead)
-			unwait(pool, d);
+		if (TAILQ_EMPTY(&d->queue))
+			unwait(d);
 	}
 	arm_wake(pool, wait);
 	prune(pool, now_ms(pool));
 	/* Callbacks last: they may submit and cancel.  A host backing off
 	 * sends the job to the next one; our own shortage does not. */
-	while (held) {
-		co_pool_job *j = held;
-		list_unlink(&held, &held_tail, j);
+	while ((j = TAILQ_FIRST(&held)) != NULL) {
+		TAILQ_REMOVE(&held, j, link);
 		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
 		                          .reason = CALLOUT_R_LOCAL_LIMIT,
 		                          .stage = CALLOUT_STAGE_CONNECT,
@@ -891,9 +612,8 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 		j->state = CO_JOB_DONE;
 		j->cb(j->arg, &out);
 	}
-	while (refused) {
-		co_pool_job *j = refused;
-		list_unlink(&refused, &refused_tail, j);
+	while ((j = TAILQ_FIRST(&refused)) != NULL) {
+		TAILQ_REMOVE(&refused, j, link);
 		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
 		                          .reason = CALLOUT_R_LOCAL_LIMIT,
 		                          .stage = CALLOUT_STAGE_CONNECT};
@@ -901,9 +621,8 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 		j->state = CO_JOB_DONE;
 		j->cb(j->arg, &out);
 	}
-	while (nomem) {
-		co_pool_job *j = nomem;
-		list_unlink(&nomem, &nomem_tail, j);
+	while ((j = TAILQ_FIRST(&nomem)) != NULL) {
+		TAILQ_REMOVE(&nomem, j, link);
 		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
 		                          .reason = CALLOUT_R_INTERNAL,
 		                          .stage = CALLOUT_STAGE_CONNECT,
@@ -922,25 +641,10 @@ co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits)
 		return NULL;
 	pool->base = base;
 	pool->lim = *limits;
-	/* Domains never back off: their hosts do. */
-	co_limit_rules rules[CO_LIMIT_KINDS] = {
-	    [CO_LIMIT_DOMAIN] = {limits->domain_sessions,
-	                         {limits->domain_rate, limits->domain_burst},
-	                         {CALLOUT_UNLIMITED, 0, 0}},
-	    [CO_LIMIT_HOST] = {limits->host_sessions,
-	                       {limits->host_rate, limits->host_burst},
-	                       {limits->backoff_failures, limits->backoff_ms, DOUBLINGS_MAX}},
-	};
-	if (limits->shared)
-		pool->limits = co_limits_redis_new(rules, limits->clock, limits->clock_arg, base,
-		                                   limits->shared);
-	if (!pool->limits)
-		pool->limits =
-		    co_limits_local_new(rules, limits->clock, limits->clock_arg, PRUNE_MS);
-	if (pool->limits) {
-		pool->limits->kick = on_kick;
-		pool->limits->kick_arg = pool;
-	}
+	LIST_INIT(&pool->waiting);
+	LIST_INIT(&pool->sessions);
+	LIST_INIT(&pool->tails);
+	pool->limits = co_pool_backend_new(pool);
 	if (!pool->lim.session_rcpts)
 		pool->lim.session_rcpts = 1;
 	pool->pump_ev = event_new(base, -1, 0, pump, pool);
@@ -957,8 +661,9 @@ void co_pool_free(co_pool *pool)
 {
 	if (!pool)
 		return;
-	while (pool->sessions) {
-		co_psess *ps = pool->sessions;
+	co_psess *ps;
+
+	while ((ps = LIST_FIRST(&pool->sessions)) != NULL) {
 		co_session_quit(ps->s);
 		unlink_session(ps);
 		free(ps->b);
@@ -966,16 +671,7 @@ void co_pool_free(co_pool *pool)
 	}
 	/* Connections still closing: their slots go back now, and they
 	 * free their tails when gone. */
-	while (pool->tails) {
-		ptail *t = pool->tails;
-		pool->tails = t->next;
-		co_limits *l = pool->limits;
-		if (l) {
-			l->ops->release(l, &t->host->key, t->hlease);
-			l->ops->release(l, &t->dom->key, t->dlease);
-		}
-		t->pool = NULL;
-	}
+	co_ptails_drop(pool);
 	co_pdests_clear(&pool->dests);
 	co_limits_free(pool->limits);
 	if (pool->pump_ev)
@@ -991,13 +687,12 @@ int co_pool_submit(co_pool *pool, co_pool_job *j, char *why, size_t len)
 
 	j->state = CO_JOB_NEW;
 	j->sess = NULL;
-	j->prev = j->next = NULL;
 	if (!(j->dom = co_pdest_domain(&pool->dests, j->domain))) {
 		snprintf(why, len, "out of memory");
 		return -2;
 	}
 	/* Behind others of its domain, it only joins a session. */
-	place r = try_place(pool, j, !j->dom->qhead, &wait, why, len);
+	place r = try_place(pool, j, TAILQ_EMPTY(&j->dom->queue), &wait, why, len);
 	switch (r) {
 	case PLACED:
 		return 0;
@@ -1030,8 +725,8 @@ void co_pool_cancel(co_pool *pool, co_pool_job *j)
 	switch (j->state) {
 	case CO_JOB_QUEUED:
 		dequeue(pool, j);
-		if (!j->dom->qhead)
-			unwait(pool, j->dom);
+		if (TAILQ_EMPTY(&j->dom->queue))
+			unwait(j->dom);
 		break;
 	case CO_JOB_PENDING:
 		detach_pending(ps, j);
@@ -1057,25 +752,11 @@ void co_pool_stats(co_pool *pool, unsigned *sessions, unsigned *idle, unsigned *
 {
 	*sessions = *idle = 0;
 	*queued = pool->nqueued;
-	for (const co_psess *ps = pool->sessions; ps; ps = ps->next) {
+	for (const co_psess *ps = LIST_FIRST(&pool->sessions); ps; ps = LIST_NEXT(ps, link)) {
 		(*sessions)++;
 		*idle += ps->st == PS_IDLE;
 	}
 	*backing_off = pool->limits->ops->held_count(pool->limits, CO_LIMIT_HOST);
-}
-
-void co_pool_health(co_pool *pool, callout_health *h)
-{
-	co_limits_health lh;
-
-	co_limits_health_of(pool->limits, &lh);
-	h->limits_shared = lh.shared;
-	h->limits_up = lh.up;
-	h->limits_leases = lh.leases;
-	h->limits_nodes = lh.nodes;
-	h->limits_fallbacks = lh.fallbacks;
-	h->limits_round_trips = lh.round_trips;
-	h->limits_admissions = lh.admissions;
 }
 
 callout_stage co_pool_job_stage(const co_pool_job *j, bool *waiting)

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "session.h"
@@ -63,12 +64,15 @@ typedef struct co_pool_job {
 	/* The pool's. */
 	co_job_state state;
 	unsigned requeues;
-	struct co_pool_job *prev, *next; /* in a queue or a session's list */
+	TAILQ_ENTRY(co_pool_job) link; /* in a queue or a session's list */
 	co_psess *sess;
 	unsigned slot; /* in the batch in flight */
 	struct co_pdom *dom;
 	char why[160]; /* no_wait: the limit met after the fleet's answer */
 } co_pool_job;
+
+/* Jobs in line, oldest first. */
+TAILQ_HEAD(co_pool_jobs, co_pool_job);
 
 co_pool *co_pool_new(struct event_base *base, const co_pool_limits *limits);
 

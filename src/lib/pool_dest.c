@@ -64,6 +64,8 @@ co_pdom *co_pdest_domain(co_pdests *t, const char *name)
 	if (!d)
 		return NULL;
 	snprintf(d->name, sizeof(d->name), "%s", name);
+	TAILQ_INIT(&d->queue);
+	LIST_INIT(&d->joinable);
 	d->key = (co_limit_key){CO_LIMIT_DOMAIN, d->name, strlen(d->name)};
 	SLIST_INSERT_HEAD(&t->doms[b], d, hlink);
 	return d;
@@ -89,7 +91,7 @@ void co_pdests_prune(co_pdests *t)
 		t->hosts[i] = hosts;
 		while ((d = SLIST_FIRST(&t->doms[i])) != NULL) {
 			SLIST_REMOVE_HEAD(&t->doms[i], hlink);
-			if (!d->refs && !d->qhead)
+			if (!d->refs && TAILQ_EMPTY(&d->queue))
 				free(d);
 			else
 				SLIST_INSERT_HEAD(&doms, d, hlink);

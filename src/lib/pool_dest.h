@@ -34,10 +34,10 @@ typedef struct co_pdom {
 	SLIST_ENTRY(co_pdom) hlink; /* in its hash bucket */
 	unsigned refs;              /* our sessions to it */
 	co_limit_key key;
-	co_pool_job *qhead, *qtail;
-	co_psess *joinable;            /* its sessions that may take more jobs */
-	struct co_pdom *wnext, *wprev; /* domains with jobs waiting */
-	bool waiting;
+	struct co_pool_jobs queue;      /* its jobs waiting for a slot */
+	LIST_HEAD(, co_psess) joinable; /* its sessions that may take more jobs */
+	LIST_ENTRY(co_pdom) wlink;      /* in the pool's domains with jobs waiting */
+	bool waiting;                   /* on that list */
 	char name[CO_DOMAIN_MAX + 1];
 } co_pdom;
 
