@@ -180,6 +180,7 @@ struct app {
 	bool any_invalid;
 	bool any_other;  /* unknown or tempfail */
 	bool failed;     /* an error: the run is incomplete */
+	bool write_error; /* the output failed: write nothing more */
 	long long total; /* items of the input, -1: unknown */
 };
 
@@ -787,7 +788,7 @@ static void write_failed(struct app *app, int err)
 {
 	if (err != EPIPE) /* a reader that went away needs no message */
 		cli_errorf(CMD, "cannot write the results: %s", strerror(err));
-	app->failed = true;
+	app->failed = app->write_error = true;
 	cancel_all(app);
 }
 
@@ -802,7 +803,7 @@ static void drain(struct app *app, bool all)
 
 		if (!sl->text && !all)
 			break;
-		if (sl->text && !app->failed) {
+		if (sl->text && !app->write_error) {
 			cli_progress_clear(isatty(fileno(o->fp)) ? app->progress : NULL);
 			errno = 0;
 			if (fwrite(sl->text, 1, sl->len, o->fp) != sl->len || fflush(o->fp) != 0)
@@ -824,7 +825,7 @@ static void emit(struct app *app, unsigned long long seq, const cli_origin *from
 	int err;
 
 	account(app, res);
-	if (app->cfg->quiet || app->failed)
+	if (app->cfg->quiet || app->write_error)
 		return;
 	if (!app->cfg->ordered) {
 		cli_progress_clear(isatty(fileno(o.fp)) ? app->progress : NULL);
@@ -1041,6 +1042,8 @@ static int csv_header(struct config *cfg, cli_input *in, bool has_header)
 	cli_item err;
 	int r, e;
 
+	/* the first CSV file's first record: a column not found is a usage
+	 * error before any work */
 	r = cli_input_csv_columns(in, &hdr, &cfg->out.columns, &err);
 	if (r < 0) {
 		report_read_error(err.file ? err.file : "?", errno, err.error);
@@ -1308,14 +1311,33 @@ void cli_check_help(FILE *fp)
 	      "\n"
 	      "Ask the mail server responsible for each ADDRESS whether it would accept\n"
 	      "mail for it (EHLO, MAIL FROM:<>, RCPT TO:<ADDRESS>, QUIT), without sending\n"
-	      "a message.  Results are printed as they complete, not in input order.\n"
+	      "a message.  Results are printed as they complete (see --ordered).  On a\n"
+	      "terminal, a progress line and a summary go to standard error; Ctrl-C stops,\n"
+	      "writes the results so far and the summary, and exits with status 130.\n"
 	      "\n"
 	      "Input and output:\n"
 	      "  -f, --file FILE          read addresses from FILE, one a line ('-' for\n"
 	      "                           standard input); blank lines and lines starting\n"
 	      "                           with '#' are skipped; may be repeated and combined\n"
 	      "                           with ADDRESS arguments\n"
-	      "  -j, --json               one JSON object a line, with the address\n"
+	      "      --csv                read the files as CSV (RFC 4180); the other\n"
+	      "                           columns are kept in CSV output\n"
+	      "      --column NAME|N      the address column, by header name or number\n"
+	      "                           (default: email, e-mail, mail or address, else 1)\n"
+	      "      --header, --no-header  the first CSV record is (not) a header (default:\n"
+	      "                           it is when no field holds '@', or --column NAME)\n"
+	      "      --format FMT         text (default), json (one object a line) or csv;\n"
+	      "                           both carry the input line number\n"
+	      "  -j, --json               = --format json\n"
+	      "      --ordered            print in input order (completion order otherwise);\n"
+	      "                           reading pauses while the oldest is outstanding and\n"
+	      "                           8 x the concurrency (at least 1024) are pending\n"
+	      "  -o, --output FILE        write the results to FILE (format from a .csv or\n"
+	      "                           .json name when --format is not given)\n"
+	      "      --resume FILE        continue FILE, the --output of a run that was\n"
+	      "                           stopped: skip the lines it holds, append the rest\n"
+	      "      --no-progress        no progress line on a terminal's standard error\n"
+	      "      --summary            print the summary table even when not on a terminal\n"
 	      "  -t, --transcript         show the SMTP dialogue under each result\n"
 	      "      --trace              show each verification's steps on standard\n"
 	      "                           error, with the milliseconds since it began\n"
@@ -1348,6 +1370,7 @@ void cli_check_help(FILE *fp)
 	      "  2  usage error: unknown option, bad value, unreadable file\n"
 	      "  3  otherwise: some address unknown or tempfail (and none invalid),\n"
 	      "     or an error stopped the run\n"
+	      "  130, 143  stopped by SIGINT or SIGTERM\n"
 	      "\n"
 	      "Human output: ADDRESS: VERDICT (REASON) CODE ENHANCED \"TEXT\" at STAGE\n"
 	      "              via MX [IP] MS ms (tls, catch-all, cached AGE ago)\n"
