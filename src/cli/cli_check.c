@@ -178,10 +178,10 @@ struct app {
 	size_t window;
 	unsigned long long next_seq, emit_seq;
 	bool any_invalid;
-	bool any_other;  /* unknown or tempfail */
-	bool failed;     /* an error: the run is incomplete */
+	bool any_other;   /* unknown or tempfail */
+	bool failed;      /* an error: the run is incomplete */
 	bool write_error; /* the output failed: write nothing more */
-	long long total; /* items of the input, -1: unknown */
+	long long total;  /* items of the input, -1: unknown */
 };
 
 /* ---- messages ---- */
