@@ -179,15 +179,13 @@ int cli_csv_next(cli_csv *c, cli_csv_record *out)
 				else if (nx != EOF)
 					c->pushed = nx; /* never '\n': counted once */
 			}
+			if (st == FIELD_START && ch == '"') {
+				st = QUOTED;
+				quoted = true;
+				continue;
+			}
 			switch (st) {
 			case FIELD_START:
-				if (ch == '"') {
-					st = QUOTED;
-					quoted = true;
-					break;
-				}
-				st = UNQUOTED;
-				/* fall through */
 			case UNQUOTED:
 				if (ch == ',' || ch == '\n') {
 					if (end_field(c, from) != 0)
@@ -195,8 +193,10 @@ int cli_csv_next(cli_csv *c, cli_csv_record *out)
 					from = c->len;
 					st = FIELD_START;
 					ended = ch == '\n';
-				} else if (put(c, ch) != 0) {
-					return -1;
+				} else {
+					if (put(c, ch) != 0)
+						return -1;
+					st = UNQUOTED;
 				}
 				break;
 			case QUOTED:
@@ -233,7 +233,7 @@ int cli_csv_next(cli_csv *c, cli_csv_record *out)
 		/* an empty line (one empty field, nothing quoted) is no record */
 		if (ended && c->nfields == 1 && c->len == 0 && !quoted && !c->rec.error)
 			continue;
-		c->rec.buf = c->buf;
+		c->rec.buf = c->buf ? c->buf : ""; /* never NULL, even with no bytes */
 		c->rec.start = c->start;
 		c->rec.len = c->flen;
 		c->rec.nfields = c->nfields;
