@@ -139,7 +139,7 @@ int cli_csv_next(cli_csv *c, cli_csv_record *out)
 		enum state st = FIELD_START;
 		size_t from = 0;
 		bool any = false, ended = false, quoted = false;
-		int ch;
+		int ch, last = EOF; /* the last byte of the record */
 
 		c->len = c->nfields = 0;
 		memset(&c->rec, 0, sizeof(c->rec));
@@ -171,6 +171,7 @@ int cli_csv_next(cli_csv *c, cli_csv_record *out)
 				break;
 			}
 			any = true;
+			last = ch;
 			if (ch == '\r' && st != QUOTED) {
 				int nx = next_byte(c);
 
@@ -238,7 +239,7 @@ int cli_csv_next(cli_csv *c, cli_csv_record *out)
 		c->rec.len = c->flen;
 		c->rec.nfields = c->nfields;
 		c->rec.complete = ended;
-		c->rec.last_line = ended ? c->line - 1 : c->line;
+		c->rec.last_line = last == '\n' || ended ? c->line - 1 : c->line;
 		*out = c->rec;
 		return 1;
 	}

@@ -106,6 +106,7 @@ static void test_malformed(void **state)
 	(void)state;
 	expect("\"ab\"c,d\nok\n", "abc|d@1-1#text after a closing quote\nok@2-2\n");
 	expect("\"open\nnever closed", "open\nnever closed@1-2!#a quoted field is not closed\n");
+	expect("ok\n\"open\n", "ok@1-1\nopen\n@2-2!#a quoted field is not closed\n");
 	{
 		int last;
 		char *got = describe_n("a\0b,c\n", 6, &last);
