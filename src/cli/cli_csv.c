@@ -185,47 +185,37 @@ int cli_csv_next(cli_csv *c, cli_csv_record *out)
 				quoted = true;
 				continue;
 			}
+			if (st != QUOTED && (ch == ',' || ch == '\n')) {
+				if (end_field(c, from) != 0)
+					return -1;
+				from = c->len;
+				st = FIELD_START;
+				ended = ch == '\n';
+				continue;
+			}
 			switch (st) {
 			case FIELD_START:
 			case UNQUOTED:
-				if (ch == ',' || ch == '\n') {
-					if (end_field(c, from) != 0)
-						return -1;
-					from = c->len;
-					st = FIELD_START;
-					ended = ch == '\n';
-				} else {
-					if (put(c, ch) != 0)
-						return -1;
-					st = UNQUOTED;
-				}
+				st = UNQUOTED;
 				break;
 			case QUOTED:
-				if (ch == '"')
+				if (ch == '"') {
 					st = QUOTE_IN_QUOTED;
-				else if (put(c, ch) != 0)
-					return -1;
+					continue;
+				}
 				break;
 			case QUOTE_IN_QUOTED:
-				if (ch == '"') {
-					if (put(c, ch) != 0)
-						return -1;
+				if (ch == '"') { /* a doubled quote */
 					st = QUOTED;
-				} else if (ch == ',' || ch == '\n') {
-					if (end_field(c, from) != 0)
-						return -1;
-					from = c->len;
-					st = FIELD_START;
-					ended = ch == '\n';
 				} else {
 					if (!c->rec.error)
 						c->rec.error = "text after a closing quote";
-					if (put(c, ch) != 0)
-						return -1;
 					st = UNQUOTED;
 				}
 				break;
 			}
+			if (put(c, ch) != 0)
+				return -1;
 		}
 		if (!any)
 			return 0; /* the end of the input */
