@@ -19,6 +19,8 @@
 
 #include <callout/callout.h>
 
+#include "cli_csv.h"
+
 #define CLI_PROG "callout"
 
 /* Exit statuses of every subcommand (documented in callout(1)). */
@@ -136,41 +138,148 @@ typedef struct cli_input cli_input;
 typedef struct cli_item {
 	const char *addr; /* not NUL-terminated when error is set */
 	size_t len;
-	const char *error; /* non-NULL: the line cannot be verified, and why */
-	bool too_long;     /* the error is the length alone: our limit, not invalid */
-	const char *file;  /* NULL for a command line argument */
-	unsigned long line;
+	const char *error;            /* non-NULL: the line cannot be verified, and why */
+	bool too_long;                /* the error is the length alone: our limit, not invalid */
+	const char *file;             /* NULL for a command line argument */
+	unsigned long line;           /* of a file, from 1 (a CSV record's first line); of an
+	                                 argument, its position among them (from 1) */
+	const cli_csv_record *record; /* CSV input: the whole record, else NULL */
 } cli_item;
+
+/* How CSV files are read (--csv, --column, --header, --no-header). */
+typedef struct cli_csv_opts {
+	const char *column_name; /* --column NAME: found in each file's header */
+	unsigned long column;    /* --column N (from 1); 0: by name, or the default */
+	int header;              /* 1 the first record is a header, 0 it is not,
+	                            -1 detect: it is unless a field holds '@' */
+} cli_csv_opts;
 
 /* args (borrowed, must outlive the input) come before every file. */
 cli_input *cli_input_new(char **args, size_t nargs);
+/* Read every file as CSV (before any cli_input_add_file). */
+void cli_input_set_csv(cli_input *in, const cli_csv_opts *opts);
 /* Open path now ("-" is standard input); read later.  -1 with errno. */
 int cli_input_add_file(cli_input *in, const char *path);
 /* 1 and *item (valid until the next call), 0 at the end, -1 on a read
- * error (errno set, item->file names the file; EFBIG for a line longer
- * than CLI_LINE_ABSURD).  Reading goes on with the next file. */
+ * error (errno set, item->file names the file, item->error says why when
+ * errno alone does not; EFBIG for a line longer than CLI_LINE_ABSURD or
+ * a CSV record over CLI_CSV_RECORD_MAX).  Reading goes on with the next
+ * file. */
 int cli_input_next(cli_input *in, cli_item *item);
+/*
+ * CSV input: the columns of the first file, read now (its first record,
+ * or its header): the header record into *hdr (NULL when the file has
+ * none) and the number of columns.  0 when there is no CSV file; -1 as
+ * cli_input_next.
+ */
+int cli_input_csv_columns(cli_input *in, const cli_csv_record **hdr, size_t *ncolumns,
+                          cli_item *err);
+/* The number of items a second reading of the same input would give, or
+ * -1 when it cannot be known without consuming it (standard input, a
+ * pipe, a read error). */
+long long cli_input_count(char **args, size_t nargs, const char *const *files, size_t nfiles,
+                          const cli_csv_opts *csv);
 void cli_input_free(cli_input *in);
 
 /* ---- cli_output.c ---- */
 
+typedef enum cli_format { CLI_FMT_TEXT, CLI_FMT_JSON, CLI_FMT_CSV } cli_format;
+
 typedef struct cli_output {
 	FILE *fp;
-	bool json;       /* JSON Lines instead of the human line */
+	cli_format format;
 	bool transcript; /* include the SMTP dialogue */
+	size_t columns;  /* CSV output of CSV input: the input's columns, kept first */
 } cli_output;
+
+/* Where the input of a result came from. */
+typedef struct cli_origin {
+	const char *file;   /* NULL: a command line argument */
+	unsigned long line; /* cli_item.line */
+	const char *kept;   /* CSV output of CSV input: the record's fields as
+	                       cli_output_csv_kept made them, else NULL */
+	size_t kept_len;
+} cli_origin;
+
+/* The result columns of the CSV output, always the last ones of a row,
+ * and the order of the JSON members that are not co_result_json's. */
+#define CLI_CSV_NCOLUMNS 12
+extern const char *const cli_csv_columns[CLI_CSV_NCOLUMNS];
 
 /*
  * Print the result of verifying input (len bytes as typed, any bytes) and
  * flush.  0 on success, else an errno value (EPIPE when the reader went
  * away, ENOMEM, EIO...).
  */
-int cli_output_result(const cli_output *o, const char *input, size_t len,
+int cli_output_result(const cli_output *o, const cli_origin *from, const char *input, size_t len,
                       const callout_result *res);
+
+/* The header line of the CSV output: the input's column names (hdr, or
+ * columnN when NULL) for o->columns, then cli_csv_columns.  0 or errno. */
+int cli_output_csv_header(const cli_output *o, const cli_csv_record *hdr);
+
+/* The fields of rec to keep in the CSV output: each written as a field
+ * and followed by a comma, padded to o->columns with empty ones.  A
+ * string to free, its length in *len; NULL when out of memory. */
+char *cli_output_csv_kept(const cli_output *o, const cli_csv_record *rec, size_t *len);
 
 /* Write s (len bytes) with control characters, invalid UTF-8, invisible
  * or bidirectional format characters and backslashes escaped; also '"'
  * when quoted. */
 void cli_fput_escaped(FILE *fp, const char *s, size_t len, bool quoted);
+
+/* ---- cli_progress.c: counts, the progress line, the summary ---- */
+
+#define CLI_VERDICTS 4
+
+typedef struct cli_tally {
+	unsigned long long verdicts[CLI_VERDICTS];
+	unsigned long long reasons[CALLOUT_R_COUNT];
+} cli_tally;
+
+void cli_tally_add(cli_tally *t, callout_verdict v, callout_reason r);
+
+typedef struct cli_progress cli_progress;
+
+/*
+ * draw: redraw a progress line on fp (a terminal) when asked; total: the
+ * number of items of the input, or -1 when unknown.  NULL when out of
+ * memory.
+ */
+cli_progress *cli_progress_new(FILE *fp, bool draw, long long total);
+void cli_progress_free(cli_progress *p);
+/* One result of this run. */
+void cli_progress_result(cli_progress *p, callout_verdict v, callout_reason r);
+/* One item skipped by --resume, with the verdict FILE gave it. */
+void cli_progress_skipped(cli_progress *p, callout_verdict v, callout_reason r);
+/* What the library is doing now: sampled, and the line redrawn when it
+ * is due (at most CLI_PROGRESS_HZ times a second) or when force. */
+#define CLI_PROGRESS_HZ 4
+void cli_progress_tick(cli_progress *p, const callout_stats *st, bool force);
+/* Erase the progress line (before anything else is written to fp). */
+void cli_progress_clear(cli_progress *p);
+/* The summary table.  in_flight: verifications cancelled by a signal. */
+void cli_progress_summary(cli_progress *p, int signal, unsigned long in_flight);
+
+/* ---- cli_resume.c: --resume FILE ---- */
+
+typedef struct cli_done cli_done;
+
+/*
+ * Open path to continue it: read the results it holds (fmt: JSON lines or
+ * CSV; a file that does not exist is made), drop an incomplete last line
+ * (a run killed while writing), and leave *fp open at its end to append.
+ * *done: the (line, address) pairs it holds with their verdicts, 16 bytes
+ * each; *has_header: a CSV file begins with our header.  0, or -1 after
+ * saying why on stderr.
+ */
+int cli_resume_open(const char *cmd, const char *path, cli_format fmt, FILE **fp, cli_done **done,
+                    bool *has_header);
+/* Whether the result for address (len bytes) at line is in the file;
+ * when it is, its verdict and reason. */
+bool cli_done_find(const cli_done *d, unsigned long line, const char *addr, size_t len,
+                   callout_verdict *v, callout_reason *r);
+size_t cli_done_count(const cli_done *d);
+void cli_done_free(cli_done *d);
 
 #endif

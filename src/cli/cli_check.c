@@ -4,7 +4,8 @@
  * Parses the options into a callout_options, builds one context on the
  * library's own event loop, keeps up to --concurrency verifications in
  * flight (each finished one starts the next, so input is read only as
- * fast as it is verified) and prints each result as it completes.
+ * fast as it is verified) and prints each result as it completes, or in
+ * input order through a bounded reorder window (--ordered).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,7 +13,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -24,6 +27,11 @@
 #define CONCURRENCY_MAX 10000ul
 #define FD_RESERVE      32 /* descriptors for stdio, DNS, files */
 #define FD_PER_JOB      2
+/* --ordered: results held for output in input order, at the most: input
+ * is not read further while the oldest one is outstanding and this many
+ * are started or waiting.  Memory: one formatted result each. */
+#define ORDER_WINDOW_MIN 1024ul
+#define ORDER_WINDOW_PER 8ul /* per --concurrency */
 
 /* The command's own options; those of the option table follow them in
  * long_opts, built at start (build_long_opts). */
@@ -33,10 +41,19 @@ enum {
 	OPT_NO_CACHE,
 	OPT_CACHE,
 	OPT_TRACE,
+	OPT_FORMAT,
+	OPT_CSV,
+	OPT_COLUMN,
+	OPT_HEADER,
+	OPT_NO_HEADER,
+	OPT_ORDERED,
+	OPT_RESUME,
+	OPT_NO_PROGRESS,
+	OPT_SUMMARY,
 	OPT_TABLE, /* table entry i: OPT_TABLE + 2i, its --no- form OPT_TABLE + 2i + 1 */
 };
 
-static const char short_opts[] = ":jtf:c:qhp:";
+static const char short_opts[] = ":jtf:c:qhp:o:";
 
 static const struct option own_opts[] = {
     {"json", no_argument, NULL, 'j'},
@@ -50,6 +67,16 @@ static const struct option own_opts[] = {
     {"cache", required_argument, NULL, OPT_CACHE},
     {"no-cache", no_argument, NULL, OPT_NO_CACHE},
     {"trace", no_argument, NULL, OPT_TRACE},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"csv", no_argument, NULL, OPT_CSV},
+    {"column", required_argument, NULL, OPT_COLUMN},
+    {"header", no_argument, NULL, OPT_HEADER},
+    {"no-header", no_argument, NULL, OPT_NO_HEADER},
+    {"ordered", no_argument, NULL, OPT_ORDERED},
+    {"output", required_argument, NULL, 'o'},
+    {"resume", required_argument, NULL, OPT_RESUME},
+    {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+    {"summary", no_argument, NULL, OPT_SUMMARY},
 };
 
 #define OWN_OPTS (sizeof(own_opts) / sizeof(own_opts[0]))
@@ -104,6 +131,12 @@ struct config {
 	size_t nfiles;
 	const char *cache; /* --cache, NULL: the default */
 	char cache_buf[4200];
+	bool format_set;
+	bool csv; /* --csv */
+	cli_csv_opts csv_opts;
+	bool ordered;
+	const char *output, *resume; /* --output, --resume */
+	bool no_progress, summary;
 };
 
 struct app;
@@ -114,6 +147,14 @@ struct job {
 	char *addr;
 	size_t len;
 	bool busy;
+	unsigned long long seq; /* --ordered: its place */
+	cli_origin from;        /* from.kept is ours */
+};
+
+/* --ordered: a result waiting for the ones before it. */
+struct slot {
+	char *text; /* formatted; NULL: not there yet */
+	size_t len;
 };
 
 struct app {
@@ -127,11 +168,20 @@ struct app {
 	struct event *sig_int, *sig_term;
 	struct job *current; /* the job whose callback is running */
 	bool input_done;
-	bool stopping;   /* start nothing new */
-	int interrupted; /* the signal that stopped us, or 0 */
+	bool stopping;           /* start nothing new */
+	int interrupted;         /* the signal that stopped us, or 0 */
+	unsigned long cancelled; /* in flight when it came */
+	cli_done *done;          /* --resume: already in the file */
+	cli_progress *progress;
+	struct event *timer;
+	struct slot *slots; /* --ordered: window slots, by seq % window */
+	size_t window;
+	unsigned long long next_seq, emit_seq;
 	bool any_invalid;
-	bool any_other; /* unknown or tempfail */
-	bool failed;    /* an error: the run is incomplete */
+	bool any_other;   /* unknown or tempfail */
+	bool failed;      /* an error: the run is incomplete */
+	bool write_error; /* the output failed: write nothing more */
+	long long total;  /* items of the input, -1: unknown */
 };
 
 /* ---- messages ---- */
@@ -316,6 +366,84 @@ static int getopt_error(int c, int argc, char **argv)
 	return cli_try_help(CMD);
 }
 
+/* --format text|json|csv */
+static int opt_format(struct config *cfg, const char *value)
+{
+	static const char *const names[] = {"text", "json", "csv"};
+
+	for (int i = 0; i < 3; i++)
+		if (strcmp(value, names[i]) == 0) {
+			cfg->out.format = (cli_format)i;
+			cfg->format_set = true;
+			return -1;
+		}
+	return cli_bad_value(CMD, long_opts, OPT_FORMAT, value, "expected text, json or csv");
+}
+
+/* --column NAME|N: a number is a position from 1, anything else a name. */
+static int opt_column(struct config *cfg, const char *value)
+{
+	unsigned long n;
+
+	cfg->csv = true;
+	cfg->csv_opts.column = 0;
+	cfg->csv_opts.column_name = NULL;
+	if (value[0] >= '0' && value[0] <= '9') {
+		if (!cli_parse_uint(value, 1, CLI_CSV_FIELDS_MAX, &n))
+			return cli_bad_value(
+			    CMD, long_opts, OPT_COLUMN, value,
+			    "expected a column name, or its number from 1 to 1024");
+		cfg->csv_opts.column = n;
+	} else if (!*value) {
+		return cli_bad_value(CMD, long_opts, OPT_COLUMN, value,
+		                     "expected a column name or number");
+	} else {
+		cfg->csv_opts.column_name = value;
+	}
+	return -1;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), k = strlen(tail);
+
+	return n >= k && strcasecmp(s + n - k, tail) == 0;
+}
+
+/* --output, --resume and the format they imply. */
+static int check_output_args(struct config *cfg, int nargs)
+{
+	const char *file = cfg->resume ? cfg->resume : cfg->output;
+
+	if (cfg->resume && cfg->output) {
+		cli_errorf(CMD, "--resume FILE already writes to FILE: give --output or --resume");
+		return cli_try_help(CMD);
+	}
+	if (file && !cfg->format_set) {
+		if (ends_with(file, ".csv"))
+			cfg->out.format = CLI_FMT_CSV;
+		else if (cfg->resume || ends_with(file, ".json") || ends_with(file, ".jsonl"))
+			cfg->out.format = CLI_FMT_JSON;
+	}
+	if (!cfg->resume)
+		return -1;
+	if (cfg->out.format == CLI_FMT_TEXT) {
+		cli_errorf(CMD, "--resume needs --format json or csv: text lines carry no "
+		                "line numbers to resume from");
+		return cli_try_help(CMD);
+	}
+	if (cfg->nfiles + (nargs > 0) > 1) {
+		cli_errorf(CMD, "--resume takes one input: one -f FILE, or the ADDRESS arguments "
+		                "(results are known by their line number)");
+		return cli_try_help(CMD);
+	}
+	if (cfg->quiet) {
+		cli_errorf(CMD, "--resume writes results: not with --quiet");
+		return cli_try_help(CMD);
+	}
+	return -1;
+}
+
 /* Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
@@ -330,7 +458,37 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			cli_check_help(stdout);
 			return fflush(stdout) == 0 ? CLI_EXIT_VALID : CLI_EXIT_OTHER;
 		case 'j':
-			cfg->out.json = true;
+			cfg->out.format = CLI_FMT_JSON;
+			cfg->format_set = true;
+			break;
+		case OPT_FORMAT:
+			rc = opt_format(cfg, optarg);
+			break;
+		case OPT_CSV:
+			cfg->csv = true;
+			break;
+		case OPT_COLUMN:
+			rc = opt_column(cfg, optarg);
+			break;
+		case OPT_HEADER:
+		case OPT_NO_HEADER:
+			cfg->csv = true;
+			cfg->csv_opts.header = c == OPT_HEADER;
+			break;
+		case OPT_ORDERED:
+			cfg->ordered = true;
+			break;
+		case 'o':
+			cfg->output = optarg;
+			break;
+		case OPT_RESUME:
+			cfg->resume = optarg;
+			break;
+		case OPT_NO_PROGRESS:
+			cfg->no_progress = true;
+			break;
+		case OPT_SUMMARY:
+			cfg->summary = true;
 			break;
 		case 't':
 			cfg->out.transcript = true;
@@ -376,6 +534,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		cli_errorf(CMD, "no address given");
 		return cli_try_help(CMD);
 	}
+	if ((rc = check_output_args(cfg, argc - optind)) >= 0)
+		return rc;
 	cfg->opts.dns_servers = cfg->dns_servers;
 	if (cli_allow_private_env())
 		cfg->opts.flags |= CALLOUT_F_ALLOW_PRIVATE;
@@ -391,6 +551,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	cfg->opts.clock = cli_clock;
 	return -1;
 }
+
+static void report_read_error(const char *file, int err, const char *why);
 
 /* ---- context set-up ---- */
 
@@ -473,16 +635,6 @@ static int add_route(callout_ctx *ctx, char *spec, bool allow_space, const char 
 	return CLI_EXIT_USAGE;
 }
 
-static void report_read_error(const char *file, int err)
-{
-	fputs(CMD ": error reading '", stderr);
-	cli_fput_escaped(stderr, file, strlen(file), false);
-	if (err == EFBIG)
-		fprintf(stderr, "': a line longer than %d bytes: not a list\n", CLI_LINE_ABSURD);
-	else
-		fprintf(stderr, "': %s\n", strerror(err));
-}
-
 /* Lines "DOMAIN HOST[:PORT],..." or "DOMAIN=...", '#' starts a comment. */
 static int load_routes_file(callout_ctx *ctx, const char *path)
 {
@@ -522,7 +674,7 @@ static int load_routes_file(callout_ctx *ctx, const char *path)
 		rc = add_route(ctx, spec, true, path, item.line, cli_trim(orig));
 	}
 	if (rc < 0 && r < 0) {
-		report_read_error(path, errno);
+		report_read_error(path, errno, NULL);
 		rc = CLI_EXIT_USAGE;
 	}
 	cli_input_free(in);
@@ -592,20 +744,27 @@ static void account(struct app *app, const callout_result *res)
 		app->any_invalid = true;
 	else if (res->verdict != CALLOUT_VALID)
 		app->any_other = true;
+	if (app->progress)
+		cli_progress_result(app->progress, res->verdict, res->reason);
 }
 
-static void stop_signals(struct app *app)
+/* Nothing left to wait for: let the loop end. */
+static void stop_events(struct app *app)
 {
 	if (app->sig_int)
 		event_del(app->sig_int);
 	if (app->sig_term)
 		event_del(app->sig_term);
+	if (app->timer)
+		event_del(app->timer);
 }
 
 static void release(struct app *app, struct job *job)
 {
 	free(job->addr);
+	free((char *)job->from.kept);
 	job->addr = NULL;
+	job->from.kept = NULL;
 	job->q = NULL;
 	job->busy = false;
 	app->free_jobs[app->nfree++] = (size_t)(job - app->jobs);
@@ -625,24 +784,71 @@ static void cancel_all(struct app *app)
 	}
 }
 
-/* Print and count one result; on a write error stop everything. */
-static void emit(struct app *app, const char *input, size_t len, const callout_result *res)
+static void write_failed(struct app *app, int err)
 {
-	int err;
-
-	account(app, res);
-	if (app->cfg->quiet || app->stopping)
-		return;
-	err = cli_output_result(&app->cfg->out, input, len, res);
-	if (err == 0)
-		return;
 	if (err != EPIPE) /* a reader that went away needs no message */
 		cli_errorf(CMD, "cannot write the results: %s", strerror(err));
-	app->failed = true;
+	app->failed = app->write_error = true;
 	cancel_all(app);
 }
 
-static void emit_local(struct app *app, const cli_item *item, const char *why)
+/* Write what is ready of the window, in order; with all, skip the holes
+ * left by cancelled verifications. */
+static void drain(struct app *app, bool all)
+{
+	const cli_output *o = &app->cfg->out;
+
+	while (app->emit_seq < app->next_seq) {
+		struct slot *sl = &app->slots[app->emit_seq % app->window];
+
+		if (!sl->text && !all)
+			break;
+		if (sl->text && !app->write_error) {
+			cli_progress_clear(isatty(fileno(o->fp)) ? app->progress : NULL);
+			errno = 0;
+			if (fwrite(sl->text, 1, sl->len, o->fp) != sl->len || fflush(o->fp) != 0)
+				write_failed(app, errno ? errno : EIO);
+		}
+		free(sl->text);
+		sl->text = NULL;
+		app->emit_seq++;
+	}
+}
+
+/* Print (or, --ordered, place) and count one result; on a write error
+ * stop everything. */
+static void emit(struct app *app, unsigned long long seq, const cli_origin *from, const char *input,
+                 size_t len, const callout_result *res)
+{
+	cli_output o = app->cfg->out;
+	struct slot *sl;
+	int err;
+
+	account(app, res);
+	if (app->cfg->quiet || app->write_error)
+		return;
+	if (!app->cfg->ordered) {
+		cli_progress_clear(isatty(fileno(o.fp)) ? app->progress : NULL);
+		if ((err = cli_output_result(&o, from, input, len, res)) != 0)
+			write_failed(app, err);
+		return;
+	}
+	sl = &app->slots[seq % app->window];
+	o.fp = open_memstream(&sl->text, &sl->len);
+	err = o.fp ? cli_output_result(&o, from, input, len, res) : ENOMEM;
+	if (o.fp && fclose(o.fp) != 0 && !err)
+		err = ENOMEM;
+	if (err) {
+		free(sl->text);
+		sl->text = NULL;
+		write_failed(app, err);
+		return;
+	}
+	drain(app, false);
+}
+
+static void emit_local(struct app *app, const cli_item *item, const cli_origin *from,
+                       const char *why)
 {
 	char text[200];
 	/* Length alone says nothing about the mailbox. */
@@ -657,11 +863,14 @@ static void emit_local(struct app *app, const cli_item *item, const char *why)
 	    .ip = "",
 	};
 
-	if (item->file)
+	if (item->file && item->record && item->record->last_line > item->line)
+		snprintf(text, sizeof(text), "%s (lines %lu-%lu)", why, item->line,
+		         item->record->last_line);
+	else if (item->file)
 		snprintf(text, sizeof(text), "%s (line %lu)", why, item->line);
 	else
 		snprintf(text, sizeof(text), "%s", why);
-	emit(app, item->addr, item->len, &res);
+	emit(app, app->next_seq++, from, item->addr, item->len, &res);
 }
 
 static void on_result(void *arg, callout_status status, const callout_result *res)
@@ -671,7 +880,7 @@ static void on_result(void *arg, callout_status status, const callout_result *re
 
 	app->current = job;
 	if (status == CALLOUT_OK && res) {
-		emit(app, job->addr, job->len, res);
+		emit(app, job->seq, &job->from, job->addr, job->len, res);
 	} else if (status != CALLOUT_ECANCELLED && !app->stopping) {
 		cli_errorf(CMD, "verification failed: %s", callout_strerror(status));
 		app->failed = true;
@@ -681,17 +890,36 @@ static void on_result(void *arg, callout_status status, const callout_result *re
 	feed(app);
 }
 
+/* Where an item came from; for CSV output, its kept columns (to free). */
+static bool origin(struct app *app, const cli_item *item, cli_origin *from)
+{
+	const cli_output *o = &app->cfg->out;
+
+	*from = (cli_origin){.file = item->file, .line = item->line};
+	if (o->format != CLI_FMT_CSV || (o->columns == 0 && !item->record))
+		return true;
+	from->kept = cli_output_csv_kept(o, item->record, &from->kept_len);
+	return from->kept != NULL;
+}
+
+static void out_of_memory(struct app *app)
+{
+	cli_errorf(CMD, "out of memory");
+	app->failed = true;
+	app->stopping = true;
+}
+
 static void start(struct app *app, const cli_item *item)
 {
 	struct job *job = &app->jobs[app->free_jobs[--app->nfree]];
 	callout_status st;
 
 	job->addr = malloc(item->len + 1);
-	if (!job->addr) {
+	if (!job->addr || !origin(app, item, &job->from)) {
+		free(job->addr);
+		job->addr = NULL;
 		app->nfree++;
-		cli_errorf(CMD, "out of memory");
-		app->failed = true;
-		app->stopping = true;
+		out_of_memory(app);
 		return;
 	}
 	memcpy(job->addr, item->addr, item->len);
@@ -699,65 +927,149 @@ static void start(struct app *app, const cli_item *item)
 	job->len = item->len;
 	job->app = app;
 	job->busy = true;
+	job->seq = app->next_seq++;
 	app->inflight++;
 	st = callout_verify(app->ctx, job->addr, NULL, on_result, job, &job->q);
 	if (st == CALLOUT_OK)
 		return;
-	release(app, job);
 	if (st == CALLOUT_EINVAL) {
 		/* With the context's options the only argument left is the
 		 * address: the library refused it outright. */
-		emit_local(app, item, "address refused by libcallout");
+		cli_origin from = job->from;
+
+		job->from.kept = NULL;
+		app->next_seq--; /* emit_local takes the same place */
+		release(app, job);
+		emit_local(app, item, &from, "address refused by libcallout");
+		free((char *)from.kept);
 		return;
 	}
+	release(app, job);
 	cli_errorf(CMD, "cannot start a verification: %s", callout_strerror(st));
 	app->failed = true;
 	app->stopping = true;
 }
 
+/* An item --resume finds in its file: counted, not asked again. */
+static bool skip_done(struct app *app, const cli_item *item)
+{
+	callout_verdict v;
+	callout_reason r;
+
+	if (!cli_done_find(app->done, item->line, item->addr, item->len, &v, &r))
+		return false;
+	if (v == CALLOUT_INVALID)
+		app->any_invalid = true;
+	else if (v != CALLOUT_VALID)
+		app->any_other = true;
+	if (app->progress)
+		cli_progress_skipped(app->progress, v, r);
+	return true;
+}
+
+static void report_read_error(const char *file, int err, const char *why)
+{
+	fputs(CMD ": error reading '", stderr);
+	cli_fput_escaped(stderr, file, strlen(file), false);
+	if (why)
+		fprintf(stderr, "': %s\n", why);
+	else if (err == EFBIG)
+		fprintf(stderr, "': a line longer than %d bytes: not a list\n", CLI_LINE_ABSURD);
+	else
+		fprintf(stderr, "': %s\n", strerror(err));
+}
+
 /* Keep the pipeline full: start verifications until the concurrency
- * limit, the end of the input, or a stop. */
+ * limit (--ordered: or the window), the end of the input, or a stop. */
 static void feed(struct app *app)
 {
-	while (!app->stopping && !app->input_done && app->inflight < app->cfg->concurrency) {
+	while (!app->stopping && !app->input_done && app->inflight < app->cfg->concurrency &&
+	       (!app->cfg->ordered || app->next_seq - app->emit_seq < app->window)) {
 		cli_item item;
 		int r = cli_input_next(app->in, &item);
 
 		if (r == 0) {
 			app->input_done = true;
 		} else if (r < 0) {
-			report_read_error(item.file, errno);
+			report_read_error(item.file, errno, item.error);
 			app->failed = true;
+		} else if (skip_done(app, &item)) {
+			continue;
 		} else if (item.error) {
-			emit_local(app, &item, item.error);
+			cli_origin from;
+
+			if (!origin(app, &item, &from)) {
+				out_of_memory(app);
+				break;
+			}
+			emit_local(app, &item, &from, item.error);
+			free((char *)from.kept);
 		} else {
 			start(app, &item);
 		}
 	}
 	if (app->inflight == 0)
-		stop_signals(app); /* nothing left to wait for: let the loop end */
+		stop_events(app);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct app *app = arg;
 
+	(void)what;
 	app->interrupted = (int)sig;
+	app->cancelled = (unsigned long)app->inflight;
 	cancel_all(app);
-	stop_signals(app); /* a second signal gets the default action */
+	stop_events(app); /* a second signal gets the default action */
 }
 
-static int run(struct config *cfg, cli_input *in)
+static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct app app = {.cfg = cfg, .in = in};
+	struct app *app = arg;
+	callout_stats st;
+
+	(void)fd;
+	(void)what;
+	if (callout_ctx_stats(app->ctx, &st, sizeof(st)) == CALLOUT_OK)
+		cli_progress_tick(app->progress, &st, false);
+}
+
+/* The CSV output's header: the input's columns, then ours.  -1 to go
+ * on, or an exit status. */
+static int csv_header(struct config *cfg, cli_input *in, bool has_header)
+{
+	const cli_csv_record *hdr;
+	cli_item err;
+	int r, e;
+
+	/* the first CSV file's first record: a column not found is a usage
+	 * error before any work */
+	r = cli_input_csv_columns(in, &hdr, &cfg->out.columns, &err);
+	if (r < 0) {
+		report_read_error(err.file ? err.file : "?", errno, err.error);
+		return CLI_EXIT_USAGE;
+	}
+	if (cfg->out.format != CLI_FMT_CSV || has_header || cfg->quiet)
+		return -1;
+	if ((e = cli_output_csv_header(&cfg->out, hdr)) != 0) {
+		if (e != EPIPE)
+			cli_errorf(CMD, "cannot write the results: %s", strerror(e));
+		return CLI_EXIT_OTHER;
+	}
+	return -1;
+}
+
+static int run(struct config *cfg, cli_input *in, struct app *app, bool has_header)
+{
 	struct event_base *base;
 	callout_status st;
+	bool draw = !cfg->quiet && !cfg->no_progress && isatty(STDERR_FILENO);
 	int rc = -1;
 
 	cli_ids ids;
 	if (cli_cache_owner_begin(CMD, cfg->opts.cache, &ids) < 0)
 		return CLI_EXIT_OTHER;
-	st = callout_ctx_new(NULL, &cfg->opts, &app.ctx);
+	st = callout_ctx_new(NULL, &cfg->opts, &app->ctx);
 	cli_cache_owner_end(&ids);
 	if (st == CALLOUT_EINVAL)
 		return explain_einval(&cfg->opts);
@@ -765,67 +1077,116 @@ static int run(struct config *cfg, cli_input *in)
 		cli_errorf(CMD, "cannot start: %s", callout_strerror(st));
 		return CLI_EXIT_OTHER;
 	}
-	rc = apply_routes(app.ctx, cfg);
+	rc = apply_routes(app->ctx, cfg);
+	if (rc < 0)
+		rc = csv_header(cfg, in, has_header);
 	if (rc >= 0)
 		goto done;
 
-	app.jobs = calloc(cfg->concurrency, sizeof(*app.jobs));
-	app.free_jobs = calloc(cfg->concurrency, sizeof(*app.free_jobs));
-	base = callout_ctx_base(app.ctx);
+	app->window = cfg->concurrency * ORDER_WINDOW_PER;
+	if (app->window < ORDER_WINDOW_MIN)
+		app->window = ORDER_WINDOW_MIN;
+	app->jobs = calloc(cfg->concurrency, sizeof(*app->jobs));
+	app->free_jobs = calloc(cfg->concurrency, sizeof(*app->free_jobs));
+	app->slots = cfg->ordered ? calloc(app->window, sizeof(*app->slots)) : NULL;
+	app->progress = cli_progress_new(stderr, draw, app->total);
+	base = callout_ctx_base(app->ctx);
 	if (base) {
-		app.sig_int = evsignal_new(base, SIGINT, on_signal, &app);
-		app.sig_term = evsignal_new(base, SIGTERM, on_signal, &app);
+		app->sig_int = evsignal_new(base, SIGINT, on_signal, app);
+		app->sig_term = evsignal_new(base, SIGTERM, on_signal, app);
+		app->timer = event_new(base, -1, EV_PERSIST, on_timer, app);
 	}
-	if (!app.jobs || !app.free_jobs || !app.sig_int || !app.sig_term ||
-	    event_add(app.sig_int, NULL) != 0 || event_add(app.sig_term, NULL) != 0) {
+	if (!app->jobs || !app->free_jobs || (cfg->ordered && !app->slots) || !app->progress ||
+	    !app->sig_int || !app->sig_term || !app->timer || event_add(app->sig_int, NULL) != 0 ||
+	    event_add(app->sig_term, NULL) != 0 ||
+	    event_add(app->timer, &(struct timeval){0, 1000000 / CLI_PROGRESS_HZ}) != 0) {
 		cli_errorf(CMD, "cannot start: %s", base ? "out of memory" : "no event loop");
 		rc = CLI_EXIT_OTHER;
 		goto done;
 	}
 	for (size_t i = 0; i < cfg->concurrency; i++)
-		app.free_jobs[app.nfree++] = cfg->concurrency - 1 - i;
+		app->free_jobs[app->nfree++] = cfg->concurrency - 1 - i;
 
-	feed(&app);
-	if (app.inflight > 0) {
-		st = callout_ctx_run(app.ctx);
+	feed(app);
+	if (app->inflight > 0) {
+		st = callout_ctx_run(app->ctx);
 		if (st != CALLOUT_OK) {
 			cli_errorf(CMD, "event loop: %s", callout_strerror(st));
-			app.failed = true;
+			app->failed = true;
 		}
-		if (app.inflight > 0) { /* the loop gave up early */
+		if (app->inflight > 0) { /* the loop gave up early */
 			if (st == CALLOUT_OK) {
 				cli_errorf(CMD, "event loop ended with verifications in flight");
-				app.failed = true;
+				app->failed = true;
 			}
-			cancel_all(&app);
+			cancel_all(app);
 		}
 	}
-	stop_signals(&app);
+	stop_events(app);
+	if (app->slots)
+		drain(app, true); /* what is there; holes were cancelled */
 
-	if (app.interrupted)
-		rc = 128 + app.interrupted;
-	else if (app.any_invalid)
+	if (app->interrupted || (draw && !app->failed) || cfg->summary)
+		cli_progress_summary(app->progress, app->interrupted, app->cancelled);
+	if (app->interrupted)
+		rc = 128 + app->interrupted;
+	else if (app->any_invalid)
 		rc = CLI_EXIT_INVALID;
-	else if (app.any_other || app.failed)
+	else if (app->any_other || app->failed)
 		rc = CLI_EXIT_OTHER;
 	else
 		rc = CLI_EXIT_VALID;
 done:
-	app.stopping = true;
-	if (app.sig_int)
-		event_free(app.sig_int);
-	if (app.sig_term)
-		event_free(app.sig_term);
-	callout_ctx_free(app.ctx);
-	free(app.jobs);
-	free(app.free_jobs);
+	app->stopping = true;
+	if (app->sig_int)
+		event_free(app->sig_int);
+	if (app->sig_term)
+		event_free(app->sig_term);
+	if (app->timer)
+		event_free(app->timer);
+	callout_ctx_free(app->ctx);
+	if (app->slots)
+		for (size_t i = 0; i < app->window; i++)
+			free(app->slots[i].text);
+	free(app->slots);
+	free(app->jobs);
+	free(app->free_jobs);
+	cli_progress_free(app->progress);
 	return rc;
+}
+
+/* Open --output or --resume, and count the input for the progress line.
+ * -1 to go on, or an exit status. */
+static int prepare(struct config *cfg, struct app *app, char **args, size_t nargs, bool *has_header)
+{
+	if (cfg->resume) {
+		if (cli_resume_open(CMD, cfg->resume, cfg->out.format, &cfg->out.fp, &app->done,
+		                    has_header) != 0)
+			return CLI_EXIT_USAGE;
+	} else if (cfg->output) {
+		cfg->out.fp = fopen(cfg->output, "w");
+		if (!cfg->out.fp) {
+			int err = errno;
+
+			fputs(CMD ": cannot write '", stderr);
+			cli_fput_escaped(stderr, cfg->output, strlen(cfg->output), false);
+			fprintf(stderr, "': %s\n", strerror(err));
+			return CLI_EXIT_USAGE;
+		}
+	}
+	app->total = -1;
+	if (!cfg->quiet && !cfg->no_progress && isatty(STDERR_FILENO))
+		app->total = cli_input_count(args, nargs, cfg->files, cfg->nfiles,
+		                             cfg->csv ? &cfg->csv_opts : NULL);
+	return -1;
 }
 
 int cli_check_main(int argc, char **argv)
 {
-	struct config cfg = {.concurrency = 10, .out = {.fp = stdout}};
+	struct config cfg = {.concurrency = 10, .out = {.fp = stdout}, .csv_opts = {.header = -1}};
+	struct app app = {.cfg = &cfg};
 	cli_input *in = NULL;
+	bool has_header = false;
 	int rc;
 
 	callout_options_init(&cfg.opts);
@@ -839,6 +1200,8 @@ int cli_check_main(int argc, char **argv)
 		rc = CLI_EXIT_OTHER;
 		goto out;
 	}
+	if (cfg.csv)
+		cli_input_set_csv(in, &cfg.csv_opts);
 	for (size_t i = 0; i < cfg.nfiles; i++) {
 		if (cli_input_add_file(in, cfg.files[i]) != 0) {
 			int err = errno;
@@ -850,9 +1213,18 @@ int cli_check_main(int argc, char **argv)
 			goto out;
 		}
 	}
+	rc = prepare(&cfg, &app, argv + optind, (size_t)(argc - optind), &has_header);
+	if (rc >= 0)
+		goto out;
 	fit_fd_limit(&cfg);
-	rc = run(&cfg, in);
+	app.in = in;
+	rc = run(&cfg, in, &app, has_header);
 out:
+	if (cfg.out.fp && cfg.out.fp != stdout && fclose(cfg.out.fp) != 0 && rc != CLI_EXIT_USAGE) {
+		cli_errorf(CMD, "cannot write the results: %s", strerror(errno));
+		rc = rc == CLI_EXIT_VALID || rc == CLI_EXIT_INVALID ? CLI_EXIT_OTHER : rc;
+	}
+	cli_done_free(app.done);
 	cli_input_free(in);
 	free(cfg.dns_servers);
 	free(cfg.routes);
@@ -939,14 +1311,33 @@ void cli_check_help(FILE *fp)
 	      "\n"
 	      "Ask the mail server responsible for each ADDRESS whether it would accept\n"
 	      "mail for it (EHLO, MAIL FROM:<>, RCPT TO:<ADDRESS>, QUIT), without sending\n"
-	      "a message.  Results are printed as they complete, not in input order.\n"
+	      "a message.  Results are printed as they complete (see --ordered).  On a\n"
+	      "terminal, a progress line and a summary go to standard error; Ctrl-C stops,\n"
+	      "writes the results so far and the summary, and exits with status 130.\n"
 	      "\n"
 	      "Input and output:\n"
 	      "  -f, --file FILE          read addresses from FILE, one a line ('-' for\n"
 	      "                           standard input); blank lines and lines starting\n"
 	      "                           with '#' are skipped; may be repeated and combined\n"
 	      "                           with ADDRESS arguments\n"
-	      "  -j, --json               one JSON object a line, with the address\n"
+	      "      --csv                read the files as CSV (RFC 4180); the other\n"
+	      "                           columns are kept in CSV output\n"
+	      "      --column NAME|N      the address column, by header name or number\n"
+	      "                           (default: email, e-mail, mail or address, else 1)\n"
+	      "      --header, --no-header  the first CSV record is (not) a header (default:\n"
+	      "                           it is when no field holds '@', or --column NAME)\n"
+	      "      --format FMT         text (default), json (one object a line) or csv;\n"
+	      "                           both carry the input line number\n"
+	      "  -j, --json               = --format json\n"
+	      "      --ordered            print in input order (completion order otherwise);\n"
+	      "                           reading pauses while the oldest is outstanding and\n"
+	      "                           8 x the concurrency (at least 1024) are pending\n"
+	      "  -o, --output FILE        write the results to FILE (format from a .csv or\n"
+	      "                           .json name when --format is not given)\n"
+	      "      --resume FILE        continue FILE, the --output of a run that was\n"
+	      "                           stopped: skip the lines it holds, append the rest\n"
+	      "      --no-progress        no progress line on a terminal's standard error\n"
+	      "      --summary            print the summary table even when not on a terminal\n"
 	      "  -t, --transcript         show the SMTP dialogue under each result\n"
 	      "      --trace              show each verification's steps on standard\n"
 	      "                           error, with the milliseconds since it began\n"
@@ -979,6 +1370,7 @@ void cli_check_help(FILE *fp)
 	      "  2  usage error: unknown option, bad value, unreadable file\n"
 	      "  3  otherwise: some address unknown or tempfail (and none invalid),\n"
 	      "     or an error stopped the run\n"
+	      "  130, 143  stopped by SIGINT or SIGTERM\n"
 	      "\n"
 	      "Human output: ADDRESS: VERDICT (REASON) CODE ENHANCED \"TEXT\" at STAGE\n"
 	      "              via MX [IP] MS ms (tls, catch-all, cached AGE ago)\n"

@@ -1,5 +1,5 @@
 /*
- * One result, as a human line or as one JSON object a line.
+ * One result, as a human line, one JSON object a line or one CSV row.
  *
  * Reply text from servers is already printable ASCII (the library
  * sanitises it), but the address comes from the user or a file and may
@@ -61,13 +61,21 @@ void cli_fput_escaped(FILE *fp, const char *str, size_t len, bool quoted)
 	}
 }
 
-static int print_json(const cli_output *o, const char *input, size_t len, const callout_result *res)
+const char *const cli_csv_columns[CLI_CSV_NCOLUMNS] = {
+    "address", "verdict", "reason", "code",      "enhanced", "text",
+    "mx",      "ip",      "cached", "from_fact", "ms",       "line",
+};
+
+static int print_json(const cli_output *o, const cli_origin *from, const char *input, size_t len,
+                      const callout_result *res)
 {
 	json_t *j = co_result_json(input, len, res, o->transcript);
 	int rc;
 
-	if (!j)
+	if (!j || !co_json_put(j, "line", json_integer((json_int_t)from->line))) {
+		json_decref(j);
 		return ENOMEM;
+	}
 	rc = json_dumpf(j, o->fp, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (rc != 0 && !ferror(o->fp))
@@ -104,12 +112,16 @@ static bool nonempty(const char *s)
  * alice@example.com: valid (accepted) 250 2.1.5 via mx.example.com [192.0.2.1] 412 ms
  * x@example.com: invalid (mailbox_unknown) 550 5.1.1 "User unknown" at rcpt via ... 380 ms
  */
-static void print_human(const cli_output *o, const char *input, size_t len,
+static void print_human(const cli_output *o, const cli_origin *from, const char *input, size_t len,
                         const callout_result *res)
 {
 	FILE *fp = o->fp;
 	const char *sep = " (";
 
+	if (from->file) { /* as grep -Hn */
+		cli_fput_escaped(fp, from->file, strlen(from->file), false);
+		fprintf(fp, ":%lu: ", from->line);
+	}
 	cli_fput_escaped(fp, input, len, false);
 	fprintf(fp, ": %s (%s)", callout_verdict_name(res->verdict),
 	        callout_reason_name(res->reason));
@@ -181,15 +193,106 @@ static void print_human(const cli_output *o, const char *input, size_t len,
 	}
 }
 
-int cli_output_result(const cli_output *o, const char *input, size_t len, const callout_result *res)
+static void csv_cstr(FILE *fp, const char *s)
+{
+	if (s)
+		cli_csv_put(fp, s, strlen(s));
+}
+
+/*
+ * address,verdict,reason,code,enhanced,text,mx,ip,cached,from_fact,ms,line
+ *
+ * The text comes from a server we do not control: when it begins with a
+ * character a spreadsheet takes for a formula (= + - @ and tab), a quote
+ * goes first (OWASP's advice on CSV injection).
+ */
+static void print_csv(const cli_output *o, const cli_origin *from, const char *input, size_t len,
+                      const callout_result *res)
+{
+	FILE *fp = o->fp;
+	const char *text = res->text ? res->text : "";
+
+	if (from->kept)
+		fwrite(from->kept, 1, from->kept_len, fp);
+	cli_csv_put(fp, input, len);
+	fprintf(fp, ",%s,%s,", callout_verdict_name(res->verdict),
+	        callout_reason_name(res->reason));
+	if (res->code)
+		fprintf(fp, "%d", res->code);
+	putc_unlocked(',', fp);
+	csv_cstr(fp, res->enhanced);
+	putc_unlocked(',', fp);
+	if (strchr("=+-@\t", text[0]) && text[0]) {
+		char *guarded = malloc(strlen(text) + 2);
+
+		if (guarded) {
+			guarded[0] = '\'';
+			strcpy(guarded + 1, text);
+			csv_cstr(fp, guarded);
+			free(guarded);
+		}
+	} else {
+		csv_cstr(fp, text);
+	}
+	putc_unlocked(',', fp);
+	csv_cstr(fp, res->mx);
+	putc_unlocked(',', fp);
+	csv_cstr(fp, res->ip);
+	fprintf(fp, ",%s,%s,%u,%lu\n", res->cached ? "true" : "false",
+	        res->from_fact ? "true" : "false", res->ms, from->line);
+}
+
+int cli_output_csv_header(const cli_output *o, const cli_csv_record *hdr)
+{
+	errno = 0;
+	for (size_t i = 0; i < o->columns; i++) {
+		if (hdr && i < hdr->nfields)
+			cli_csv_put(o->fp, hdr->buf + hdr->start[i], hdr->len[i]);
+		else
+			fprintf(o->fp, "column%zu", i + 1);
+		putc_unlocked(',', o->fp);
+	}
+	for (size_t i = 0; i < CLI_CSV_NCOLUMNS; i++)
+		fprintf(o->fp, "%s%c", cli_csv_columns[i], i + 1 < CLI_CSV_NCOLUMNS ? ',' : '\n');
+	if (fflush(o->fp) != 0 || ferror(o->fp))
+		return errno ? errno : EIO;
+	return 0;
+}
+
+char *cli_output_csv_kept(const cli_output *o, const cli_csv_record *rec, size_t *len)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *fp = open_memstream(&buf, &size);
+	size_t n = rec ? rec->nfields : 0;
+
+	if (!fp)
+		return NULL;
+	for (size_t i = 0; i < n || i < o->columns; i++) {
+		if (i < n)
+			cli_csv_put(fp, rec->buf + rec->start[i], rec->len[i]);
+		putc_unlocked(',', fp);
+	}
+	if (fclose(fp) != 0) {
+		free(buf);
+		return NULL;
+	}
+	*len = size;
+	return buf;
+}
+
+int cli_output_result(const cli_output *o, const cli_origin *from, const char *input, size_t len,
+                      const callout_result *res)
 {
 	int rc = 0;
 
 	errno = 0;
-	if (o->json)
-		rc = print_json(o, input, len, res);
+	if (o->format == CLI_FMT_JSON)
+		rc = print_json(o, from, input, len, res);
+	else if (o->format == CLI_FMT_CSV)
+		print_csv(o, from, input, len, res);
 	else
-		print_human(o, input, len, res);
+		print_human(o, from, input, len, res);
 	if (fflush(o->fp) != 0 || ferror(o->fp))
 		return errno ? errno : EIO;
 	return rc;

@@ -25,7 +25,7 @@ def test_bench_quick(tmp_path):
     files = glob.glob(str(tmp_path / "*.json"))
     assert len(files) == 1
     data = json.load(open(files[0]))
-    for key in ("machine", "rtt", "results", "baseline", "daemon", "memory", "cache",
+    for key in ("machine", "rtt", "results", "baseline", "daemon", "memory", "cache", "bulk",
                 "targets"):
         assert key in data, key
     assert data["machine"]["cores"] >= 1 and data["machine"]["kernel"]
@@ -84,6 +84,17 @@ def test_bench_quick(tmp_path):
     assert m["held_by_server"] >= 0.95 * m["in_flight_target"]
     assert m["peak_rss_kib"] > m["base_rss_kib"] > 0 and m["bytes_per_in_flight"] > 0
     assert m["met"] == (m["bytes_per_in_flight"] <= 16384)
+
+    # the bulk list: every address valid, in input order with --ordered,
+    # memory under the target
+    bulk = data["bulk"]
+    assert [b["ordered"] for b in bulk] == [False, True]
+    for b in bulk:
+        assert b["domains"] == 10000 and b["verdicts"] == {"valid": b["n"]}
+        assert b["peak_rss_kib"] > 0 and b["per_second"] > 0 and b["exit"] == 0
+        assert b["met"] == (b["peak_rss_kib"] < 300 * 1024)
+    assert bulk[1]["in_order"]
+    assert "bulk list" in proc.stdout
 
     # the cache: LMDB and Redis lookups all answered from the cache, and
     # LMDB's size per entry
