@@ -154,9 +154,12 @@ static bool own_record(struct owned_record *o, const cli_csv_record *r)
 		return false;
 	}
 	o->len = o->start + r->nfields;
-	memcpy(o->buf, r->buf, bytes);
-	memcpy(o->start, r->start, r->nfields * sizeof(size_t));
-	memcpy(o->len, r->len, r->nfields * sizeof(size_t));
+	if (r->nfields) { /* an empty record may have no arrays: memcpy takes no NULL */
+		memcpy(o->buf, r->buf, bytes);
+		memcpy(o->start, r->start, r->nfields * sizeof(size_t));
+		memcpy(o->len, r->len, r->nfields * sizeof(size_t));
+	}
+	o->buf[bytes] = '\0';
 	o->rec = *r;
 	o->rec.buf = o->buf;
 	o->rec.start = o->start;

@@ -365,7 +365,8 @@ int cli_resume_open(const char *cmd, const char *path, cli_format fmt, FILE **fp
 		cli_done_free(rd.done);
 		return -1;
 	}
-	qsort(rd.done->e, rd.done->n, sizeof(*rd.done->e), cmp_entry);
+	if (rd.done->n) /* e is NULL while empty: qsort takes no NULL */
+		qsort(rd.done->e, rd.done->n, sizeof(*rd.done->e), cmp_entry);
 	*fpp = rd.fp;
 	*donep = rd.done;
 	return 0;
