@@ -253,8 +253,27 @@ typedef struct callout_options {
 	 * password; %XX escapes in USER and PASSWORD).  The MX hosts are
 	 * still found and judged here (the SSRF guard applies to them); the
 	 * proxy CONNECTs to their addresses.  Its failures are tempfail
-	 * (connect_failed) and no evidence against the host.  NULL: direct. */
+	 * (connect_failed) and no evidence against the host.  NULL: direct.
+	 * Several, comma-separated, make a pool (the pool "default"): each
+	 * connection takes the least busy proxy that is up. */
 	const char *proxy;
+	/* Connections at once through one proxy [ctx]; one past it waits for
+	 * a free one like a session past a limit; default 100. */
+	unsigned proxy_sessions;
+	/* A proxy that fails backoff_failures times in a row (down, refused
+	 * our password, broke the handshake) is down: no connection goes
+	 * through it, and it is checked this often (a greeting, and the
+	 * password, without a CONNECT) until it lets us in [ctx]; default
+	 * 5000.  A pool whose every proxy is down answers tempfail
+	 * (connect_failed) at once. */
+	unsigned proxy_check_ms;
+	/* The pool to go through for this verification [request]: a name
+	 * given to callout_ctx_add_proxy(), "default" (the proxy above) or
+	 * "direct" (none); NULL: the context's proxy.  A domain given its
+	 * own with callout_ctx_set_domain_proxy() keeps it.  A name the
+	 * context does not know makes callout_verify() return
+	 * CALLOUT_EINVAL. */
+	const char *proxy_name;
 } callout_options;
 
 /* Fill *opts with the defaults. */
@@ -386,6 +405,44 @@ CALLOUT_API callout_status callout_ctx_run(callout_ctx *ctx);
  */
 CALLOUT_API callout_status callout_ctx_add_route(callout_ctx *ctx, const char *domain,
                                                  const char *hosts);
+
+/*
+ * SOCKS5 proxy pools by name, for domains and requests to choose
+ * (callout_options.proxy_name).  proxies is one spec or several,
+ * comma-separated, as callout_options.proxy takes them; sessions caps
+ * the connections at once through each (0: proxy_sessions).  Hosts are
+ * resolved now.  CALLOUT_EINVAL for a bad spec, a host that does not
+ * resolve, a name already given, "default", "direct", or a name that is
+ * empty or longer than 63 bytes.
+ */
+CALLOUT_API callout_status callout_ctx_add_proxy(callout_ctx *ctx, const char *name,
+                                                 const char *proxies, unsigned sessions);
+
+/*
+ * Make every callout to domain (exact match, case insensitive; its
+ * route's hosts included) go through the pool name, "default", or
+ * "direct" (no proxy, whatever the request asks).  The domain's choice
+ * comes before the request's.  A later call for the same domain replaces
+ * the earlier one.  CALLOUT_EINVAL for a name the context does not know.
+ */
+CALLOUT_API callout_status callout_ctx_set_domain_proxy(callout_ctx *ctx, const char *domain,
+                                                        const char *name);
+
+/* How one proxy of a pool is doing (callout_ctx_proxies).  Strings are
+ * the context's, valid until it is freed. */
+typedef struct callout_proxy_health {
+	const char *pool;               /* "default" or the name given */
+	const char *proxy;              /* "HOST:PORT", without the password */
+	bool up;                        /* false: down, checked until it answers */
+	unsigned sessions;              /* connections through it now */
+	unsigned long long connections; /* since the start */
+	unsigned long long failures;    /* of its own, since the start */
+	const char *error;              /* its last failure, or "" */
+} callout_proxy_health;
+
+/* Fill out with up to n proxies of every pool; returns how many there
+ * are (more than n: out holds the first n). */
+CALLOUT_API size_t callout_ctx_proxies(callout_ctx *ctx, callout_proxy_health *out, size_t n);
 
 /*
  * Start verifying address.  opts may be NULL for the context's options;

@@ -292,8 +292,8 @@ static int opt_text(struct config *cfg, int opt, const co_optdef *d, const char 
 			return cli_bad_value(CMD, long_opts, opt, value, "expected a host name");
 		break;
 	case offsetof(callout_options, proxy): {
-		co_proxy px;
-		const char *why = co_proxy_parse(value, &px);
+		unsigned n;
+		const char *why = co_proxy_parse_list(value, &n);
 		if (why)
 			return cli_bad_value(CMD, long_opts, opt, value, why);
 		break;

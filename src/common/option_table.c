@@ -52,8 +52,13 @@ static const co_optdef table[] = {
 
     /* routing and DNS */
     {"proxy", "engine", CO_OPT_TEXT, F(proxy), 0, false, CTX, 0, 0, 0, SAME, NULL,
-     "socks5://[USER:PASSWORD@]HOST:PORT",
-     "make every callout through this SOCKS5 proxy (default: none, direct)"},
+     "socks5://[USER:PASSWORD@]HOST:PORT[,...]",
+     "make every callout through this SOCKS5 proxy, or the least busy of several (default: "
+     "none, direct)"},
+    {"proxy_sessions", "engine", CO_OPT_COUNT, F(proxy_sessions), 0, false, CTX, 100, 1, 1000000,
+     SAME, ANY_CLI, "N", "connections at once through one proxy"},
+    {"proxy_check", "engine", CO_OPT_MS, F(proxy_check_ms), 0, false, CTX, 5000, 100, 3600000, SAME,
+     ANY_CLI, "DURATION", "check a proxy that is down this often"},
     {"dns_servers", "engine", CO_OPT_TEXT, F(dns_servers), 0, false, CTX, 0, 0, 0, SAME,
      "dns-server", "ADDR[:PORT]", "DNS servers to ask instead of /etc/resolv.conf"},
 

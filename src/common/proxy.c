@@ -85,28 +85,72 @@ static void append(char *out, size_t len, size_t *k, const char *s, size_t n)
 		out[(*k)++] = *s++;
 }
 
+/* One spec, its password starred, appended at out[*k]. */
+static void redact_one(const char *spec, char *out, size_t len, size_t *k)
+{
+	const char *at = strrchr(spec, '@'), *rest = strstr(spec, "://"), *colon;
+
+	rest = rest ? rest + 3 : spec;
+	colon = at && at > rest ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+	if (colon) {
+		append(out, len, k, spec, (size_t)(colon + 1 - spec));
+		append(out, len, k, "***", 3);
+		append(out, len, k, at, strlen(at));
+	} else {
+		append(out, len, k, spec, strlen(spec));
+	}
+}
+
 const char *co_proxy_redact(const char *spec, char *out, size_t len)
 {
-	const char *at, *rest, *colon;
+	const char *cur = spec ? spec : "";
+	char one[CO_PROXY_SPEC_MAX];
 	size_t k = 0;
 
 	if (!len)
 		return out;
-	if (!spec)
-		spec = "";
-	at = strrchr(spec, '@');
-	rest = strstr(spec, "://");
-	rest = rest ? rest + 3 : spec;
-	colon = at && at > rest ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
-	if (colon) {
-		append(out, len, &k, spec, (size_t)(colon + 1 - spec));
-		append(out, len, &k, "***", 3);
-		append(out, len, &k, at, strlen(at));
-	} else {
-		append(out, len, &k, spec, strlen(spec));
+	for (bool first = true; co_proxy_next(&cur, one, sizeof(one)); first = false) {
+		if (!first)
+			append(out, len, &k, ", ", 2);
+		redact_one(one, out, len, &k);
 	}
 	out[k] = '\0';
 	return out;
+}
+
+bool co_proxy_next(const char **cursor, char *one, size_t len)
+{
+	const char *p = *cursor, *end;
+	size_t n;
+
+	p += strspn(p, ", \t");
+	if (!*p)
+		return false;
+	end = p + strcspn(p, ",");
+	*cursor = end;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	n = (size_t)(end - p);
+	if (n >= len) /* too long for any spec: keep it too long to parse */
+		n = len - 1;
+	memcpy(one, p, n);
+	one[n] = '\0';
+	return true;
+}
+
+const char *co_proxy_parse_list(const char *specs, unsigned *n)
+{
+	const char *cur = specs, *why;
+	char one[CO_PROXY_SPEC_MAX];
+	co_proxy px;
+
+	*n = 0;
+	while (co_proxy_next(&cur, one, sizeof(one))) {
+		if ((why = co_proxy_parse(one, &px)))
+			return why;
+		++*n;
+	}
+	return *n ? NULL : "expected socks5://[USER:PASSWORD@]HOST:PORT";
 }
 
 const char *co_proxy_label(const co_proxy *p, char *out, size_t len)

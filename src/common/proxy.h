@@ -7,6 +7,7 @@
 #ifndef CO_PROXY_H
 #define CO_PROXY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A proxy as the options write it: socks5://[USER:PASS@]HOST:PORT. */
@@ -22,7 +23,18 @@ typedef struct co_proxy {
  * 255 bytes. */
 const char *co_proxy_parse(const char *spec, co_proxy *out);
 
-/* The spec fit for logs and output: its password replaced by "***".
+/* The longest spec: scheme, user, password (both escaped), host, port. */
+#define CO_PROXY_SPEC_MAX 2048
+
+/* The next spec of a comma-separated list, copied into one (len bytes),
+ * *cursor moved past it; false when none is left. */
+bool co_proxy_next(const char **cursor, char *one, size_t len);
+
+/* Parse every spec of a comma-separated list (a pool); NULL, or what is
+ * wrong with the first bad one (or that there is none).  *n: how many. */
+const char *co_proxy_parse_list(const char *specs, unsigned *n);
+
+/* The spec (or list) fit for logs and output: passwords replaced by "***".
  * Written into out (truncated to len), which is returned. */
 const char *co_proxy_redact(const char *spec, char *out, size_t len);
 

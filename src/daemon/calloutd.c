@@ -123,19 +123,62 @@ static cd_config *load(app *a, char *err, size_t errlen)
 	return c;
 }
 
-static int add_routes(callout_ctx *ctx, const cd_config *c)
+/* The [proxy NAME] pools, once: the engine keeps them until it ends. */
+static int add_proxies(callout_ctx *ctx, const cd_config *c)
 {
-	for (const cd_domain *dom = c->domains; dom; dom = dom->next) {
-		if (!dom->route[0])
-			continue;
-		callout_status st = callout_ctx_add_route(ctx, dom->name, dom->route);
+	char shown[600];
+
+	for (const cd_proxy *px = c->proxies; px; px = px->next) {
+		callout_status st = callout_ctx_add_proxy(ctx, px->name, px->url, px->sessions);
 		if (st != CALLOUT_OK) {
-			cd_log(CD_LOG_ERR, "[domain %s] route %s: %s", dom->name, dom->route,
+			cd_log(CD_LOG_ERR, "[proxy %s] url %s: %s (does every host resolve?)",
+			       px->name, co_proxy_redact(px->url, shown, sizeof(shown)),
 			       callout_strerror(st));
 			return -1;
 		}
 	}
 	return 0;
+}
+
+/* The [domain] sections' routes and proxies. */
+static int add_routes(callout_ctx *ctx, const cd_config *c)
+{
+	for (const cd_domain *dom = c->domains; dom; dom = dom->next) {
+		callout_status st;
+		if (dom->route[0] &&
+		    (st = callout_ctx_add_route(ctx, dom->name, dom->route)) != CALLOUT_OK) {
+			cd_log(CD_LOG_ERR, "[domain %s] route %s: %s", dom->name, dom->route,
+			       callout_strerror(st));
+			return -1;
+		}
+		if (dom->proxy[0] &&
+		    (st = callout_ctx_set_domain_proxy(ctx, dom->name, dom->proxy)) != CALLOUT_OK) {
+			cd_log(CD_LOG_ERR,
+			       "[domain %s] proxy %s: %s (a new [proxy] needs a restart)",
+			       dom->name, dom->proxy, callout_strerror(st));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Whether the [proxy] sections or the domains' choice of them differ. */
+static bool proxies_differ(const cd_config *o, const cd_config *n)
+{
+	const cd_proxy *a = o->proxies, *b = n->proxies;
+
+	for (; a && b; a = a->next, b = b->next)
+		if (strcmp(a->name, b->name) || strcmp(a->url, b->url) ||
+		    a->sessions != b->sessions)
+			return true;
+	if (a || b)
+		return true;
+	for (const cd_domain *d = o->domains; d; d = d->next) {
+		const cd_domain *e = cd_config_domain(n, d->name);
+		if (d->proxy[0] && (!e || strcmp(d->proxy, e->proxy) != 0))
+			return true; /* a choice taken away stays until the restart */
+	}
+	return false;
 }
 
 /* What a reload cannot change: sockets, the engine and its cache (every
@@ -157,7 +200,7 @@ static bool needs_restart(const cd_config *o, const cd_config *n)
 	       o->nhttp_listen != n->nhttp_listen ||
 	       memcmp(o->http_listen, n->http_listen, sizeof(o->http_listen)) != 0 ||
 	       strcmp(o->milter_listen, n->milter_listen) != 0 || strcmp(o->user, n->user) != 0 ||
-	       strcmp(o->state_dir, n->state_dir) != 0;
+	       strcmp(o->state_dir, n->state_dir) != 0 || proxies_differ(o, n);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -173,8 +216,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (needs_restart(a->d.cfg, c))
-		cd_log(CD_LOG_WARNING, "reload: changes to listen addresses, user, state_dir, "
-		                       "[engine] or [cache] take effect at the next restart");
+		cd_log(CD_LOG_WARNING,
+		       "reload: changes to listen addresses, user, state_dir, "
+		       "[engine], [cache] or [proxy] take effect at the next restart");
 	add_routes(a->d.ctx, c); /* new and changed routes apply at once */
 	cd_config_free(a->d.cfg);
 	a->d.cfg = c;
@@ -633,7 +677,7 @@ static int start(app *a)
 		       "cache %s cannot be used: %s; every answer is probed until it works "
 		       "(retried; /healthz says degraded)",
 		       shown, h.cache_error);
-	if (add_routes(a->d.ctx, c) < 0)
+	if (add_proxies(a->d.ctx, c) < 0 || add_routes(a->d.ctx, c) < 0)
 		return -1;
 	if (a->milter && cd_milter_start(a->milter, err, sizeof(err)) < 0) {
 		cd_log(CD_LOG_ERR, "%s", err);

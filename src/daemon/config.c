@@ -47,6 +47,7 @@
 #define FE_CONN_MAX       100000        /* front-end connections: more than any fd limit */
 #define FE_TIMEOUT_MAX    3600000       /* ms: a front end's request deadline */
 #define DOMAINS_MAX       10000         /* [domain] sections */
+#define PROXIES_MAX       100           /* [proxy] sections */
 #define ITEM_MAX          300           /* one list item */
 #define REPLY_WITHIN_MAX  300000u
 #define DEFAULT_STATE_DIR CALLOUT_STATE_DIR /* meson: -Dstatedir */
@@ -235,13 +236,14 @@ enum sect {
 	S_MILTER,
 	S_HTTP,
 	S_DOMAIN,
-	S_DOCTOR
+	S_DOCTOR,
+	S_PROXY
 };
 
 static const char *const sect_names[] = {
     [S_NONE] = "",         [S_DAEMON] = "daemon", [S_ENGINE] = "engine", [S_CACHE] = "cache",
     [S_VERIFY] = "verify", [S_POLICY] = "policy", [S_MILTER] = "milter", [S_HTTP] = "http",
-    [S_DOMAIN] = "domain", [S_DOCTOR] = "doctor",
+    [S_DOMAIN] = "domain", [S_DOCTOR] = "doctor", [S_PROXY] = "proxy",
 };
 
 struct pst;
@@ -252,7 +254,7 @@ struct keydef {
 	enum sect sect;
 	const char *name;
 	setter set;
-	size_t off;             /* in cd_config, or in cd_domain for S_DOMAIN */
+	size_t off;             /* in cd_config, cd_domain (S_DOMAIN) or cd_proxy (S_PROXY) */
 	size_t size;            /* strings: the field's size */
 	unsigned long min, max; /* numbers: limits (durations: in ms) */
 	bool list;              /* may continue on indented lines */
@@ -267,6 +269,8 @@ struct pst {
 	char sect_label[300]; /* "daemon", "domain example.org" */
 	cd_domain *dom, **dom_tail;
 	size_t ndomains;
+	cd_proxy *px, **px_tail;
+	size_t nproxies;
 	unsigned sect_line[ARRAY_LEN(sect_names)];
 	unsigned *key_line; /* per key: where it was set in this section */
 	const struct keydef *cur_key;
@@ -318,7 +322,10 @@ static bool fail(struct pst *st, const char *fmt, ...)
 
 static void *field(struct pst *st, const struct keydef *k)
 {
-	return (k->sect == S_DOMAIN ? (char *)st->dom : (char *)st->c) + k->off;
+	return (k->sect == S_DOMAIN  ? (char *)st->dom
+	        : k->sect == S_PROXY ? (char *)st->px
+	                             : (char *)st->c) +
+	       k->off;
 }
 
 /* ---- value setters ---------------------------------------------------- */
@@ -549,9 +556,9 @@ static bool set_sender(struct pst *st, const struct keydef *k, char *v, bool mor
 
 static bool set_proxy(struct pst *st, const struct keydef *k, char *v, bool more)
 {
-	co_proxy px;
-	const char *why = *v ? co_proxy_parse(v, &px) : NULL;
-	char shown[300];
+	unsigned n;
+	const char *why = *v ? co_proxy_parse_list(v, &n) : NULL;
+	char shown[600];
 
 	if (why)
 		return KFAIL(st, k, "%s, got '%s'", why, co_proxy_redact(v, shown, sizeof(shown)));
@@ -698,6 +705,48 @@ static bool set_route(struct pst *st, const struct keydef *k, char *v, bool more
 			             "[IPv6]), got '%s'",
 			             item);
 		if (!append_item(st, k, st->dom->route, sizeof(st->dom->route), item))
+			return false;
+	}
+	return bad_ ? item_too_long(st, k) : true;
+}
+
+/* What a proxy pool's name may be: a word the HTTP API and the logs
+ * show as it is. */
+static const char *bad_proxy_name(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 63)
+		return "expected a name of 1 to 63 letters, digits, '-', '_' or '.'";
+	if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n)
+		return "expected a name of letters, digits, '-', '_' or '.'";
+	return NULL;
+}
+
+static bool set_proxy_name(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	const char *why = bad_proxy_name(v);
+
+	if (why)
+		return KFAIL(st, k, "%s, got '%s'", why, v);
+	return copy_str(st, k, field(st, k), k->size, v);
+}
+
+static bool set_proxy_url(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	bool bad_ = false;
+	char shown[600];
+	co_proxy px;
+	const char *why;
+
+	if (!more)
+		st->px->url[0] = '\0';
+	FOR_ITEMS(st, k, v, item)
+	{
+		if ((why = co_proxy_parse(item, &px)))
+			return KFAIL(st, k, "%s, got '%s'", why,
+			             co_proxy_redact(item, shown, sizeof(shown)));
+		if (!append_item(st, k, st->px->url, sizeof(st->px->url), item))
 			return false;
 	}
 	return bad_ ? item_too_long(st, k) : true;
@@ -1170,6 +1219,12 @@ static const struct keydef keys[] = {
     {S_DOMAIN, "action", set_action, 0, 0, 0, 0, false},
     LIST(S_DOMAIN, "route", set_route),
     {S_DOMAIN, "mode", set_mode, 0, 0, 0, 0, false},
+    {S_DOMAIN, "proxy", set_proxy_name, offsetof(cd_domain, proxy), sizeof(((cd_domain *)0)->proxy),
+     0, 0, false},
+
+    LIST(S_PROXY, "url", set_proxy_url),
+    {S_PROXY, "sessions", set_uint, offsetof(cd_proxy, sessions), 0, 1, 1000000, false},
+    {S_PROXY, "http", set_bool, offsetof(cd_proxy, http), 0, 0, 0, false},
 };
 
 #undef C
@@ -1181,6 +1236,42 @@ static const struct keydef keys[] = {
 #undef REPLY
 
 /* ---- lines ------------------------------------------------------------ */
+
+/* [proxy NAME]: a new pool. */
+static bool open_proxy_section(struct pst *st, char *name)
+{
+	const char *why;
+	cd_proxy *px;
+
+	while (is_blank(*name))
+		name++;
+	if (!*name)
+		return fail(st, "%s", "[proxy] needs a name: [proxy NAME]");
+	if ((why = bad_proxy_name(name)))
+		return fail(st, "[proxy %s]: %s", name, why);
+	if (strcmp(name, "default") == 0 || strcmp(name, "direct") == 0)
+		return fail(st,
+		            "[proxy %s]: the name is taken (default: [engine] proxy; direct: none)",
+		            name);
+	if (cd_config_proxy(st->c, name))
+		return fail(st, "[proxy %s]: section given twice", name);
+	if (st->nproxies >= PROXIES_MAX)
+		return fail(st, "too many [proxy] sections (at most %d)", PROXIES_MAX);
+	if (!(px = calloc(1, sizeof(*px)))) {
+		st->nomem = true;
+		return fail(st, "%s", "out of memory");
+	}
+	strcpy(px->name, name); /* bad_proxy_name: at most 63 */
+	px->http = true;
+	*st->px_tail = px;
+	st->px_tail = &px->next;
+	st->nproxies++;
+	st->px = px;
+	st->dom = NULL;
+	st->sect = S_PROXY;
+	snprintf(st->sect_label, sizeof(st->sect_label), "proxy %s", name);
+	return true;
+}
 
 static bool open_section(struct pst *st, const char *s, size_t len)
 {
@@ -1208,6 +1299,9 @@ static bool open_section(struct pst *st, const char *s, size_t len)
 	memset(st->opt_line, 0, sizeof(st->opt_line));
 	st->cur_key = NULL;
 	st->cur_opt = NULL;
+	st->px = NULL;
+	if (strncmp(inner, "proxy", 5) == 0 && (inner[5] == '\0' || is_blank(inner[5])))
+		return open_proxy_section(st, inner + 5);
 	if (strncmp(inner, "domain", 6) == 0 && (inner[6] == '\0' || is_blank(inner[6]))) {
 		char *name = inner + 6;
 		const char *why;
@@ -1238,7 +1332,7 @@ static bool open_section(struct pst *st, const char *s, size_t len)
 		return true;
 	}
 	for (size_t i = 1; i < ARRAY_LEN(sect_names); i++) {
-		if (i == S_DOMAIN || strcmp(inner, sect_names[i]) != 0)
+		if (i == S_DOMAIN || i == S_PROXY || strcmp(inner, sect_names[i]) != 0)
 			continue;
 		if (st->sect_line[i])
 			return fail(st, "[%s]: section given twice (first on line %u)", inner,
@@ -1251,7 +1345,7 @@ static bool open_section(struct pst *st, const char *s, size_t len)
 	}
 	return fail(st,
 	            "[%s]: unknown section (daemon, engine, cache, verify, policy, milter, "
-	            "http or domain NAME)",
+	            "http, doctor, domain NAME or proxy NAME)",
 	            inner);
 }
 
@@ -1470,6 +1564,21 @@ static bool finish(struct pst *st)
 {
 	cd_config *c = st->c;
 
+	for (const cd_proxy *px = c->proxies; px; px = px->next)
+		if (!px->url[0])
+			return fail(st, "[proxy %s]: url is missing (socks5://HOST:PORT[, ...])",
+			            px->name);
+	for (const cd_domain *d = c->domains; d; d = d->next) {
+		if (!d->proxy[0] || strcmp(d->proxy, "direct") == 0 || cd_config_proxy(c, d->proxy))
+			continue;
+		if (strcmp(d->proxy, "default") != 0)
+			return fail(st, "[domain %s] proxy: no [proxy %s] section", d->name,
+			            d->proxy);
+		if (!c->proxy[0])
+			return fail(st, "[domain %s] proxy: default, but [engine] proxy is not set",
+			            d->name);
+	}
+
 	for (size_t i = 0; i < c->npolicy_listen; i++)
 		if (c->policy_listen[i].is_unix)
 			c->policy_listen[i].mode = st->socket_mode;
@@ -1516,6 +1625,7 @@ static cd_config *parse_buffer(const char *text, size_t len, const char *name, c
 	st.p = text;
 	st.end = text + len;
 	st.dom_tail = &c->domains;
+	st.px_tail = &c->proxies;
 	st.socket_mode = 0660;
 	set_defaults(c);
 	if (strlen(st.name) >= sizeof(c->path)) {
@@ -1624,6 +1734,10 @@ void cd_config_free(cd_config *c)
 		next = d->next;
 		free(d);
 	}
+	for (cd_proxy *px = c->proxies, *next; px; px = next) {
+		next = px->next;
+		free(px);
+	}
 	free(c);
 }
 
@@ -1635,6 +1749,14 @@ static size_t domain_len(const char *d)
 	size_t n = strlen(d);
 
 	return n > 1 && d[n - 1] == '.' ? n - 1 : n;
+}
+
+const cd_proxy *cd_config_proxy(const cd_config *c, const char *name)
+{
+	for (const cd_proxy *px = c ? c->proxies : NULL; px; px = px->next)
+		if (strcmp(px->name, name) == 0)
+			return px;
+	return NULL;
 }
 
 const cd_domain *cd_config_domain(const cd_config *c, const char *domain)

@@ -69,7 +69,19 @@ typedef struct cd_domain {
 	                    of this domain (and callouts for it go there) */
 	bool has_mode;
 	cd_mode mode;
+	char proxy[64]; /* "": as the request or [engine] says; "direct",
+	                   "default" or a [proxy NAME] */
 } cd_domain;
+
+/* [proxy NAME]: a pool of SOCKS5 proxies that [domain] sections and HTTP
+ * requests choose by name. */
+typedef struct cd_proxy {
+	struct cd_proxy *next;
+	char name[64];
+	char url[4096];    /* socks5://...[, socks5://...] */
+	unsigned sessions; /* at once through each; 0: [engine] proxy_sessions */
+	bool http;         /* HTTP requests may ask for it; default yes */
+} cd_proxy;
 
 typedef struct cd_config {
 	char path[4096]; /* the file it came from */
@@ -93,7 +105,7 @@ typedef struct cd_config {
 	char fallback_sender[256]; /* "" = none */
 	char source_address[64];
 	char dns_servers[512];
-	char proxy[1024]; /* "" = direct */
+	char proxy[4096]; /* "" = direct; a list: a pool */
 	char cache[4096]; /* spec; default lmdb:STATE_DIR/cache.lmdb */
 
 	/* [verify]: the decisions, shared by the policy service and the milter */
@@ -146,6 +158,7 @@ typedef struct cd_config {
 	char doctor_domain[256]; /* the target when the request names none; "" = none */
 
 	cd_domain *domains;
+	cd_proxy *proxies;
 } cd_config;
 
 /* Parse path into a new config (defaults for what it leaves out).  NULL
@@ -163,6 +176,9 @@ cd_config *cd_config_load_fd(int fd, const char *path, char *err, size_t errlen)
 cd_config *cd_config_parse(const char *text, const char *name, char *err, size_t errlen);
 
 void cd_config_free(cd_config *c);
+
+/* The [proxy NAME] section, or NULL. */
+const cd_proxy *cd_config_proxy(const cd_config *c, const char *name);
 
 /* The [domain] section for a domain (normalised), or NULL. */
 const cd_domain *cd_config_domain(const cd_config *c, const char *domain);

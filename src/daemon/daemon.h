@@ -147,11 +147,15 @@ void cd_metrics_http_response(cd_metrics *m, int status);
 /* A doctor run (GET /v1/doctor) ended: its levels, for
  * calloutd_doctor_check. */
 void cd_metrics_doctor(cd_metrics *m, const callout_doctor_report *rep);
+/* The proxies /metrics and /healthz show at most. */
+#define CD_PROXIES_SHOWN 256
+
 /* Prometheus text exposition into a malloc'd string (NUL-terminated);
- * inflight is the current gauge; engine and health may be NULL.  NULL
- * when out of memory. */
+ * inflight is the current gauge; engine and health may be NULL; the
+ * nproxies proxies of the engine's pools.  NULL when out of memory. */
 char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine,
-                        const callout_health *health);
+                        const callout_health *health, const callout_proxy_health *proxies,
+                        size_t nproxies);
 
 const char *cd_frontend_name(cd_frontend fe);
 

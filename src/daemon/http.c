@@ -614,16 +614,34 @@ static bool content_type_ok(const char *type)
 /*
  * The options a request may carry besides its addresses: those the option
  * table marks CO_OPT_REQUEST ("timeout"), never beyond calloutd's own
- * value.  Any other field is refused by name, never ignored.  false with
+ * value, and "proxy": a [proxy NAME] offered to HTTP clients.  Any other
+ * field is refused by name, never ignored.  false with
  * msg when the request cannot be served as asked.
  */
+/* The names of the [proxy] sections HTTP clients may ask for, or "none". */
+static const char *offered_proxies(const cd_config *c, char *out, size_t len)
+{
+	out[0] = '\0';
+	for (const cd_proxy *px = c->proxies; px; px = px->next) {
+		size_t k = strlen(out), n = strlen(px->name);
+		if (!px->http)
+			continue;
+		if (k + n + 3 > len)
+			break;
+		if (k)
+			memcpy(out + k, ", ", 2), k += 2;
+		memcpy(out + k, px->name, n + 1);
+	}
+	return out[0] ? out : "none";
+}
+
 static bool request_options(cd_http *h, json_t *root, callout_options *o, bool *has, char *msg,
                             size_t len)
 {
 	callout_options mine;
 	const char *key;
 	json_t *v;
-	char text[64], why[160], cap[64];
+	char text[64], why[160], cap[64], names[120];
 
 	cd_config_options(h->d->cfg, o);
 	mine = *o;
@@ -634,6 +652,22 @@ static bool request_options(cd_http *h, json_t *root, callout_options *o, bool *
 
 		if (strcmp(key, "address") == 0 || strcmp(key, "addresses") == 0)
 			continue;
+		if (strcmp(key, "proxy") == 0) {
+			const cd_proxy *px = json_is_string(v)
+			                         ? cd_config_proxy(h->d->cfg, json_string_value(v))
+			                         : NULL;
+			if (!px || !px->http) {
+				snprintf(
+				    msg, len,
+				    "\"proxy\": expected the name of a [proxy NAME] this server "
+				    "offers (%s)",
+				    offered_proxies(h->d->cfg, names, sizeof(names)));
+				return false;
+			}
+			o->proxy_name = px->name;
+			*has = true;
+			continue;
+		}
 		if (!(d = co_opt_find(NULL, key))) {
 			snprintf(msg, len, "unknown field \"%.60s\"", key);
 			return false;
@@ -837,6 +871,38 @@ static bool authorized(cd_http *h, struct evhttp_request *req)
  * (uncached, or tempfail), so it is a 200, for a person or an alert to
  * read, not a reason to restart us.
  */
+/* The proxies of the engine's pools, or NULL for none; a pool whose
+ * every proxy is down is a reason to say degraded. */
+static json_t *proxies_json(cd_daemon *d, json_t *reasons)
+{
+	callout_proxy_health px[CD_PROXIES_SHOWN];
+	size_t n = callout_ctx_proxies(d->ctx, px, CD_PROXIES_SHOWN);
+	json_t *out;
+	char why[320];
+
+	if (!n || !(out = json_array()))
+		return NULL;
+	n = n < CD_PROXIES_SHOWN ? n : CD_PROXIES_SHOWN;
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(out,
+		                      json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:s}", "pool", px[i].pool,
+		                                "proxy", px[i].proxy, "up", px[i].up, "sessions",
+		                                (json_int_t)px[i].sessions, "connections",
+		                                (json_int_t)px[i].connections, "failures",
+		                                (json_int_t)px[i].failures, "error", px[i].error));
+		/* the last of a pool in the list: is any of the pool up? */
+		bool last = i + 1 == n || strcmp(px[i + 1].pool, px[i].pool) != 0, up = false;
+		for (size_t j = i + 1; last && j-- > 0 && strcmp(px[j].pool, px[i].pool) == 0;)
+			up |= px[j].up;
+		if (last && !up) {
+			snprintf(why, sizeof(why), "proxy pool %s: every proxy is down (%.200s)",
+			         px[i].pool, px[i].error);
+			json_array_append_new(reasons, json_string(why));
+		}
+	}
+	return out;
+}
+
 static json_t *health_json(cd_daemon *d)
 {
 	callout_health hl;
@@ -873,6 +939,7 @@ static json_t *health_json(cd_daemon *d)
 		                   (json_int_t)hl.limits_fallbacks, "admissions",
 		                   (json_int_t)hl.limits_admissions);
 	}
+	json_t *proxies = proxies_json(d, reasons);
 	json_t *out;
 	if (!json_array_size(reasons)) {
 		json_decref(reasons);
@@ -885,6 +952,10 @@ static json_t *health_json(cd_daemon *d)
 		json_object_set_new(out, "limits", limits);
 	else
 		json_decref(limits);
+	if (out && proxies)
+		json_object_set_new(out, "proxies", proxies);
+	else
+		json_decref(proxies);
 	return out;
 }
 
@@ -930,8 +1001,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 		bool have = callout_ctx_stats(d->ctx, &st, sizeof(st)) == CALLOUT_OK;
 		callout_health health;
 		bool healthy = callout_ctx_health(d->ctx, &health, sizeof(health)) == CALLOUT_OK;
+		callout_proxy_health px[CD_PROXIES_SHOWN];
+		size_t npx = callout_ctx_proxies(d->ctx, px, CD_PROXIES_SHOWN);
 		text = cd_metrics_render(d->metrics, d->inflight, have ? &st : NULL,
-		                         healthy ? &health : NULL);
+		                         healthy ? &health : NULL, px,
+		                         npx < CD_PROXIES_SHOWN ? npx : CD_PROXIES_SHOWN);
 		if (!text) {
 			send_error(h, req, 500, "internal", "out of memory");
 			return;

@@ -363,8 +363,36 @@ static void render_doctor(FILE *fp, const cd_metrics *m)
 	        atomic_load((_Atomic long long *)&m->doctor_time));
 }
 
+/* Each SOCKS5 proxy of the engine's pools. */
+static void render_proxies(FILE *fp, const callout_proxy_health *px, size_t n)
+{
+	if (!n)
+		return;
+	family(fp, "calloutd_proxy_up", "gauge",
+	       "1 while a SOCKS5 proxy is in use, 0 while it is down and checked until it "
+	       "answers.");
+	for (size_t i = 0; i < n; i++)
+		fprintf(fp, "calloutd_proxy_up{pool=\"%s\",proxy=\"%s\"} %d\n", px[i].pool,
+		        px[i].proxy, px[i].up);
+	family(fp, "calloutd_proxy_sessions", "gauge", "Connections through a proxy now.");
+	for (size_t i = 0; i < n; i++)
+		fprintf(fp, "calloutd_proxy_sessions{pool=\"%s\",proxy=\"%s\"} %u\n", px[i].pool,
+		        px[i].proxy, px[i].sessions);
+	family(fp, "calloutd_proxy_connections_total", "counter",
+	       "Connections opened through a proxy.");
+	for (size_t i = 0; i < n; i++)
+		fprintf(fp, "calloutd_proxy_connections_total{pool=\"%s\",proxy=\"%s\"} %llu\n",
+		        px[i].pool, px[i].proxy, px[i].connections);
+	family(fp, "calloutd_proxy_failures_total", "counter",
+	       "Failures of a proxy itself (down, password refused, broken handshake, stalled).");
+	for (size_t i = 0; i < n; i++)
+		fprintf(fp, "calloutd_proxy_failures_total{pool=\"%s\",proxy=\"%s\"} %llu\n",
+		        px[i].pool, px[i].proxy, px[i].failures);
+}
+
 char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine,
-                        const callout_health *health)
+                        const callout_health *health, const callout_proxy_health *proxies,
+                        size_t nproxies)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -484,6 +512,7 @@ char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_st
 	        get(&m->http_responses[NHTTP_STATUS]));
 
 	render_health(fp, health);
+	render_proxies(fp, proxies, nproxies);
 	render_doctor(fp, m);
 	render_process(fp, m);
 

@@ -156,7 +156,7 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 		return n;
 	}
 	if (unreachable(f)) {
-		if (t->unreachable)
+		if (t->unreachable && !f->proxy_failed)
 			add(out, ttl, &n, CO_REC_UNREACHABLE, t->unreachable, f, now);
 		return n;
 	}
@@ -197,8 +197,8 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 	case CALLOUT_UNKNOWN:
 		secs = t->negative;
 		break;
-	default:
-		secs = t->tempfail;
+	default: /* our proxy's failure is nobody's answer */
+		secs = f->proxy_failed ? 0 : t->tempfail;
 		break;
 	}
 	/* Postfix's rule: a failed re-probe never replaces a good entry

@@ -59,6 +59,8 @@ typedef struct co_probe_facts {
 	bool block_seen;      /* the lookup before the probe found "blocks us" */
 	bool refresh;         /* a background re-probe of a valid entry */
 	bool no_negative;     /* do not store invalid answers */
+	bool proxy_failed;    /* a proxy of ours failed on the way: no host was
+	                         judged, so "unreachable" is not learned */
 } co_probe_facts;
 
 /* The records to store after a probe, with their TTLs in seconds.

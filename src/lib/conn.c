@@ -373,6 +373,11 @@ static void closing_event(struct bufferevent *bev, short what, void *arg)
 	destroy(arg);
 }
 
+bool co_conn_proxy_stalled(const co_conn *c)
+{
+	return c->proxying && !co_socks_asked(&c->socks);
+}
+
 void co_conn_close_after_flush(co_conn *c)
 {
 	co_conn_close_then(c, NULL, NULL);

@@ -78,4 +78,8 @@ void co_conn_close_then(co_conn *c, void (*closed)(void *arg), void *arg);
 /* Close at once and free.  Safe inside a callback. */
 void co_conn_free(co_conn *c);
 
+/* Whether the connection waits on its proxy itself: its TCP connection,
+ * greeting or password (not the CONNECT to the target). */
+bool co_conn_proxy_stalled(const co_conn *c);
+
 #endif

@@ -42,6 +42,7 @@ typedef struct settings {
 	unsigned port;
 	unsigned connect_ms, command_ms, deadline_ms;
 	unsigned max_mx, max_connections;
+	struct co_proxy_group *proxy; /* the pool to go through; NULL: direct */
 } settings;
 
 struct route;
@@ -53,7 +54,8 @@ struct callout_ctx {
 	bool own_base;
 	co_dns *dns;
 	SSL_CTX *tls;
-	co_conn_proxy *proxy; /* SOCKS5 proxy of every session; NULL: direct */
+	struct co_proxies *proxies; /* SOCKS5 proxy pools and the domains' choices */
+	unsigned proxy_sessions;    /* a pool's default cap per proxy */
 	settings defaults;
 	LIST_HEAD(route_list, route) routes;
 	LIST_HEAD(request_list, callout_query) requests; /* for ctx_free */

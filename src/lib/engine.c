@@ -33,7 +33,7 @@
 #include "netcheck.h"
 #include "pool.h"
 #include "probe.h"
-#include "proxy.h"
+#include "proxy_pool.h"
 #include "route.h"
 
 #define INPUT_SHOWN_MAX 160 /* of an input that is not an address */
@@ -268,29 +268,24 @@ static void on_gate(evutil_socket_t fd, short what, void *arg)
 	co_probe_gate_admit(arg);
 }
 
-/* The SOCKS5 proxy of every session, resolved once: EINVAL for a spec
- * that does not parse or a host that does not resolve. */
-static callout_status open_proxy(callout_ctx *ctx, const char *spec)
+/* The proxy pools, with the default one (options.proxy) if any: EINVAL
+ * for a spec that does not parse or a host that does not resolve. */
+static callout_status open_proxies(callout_ctx *ctx, const callout_options *o)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai;
-	char port[16];
-	co_conn_proxy *px;
+	callout_options def;
 
-	if (!spec || !*spec)
-		return CALLOUT_OK;
-	if (!(px = calloc(1, sizeof(*px))))
+	callout_options_init(&def);
+	ctx->proxies =
+	    co_proxies_new(ctx->base, or_default(o->backoff_failures, def.backoff_failures),
+	                   or_default(o->proxy_check_ms, def.proxy_check_ms),
+	                   ctx->defaults.connect_ms, o->log, o->log_arg);
+	if (!ctx->proxies)
 		return CALLOUT_ENOMEM;
-	ctx->proxy = px;
-	if (co_proxy_parse(spec, &px->spec))
-		return CALLOUT_EINVAL;
-	snprintf(port, sizeof(port), "%u", px->spec.port);
-	if (getaddrinfo(px->spec.host, port, &hints, &ai) != 0)
-		return CALLOUT_EINVAL;
-	memcpy(&px->addr, ai->ai_addr, ai->ai_addrlen);
-	px->addrlen = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	co_proxy_label(&px->spec, px->label, sizeof(px->label));
-	return CALLOUT_OK;
+	ctx->proxy_sessions = or_default(o->proxy_sessions, def.proxy_sessions);
+	if (!o->proxy || !*o->proxy)
+		return CALLOUT_OK;
+	return co_proxies_add(ctx->proxies, "default", o->proxy, ctx->proxy_sessions,
+	                      &ctx->defaults.proxy);
 }
 
 CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callout_options *opts,
@@ -335,7 +330,7 @@ CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callou
 		goto fail;
 	if ((st = open_pool(ctx, &o)) != CALLOUT_OK)
 		goto fail;
-	if ((st = open_proxy(ctx, o.proxy)) != CALLOUT_OK)
+	if ((st = open_proxies(ctx, &o)) != CALLOUT_OK)
 		goto fail;
 	*out = ctx;
 	return CALLOUT_OK;
@@ -371,6 +366,7 @@ CALLOUT_API void callout_ctx_free(callout_ctx *ctx)
 	 * would keep it busy. */
 	co_cache_free(ctx->cache);
 	co_pool_free(ctx->pool);
+	co_proxies_free(ctx->proxies);
 	if (ctx->gate_ev)
 		event_free(ctx->gate_ev);
 	if (ctx->own_base && ctx->base) {
@@ -379,7 +375,6 @@ CALLOUT_API void callout_ctx_free(callout_ctx *ctx)
 		event_base_free(ctx->base);
 	}
 	SSL_CTX_free(ctx->tls);
-	free(ctx->proxy);
 	co_netcheck_free(ctx->net);
 	co_routes_free(ctx);
 	free(ctx);
@@ -503,6 +498,45 @@ static void on_request_timer(evutil_socket_t fd, short what, void *arg)
 	co_probe_deadline(q->wait.probe, &late);
 	finish_request_own(q, CALLOUT_TEMPFAIL, late.reason, late.stage, late.why);
 }
+/* The pool a request asks for by name: the context's when it names none. */
+static callout_status choose_proxy(const callout_ctx *ctx, const char *name, settings *set)
+{
+	set->proxy = ctx->defaults.proxy;
+	if (!name)
+		return CALLOUT_OK;
+	if (strcmp(name, "direct") == 0)
+		set->proxy = NULL;
+	else if (!(set->proxy = co_proxies_find(ctx->proxies, name)))
+		return CALLOUT_EINVAL;
+	return CALLOUT_OK;
+}
+
+CALLOUT_API callout_status callout_ctx_add_proxy(callout_ctx *ctx, const char *name,
+                                                 const char *proxies, unsigned sessions)
+{
+	if (!ctx || !name || strcmp(name, "default") == 0)
+		return CALLOUT_EINVAL;
+	return co_proxies_add(ctx->proxies, name, proxies,
+	                      or_default(sessions, ctx->proxy_sessions), NULL);
+}
+
+CALLOUT_API callout_status callout_ctx_set_domain_proxy(callout_ctx *ctx, const char *domain,
+                                                        const char *name)
+{
+	settings set;
+	char norm[CO_DOMAIN_MAX + 1], err[128];
+
+	if (!ctx || !domain || !name || choose_proxy(ctx, name, &set) != CALLOUT_OK ||
+	    co_domain_normalise(domain, norm, err, sizeof(err)) < 0)
+		return CALLOUT_EINVAL;
+	return co_proxies_set_domain(ctx->proxies, norm, set.proxy);
+}
+
+CALLOUT_API size_t callout_ctx_proxies(callout_ctx *ctx, callout_proxy_health *out, size_t n)
+{
+	return ctx && ctx->proxies ? co_proxies_health(ctx->proxies, out, n) : 0;
+}
+
 CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
                                           const callout_options *opts, callout_cb cb, void *arg,
                                           callout_query **out)
@@ -518,7 +552,8 @@ CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
 	if (opts) {
 		callout_options o;
 		if ((st = load_options(opts, &o)) != CALLOUT_OK ||
-		    (st = make_settings(&o, ctx->defaults.helo, &q->set)) != CALLOUT_OK) {
+		    (st = make_settings(&o, ctx->defaults.helo, &q->set)) != CALLOUT_OK ||
+		    (st = choose_proxy(ctx, o.proxy_name, &q->set)) != CALLOUT_OK) {
 			free(q);
 			return st;
 		}

@@ -113,7 +113,7 @@ static bool same_kind(const co_psess *ps, const co_pool_job *j)
 	       strcmp(ps->from, b->mail_from) == 0 &&
 	       ps->has_fallback == (b->fallback_from != NULL) && strcmp(ps->fallback, fb) == 0 &&
 	       a->smtputf8 == b->smtputf8 && a->pipelining == b->pipelining && a->tls == b->tls &&
-	       a->proxy == b->proxy && a->connect_timeout_ms == b->connect_timeout_ms &&
+	       ps->proxies == j->proxies && a->connect_timeout_ms == b->connect_timeout_ms &&
 	       a->command_timeout_ms == b->command_timeout_ms && a->sourcelen == b->sourcelen &&
 	       (!b->sourcelen || memcmp(&ps->source, b->source, b->sourcelen) == 0);
 }
@@ -257,7 +257,7 @@ static void ps_close(co_psess *ps)
 
 /* A session for j on the slots it holds. */
 static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
-                         const co_admission *a)
+                         const co_admission *a, co_proxy_member *proxy)
 {
 	const char *fb = j->params.fallback_from ? j->params.fallback_from : "";
 	const char *tn = j->params.tls_name ? j->params.tls_name : "";
@@ -300,6 +300,9 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 	ps->params.tls_name = ps->tls_name[0] ? ps->tls_name : NULL;
 	if (ps->shared)
 		ps->params.transcript = NULL; /* only a job alone may keep one */
+	ps->proxies = j->proxies;
+	ps->proxy = proxy;
+	ps->params.proxy = proxy ? &proxy->conn : NULL;
 	ps->st = PS_CONNECTING;
 	if (!(ps->s = co_session_start(pool->base, &ps->params, &session_events, ps))) {
 		free(ps);
@@ -307,6 +310,10 @@ static co_psess *ps_open(co_pool *pool, co_pool_job *j, co_phost *h, co_pdom *d,
 		return NULL;
 	}
 	co_ptail_hold(pool, t, h, d, a);
+	if (proxy) {
+		co_proxy_hold(proxy);
+		t->proxy = proxy;
+	}
 	ps->tail = t;
 	co_session_on_closed(ps->s, co_ptail_closed, t);
 	if (ps->shared) {
@@ -369,6 +376,12 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 		snprintf(why, len, "others wait for %s", d->name);
 		return BLOCKED_DOMAIN;
 	}
+	co_proxy_member *proxy = NULL;
+	if (j->proxies) {
+		co_proxy_choice c = co_proxy_pick(j->proxies, &proxy, why, len);
+		if (c != CO_PROXY_PICKED)
+			return c == CO_PROXY_FULL ? BLOCKED_HOST : PROXY_DOWN;
+	}
 	co_admission a;
 	co_admit code;
 	place r = co_pool_take_slots(pool, j, h, &a, &code, wait, why, len);
@@ -381,7 +394,7 @@ static place try_place(co_pool *pool, co_pool_job *j, bool may_open, long long *
 		yield_idle(pool, NULL, h);
 	if (r != PLACED)
 		return r;
-	co_psess *ps = ps_open(pool, j, h, d, &a);
+	co_psess *ps = ps_open(pool, j, h, d, &a, proxy);
 	if (!ps) {
 		co_pool_give_back(pool, j, h, &a);
 		return NOMEM;
@@ -484,6 +497,8 @@ static void on_session_idle(void *arg, co_session *s, co_session_batch *done)
 	(void)s;
 	if (!done) {
 		ps->ready = true;
+		if (ps->proxy) /* it let us through */
+			co_proxy_report(ps->proxy, false, NULL);
 	} else if (!ps->shared) {
 		/* Alone on it: QUIT before the answer, so a transcript ends
 		 * with it. */
@@ -548,6 +563,26 @@ static void prune(co_pool *pool, long long now)
 	co_pdests_prune(&pool->dests);
 }
 
+/* Answer every job of a list: tempfail at the connection, for reason,
+ * each with its why. */
+static void answer_all(struct co_pool_jobs *list, callout_reason reason, bool next_host,
+                       bool proxy_failed)
+{
+	co_pool_job *j;
+
+	while ((j = TAILQ_FIRST(list)) != NULL) {
+		TAILQ_REMOVE(list, j, link);
+		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
+		                          .reason = reason,
+		                          .stage = CALLOUT_STAGE_CONNECT,
+		                          .next_host = next_host,
+		                          .proxy_failed = proxy_failed};
+		snprintf(out.text, sizeof(out.text), "%s", j->why);
+		j->state = CO_JOB_DONE;
+		j->cb(j->arg, &out);
+	}
+}
+
 /* Place what waits, as far as the limits allow. */
 static void pump(evutil_socket_t fd, short what, void *arg)
 {
@@ -555,6 +590,7 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 	struct co_pool_jobs held = TAILQ_HEAD_INITIALIZER(held);
 	struct co_pool_jobs nomem = TAILQ_HEAD_INITIALIZER(nomem);
 	struct co_pool_jobs refused = TAILQ_HEAD_INITIALIZER(refused);
+	struct co_pool_jobs down = TAILQ_HEAD_INITIALIZER(down);
 	co_pool_job *j;
 	long long wait = 0;
 	char why[160];
@@ -574,8 +610,17 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 				next = TAILQ_FIRST(&d->queue);
 				continue;
 			}
+			if (r == PROXY_DOWN) {
+				TAILQ_INSERT_TAIL(&down, j, link);
+				snprintf(j->why, sizeof(j->why), "%s", why);
+				continue;
+			}
 			if (r == HELD || r == NOMEM) {
 				TAILQ_INSERT_TAIL(r == HELD ? &held : &nomem, j, link);
+				if (r == NOMEM ||
+				    !co_pool_backing_off(pool, &j->addr, j->why, sizeof(j->why)))
+					snprintf(j->why, sizeof(j->why), "%s",
+					         r == NOMEM ? "out of memory" : why);
 				continue;
 			}
 			if (j->no_wait && r != PENDING) {
@@ -602,34 +647,10 @@ static void pump(evutil_socket_t fd, short what, void *arg)
 	prune(pool, now_ms(pool));
 	/* Callbacks last: they may submit and cancel.  A host backing off
 	 * sends the job to the next one; our own shortage does not. */
-	while ((j = TAILQ_FIRST(&held)) != NULL) {
-		TAILQ_REMOVE(&held, j, link);
-		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
-		                          .reason = CALLOUT_R_LOCAL_LIMIT,
-		                          .stage = CALLOUT_STAGE_CONNECT,
-		                          .next_host = true};
-		co_pool_backing_off(pool, &j->addr, out.text, sizeof(out.text));
-		j->state = CO_JOB_DONE;
-		j->cb(j->arg, &out);
-	}
-	while ((j = TAILQ_FIRST(&refused)) != NULL) {
-		TAILQ_REMOVE(&refused, j, link);
-		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
-		                          .reason = CALLOUT_R_LOCAL_LIMIT,
-		                          .stage = CALLOUT_STAGE_CONNECT};
-		snprintf(out.text, sizeof(out.text), "%s", j->why);
-		j->state = CO_JOB_DONE;
-		j->cb(j->arg, &out);
-	}
-	while ((j = TAILQ_FIRST(&nomem)) != NULL) {
-		TAILQ_REMOVE(&nomem, j, link);
-		co_session_outcome out = {.verdict = CALLOUT_TEMPFAIL,
-		                          .reason = CALLOUT_R_INTERNAL,
-		                          .stage = CALLOUT_STAGE_CONNECT,
-		                          .text = "out of memory"};
-		j->state = CO_JOB_DONE;
-		j->cb(j->arg, &out);
-	}
+	answer_all(&held, CALLOUT_R_LOCAL_LIMIT, true, false);
+	answer_all(&refused, CALLOUT_R_LOCAL_LIMIT, false, false);
+	answer_all(&down, CALLOUT_R_CONNECT_FAILED, false, true);
+	answer_all(&nomem, CALLOUT_R_INTERNAL, false, false);
 }
 
 /* ---- the interface ------------------------------------------------------- */
@@ -701,6 +722,8 @@ int co_pool_submit(co_pool *pool, co_pool_job *j, char *why, size_t len)
 		return -2;
 	case HELD:
 		return -1;
+	case PROXY_DOWN:
+		return -3;
 	case BLOCKED_DOMAIN:
 	case BLOCKED_HOST:
 		if (j->no_wait)

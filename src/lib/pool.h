@@ -54,10 +54,11 @@ typedef struct co_pool_job {
 	co_session_params params; /* addr is ignored; strings are copied,
 	                             except the transcript */
 	const char *rcpt;
-	const char *random_rcpt; /* catch-all probe, NULL: none */
-	bool shared;             /* may share a session with other jobs */
-	bool exempt;             /* a route: no rates, no backoff */
-	bool no_wait;            /* past a limit: fail instead of waiting */
+	const char *random_rcpt;        /* catch-all probe, NULL: none */
+	bool shared;                    /* may share a session with other jobs */
+	bool exempt;                    /* a route: no rates, no backoff */
+	bool no_wait;                   /* past a limit: fail instead of waiting */
+	struct co_proxy_group *proxies; /* the proxy pool to go through; NULL: direct */
 	void (*cb)(void *arg, const co_session_outcome *out);
 	void *arg;
 
@@ -68,7 +69,7 @@ typedef struct co_pool_job {
 	co_psess *sess;
 	unsigned slot; /* in the batch in flight */
 	struct co_pdom *dom;
-	char why[160]; /* no_wait: the limit met after the fleet's answer */
+	char why[160]; /* answered by the pump: the limit met, the backoff, the proxies down */
 } co_pool_job;
 
 /* Jobs in line, oldest first. */
@@ -82,7 +83,8 @@ void co_pool_free(co_pool *pool);
 /* Place a job on a session, or queue it.  Returns 0 (its callback comes
  * later, from the loop or from a session's event; why says what it waits
  * for, if it waits), -1 with why filled when it is past a limit and may
- * not wait or the queue is full, or -2 when out of memory. */
+ * not wait or the queue is full, -2 when out of memory, or -3 with why
+ * filled when every proxy of its pool is down. */
 int co_pool_submit(co_pool *pool, co_pool_job *job, char *why, size_t len);
 
 /* Forget a job; its callback never comes.  A session it was alone on

@@ -102,6 +102,8 @@ void co_pool_account_batch(co_pool *pool, const co_psess *ps, const co_session_b
 void co_pool_account_gone(co_pool *pool, const co_psess *ps, const co_session_batch *done,
                           const co_session_outcome *why)
 {
+	if (ps->proxy && !ps->ready) /* the proxy failed, or let us through */
+		co_proxy_report(ps->proxy, why->proxy_failed, why->text);
 	if (why->proxy_failed) /* nothing learned about the host */
 		pool->limits->ops->report(pool->limits, &ps->host->key, CO_LIMIT_ENDED, ps->trial);
 	else
@@ -149,6 +151,8 @@ void co_ptail_put(ptail *t)
 		l->ops->release(l, &t->dom->key, t->dlease);
 		t->host->refs--;
 		t->dom->refs--;
+		if (t->proxy)
+			co_proxy_release(t->proxy);
 		LIST_REMOVE(t, link);
 		schedule_pump(pool);
 	}

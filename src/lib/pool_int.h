@@ -16,6 +16,7 @@
 #include "limit.h"
 #include "pool.h"
 #include "pool_dest.h"
+#include "proxy_pool.h"
 
 #define PRUNE_MS 60000 /* the destinations and the local limits' keys, swept */
 
@@ -38,8 +39,9 @@ typedef struct ptail {
 	co_phost *host;
 	co_pdom *dom;
 	co_lease dlease, hlease;
-	unsigned refs; /* the session until unlinked, and its connection */
-	bool closing;  /* the session is over, its connection not yet gone */
+	co_proxy_member *proxy; /* the proxy its connection went through, or NULL */
+	unsigned refs;          /* the session until unlinked, and its connection */
+	bool closing;           /* the session is over, its connection not yet gone */
 } ptail;
 
 struct co_psess {
@@ -53,6 +55,8 @@ struct co_psess {
 	ps_state st;
 	bool shared, exempt, trial, ready;
 	ptail *tail;                 /* its slots, released when the connection is gone */
+	co_proxy_group *proxies;     /* the pool its connection is of */
+	co_proxy_member *proxy;      /* the proxy it went through, or NULL */
 	struct co_pool_jobs pending; /* the next batch */
 	unsigned npend;
 	unsigned used; /* RCPTs sent */
@@ -80,7 +84,8 @@ struct co_pool {
 };
 
 /* Where a job went, or why not. */
-typedef enum place { PLACED, BLOCKED_DOMAIN, BLOCKED_HOST, PENDING, HELD, NOMEM } place;
+/* PROXY_DOWN: every proxy of the job's pool is down. */
+typedef enum place { PLACED, BLOCKED_DOMAIN, BLOCKED_HOST, PENDING, HELD, NOMEM, PROXY_DOWN } place;
 
 /* Place what waits, from the loop (never from inside a caller). */
 static inline void schedule_pump(co_pool *pool)

@@ -27,6 +27,7 @@
 #include "hash.h"
 #include "mx_flight.h"
 #include "probe.h"
+#include "proxy_pool.h"
 #include "route.h"
 #include "session.h"
 #include "sockaddr.h"
@@ -103,6 +104,9 @@ struct co_probe {
 	const co_dns_host *cur_host;
 	const struct sockaddr_storage *cur_addr;
 	bool via_route;
+	co_proxy_group *proxy;  /* the pool its sessions go through; NULL: direct */
+	unsigned proxy_retries; /* the same host again, through another proxy */
+	bool proxy_trouble;     /* a proxy failed: no host may be judged unreachable */
 	bool done;
 	/* Retries on the same address change these. */
 	bool use_fallback_now, no_tls_now;
@@ -355,6 +359,7 @@ static void store(co_probe *p)
 	    .fallback_used = p->out.fallback_used || p->use_fallback_now,
 	    .refresh = p->refresh,
 	    .no_negative = (p->set.flags & CALLOUT_F_NO_NEGATIVE_CACHE) != 0,
+	    .proxy_failed = p->proxy_trouble,
 	};
 	unsigned n = co_rules_records(&ctx->ttls, co_ctx_now(ctx), &f, recs, ttl);
 	for (unsigned i = 0; i < n; i++) {
@@ -480,7 +485,6 @@ static void start_session(co_probe *p)
 	    .vrfy = (p->set.flags & CALLOUT_F_VRFY) != 0,
 	    .pipelining = !(p->set.flags & CALLOUT_F_NO_PIPELINING),
 	    .tls = (p->set.flags & CALLOUT_F_TLS) && !p->no_tls_now ? ctx->tls : NULL,
-	    .proxy = ctx->proxy,
 	    .tls_name = p->cur_host->name,
 	    .connect_timeout_ms = p->set.connect_ms,
 	    .command_timeout_ms = p->set.command_ms,
@@ -493,6 +497,7 @@ static void start_session(co_probe *p)
 	p->job.shared = !(p->set.flags & (CALLOUT_F_TRANSCRIPT | CALLOUT_F_VRFY));
 	p->job.exempt = p->via_route;
 	p->job.no_wait = (p->set.flags & CALLOUT_F_NO_LIMIT_WAIT) != 0;
+	p->job.proxies = p->proxy;
 	p->job.cb = on_session;
 	p->job.arg = p;
 	if (ctx->trace)
@@ -504,8 +509,12 @@ static void start_session(co_probe *p)
 	why[0] = '\0';
 	int r = co_pool_submit(ctx->pool, &p->job, why, sizeof(why));
 	if (r < 0) {
+		p->proxy_trouble |= r == -3;
 		probe_enter(p, PROBE_NEXT, "%s", why);
-		conclude(p, CALLOUT_TEMPFAIL, r == -2 ? CALLOUT_R_INTERNAL : CALLOUT_R_LOCAL_LIMIT,
+		conclude(p, CALLOUT_TEMPFAIL,
+		         r == -2   ? CALLOUT_R_INTERNAL
+		         : r == -3 ? CALLOUT_R_CONNECT_FAILED
+		                   : CALLOUT_R_LOCAL_LIMIT,
 		         CALLOUT_STAGE_CONNECT, why);
 		return;
 	}
@@ -593,6 +602,16 @@ static void try_next(co_probe *p)
 	deliver(p);
 }
 
+/* A proxy failed: nothing was learned about the host, so it is asked
+ * again through another proxy of the pool, if one is up. */
+static bool proxy_again(co_probe *p)
+{
+	char why[8];
+	return p->proxy && p->proxy_retries + 1 < p->proxy->n &&
+	       p->connections < p->set.max_connections &&
+	       !co_proxy_group_down(p->proxy, why, sizeof(why)) && ++p->proxy_retries;
+}
+
 static void on_session(void *arg, const co_session_outcome *out)
 {
 	co_probe *p = arg;
@@ -605,6 +624,7 @@ static void on_session(void *arg, const co_session_outcome *out)
 		            callout_reason_name(out->reason), out->text);
 	p->out = *out;
 	p->have_out = true;
+	p->proxy_trouble |= out->proxy_failed;
 	if (out->retry_fallback && !p->use_fallback_now &&
 	    p->connections < p->set.max_connections) {
 		p->use_fallback_now = true;
@@ -613,6 +633,10 @@ static void on_session(void *arg, const co_session_outcome *out)
 	}
 	if (out->retry_plain && !p->no_tls_now && p->connections < p->set.max_connections) {
 		p->no_tls_now = true;
+		start_session(p);
+		return;
+	}
+	if (out->proxy_failed && proxy_again(p)) {
 		start_session(p);
 		return;
 	}
@@ -687,6 +711,9 @@ static void start_dns(co_probe *p)
 	            : p->addr.kind != CO_ADDR_DOMAIN ? "literal"
 	                                             : "MX of",
 	            p->addr.kind != CO_ADDR_DOMAIN ? p->addr.ip : p->addr.domain);
+	p->proxy = p->set.proxy;
+	if (p->addr.kind == CO_ADDR_DOMAIN) /* the operator's word for the domain comes first */
+		co_proxies_domain(ctx->proxies, p->addr.domain, &p->proxy);
 	if (r) {
 		p->via_route = true;
 		p->dns_req = co_dns_resolve_hosts(ctx->dns, (const char *const *)r->names, r->ports,

@@ -745,6 +745,15 @@ static void on_tls_ready(void *arg)
 	enter_ehlo(s);
 }
 
+/* As fail(), and says that the host is not to blame. */
+static void proxy_failed(co_session *s, callout_reason reason, const char *detail)
+{
+	set_why(s, CALLOUT_TEMPFAIL, reason, detail);
+	s->why.proxy_failed = s->why.next_host = true;
+	cut_batch(s);
+	end(s, false);
+}
+
 static void on_conn_error(void *arg, co_conn_error err, const char *detail)
 {
 	co_session *s = arg;
@@ -759,11 +768,7 @@ static void on_conn_error(void *arg, co_conn_error err, const char *detail)
 		tls_failed(s, detail);
 		break;
 	case CO_CONN_PROXY:
-		/* as fail(), and says that the host is not to blame */
-		set_why(s, CALLOUT_TEMPFAIL, CALLOUT_R_CONNECT_FAILED, detail);
-		s->why.proxy_failed = s->why.next_host = true;
-		cut_batch(s);
-		end(s, false);
+		proxy_failed(s, CALLOUT_R_CONNECT_FAILED, detail);
 		break;
 	case CO_CONN_CLOSED:
 	case CO_CONN_IO:
@@ -796,6 +801,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (s->st == ST_TLS) {
 		tls_failed(s, "timed out in the TLS handshake");
+		return;
+	}
+	if (s->st == ST_CONNECT && s->p.proxy && co_conn_proxy_stalled(s->conn)) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "proxy %s: did not answer in time", s->p.proxy->label);
+		proxy_failed(s, CALLOUT_R_TIMEOUT, msg);
 		return;
 	}
 	fail(s, CALLOUT_TEMPFAIL, CALLOUT_R_TIMEOUT,

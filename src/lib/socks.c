@@ -70,6 +70,14 @@ bool co_socks_begin_name(co_socks *s, const co_proxy *proxy, const char *name, u
 	return true;
 }
 
+bool co_socks_begin_check(co_socks *s, const co_proxy *proxy, unsigned char *out, size_t *outlen)
+{
+	memset(s, 0, sizeof(*s));
+	s->proxy = proxy;
+	*outlen = greeting(s, out);
+	return true;
+}
+
 static size_t connect_request(const co_socks *s, unsigned char *out)
 {
 	out[0] = VER;
@@ -116,6 +124,11 @@ static const char *reply_text(unsigned char rep)
 	}
 }
 
+bool co_socks_asked(const co_socks *s)
+{
+	return s->state >= S_CONNECT;
+}
+
 bool co_socks_target_failed(const co_socks *s)
 {
 	return s->rep >= 3 && s->rep <= 6;
@@ -126,6 +139,12 @@ static co_socks_step fail(co_socks *s, const char **why, const char *text)
 	s->state = S_FAILED;
 	*why = text;
 	return CO_SOCKS_ERROR;
+}
+
+static co_socks_step done_check(co_socks *s)
+{
+	s->state = S_DONE;
+	return CO_SOCKS_DONE;
 }
 
 co_socks_step co_socks_input(co_socks *s, const unsigned char *in, size_t len, size_t *used,
@@ -147,6 +166,8 @@ co_socks_step co_socks_input(co_socks *s, const unsigned char *in, size_t len, s
 			return CO_SOCKS_SEND;
 		}
 		if (in[1] == M_NONE) {
+			if (!s->target_len) /* a check: the proxy let us in */
+				return done_check(s);
 			*outlen = connect_request(s, out);
 			s->state = S_CONNECT;
 			return CO_SOCKS_SEND;
@@ -163,6 +184,8 @@ co_socks_step co_socks_input(co_socks *s, const unsigned char *in, size_t len, s
 			return fail(s, why, "the proxy's answer to the password is malformed");
 		if (in[1] != 0)
 			return fail(s, why, "the proxy refused the username or password");
+		if (!s->target_len)
+			return done_check(s);
 		*outlen = connect_request(s, out);
 		s->state = S_CONNECT;
 		return CO_SOCKS_SEND;

@@ -43,6 +43,14 @@ bool co_socks_begin(co_socks *s, const co_proxy *proxy, const struct sockaddr *a
 bool co_socks_begin_name(co_socks *s, const co_proxy *proxy, const char *name, unsigned port,
                          unsigned char *out, size_t *outlen);
 
+/* A health check of the proxy: the greeting and, if the proxy wants it,
+ * the password, but no CONNECT; DONE once the proxy has let us in. */
+bool co_socks_begin_check(co_socks *s, const co_proxy *proxy, unsigned char *out, size_t *outlen);
+
+/* Whether the proxy has let us in and been asked to CONNECT (from then on
+ * a wait is the target's). */
+bool co_socks_asked(const co_socks *s);
+
 /* Whether a failed handshake says the target, not the proxy, was out of
  * reach (network or host unreachable, connection refused, TTL expired):
  * what a direct connection would have met. */

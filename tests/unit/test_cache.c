@@ -232,6 +232,15 @@ static void test_records_from_probe(void **state)
 	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
 	assert_int_equal(out[0].kind, CO_REC_UNREACHABLE);
 	assert_int_equal(ttl[0], ttls.unreachable);
+	/* Our proxy failed on the way: no host was judged, nothing is learned
+	 * (not even with tempfail answers cached). */
+	f.proxy_failed = true;
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 0);
+	co_ttls keep_tempfail = ttls;
+	keep_tempfail.tempfail = 60;
+	assert_int_equal(co_rules_records(&keep_tempfail, T0, &f, out, ttl), 0);
+	f.proxy_failed = false;
+	assert_int_equal(co_rules_records(&keep_tempfail, T0, &f, out, ttl), 1);
 	/* One connection reset or answered 421: not the whole domain. */
 	f = facts(CALLOUT_TEMPFAIL, CALLOUT_R_CONNECTION_LOST, CALLOUT_STAGE_BANNER);
 	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 0);

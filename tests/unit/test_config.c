@@ -1049,6 +1049,33 @@ static void test_domains(void **state)
 	    strstr(err, "[domain a.example] route: the list is too long (at most 511 characters)"));
 }
 
+/* [proxy NAME] pools and the domains that choose them. */
+static void test_proxies(void **state)
+{
+	(void)state;
+	cd_config *c =
+	    parse("[engine]\nproxy = socks5://10.0.0.1:1080, socks5://u:p@10.0.0.2:1080\n"
+	          "[proxy eu]\nurl = socks5://10.1.0.1:1080,\n"
+	          "  socks5://10.1.0.2:1080\nsessions = 5\nhttp = no\n"
+	          "[proxy us-1]\nurl = socks5://10.2.0.1:1080\n"
+	          "[domain a.example]\nproxy = eu\n"
+	          "[domain b.example]\nproxy = direct\n"
+	          "[domain c.example]\nproxy = default\n");
+	const cd_proxy *eu = cd_config_proxy(c, "eu"), *us = cd_config_proxy(c, "us-1");
+	assert_non_null(eu);
+	assert_non_null(us);
+	assert_string_equal(eu->url, "socks5://10.1.0.1:1080,socks5://10.1.0.2:1080");
+	assert_int_equal(eu->sessions, 5);
+	assert_false(eu->http);
+	assert_int_equal(us->sessions, 0); /* [engine] proxy_sessions */
+	assert_true(us->http);
+	assert_null(cd_config_proxy(c, "default"));
+	assert_string_equal(cd_config_domain(c, "a.example")->proxy, "eu");
+	assert_string_equal(cd_config_domain(c, "b.example")->proxy, "direct");
+	assert_string_equal(cd_config_domain(c, "c.example")->proxy, "default");
+	cd_config_free(c);
+}
+
 static void test_listen(void **state)
 {
 	(void)state;
@@ -1481,6 +1508,9 @@ static void test_contrib_sample(void **state)
 	    "vrfy",
 	    "pipelining",
 	    "allow_private",
+	    "proxy",
+	    "proxy_sessions",
+	    "proxy_check",
 	    "max_probes",
 	    "max_queued",
 	    "domain_sessions",
@@ -1606,7 +1636,7 @@ int main(void)
 	    cmocka_unit_test(test_too_long),       cmocka_unit_test(test_continuation),
 	    cmocka_unit_test(test_control_chars),  cmocka_unit_test(test_load),
 	    cmocka_unit_test(test_junk),           cmocka_unit_test(test_mode_name),
-	    cmocka_unit_test(test_contrib_sample),
+	    cmocka_unit_test(test_contrib_sample), cmocka_unit_test(test_proxies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -223,6 +223,58 @@ static void test_names(void **state)
 	assert_false(co_socks_begin_name(&s, &p, "", 25, out, &n));
 }
 
+static void test_check_stops_before_connect(void **state)
+{
+	co_proxy p;
+	co_socks s;
+	unsigned char out[CO_SOCKS_MSG_MAX];
+	size_t n, used;
+	const char *why;
+
+	(void)state;
+	co_proxy_parse("socks5://127.0.0.1:1080", &p);
+	co_socks_begin_check(&s, &p, out, &n);
+	assert_memory_equal(out, "\x05\x01\x00", 3);
+	assert_false(co_socks_asked(&s));
+	assert_int_equal(
+	    co_socks_input(&s, (const unsigned char *)"\x05\x00", 2, &used, out, &n, &why),
+	    CO_SOCKS_DONE);
+	assert_int_equal(n, 0); /* no CONNECT sent */
+	/* with a password: done once the password is taken */
+	co_proxy_parse("socks5://u:pw@127.0.0.1:1080", &p);
+	co_socks_begin_check(&s, &p, out, &n);
+	assert_int_equal(
+	    co_socks_input(&s, (const unsigned char *)"\x05\x02", 2, &used, out, &n, &why),
+	    CO_SOCKS_SEND);
+	assert_memory_equal(out, "\x01\x01u\x02pw", 6);
+	assert_int_equal(
+	    co_socks_input(&s, (const unsigned char *)"\x01\x01", 2, &used, out, &n, &why),
+	    CO_SOCKS_ERROR);
+	assert_string_equal(why, "the proxy refused the username or password");
+}
+
+static void test_lists(void **state)
+{
+	unsigned n;
+	char out[200];
+
+	(void)state;
+	assert_null(co_proxy_parse_list("socks5://127.0.0.1:1080", &n));
+	assert_int_equal(n, 1);
+	assert_null(co_proxy_parse_list(" socks5://a:1 ,socks5://u:p@b:2,, socks5://c:3 ", &n));
+	assert_int_equal(n, 3);
+	assert_non_null(co_proxy_parse_list("socks5://a:1, http://b:2", &n));
+	assert_non_null(co_proxy_parse_list(" , ", &n));
+	assert_int_equal(n, 0);
+	assert_string_equal(
+	    co_proxy_redact("socks5://u:p@b:2,socks5://c:3, socks5://x:yy@d:4", out, sizeof(out)),
+	    "socks5://u:***@b:2, socks5://c:3, socks5://x:***@d:4");
+	/* truncated, never past the buffer, passwords never shown in part */
+	co_proxy_redact("socks5://u:secret@b:2", out, 12);
+	assert_true(strlen(out) < 12);
+	assert_null(strstr(out, "sec"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +283,8 @@ int main(void)
 	    cmocka_unit_test(test_password_and_ipv6),
 	    cmocka_unit_test(test_refusals_say_why),
 	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_check_stops_before_connect),
+	    cmocka_unit_test(test_lists),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
