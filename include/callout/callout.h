@@ -279,6 +279,12 @@ typedef struct callout_options {
 /* Fill *opts with the defaults. */
 CALLOUT_API void callout_options_init(callout_options *opts);
 
+/* Whether callout_verify() would take these options: CALLOUT_EINVAL for
+ * a HELO name, sender, fallback sender or source address that is not
+ * valid, or a port out of range ([ctx] fields and proxy_name are not
+ * judged). */
+CALLOUT_API callout_status callout_options_check(const callout_options *opts);
+
 /*
  * The result of one verification.  Every pointer is borrowed: valid only
  * during the callback (use callout_result_dup() to keep it).  Strings are
@@ -312,6 +318,11 @@ typedef struct callout_result {
 	const char *fact;       /* "catch_all", "blocks_us", "null_sender", "no_mail",
 	                           "unreachable"; NULL unless from_fact */
 	long long fact_learned; /* Unix time the fact was learned */
+	/* The mail hosts found for the domain (its MX, up to max_mx, or its
+	 * route), best first, separated by spaces; "" for a cached answer,
+	 * an address literal, or a failure before DNS.  mx is the one that
+	 * answered. */
+	const char *mx_hosts;
 } callout_result;
 
 /* Deep copy of a result; NULL on allocation failure.  Free with

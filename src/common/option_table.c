@@ -18,36 +18,37 @@
 #define SAME    0, NULL         /* calloutd's default is the library's */
 #define CTX     CO_OPT_CTX
 #define NOT_CTX 0
+#define REQ     CO_OPT_REQUEST /* [http] request_options may open it to requests */
 
 static const co_optdef table[] = {
     /* SMTP */
-    {"helo", "engine", CO_OPT_TEXT, F(helo), 0, false, NOT_CTX, 0, 0, 0, SAME, NULL, "NAME",
+    {"helo", "engine", CO_OPT_TEXT, F(helo), 0, false, REQ, 0, 0, 0, SAME, NULL, "NAME",
      "EHLO/HELO name (default: this host's fully qualified name)"},
-    {"sender", "engine", CO_OPT_TEXT, F(sender), 0, false, NOT_CTX, 0, 0, 0, SAME, NULL, "ADDR",
+    {"sender", "engine", CO_OPT_TEXT, F(sender), 0, false, REQ, 0, 0, 0, SAME, NULL, "ADDR",
      "MAIL FROM address (default: the null sender <>)"},
-    {"fallback_sender", "engine", CO_OPT_TEXT, F(fallback_sender), 0, false, NOT_CTX, 0, 0, 0, SAME,
+    {"fallback_sender", "engine", CO_OPT_TEXT, F(fallback_sender), 0, false, REQ, 0, 0, 0, SAME,
      NULL, "ADDR", "MAIL FROM to retry with when <> is refused (default: none)"},
     {"source_address", "engine", CO_OPT_TEXT, F(source_address), 0, false, NOT_CTX, 0, 0, 0, SAME,
      "source", "ADDR", "local IP address to connect from (default: any)"},
-    {"port", "engine", CO_OPT_COUNT, F(port), 0, false, NOT_CTX, 25, 1, 65535, SAME, ANY_CLI, "N",
+    {"port", "engine", CO_OPT_COUNT, F(port), 0, false, REQ, 25, 1, 65535, SAME, ANY_CLI, "N",
      "SMTP port of every server"},
-    {"catch_all", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_CATCH_ALL, false, NOT_CTX, 0, 0, 1, 1,
+    {"catch_all", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_CATCH_ALL, false, REQ, 0, 0, 1, 1,
      "a mail server decides on senders it never saw: a catch-all domain's 'valid' proves "
      "nothing there, and the fact costs one RCPT per domain a week; the command line asks "
      "only what it is asked",
      ANY_CLI, NULL, "also try a random local part; a server that accepts it gives unknown"},
-    {"vrfy", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_VRFY, false, NOT_CTX, 0, 0, 1, SAME, ANY_CLI,
-     NULL, "try VRFY before MAIL and RCPT"},
-    {"tls", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_TLS, false, NOT_CTX, 0, 0, 1, SAME, ANY_CLI,
-     NULL, "use STARTTLS when the server offers it (not verified)"},
+    {"vrfy", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_VRFY, false, REQ, 0, 0, 1, SAME, ANY_CLI, NULL,
+     "try VRFY before MAIL and RCPT"},
+    {"tls", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_TLS, false, REQ, 0, 0, 1, SAME, ANY_CLI, NULL,
+     "use STARTTLS when the server offers it (not verified)"},
     {"pipelining", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_NO_PIPELINING, true, NOT_CTX, 1, 0, 1,
      SAME, ANY_CLI, NULL, "pipeline MAIL and RCPT when the server offers PIPELINING"},
     {"allow_private", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_ALLOW_PRIVATE, false, NOT_CTX, 0, 0,
      1, SAME, ANY_CLI, NULL,
      "also contact mail hosts on loopback, private, link-local or our own addresses"},
-    {"max_mx", "engine", CO_OPT_COUNT, F(max_mx), 0, false, NOT_CTX, 5, 1, 100, SAME, ANY_CLI, "N",
+    {"max_mx", "engine", CO_OPT_COUNT, F(max_mx), 0, false, REQ, 5, 1, 100, SAME, ANY_CLI, "N",
      "MX hosts tried at most"},
-    {"max_connections", "engine", CO_OPT_COUNT, F(max_connections), 0, false, NOT_CTX, 10, 1, 1000,
+    {"max_connections", "engine", CO_OPT_COUNT, F(max_connections), 0, false, REQ, 10, 1, 1000,
      SAME, ANY_CLI, "N", "connection attempts at most per verification"},
 
     /* routing and DNS */
@@ -63,11 +64,11 @@ static const co_optdef table[] = {
      "dns-server", "ADDR[:PORT]", "DNS servers to ask instead of /etc/resolv.conf"},
 
     /* timeouts */
-    {"timeout", "engine", CO_OPT_MS, F(deadline_ms), 0, false, CO_OPT_REQUEST, 120000, 1, TIMEOUT,
-     SAME, ANY_CLI, "DURATION", "the whole verification"},
-    {"connect_timeout", "engine", CO_OPT_MS, F(connect_timeout_ms), 0, false, NOT_CTX, 30000, 1,
+    {"timeout", "engine", CO_OPT_MS, F(deadline_ms), 0, false, REQ, 120000, 1, TIMEOUT, SAME,
+     ANY_CLI, "DURATION", "the whole verification"},
+    {"connect_timeout", "engine", CO_OPT_MS, F(connect_timeout_ms), 0, false, REQ, 30000, 1,
      TIMEOUT, SAME, ANY_CLI, "DURATION", "each connection attempt"},
-    {"command_timeout", "engine", CO_OPT_MS, F(command_timeout_ms), 0, false, NOT_CTX, 30000, 1,
+    {"command_timeout", "engine", CO_OPT_MS, F(command_timeout_ms), 0, false, REQ, 30000, 1,
      TIMEOUT, SAME, ANY_CLI, "DURATION", "each SMTP reply"},
     {"dns_timeout", "engine", CO_OPT_MS, F(dns_timeout_ms), 0, false, CTX, 5000, 1, TIMEOUT, SAME,
      ANY_CLI, "DURATION", "each DNS query try"},

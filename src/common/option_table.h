@@ -31,7 +31,8 @@ typedef enum co_opt_type {
 /* Who reads an option. */
 enum {
 	CO_OPT_CTX = 1 << 0,     /* read by callout_ctx_new() only */
-	CO_OPT_REQUEST = 1 << 1, /* an HTTP request may set it (within calloutd's value) */
+	CO_OPT_REQUEST = 1 << 1, /* [http] request_options may let a request set it (numbers:
+	                            never beyond calloutd's value) */
 	CO_OPT_NO_CLI = 1 << 2,  /* no flag of callout check (it has its own) */
 };
 

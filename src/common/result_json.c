@@ -93,6 +93,22 @@ bool co_json_put(json_t *o, const char *key, json_t *value)
 	return value && json_object_set_new(o, key, value) == 0;
 }
 
+/* "a b c" as ["a", "b", "c"]. */
+static json_t *mx_hosts_json(const char *hosts)
+{
+	json_t *a = json_array();
+
+	for (const char *p = hosts; a && *p;) {
+		size_t n = strcspn(p, " ");
+		if (n && json_array_append_new(a, co_json_str(p, n)) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+		p += n + (p[n] == ' ');
+	}
+	return a;
+}
+
 json_t *co_result_json(const char *input, size_t len, const callout_result *res, bool transcript)
 {
 	json_t *j = json_object();
@@ -112,6 +128,8 @@ json_t *co_result_json(const char *input, size_t len, const callout_result *res,
 	ok = ok && co_json_put(j, "text", co_json_cstr(res->text));
 	ok = ok && co_json_put(j, "mx", co_json_cstr(res->mx));
 	ok = ok && co_json_put(j, "ip", co_json_cstr(res->ip));
+	if (ok && res->mx_hosts && res->mx_hosts[0])
+		ok = co_json_put(j, "mx_hosts", mx_hosts_json(res->mx_hosts));
 	ok = ok && co_json_put(j, "ms", json_integer(res->ms));
 	ok = ok && co_json_put(j, "catch_all", json_boolean(res->catch_all));
 	ok = ok && co_json_put(j, "tls", json_boolean(res->tls));

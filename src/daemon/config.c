@@ -1046,6 +1046,59 @@ static bool set_doctor_domain(struct pst *st, const struct keydef *k, char *v, b
 	return copy_str(st, k, st->c->doctor_domain, sizeof(st->c->doctor_domain), v);
 }
 
+/* Options of the table an operator may open to HTTP requests, and
+ * "transcript". */
+static bool set_request_options(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	bool bad_ = false;
+	const co_optdef *d;
+
+	if (!more)
+		st->c->http_request_options[0] = '\0';
+	FOR_ITEMS(st, k, v, item)
+	{
+		if (strcmp(item, "transcript") != 0 &&
+		    (!(d = co_opt_find(NULL, item)) || !(d->where & CO_OPT_REQUEST)))
+			return KFAIL(st, k, "'%s' cannot be opened to requests (these can: %s)",
+			             item, cd_request_option_names());
+		if (!append_item(st, k, st->c->http_request_options,
+		                 sizeof(st->c->http_request_options), item))
+			return false;
+	}
+	return bad_ ? item_too_long(st, k) : true;
+}
+
+const char *cd_request_option_names(void)
+{
+	static char names[512];
+	const co_optdef *opts;
+	size_t n;
+
+	if (names[0])
+		return names;
+	opts = co_opt_table(&n);
+	for (size_t i = 0; i < n; i++)
+		if (opts[i].where & CO_OPT_REQUEST) {
+			strcat(names, opts[i].name);
+			strcat(names, ", ");
+		}
+	strcat(names, "transcript");
+	return names;
+}
+
+bool cd_request_option_open(const cd_config *c, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = c->http_request_options; *p;) {
+		size_t m = strcspn(p, ",");
+		if (m == n && strncmp(p, name, n) == 0)
+			return true;
+		p += m + (p[m] == ',');
+	}
+	return false;
+}
+
 /* ---- replies ---------------------------------------------------------- */
 
 static const char *const placeholders[] = {"address", "reason", "verdict", "code", "text"};
@@ -1207,6 +1260,7 @@ static const struct keydef keys[] = {
     LIST(S_HTTP, "listen", set_listen),
     {S_HTTP, "token", set_token, 0, 0, 0, 0, false},
     UINT(S_HTTP, "max_addresses", http_max_addresses, 1, 10000),
+    LIST(S_HTTP, "request_options", set_request_options),
     /* front-end limits */
     UINT(S_HTTP, "max_body", http_max_body, 1024, 16 * 1024 * 1024),
     UINT(S_HTTP, "max_connections", http_max_connections, 1, FE_CONN_MAX),
@@ -1549,6 +1603,7 @@ static void set_defaults(cd_config *c)
 	parse_listen("inet:127.0.0.1:8025", false, &c->http_listen[0]);
 	c->nhttp_listen = 1;
 	c->http_max_addresses = 100;
+	strcpy(c->http_request_options, "timeout,transcript");
 	/* front-end limits */
 	c->policy_max_connections = 1000;
 	c->policy_max_client_connections = 200;

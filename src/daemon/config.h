@@ -144,8 +144,9 @@ typedef struct cd_config {
 	/* [http] */
 	cd_listen http_listen[CD_LISTEN_MAX]; /* inet only; default inet:127.0.0.1:8025 */
 	size_t nhttp_listen;
-	char http_token[256];        /* bearer token; "" = none */
-	unsigned http_max_addresses; /* per POST; default 100 */
+	char http_token[256];           /* bearer token; "" = none */
+	unsigned http_max_addresses;    /* per POST; default 100 */
+	char http_request_options[512]; /* options requests may set: "timeout,..." */
 	/* front-end limits */
 	unsigned http_max_body;               /* bytes; default 65536 */
 	unsigned http_max_connections;        /* at once; default 1000 (fd budget caps it) */
@@ -176,6 +177,11 @@ cd_config *cd_config_load_fd(int fd, const char *path, char *err, size_t errlen)
 cd_config *cd_config_parse(const char *text, const char *name, char *err, size_t errlen);
 
 void cd_config_free(cd_config *c);
+
+/* Whether [http] request_options opens the option name to requests. */
+bool cd_request_option_open(const cd_config *c, const char *name);
+/* The options [http] request_options may name, ", "-separated. */
+const char *cd_request_option_names(void);
 
 /* The [proxy NAME] section, or NULL. */
 const cd_proxy *cd_config_proxy(const cd_config *c, const char *name);

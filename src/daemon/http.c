@@ -77,6 +77,10 @@ struct hreq {
 	bool has_opts;          /* the request set options: opts, not calloutd's */
 	callout_doctor *doctor; /* GET /v1/doctor: the run, while it runs */
 	callout_options opts;
+	bool transcript; /* results carry the SMTP dialogue */
+	/* opts' strings: the body's and calloutd's configuration may be gone
+	 * (a reload) before its verifications start */
+	char strs[2048];
 	size_t n, left; /* addresses, verifications still running */
 	slot slots[];
 };
@@ -318,7 +322,7 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 		       peer ? peer : "", addr, callout_verdict_name(res->verdict),
 		       callout_reason_name(res->reason), res->code, res->cached ? "yes" : "no",
 		       res->ms);
-		s->obj = co_result_json(s->input, s->len, res, false);
+		s->obj = co_result_json(s->input, s->len, res, s->r->transcript);
 	}
 	if (!s->obj)
 		r->failed = true;
@@ -611,13 +615,6 @@ static bool content_type_ok(const char *type)
 	return n > 5 && strncasecmp(type + n - 5, "+json", 5) == 0;
 }
 
-/*
- * The options a request may carry besides its addresses: those the option
- * table marks CO_OPT_REQUEST ("timeout"), never beyond calloutd's own
- * value, and "proxy": a [proxy NAME] offered to HTTP clients.  Any other
- * field is refused by name, never ignored.  false with
- * msg when the request cannot be served as asked.
- */
 /* The names of the [proxy] sections HTTP clients may ask for, or "none". */
 static const char *offered_proxies(const cd_config *c, char *out, size_t len)
 {
@@ -635,76 +632,153 @@ static const char *offered_proxies(const cd_config *c, char *out, size_t len)
 	return out[0] ? out : "none";
 }
 
-static bool request_options(cd_http *h, json_t *root, callout_options *o, bool *has, char *msg,
-                            size_t len)
+/* "proxy": a [proxy NAME] offered to HTTP clients. */
+static bool request_proxy(const cd_config *c, json_t *v, callout_options *o, char *msg, size_t len)
 {
+	const cd_proxy *px = json_is_string(v) ? cd_config_proxy(c, json_string_value(v)) : NULL;
+	char names[120];
+
+	if (px && px->http) {
+		o->proxy_name = px->name;
+		return true;
+	}
+	snprintf(msg, len, "\"proxy\": expected the name of a [proxy NAME] this server offers (%s)",
+	         offered_proxies(c, names, sizeof(names)));
+	return false;
+}
+
+/* A text option (sender, helo...): the library's judgement of it. */
+static bool request_text(const co_optdef *d, json_t *v, callout_options *o, char *msg, size_t len)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+	callout_options one;
+
+	if (!s || json_string_length(v) > 512 || strlen(s) != json_string_length(v)) {
+		snprintf(msg, len, "\"%s\": expected %s (a string)", d->name, d->arg);
+		return false;
+	}
+	callout_options_init(&one);
+	memcpy((char *)&one + d->offset, &s, sizeof(s));
+	if (callout_options_check(&one) != CALLOUT_OK) {
+		snprintf(msg, len, "\"%s\": not a valid %s: '%.80s'", d->name, d->arg, s);
+		return false;
+	}
+	memcpy((char *)o + d->offset, &s, sizeof(s));
+	return true;
+}
+
+/* A number, duration or yes/no; numbers never above calloutd's own. */
+static bool request_value(const co_optdef *d, json_t *v, callout_options *o,
+                          const callout_options *mine, char *msg, size_t len)
+{
+	char text[64], why[160], cap[64];
+	const char *bad;
+
+	if (json_is_string(v) && json_string_length(v) < sizeof(text))
+		snprintf(text, sizeof(text), "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
+	else if (json_is_boolean(v))
+		snprintf(text, sizeof(text), "%s", json_is_true(v) ? "yes" : "no");
+	else
+		text[0] = '\0';
+	if ((bad = co_opt_parse(d, text, o, why, sizeof(why)))) {
+		snprintf(msg, len, "\"%s\": %s", d->name, bad);
+		return false;
+	}
+	if (d->type == CO_OPT_MS || (d->type == CO_OPT_COUNT && strcmp(d->name, "port") != 0)) {
+		unsigned asked, given;
+
+		memcpy(&asked, (const char *)o + d->offset, sizeof(asked));
+		memcpy(&given, (const char *)mine + d->offset, sizeof(given));
+		if (asked > given) {
+			snprintf(msg, len, "\"%s\": at most %s here ([%s] %s)", d->name,
+			         co_opt_format(d, mine, cap, sizeof(cap)), d->section, d->name);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * The options a request may carry besides its addresses: those of the
+ * option table marked CO_OPT_REQUEST that [http] request_options opens
+ * (numbers never beyond calloutd's own value), "transcript" if opened,
+ * and "proxy": a [proxy NAME] offered to HTTP clients.  Any other field
+ * is refused by name, never ignored.  false with msg when the request
+ * cannot be served as asked.  Text values point into root.
+ */
+static bool request_options(cd_http *h, json_t *root, callout_options *o, bool *has,
+                            bool *transcript, char *msg, size_t len)
+{
+	const cd_config *c = h->d->cfg;
 	callout_options mine;
 	const char *key;
 	json_t *v;
-	char text[64], why[160], cap[64], names[120];
 
-	cd_config_options(h->d->cfg, o);
+	cd_config_options(c, o);
 	mine = *o;
 	json_object_foreach(root, key, v)
 	{
-		const co_optdef *d;
-		const char *bad;
+		const co_optdef *d = NULL;
+		bool ok;
 
 		if (strcmp(key, "address") == 0 || strcmp(key, "addresses") == 0)
 			continue;
 		if (strcmp(key, "proxy") == 0) {
-			const cd_proxy *px = json_is_string(v)
-			                         ? cd_config_proxy(h->d->cfg, json_string_value(v))
-			                         : NULL;
-			if (!px || !px->http) {
-				snprintf(
-				    msg, len,
-				    "\"proxy\": expected the name of a [proxy NAME] this server "
-				    "offers (%s)",
-				    offered_proxies(h->d->cfg, names, sizeof(names)));
-				return false;
-			}
-			o->proxy_name = px->name;
-			*has = true;
-			continue;
-		}
-		if (!(d = co_opt_find(NULL, key))) {
+			ok = request_proxy(c, v, o, msg, len);
+		} else if (strcmp(key, "transcript") != 0 && !(d = co_opt_find(NULL, key))) {
 			snprintf(msg, len, "unknown field \"%.60s\"", key);
 			return false;
-		}
-		if (!(d->where & CO_OPT_REQUEST)) {
+		} else if (d && !(d->where & CO_OPT_REQUEST)) {
 			snprintf(msg, len,
 			         "\"%s\" cannot be set per request (it is [%s] %s in "
 			         "calloutd.conf)",
 			         key, d->section, d->name);
 			return false;
-		}
-		if (json_is_string(v))
-			snprintf(text, sizeof(text), "%.60s", json_string_value(v));
-		else if (json_is_integer(v))
-			snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
-		else if (json_is_boolean(v))
-			snprintf(text, sizeof(text), "%s", json_is_true(v) ? "yes" : "no");
-		else
-			text[0] = '\0';
-		if ((bad = co_opt_parse(d, text, o, why, sizeof(why)))) {
-			snprintf(msg, len, "\"%s\": %s", key, bad);
+		} else if (!cd_request_option_open(c, key)) {
+			snprintf(msg, len,
+			         "\"%s\" is not open to requests here (the operator may add it to "
+			         "[http] request_options)",
+			         key);
 			return false;
+		} else if (!d) {
+			ok = json_is_boolean(v);
+			*transcript = json_is_true(v);
+			if (!ok)
+				snprintf(msg, len, "\"transcript\": expected true or false");
+		} else if (d->type == CO_OPT_TEXT) {
+			ok = request_text(d, v, o, msg, len);
+		} else {
+			ok = request_value(d, v, o, &mine, msg, len);
 		}
-		/* a request may ask for less than calloutd gives, not more */
-		if (d->type == CO_OPT_MS) {
-			unsigned asked, given;
-
-			memcpy(&asked, (char *)o + d->offset, sizeof(asked));
-			memcpy(&given, (char *)&mine + d->offset, sizeof(given));
-			if (asked > given) {
-				snprintf(msg, len, "\"%s\": at most %s here ([%s] %s)", key,
-				         co_opt_format(d, &mine, cap, sizeof(cap)), d->section,
-				         d->name);
-				return false;
-			}
-		}
+		if (!ok)
+			return false;
 		*has = true;
+	}
+	if (*transcript)
+		o->flags |= CALLOUT_F_TRANSCRIPT;
+	return true;
+}
+
+/* Copy the request's option strings into it. */
+static bool own_strings(hreq *r)
+{
+	const char **f[] = {&r->opts.helo, &r->opts.sender, &r->opts.fallback_sender,
+	                    &r->opts.source_address, &r->opts.proxy_name};
+	size_t k = 0;
+
+	/* the context's own: not read per request */
+	r->opts.dns_servers = r->opts.cache = r->opts.proxy = NULL;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		size_t n = *f[i] ? strlen(*f[i]) + 1 : 0;
+		if (!n)
+			continue;
+		if (k + n > sizeof(r->strs))
+			return false;
+		memcpy(r->strs + k, *f[i], n);
+		*f[i] = r->strs + k;
+		k += n;
 	}
 	return true;
 }
@@ -721,7 +795,7 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 	hreq *r = NULL;
 	char msg[256];
 	callout_options opts;
-	bool has_opts = false;
+	bool has_opts = false, transcript = false;
 
 	if (!max)
 		max = MAX_ADDRESSES_DEFAULT;
@@ -769,7 +843,7 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 		                 "of strings)");
 		goto out;
 	}
-	if (!request_options(h, root, &opts, &has_opts, msg, sizeof(msg))) {
+	if (!request_options(h, root, &opts, &has_opts, &transcript, msg, sizeof(msg))) {
 		send_error(h, req, 400, "invalid_option", msg);
 		goto out;
 	}
@@ -815,6 +889,9 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 		goto oom;
 	r->has_opts = has_opts;
 	r->opts = opts;
+	r->transcript = transcript;
+	if (!own_strings(r))
+		goto oom;
 	json_decref(root);
 	start(h, r);
 	return;

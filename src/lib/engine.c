@@ -451,6 +451,8 @@ static void finish_request(callout_query *w, const callout_result *res)
 	void *arg = w->arg;
 
 	r.ms = co_elapsed_ms(&w->start);
+	if (!r.mx_hosts)
+		r.mx_hosts = "";
 	w->done = true;
 	/* Free after the callback: res may point into w. */
 	cb(arg, CALLOUT_OK, &r);
@@ -498,6 +500,17 @@ static void on_request_timer(evutil_socket_t fd, short what, void *arg)
 	co_probe_deadline(q->wait.probe, &late);
 	finish_request_own(q, CALLOUT_TEMPFAIL, late.reason, late.stage, late.why);
 }
+CALLOUT_API callout_status callout_options_check(const callout_options *opts)
+{
+	callout_options o;
+	settings set;
+	callout_status st;
+
+	if ((st = load_options(opts, &o)) != CALLOUT_OK)
+		return st;
+	return make_settings(&o, "localhost", &set);
+}
+
 /* The pool a request asks for by name: the context's when it names none. */
 static callout_status choose_proxy(const callout_ctx *ctx, const char *name, settings *set)
 {

@@ -402,6 +402,19 @@ static void hand_outcome(void *arg)
 		transcript = (const char *)evbuffer_pullup(p->transcript, -1);
 	}
 	res.transcript = transcript ? transcript : (p->transcript ? "" : NULL);
+	char hosts[CO_DNS_HOSTS_MAX * 256];
+	size_t k = 0;
+	hosts[0] = '\0';
+	for (unsigned i = 0; i < p->nhosts && p->addr.kind == CO_ADDR_DOMAIN; i++) {
+		size_t n = strlen(p->hosts[i].name);
+		if (k + n + 2 > sizeof(hosts))
+			break;
+		if (k)
+			hosts[k++] = ' ';
+		memcpy(hosts + k, p->hosts[i].name, n + 1);
+		k += n;
+	}
+	res.mx_hosts = hosts;
 	hand_to_waiters(p, &res);
 	co_probe_free(p); /* releases the claim, after the store */
 }
@@ -901,7 +914,9 @@ static void make_random_rcpt(co_probe *p)
 
 co_probe *co_probe_for(callout_ctx *ctx, const settings *set, const co_addr *addr)
 {
-	bool write = ctx->cache && !(set->flags & CALLOUT_F_NO_CACHE);
+	/* Another port's answer is not the domain's: neither read nor kept. */
+	bool write =
+	    ctx->cache && !(set->flags & CALLOUT_F_NO_CACHE) && set->port == ctx->defaults.port;
 	/* A transcript shows a live dialogue, never a cached answer. */
 	bool read = write && !(set->flags & CALLOUT_F_TRANSCRIPT);
 	char key[CO_REC_KEY_MAX] = "";

@@ -8,7 +8,7 @@
 CALLOUT_API callout_result *callout_result_dup(const callout_result *res)
 {
 	const char *strs[] = {res->enhanced, res->text,       res->address, res->mx,
-	                      res->ip,       res->transcript, res->fact};
+	                      res->ip,       res->transcript, res->fact,    res->mx_hosts};
 	enum { NSTR = sizeof(strs) / sizeof(strs[0]) };
 	size_t len[NSTR], total = sizeof(*res);
 
@@ -22,7 +22,7 @@ CALLOUT_API callout_result *callout_result_dup(const callout_result *res)
 	*copy = *res;
 	char *p = (char *)(copy + 1);
 	const char **dst[] = {&copy->enhanced, &copy->text,       &copy->address, &copy->mx,
-	                      &copy->ip,       &copy->transcript, &copy->fact};
+	                      &copy->ip,       &copy->transcript, &copy->fact,    &copy->mx_hosts};
 	for (size_t i = 0; i < NSTR; i++) {
 		if (!strs[i]) {
 			*dst[i] = NULL;

@@ -362,10 +362,12 @@ def test_post_options_are_honoured_or_refused_by_name(calloutd, mx):
                         ({"timeout": "soon"}, ['"timeout": expected a duration']),
                         ({"timeout": [1]}, ['"timeout": expected a duration']),
                         ({"sender": "probe@example.org"},
-                         ['"sender" cannot be set per request', "[engine] sender"]),
-                        ({"port": 2525}, ['"port" cannot be set per request']),
+                         ['"sender" is not open to requests here', "[http] request_options"]),
+                        ({"port": 2525}, ['"port" is not open to requests here']),
+                        ({"allow_private": True},
+                         ['"allow_private" cannot be set per request', "[engine] allow_private"]),
                         ({"proxy": "socks5://127.0.0.1:1080"},
-                         ['"proxy" cannot be set per request', "[engine] proxy"]),
+                         ['"proxy": expected the name of a [proxy NAME]', "(none)"]),
                         ({"bogus": 1}, ['unknown field "bogus"'])):
         r = verify_post(json.dumps({"address": addr, **body}))
         assert r.status == 400, (body, r)

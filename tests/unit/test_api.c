@@ -77,6 +77,23 @@ static void test_bad_options_refused(void **state)
 	callout_options_init(&o);
 	o.source_address = "999.1.1.1";
 	assert_int_equal(callout_ctx_new(NULL, &o, &ctx), CALLOUT_EINVAL);
+
+	/* the same judgement without a context */
+	const char *helos[] = {"mx.example.org", "[192.0.2.1]", "bad name", "a\r\nb"};
+	for (int i = 0; i < 4; i++) {
+		callout_options_init(&o);
+		o.helo = helos[i];
+		assert_int_equal(callout_options_check(&o), i < 2 ? CALLOUT_OK : CALLOUT_EINVAL);
+	}
+	callout_options_init(&o);
+	o.sender = "<probe@example.org>";
+	assert_int_equal(callout_options_check(&o), CALLOUT_OK);
+	o.sender = "probe@";
+	assert_int_equal(callout_options_check(&o), CALLOUT_EINVAL);
+	callout_options_init(&o);
+	o.port = 65536;
+	assert_int_equal(callout_options_check(&o), CALLOUT_EINVAL);
+	assert_int_equal(callout_options_check(NULL), CALLOUT_OK); /* the defaults */
 }
 
 static void test_routes_checked(void **state)
@@ -107,6 +124,7 @@ static void test_result_dup(void **state)
 	    .mx = "mx.b.example",
 	    .ip = "192.0.2.1",
 	    .transcript = NULL,
+	    .mx_hosts = "mx.b.example mx2.b.example",
 	};
 	(void)state;
 
@@ -117,6 +135,8 @@ static void test_result_dup(void **state)
 	assert_string_equal(c->enhanced, "2.1.5");
 	assert_string_equal(c->mx, "mx.b.example");
 	assert_null(c->transcript);
+	assert_ptr_not_equal(c->mx_hosts, r.mx_hosts);
+	assert_string_equal(c->mx_hosts, "mx.b.example mx2.b.example");
 	assert_int_equal(c->code, 250);
 	callout_result_free(c);
 }

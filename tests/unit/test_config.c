@@ -1560,6 +1560,7 @@ static void test_contrib_sample(void **state)
 	    "listen",
 	    "token",
 	    "max_addresses",
+	    "request_options",
 	    "max_body",
 	    "max_connections",
 	    "max_client_connections",
