@@ -36,6 +36,9 @@ static const co_optdef table[] = {
      "nothing there, and the fact costs one RCPT per domain a week; the command line asks "
      "only what it is asked",
      ANY_CLI, NULL, "also try a random local part; a server that accepts it gives unknown"},
+    {"postmaster", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_POSTMASTER, false, NOT_CTX, 0, 0, 1,
+     SAME, ANY_CLI, NULL,
+     "also RCPT postmaster@DOMAIN, once per domain (a fact, never the verdict)"},
     {"vrfy", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_VRFY, false, NOT_CTX, 0, 0, 1, SAME, ANY_CLI,
      NULL, "try VRFY before MAIL and RCPT"},
     {"tls", "engine", CO_OPT_FLAG, FLAGS, CALLOUT_F_TLS, false, NOT_CTX, 0, 0, 1, SAME, ANY_CLI,

@@ -60,6 +60,10 @@ typedef struct co_pool_job {
 	bool no_wait;            /* past a limit: fail instead of waiting */
 	void (*cb)(void *arg, const co_session_outcome *out);
 	void *arg;
+	/* postmaster@DOMAIN to ask too, NULL: none.  Asked once a session,
+	 * when the transaction has room (always in its first); the answer
+	 * goes on the outcome of every job of the session after it. */
+	const char *postmaster_rcpt;
 
 	/* The pool's. */
 	co_job_state state;
