@@ -172,9 +172,11 @@ static bool send_batch(co_psess *ps)
 	}
 	if (random)
 		strs += strlen(random) + 1;
-	/* The postmaster probe is asked once a session; past the first
-	 * transaction, only where it fits. */
-	if (pm && (ps->postmaster_asked || (ps->used && ps->used + n + (random ? 1 : 0) >= cap)))
+	/* The postmaster probe is asked once a session, where it fits; in
+	 * the first transaction also past session_rcpts, but never past
+	 * what the host is known to take (learn_cap). */
+	if (pm && (ps->postmaster_asked ||
+	           ((ps->used || ps->host->rcpt_cap) && ps->used + n + (random ? 1 : 0) >= cap)))
 		pm = NULL;
 	if (pm)
 		strs += strlen(pm) + 1;
