@@ -147,7 +147,9 @@ typedef enum callout_stage {
  * after the address (and the catch-all probe), unless the domain's answer
  * is cached: a fact about the domain, in callout_result.postmaster, that
  * never changes the verdict.  Pipelined with the other RCPTs when the
- * server offers PIPELINING (no round trip more); without it, one more. */
+ * server offers PIPELINING (no round trip more); without it, one more.
+ * Replies come in order: a server that never answers it holds the
+ * address's answer until the command timeout (which then stands). */
 #define CALLOUT_F_POSTMASTER 0x0400u
 
 /* For a limit in callout_options: no limit at all. */
@@ -243,7 +245,9 @@ typedef struct callout_options {
 	 * groups); a 452 or X.5.3 "too many recipients" sends the rest to
 	 * another session. */
 	unsigned session_rcpts;   /* RCPTs per session, the catch-all probe
-	                             included; default 10; 1: no reuse */
+	                             included (the postmaster probe may come
+	                             on top in a session's first transaction);
+	                             default 10; 1: no reuse */
 	unsigned session_idle_ms; /* keep an idle session this long for the next
 	                             address of its domain; default 3000; 0: do
 	                             not.  An idle session holds a timer on the
