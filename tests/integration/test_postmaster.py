@@ -243,6 +243,20 @@ def test_verifying_postmaster_itself(fake_smtp, lmdb):
     assert fact["verdict"] == "invalid"
 
 
+def test_real_postfix(callout, dns_server, postfix_mx):
+    """A real Postfix (smtpd, which accepts postmaster as RFC 5321 asks):
+    the unknown address stays invalid, postmaster is accepted, both RCPTs
+    in one transaction."""
+    run = callout("--dns-server", dns_server.server, "--port", str(testnet.SMTP_PORT),
+                  "--helo", "verifier.test", "--postmaster", "--transcript",
+                  "nobody@postfix.test")
+    r = one(run)
+    assert (r["verdict"], r["reason"], r["code"]) == ("invalid", "mailbox_unknown", 550), r
+    assert r["postmaster"] == "accepted"
+    rcpts = [line for line in r["transcript"].splitlines() if line.startswith("C: RCPT")]
+    assert rcpts == ["C: RCPT TO:<nobody@postfix.test>", "C: RCPT TO:<postmaster@postfix.test>"]
+
+
 # --------------------------------------------------------------------------
 # round trips
 
