@@ -200,6 +200,7 @@ void cd_decide_answer(const cd_check_plan *p, const callout_result *res, cd_answ
 	}
 	a->cached = res->cached;
 	a->fact = res->from_fact ? res->fact : NULL; /* static: outlives res */
+	a->postmaster = res->postmaster;
 	a->ms = res->ms;
 	switch (res->verdict) {
 	case CALLOUT_INVALID:
