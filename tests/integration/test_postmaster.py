@@ -11,6 +11,7 @@ Redis), round trips, and calloutd.
 """
 import json
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -318,6 +319,18 @@ def test_calloutd_tags_sender_domain_refusing_postmaster(calloutd, fake_smtp):
     assert d.wait_log("postmaster=accepted ms=")
     line = [ln for ln in d.log_text().splitlines() if "sender=<v-1@fake3.test>" in ln]
     assert line and "postmaster=refused" in line[0] and "action=pass" in line[0], line
+
+
+def test_http_api_reports_it(calloutd, fake_smtp):
+    """GET /v1/verify: the member postmaster beside the verdict, from the
+    session, then from the cache's fact."""
+    fake_smtp(server_script(REFUSED), index=3)
+    d = calloutd(sections={"engine": {"postmaster": "yes", "catch_all": "no"}})
+    for local, verdict in (("v-1", "valid"), ("u-2", "invalid")):
+        with urllib.request.urlopen(f"{d.http_url}/v1/verify?address={local}@fake3.test",
+                                    timeout=30) as resp:
+            r = json.load(resp)
+        assert (r["verdict"], r["postmaster"]) == (verdict, "refused"), r
 
 
 def test_calloutd_ignores_by_default(calloutd, fake_smtp):
