@@ -96,6 +96,17 @@ typedef enum callout_reason {
 	CALLOUT_R_COUNT
 } callout_reason;
 
+/* Whether a domain accepts mail for postmaster@DOMAIN, as RFC 5321 4.5.1
+ * requires (CALLOUT_F_POSTMASTER).  A fact about the domain, never about
+ * the address verified. */
+typedef enum callout_postmaster {
+	CALLOUT_POSTMASTER_UNKNOWN = 0, /* not asked, not cached, or an answer that
+	                                   says nothing (4xx, a policy block, none) */
+	CALLOUT_POSTMASTER_ACCEPTED,    /* RCPT TO:<postmaster@DOMAIN> got a 2xx */
+	CALLOUT_POSTMASTER_REFUSED      /* ... a 5xx that says "no such user", as
+	                                   makes an address invalid */
+} callout_postmaster;
+
 /* Where the conclusive answer (or the failure) happened. */
 typedef enum callout_stage {
 	CALLOUT_STAGE_NONE = 0,
@@ -132,6 +143,14 @@ typedef enum callout_stage {
 	0x0200u /* with a Redis cache, keep the per-domain and                                     \
 	           per-MX limits in this process only instead of                                   \
 	           sharing them with the fleet on its server */
+/* Also RCPT postmaster@DOMAIN (RFC 5321 4.5.1) in the same transaction,
+ * after the address (and the catch-all probe), unless the domain's answer
+ * is cached: a fact about the domain, in callout_result.postmaster, that
+ * never changes the verdict.  Pipelined with the other RCPTs when the
+ * server offers PIPELINING (no round trip more); without it, one more.
+ * Replies come in order: a server that never answers it holds the
+ * address's answer until the command timeout (which then stands). */
+#define CALLOUT_F_POSTMASTER 0x0400u
 
 /* For a limit in callout_options: no limit at all. */
 #define CALLOUT_UNLIMITED ((unsigned)-1)
@@ -226,7 +245,9 @@ typedef struct callout_options {
 	 * groups); a 452 or X.5.3 "too many recipients" sends the rest to
 	 * another session. */
 	unsigned session_rcpts;   /* RCPTs per session, the catch-all probe
-	                             included; default 10; 1: no reuse */
+	                             included (the postmaster probe may come
+	                             on top in a session's first transaction);
+	                             default 10; 1: no reuse */
 	unsigned session_idle_ms; /* keep an idle session this long for the next
 	                             address of its domain; default 3000; 0: do
 	                             not.  An idle session holds a timer on the
@@ -323,6 +344,10 @@ typedef struct callout_result {
 	 * an address literal, or a failure before DNS.  mx is the one that
 	 * answered. */
 	const char *mx_hosts;
+	/* Whether the domain accepts postmaster@DOMAIN: asked in this
+	 * verification's session (CALLOUT_F_POSTMASTER) or a fact of the
+	 * cache, whatever the flags.  Never a part of the verdict. */
+	callout_postmaster postmaster;
 } callout_result;
 
 /* Deep copy of a result; NULL on allocation failure.  Free with
@@ -485,7 +510,9 @@ typedef struct callout_cache callout_cache;
 
 typedef struct callout_cache_entry {
 	const char *kind; /* "address", or a domain fact: "catch_all",
-	                     "null_sender", "no_mail", "blocks_us", "unreachable" */
+	                     "null_sender", "no_mail", "blocks_us", "unreachable",
+	                     "postmaster" (verdict valid: accepts postmaster@DOMAIN;
+	                     invalid: refuses it) */
 	const char *domain;
 	const char *address;     /* address: the mailbox; otherwise "" */
 	const char *sender;      /* address: the MAIL FROM used ("" for <>);

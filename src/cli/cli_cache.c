@@ -52,8 +52,8 @@ static const struct option long_opts[] = {
 };
 
 /* Entry kinds, as the library names them, in the order stats shows them. */
-static const char *const kinds[] = {"address", "catch_all", "null_sender",
-                                    "no_mail", "blocks_us", "unreachable"};
+static const char *const kinds[] = {"address",   "catch_all",   "null_sender", "no_mail",
+                                    "blocks_us", "unreachable", "postmaster"};
 #define NKINDS    (sizeof(kinds) / sizeof(kinds[0]))
 #define NVERDICTS (CALLOUT_TEMPFAIL + 1)
 
@@ -298,8 +298,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 				rc = cli_bad_value(
 				    CMD, long_opts, c, optarg,
 				    "expected address, catch_all, null_sender, no_mail, "
-				    "blocks_us or unreachable (or several, separated by "
-				    "commas)");
+				    "blocks_us, unreachable or postmaster (or several, "
+				    "separated by commas)");
 			if (!cfg->list_opt)
 				cfg->list_opt = c;
 			break;
@@ -468,6 +468,8 @@ static void put_subject(FILE *fp, const callout_cache_entry *e)
 	put_escaped(fp, e->kind);
 	if (strcmp(e->kind, "catch_all") == 0) {
 		fputs(e->catch_all ? " yes" : " no", fp);
+	} else if (strcmp(e->kind, "postmaster") == 0) {
+		fputs(e->verdict == CALLOUT_VALID ? " accepted" : " refused", fp);
 	} else if (strcmp(e->kind, "null_sender") == 0) {
 		fputs(" refused", fp);
 		if (nonempty(e->sender)) {
@@ -973,7 +975,7 @@ void cli_cache_help(FILE *fp)
 	      "\n"
 	      "List, inspect and tidy the cache that '" CLI_PROG " check' fills: the answers\n"
 	      "for addresses (one per address and MAIL FROM) and the facts about domains\n"
-	      "(catch_all, null_sender, no_mail, blocks_us, unreachable).\n"
+	      "(catch_all, null_sender, no_mail, blocks_us, unreachable, postmaster).\n"
 	      "\n"
 	      "Commands:\n"
 	      "  list [--domain DOMAIN] [--verdict V] [--kind K] [--expired]\n"
@@ -1002,14 +1004,14 @@ void cli_cache_help(FILE *fp)
 	      "      --verdict V       only entries with verdict V: valid, invalid,\n"
 	      "                        unknown, tempfail (several: separate with commas)\n"
 	      "      --kind K          only entries of kind K: address, catch_all,\n"
-	      "                        null_sender, no_mail, blocks_us, unreachable\n"
-	      "                        (several: separate with commas)\n"
+	      "                        null_sender, no_mail, blocks_us, unreachable,\n"
+	      "                        postmaster (several: separate with commas)\n"
 	      "      --expired         only the expired entries\n"
 	      "\n"
 	      "Human output of list and get:\n"
 	      "  ADDRESS [from SENDER]  VERDICT REASON CODE ENHANCED  age AGE\n"
 	      "      expires in TIME | EXPIRED TIME ago  [MX IP] (tls, catch-all)  \"TEXT\"\n"
-	      "  @DOMAIN KIND [yes|no]  VERDICT REASON ...\n"
+	      "  @DOMAIN KIND [yes|no|accepted|refused]  VERDICT REASON ...\n"
 	      "JSON members: kind, domain, address, sender, verdict, reason, stage, code,\n"
 	      "enhanced, text, mx, ip, catch_all, tls, probed and expires (Unix times),\n"
 	      "age (seconds), expired.\n"

@@ -1373,7 +1373,8 @@ void cli_check_help(FILE *fp)
 	      "  130, 143  stopped by SIGINT or SIGTERM\n"
 	      "\n"
 	      "Human output: ADDRESS: VERDICT (REASON) CODE ENHANCED \"TEXT\" at STAGE\n"
-	      "              via MX [IP] MS ms (tls, catch-all, cached AGE ago)\n"
+	      "              via MX [IP] MS ms (tls, catch-all, postmaster refused,\n"
+	      "              cached AGE ago)\n"
 	      "See callout(1) for the verdicts, the reasons and the JSON fields.\n",
 	      fp);
 }

@@ -161,6 +161,10 @@ static void print_human(const cli_output *o, const cli_origin *from, const char 
 		fprintf(fp, "%scatch-all", sep);
 		sep = ", ";
 	}
+	if (co_postmaster_name(res->postmaster)) {
+		fprintf(fp, "%spostmaster %s", sep, co_postmaster_name(res->postmaster));
+		sep = ", ";
+	}
 	if (res->cached) {
 		if (res->from_fact)
 			fprintf(fp, "%sfrom the domain fact %s, learned ", sep, res->fact);

@@ -109,6 +109,18 @@ static json_t *mx_hosts_json(const char *hosts)
 	return a;
 }
 
+const char *co_postmaster_name(callout_postmaster pm)
+{
+	switch (pm) {
+	case CALLOUT_POSTMASTER_ACCEPTED:
+		return "accepted";
+	case CALLOUT_POSTMASTER_REFUSED:
+		return "refused";
+	default:
+		return NULL;
+	}
+}
+
 json_t *co_result_json(const char *input, size_t len, const callout_result *res, bool transcript)
 {
 	json_t *j = json_object();
@@ -142,6 +154,8 @@ json_t *co_result_json(const char *input, size_t len, const callout_result *res,
 		     co_json_put(j, "fact_stage", json_string(callout_stage_name(res->stage))) &&
 		     co_json_put(j, "fact_learned", json_integer(res->fact_learned));
 	}
+	if (ok && co_postmaster_name(res->postmaster))
+		ok = co_json_put(j, "postmaster", json_string(co_postmaster_name(res->postmaster)));
 	if (ok && transcript)
 		ok = co_json_put(j, "transcript",
 		                 res->transcript ? co_json_cstr(res->transcript) : json_null());

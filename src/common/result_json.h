@@ -28,12 +28,16 @@ json_t *co_json_cstr(const char *s);
 /* Add key: value to o; value is stolen, NULL counts as a failure. */
 bool co_json_put(json_t *o, const char *key, json_t *value);
 
+/* "accepted", "refused", or NULL when unknown (callout_result.postmaster). */
+const char *co_postmaster_name(callout_postmaster pm);
+
 /*
  * The result of verifying input (len bytes as given): address,
  * normalized (only when the library's form differs), verdict, reason,
  * stage, code, enhanced, text, mx, ip, ms, catch_all, tls, cached, age
- * (only when cached) and, when transcript, the transcript (null when
- * none was kept).  NULL when out of memory.
+ * (only when cached), from_fact (and the fact's members with it),
+ * postmaster (only when known) and, when transcript, the transcript (null
+ * when none was kept).  NULL when out of memory.
  */
 json_t *co_result_json(const char *input, size_t len, const callout_result *res, bool transcript);
 

@@ -534,6 +534,8 @@ static int check_config(app *a)
 	printf("%s: configuration OK\n", a->config_path);
 	printf("  mode %s, reply within %u ms, cache %s\n", cd_mode_name(c->mode),
 	       c->reply_within_ms, shown);
+	if (c->tag_no_postmaster)
+		printf("  no_postmaster tag (senders of domains that refuse postmaster)\n");
 	if (c->user[0])
 		printf("  user %s\n", c->user);
 	for (size_t i = 0; i < c->npolicy_listen; i++)

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "decide.h"
+#include "result_json.h"
 
 struct cd_job {
 	cd_daemon *d;
@@ -48,6 +49,7 @@ static const char *action_name(cd_action a)
 static void log_decision(const cd_job *j, const cd_answer *a, const char *would)
 {
 	char id[80] = "", reply[48] = "";
+	const char *pm = co_postmaster_name(a->postmaster);
 	if (a->code)
 		snprintf(reply, sizeof(reply), " reply=\"%d %s\"", a->code, a->enhanced);
 	if (j->queue_id[0])
@@ -61,12 +63,13 @@ static void log_decision(const cd_job *j, const cd_answer *a, const char *would)
 	}
 	cd_log(CD_LOG_INFO,
 	       "%s%s client=%s sender=<%s> recipient=<%s> checked=%s verdict=%s reason=%s "
-	       "smtp=%d%s%s%s cached=%s%s%s ms=%u action=%s%s%s%s%s",
+	       "smtp=%d%s%s%s cached=%s%s%s%s%s ms=%u action=%s%s%s%s%s",
 	       id, cd_frontend_name(j->fe), j->client, j->sender, j->recipient, a->checked,
 	       callout_verdict_name(a->verdict), callout_reason_name(a->reason), a->smtp_code,
 	       a->why[0] ? " why=\"" : "", a->why, a->why[0] ? "\"" : "", a->cached ? "yes" : "no",
-	       a->fact ? " fact=" : "", a->fact ? a->fact : "", a->ms, action_name(a->action),
-	       reply, would ? " would=" : "", would ? would : "",
+	       a->fact ? " fact=" : "", a->fact ? a->fact : "", pm ? " postmaster=" : "",
+	       pm ? pm : "", a->ms, action_name(a->action), reply, would ? " would=" : "",
+	       would ? would : "",
 	       j->plan.checks[j->cur].mode == CD_MODE_DRY_RUN ? " mode=dry-run"
 	       : j->plan.checks[j->cur].mode == CD_MODE_TAG   ? " mode=tag"
 	                                                      : "");

@@ -419,6 +419,17 @@ static bool set_mode(struct pst *st, const struct keydef *k, char *v, bool more)
 	return true;
 }
 
+static bool set_no_postmaster(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	static const struct word w[] = {{"ignore", 0}, {"tag", 1}};
+	int x;
+
+	if (!set_word(st, k, v, w, ARRAY_LEN(w), &x))
+		return false;
+	st->c->tag_no_postmaster = x;
+	return true;
+}
+
 static bool set_log(struct pst *st, const struct keydef *k, char *v, bool more)
 {
 	static const struct word w[] = {{"syslog", 0}, {"stderr", 1}};
@@ -1224,6 +1235,7 @@ static const struct keydef keys[] = {
     {S_DAEMON, "mode", set_mode, 0, 0, 0, 0, false},
     MS(S_DAEMON, "reply_within", reply_within_ms, 1, REPLY_WITHIN_MAX),
     UINT(S_DAEMON, "max_inflight", max_inflight, 1, 1000000),
+    {S_DAEMON, "no_postmaster", set_no_postmaster, 0, 0, 0, 0, false},
 
     STR(S_ENGINE, helo, set_helo),
     STR(S_ENGINE, sender, set_sender),

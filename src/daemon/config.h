@@ -95,6 +95,10 @@ typedef struct cd_config {
 	cd_mode mode;             /* default enforce */
 	unsigned reply_within_ms; /* default 10000 */
 	unsigned max_inflight;    /* verifications in flight at most, default 10000 */
+	/* no_postmaster = tag: a passing sender whose domain is known to
+	 * refuse postmaster@DOMAIN is tagged (never refused for it); default
+	 * ignore */
+	bool tag_no_postmaster;
 
 	/* [engine] and [cache]: the numbers and booleans of the option table
 	 * (option_table.h), calloutd's defaults where they differ; the strings

@@ -76,7 +76,8 @@ typedef struct cd_answer {
 	int smtp_code; /* the remote server's reply code, or 0 */
 	char why[160]; /* without one: what the engine said (log only) */
 	bool cached;
-	const char *fact; /* the domain fact it came from (a static name), or NULL */
+	const char *fact;              /* the domain fact it came from (a static name), or NULL */
+	callout_postmaster postmaster; /* whether the domain accepts postmaster */
 	unsigned ms;
 } cd_answer;
 

@@ -42,6 +42,7 @@ static void init_check(const cd_config *c, const char *what, const char *address
 	k->in_progress = c->in_progress;
 	memcpy(k->unknown_reject, c->unknown_reject, sizeof(k->unknown_reject));
 	k->nunknown_reject = c->nunknown_reject;
+	k->tag_no_postmaster = !recipient && c->tag_no_postmaster;
 }
 
 /* Why the sender is not verified, or NULL to verify it. */
@@ -149,18 +150,33 @@ static void set_reply(cd_answer *a, const cd_reply *r, const char *address,
 	cd_expand(r->text, address, res, a->text, sizeof(a->text));
 }
 
-/* Tag and dry-run accept; tag says what it found in a header. */
+/* The header tag mode adds: what the verification found, and that the
+ * domain refuses postmaster when that is what it is there for. */
+static void tag(const cd_check_plan *p, const callout_result *res, bool no_postmaster, cd_answer *a)
+{
+	snprintf(a->header, sizeof(a->header),
+	         "verdict=%s; reason=%s; %s%s=", callout_verdict_name(res->verdict),
+	         callout_reason_name(res->reason), no_postmaster ? "postmaster=refused; " : "",
+	         p->what);
+	size_t n = strlen(a->header);
+	append(a->header, sizeof(a->header), &n, p->address);
+}
+
+/* Tag and dry-run accept; tag says what it found in a header.  A sender
+ * domain that refuses postmaster is a signal to tag (no_postmaster =
+ * tag), never a reason to refuse: it changes nothing else. */
 static void apply_mode(const cd_check_plan *p, const callout_result *res, cd_answer *a)
 {
-	if (p->mode == CD_MODE_ENFORCE)
+	bool no_postmaster = res && p->tag_no_postmaster && p->mode != CD_MODE_DRY_RUN &&
+	                     res->postmaster == CALLOUT_POSTMASTER_REFUSED;
+
+	if (p->mode == CD_MODE_ENFORCE) {
+		if (no_postmaster && a->action == CD_ACT_PASS)
+			tag(p, res, true, a);
 		return;
-	if (p->mode == CD_MODE_TAG && res) {
-		snprintf(a->header, sizeof(a->header),
-		         "verdict=%s; reason=%s; %s=", callout_verdict_name(res->verdict),
-		         callout_reason_name(res->reason), p->what);
-		size_t n = strlen(a->header);
-		append(a->header, sizeof(a->header), &n, p->address);
 	}
+	if (p->mode == CD_MODE_TAG && res)
+		tag(p, res, no_postmaster, a);
 	a->action = CD_ACT_PASS;
 	a->code = 0;
 	a->enhanced[0] = '\0';
@@ -184,6 +200,7 @@ void cd_decide_answer(const cd_check_plan *p, const callout_result *res, cd_answ
 	}
 	a->cached = res->cached;
 	a->fact = res->from_fact ? res->fact : NULL; /* static: outlives res */
+	a->postmaster = res->postmaster;
 	a->ms = res->ms;
 	switch (res->verdict) {
 	case CALLOUT_INVALID:

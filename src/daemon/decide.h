@@ -23,6 +23,8 @@ typedef struct cd_check_plan {
 	cd_reply reject, defer, in_progress;
 	callout_reason unknown_reject[CALLOUT_R_COUNT];
 	size_t nunknown_reject;
+	bool tag_no_postmaster; /* a sender: tag a passing answer whose domain
+	                           refuses postmaster (no_postmaster = tag) */
 } cd_check_plan;
 
 typedef struct cd_plan {

@@ -16,7 +16,7 @@
 #define DEL_BATCH 512
 
 static const co_rec_kind domain_facts[] = {CO_REC_CATCH_ALL, CO_REC_NULL_SENDER, CO_REC_NO_MAIL,
-                                           CO_REC_BLOCKS_US, CO_REC_UNREACHABLE};
+                                           CO_REC_BLOCKS_US, CO_REC_UNREACHABLE, CO_REC_POSTMASTER};
 #define NFACTS (sizeof(domain_facts) / sizeof(domain_facts[0]))
 
 struct callout_cache {

@@ -7,7 +7,7 @@
 /* The lookup order after the address; co_rules_decide relies on it. */
 static const co_rec_kind fact_kinds[CO_LOOKUP_KEYS] = {
     [1] = CO_REC_CATCH_ALL, [2] = CO_REC_NULL_SENDER, [3] = CO_REC_NO_MAIL,
-    [4] = CO_REC_BLOCKS_US, [5] = CO_REC_UNREACHABLE,
+    [4] = CO_REC_BLOCKS_US, [5] = CO_REC_UNREACHABLE, [6] = CO_REC_POSTMASTER,
 };
 
 void co_rules_keys(const char *domain, const char *mailbox, const char *sender,
@@ -43,6 +43,10 @@ co_decision co_rules_decide(const co_ttls *t, int64_t now, const co_rec recs[CO_
 	const char *at = strrchr(mailbox, '@');
 	const char *domain = at ? at + 1 : "";
 
+	/* Reported whatever answers: it is never part of the answer. */
+	if (fact(recs, found, 6, domain, now))
+		d.postmaster = recs[6].verdict == CALLOUT_VALID ? CALLOUT_POSTMASTER_ACCEPTED
+		                                                : CALLOUT_POSTMASTER_REFUSED;
 	if (found[0] && a->kind == CO_REC_ADDRESS && a->expires > now &&
 	    strcmp(a->address, mailbox) == 0 && strcmp(a->sender, sender) == 0) {
 		d.answer = 0;
@@ -123,6 +127,28 @@ static bool unreachable(const co_probe_facts *f)
 	return f->reason == CALLOUT_R_CONNECT_FAILED || f->reason == CALLOUT_R_TIMEOUT;
 }
 
+/* postmaster@DOMAIN's answer, a fact apart: whatever became of the
+ * address, its evidence is the postmaster reply, never the address's. */
+static void postmaster_fact(const co_ttls *t, int64_t now, const co_probe_facts *f, co_rec out[],
+                            unsigned ttl[], unsigned *n)
+{
+	bool accepted = f->postmaster == CALLOUT_POSTMASTER_ACCEPTED;
+	unsigned secs = accepted ? t->domain : t->domain_negative;
+	co_rec *r;
+
+	if (f->postmaster == CALLOUT_POSTMASTER_UNKNOWN || !secs)
+		return;
+	r = add(out, ttl, n, CO_REC_POSTMASTER, secs, f, now);
+	r->verdict = accepted ? CALLOUT_VALID : CALLOUT_INVALID;
+	r->reason = accepted ? CALLOUT_R_ACCEPTED : CALLOUT_R_MAILBOX_UNKNOWN;
+	r->stage = CALLOUT_STAGE_RCPT;
+	fact_text(r, accepted ? "postmaster was accepted" : "postmaster was refused as unknown");
+	r->code =
+	    f->postmaster_code > 0 && f->postmaster_code < 1000 ? (uint16_t)f->postmaster_code : 0;
+	snprintf(r->enhanced, sizeof(r->enhanced), "%s",
+	         f->postmaster_enhanced ? f->postmaster_enhanced : "");
+}
+
 unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f,
                           co_rec out[CO_RULES_RECORDS_MAX], unsigned ttl[CO_RULES_RECORDS_MAX])
 {
@@ -131,6 +157,7 @@ unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f
 
 	if (f->stage == CALLOUT_STAGE_SYNTAX || f->stage == CALLOUT_STAGE_NONE)
 		return 0;
+	postmaster_fact(t, now, f, out, ttl, &n);
 	if (f->stage == CALLOUT_STAGE_DNS) {
 		/* DNS answers are about the domain; a DNS failure is about
 		 * nothing we should remember. */

@@ -21,7 +21,7 @@ typedef struct co_ttls {
 /* Keys looked up before a probe: the address first, then its domain's
  * facts. */
 #define CO_LOOKUP_ADDRESS 0
-#define CO_LOOKUP_KEYS    6
+#define CO_LOOKUP_KEYS    7
 void co_rules_keys(const char *domain, const char *mailbox, const char *sender,
                    char keys[CO_LOOKUP_KEYS][CO_REC_KEY_MAX]);
 
@@ -30,6 +30,9 @@ typedef struct co_decision {
 	bool refresh;        /* the answer is a valid entry due for a re-probe */
 	bool fallback_first; /* the domain refuses <>: probe with the fallback at once */
 	bool skip_random;    /* the domain is known not to be a catch-all */
+	/* A live postmaster fact (whatever the answer): reported with the
+	 * result, and no RCPT to postmaster@DOMAIN is needed */
+	callout_postmaster postmaster;
 } co_decision;
 
 /* Whether the looked-up records hold a fact of this kind (live or not). */
@@ -61,17 +64,22 @@ typedef struct co_probe_facts {
 	bool no_negative;     /* do not store invalid answers */
 	bool proxy_failed;    /* a proxy of ours failed on the way: no host was
 	                         judged, so "unreachable" is not learned */
+	/* postmaster@DOMAIN's answer in the session (never the address's):
+	 * its code and enhanced code are the fact's evidence */
+	callout_postmaster postmaster;
+	int postmaster_code;
+	const char *postmaster_enhanced;
 } co_probe_facts;
 
 /* The records to store after a probe, with their TTLs in seconds.
  * A fact about the domain comes only from evidence about the domain or
  * the session (DNS, the greeting, EHLO/HELO, MAIL, the catch-all probe,
- * the same block of us for several recipients); one recipient's reply is
- * about that recipient.  A TTL of 0 means: forget that key (an acceptance
+ * the postmaster probe, the same block of us for several recipients); one
+ * recipient's reply is about that recipient.  A TTL of 0 means: forget that key (an acceptance
  * clears the "blocks us" fact the probe's lookup found: the only write
  * an acceptance costs beyond its own record).  Returns how many (at most
  * CO_RULES_RECORDS_MAX). */
-#define CO_RULES_RECORDS_MAX 4
+#define CO_RULES_RECORDS_MAX 5
 unsigned co_rules_records(const co_ttls *t, int64_t now, const co_probe_facts *f,
                           co_rec out[CO_RULES_RECORDS_MAX], unsigned ttl[CO_RULES_RECORDS_MAX]);
 

@@ -161,15 +161,25 @@ static bool send_batch(co_psess *ps)
 	if (n > room)
 		n = room ? room : 1; /* a session carries at least one job */
 	size_t strs = 0;
-	const char *random = NULL;
+	const char *random = NULL, *pm = NULL;
 	co_pool_job *j = TAILQ_FIRST(&ps->pending);
 	for (unsigned i = 0; i < n; i++, j = TAILQ_NEXT(j, link)) {
 		strs += strlen(j->rcpt) + 1;
 		if (ps->random && !random)
 			random = j->random_rcpt;
+		if (!pm)
+			pm = j->postmaster_rcpt;
 	}
 	if (random)
 		strs += strlen(random) + 1;
+	/* The postmaster probe is asked once a session, where it fits; in
+	 * the first transaction also past session_rcpts, but never past
+	 * what the host is known to take (learn_cap). */
+	if (pm && (ps->postmaster_asked ||
+	           ((ps->used || ps->host->rcpt_cap) && ps->used + n + (random ? 1 : 0) >= cap)))
+		pm = NULL;
+	if (pm)
+		strs += strlen(pm) + 1;
 	pbatch *b = calloc(
 	    1, sizeof(*b) +
 	           n * (sizeof(co_pool_job *) + sizeof(char *) + sizeof(co_session_outcome)) +
@@ -198,11 +208,18 @@ static bool send_batch(co_psess *ps)
 		/* One catch-all probe answers for the whole batch. */
 		memcpy(p, random, strlen(random) + 1);
 		b->sb.random_rcpt = p;
+		p += strlen(random) + 1;
+	}
+	if (pm) {
+		/* One postmaster probe answers for the whole session. */
+		memcpy(p, pm, strlen(pm) + 1);
+		b->sb.postmaster_rcpt = p;
+		ps->postmaster_asked = true;
 	}
 	b->sb.n = n;
 	b->sb.rcpts = rcpts;
 	b->before = ps->used;
-	ps->used += n + (random ? 1 : 0);
+	ps->used += n + (random ? 1 : 0) + (pm ? 1 : 0);
 	ps->b = b;
 	ps->st = PS_BUSY;
 	co_session_send(ps->s, &b->sb);

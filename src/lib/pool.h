@@ -61,6 +61,10 @@ typedef struct co_pool_job {
 	struct co_proxy_group *proxies; /* the proxy pool to go through; NULL: direct */
 	void (*cb)(void *arg, const co_session_outcome *out);
 	void *arg;
+	/* postmaster@DOMAIN to ask too, NULL: none.  Asked once a session,
+	 * when the transaction has room (always in its first); the answer
+	 * goes on the outcome of every job of the session after it. */
+	const char *postmaster_rcpt;
 
 	/* The pool's. */
 	co_job_state state;

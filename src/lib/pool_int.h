@@ -67,6 +67,7 @@ struct co_psess {
 	struct sockaddr_storage addr, source;
 	const char *helo, *from, *fallback, *tls_name; /* in strs */
 	bool has_fallback, random;
+	bool postmaster_asked; /* a batch carried the postmaster probe */
 	char strs[];
 };
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -77,6 +78,8 @@ struct co_probe {
 	settings set;
 	co_addr addr;
 	char random_rcpt[CO_LOCAL_MAX + CO_DOMAIN_MAX + 2];
+	char postmaster_rcpt[sizeof("postmaster@") + CO_DOMAIN_MAX];
+	callout_postmaster postmaster_known; /* a live fact of the cache */
 	struct timespec start;
 	struct event *timer; /* in PROBE_NEW: starts it from the loop; then its deadline */
 	probe_state state;   /* where it is (probe_enter) */
@@ -360,6 +363,9 @@ static void store(co_probe *p)
 	    .refresh = p->refresh,
 	    .no_negative = (p->set.flags & CALLOUT_F_NO_NEGATIVE_CACHE) != 0,
 	    .proxy_failed = p->proxy_trouble,
+	    .postmaster = p->out.postmaster,
+	    .postmaster_code = p->out.postmaster_code,
+	    .postmaster_enhanced = p->out.postmaster_enhanced,
 	};
 	unsigned n = co_rules_records(&ctx->ttls, co_ctx_now(ctx), &f, recs, ttl);
 	for (unsigned i = 0; i < n; i++) {
@@ -397,6 +403,7 @@ static void hand_outcome(void *arg)
 	res.ip = ip;
 	res.catch_all = p->out.catch_all;
 	res.tls = p->out.tls;
+	res.postmaster = p->out.postmaster ? p->out.postmaster : p->postmaster_known;
 	if (p->transcript) {
 		evbuffer_add(p->transcript, "", 1);
 		transcript = (const char *)evbuffer_pullup(p->transcript, -1);
@@ -475,6 +482,7 @@ static void start_session(co_probe *p)
 	char ip[INET6_ADDRSTRLEN], why[160];
 	bool fallback_now = p->use_fallback_now;
 	bool random = (p->set.flags & CALLOUT_F_CATCH_ALL) && !p->skip_random;
+	bool postmaster = p->postmaster_rcpt[0] && !p->postmaster_known;
 
 	p->connections++;
 	memset(&p->job, 0, sizeof(p->job));
@@ -506,6 +514,7 @@ static void start_session(co_probe *p)
 	p->job.domain = p->addr.domain;
 	p->job.rcpt = p->addr.mailbox;
 	p->job.random_rcpt = random ? p->random_rcpt : NULL;
+	p->job.postmaster_rcpt = postmaster ? p->postmaster_rcpt : NULL;
 	/* A transcript shows one verification's dialogue; VRFY asks one. */
 	p->job.shared = !(p->set.flags & (CALLOUT_F_TRANSCRIPT | CALLOUT_F_VRFY));
 	p->job.exempt = p->via_route;
@@ -625,6 +634,25 @@ static bool proxy_again(co_probe *p)
 	       !co_proxy_group_down(p->proxy, why, sizeof(why)) && ++p->proxy_retries;
 }
 
+/* Verifying postmaster@DOMAIN itself: its own answer is the fact (no
+ * second RCPT was sent for it). */
+static void self_postmaster(co_probe *p)
+{
+	co_session_outcome *o = &p->out;
+
+	if (!(p->set.flags & CALLOUT_F_POSTMASTER) || p->postmaster_rcpt[0] || o->postmaster ||
+	    o->stage != CALLOUT_STAGE_RCPT || !o->answered)
+		return;
+	if (o->code / 100 == 2)
+		o->postmaster = CALLOUT_POSTMASTER_ACCEPTED;
+	else if (o->verdict == CALLOUT_INVALID)
+		o->postmaster = CALLOUT_POSTMASTER_REFUSED;
+	else
+		return;
+	o->postmaster_code = o->code;
+	memcpy(o->postmaster_enhanced, o->enhanced, sizeof(o->postmaster_enhanced));
+}
+
 static void on_session(void *arg, const co_session_outcome *out)
 {
 	co_probe *p = arg;
@@ -638,6 +666,7 @@ static void on_session(void *arg, const co_session_outcome *out)
 	p->out = *out;
 	p->have_out = true;
 	p->proxy_trouble |= out->proxy_failed;
+	self_postmaster(p);
 	if (out->retry_fallback && !p->use_fallback_now &&
 	    p->connections < p->set.max_connections) {
 		p->use_fallback_now = true;
@@ -761,6 +790,7 @@ static void answer_cached(co_probe *p, const co_rec *rec, bool refresh)
 	p->lk = NULL;
 	co_rules_result(&copy, co_ctx_now(ctx), &res);
 	res.address = p->addr.mailbox;
+	res.postmaster = p->postmaster_known;
 	flight_remove(p); /* later requests read the cache themselves */
 	hand_to_waiters(p, &res);
 	if (refresh && !p->refresh && !flight_find(ctx, p->key, true)) {
@@ -818,6 +848,7 @@ static void on_lookup(void *arg)
 	                                p->addr.mailbox, p->set.from, p->set.fallback[0] != '\0');
 	/* A refresh of a valid answer goes on from here too. */
 	p->saw_block = co_rules_has_fact(lk->recs, lk->found, CO_REC_BLOCKS_US);
+	p->postmaster_known = d.postmaster;
 	if (d.answer >= 0) {
 		answer_cached(p, &lk->recs[d.answer], d.refresh);
 		return;
@@ -944,6 +975,10 @@ co_probe *co_probe_for(callout_ctx *ctx, const settings *set, const co_addr *add
 	}
 	if (p->set.flags & CALLOUT_F_CATCH_ALL)
 		make_random_rcpt(p);
+	/* Asking postmaster about itself would be the same RCPT twice. */
+	if ((p->set.flags & CALLOUT_F_POSTMASTER) && strcasecmp(p->addr.local, "postmaster") != 0)
+		snprintf(p->postmaster_rcpt, sizeof(p->postmaster_rcpt), "postmaster@%s",
+		         p->addr.domain);
 	clock_gettime(CLOCK_MONOTONIC, &p->start);
 	LIST_INSERT_HEAD(&ctx->probes, p, link);
 	ctx->inflight++;

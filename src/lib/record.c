@@ -13,11 +13,13 @@ static const char *const kind_names[CO_REC_KIND_COUNT] = {
     [CO_REC_ADDRESS] = "address",         [CO_REC_CATCH_ALL] = "catch_all",
     [CO_REC_NULL_SENDER] = "null_sender", [CO_REC_NO_MAIL] = "no_mail",
     [CO_REC_BLOCKS_US] = "blocks_us",     [CO_REC_UNREACHABLE] = "unreachable",
+    [CO_REC_POSTMASTER] = "postmaster",
 };
 
 static const char kind_tags[CO_REC_KIND_COUNT] = {
-    [CO_REC_ADDRESS] = 'a', [CO_REC_CATCH_ALL] = 'c', [CO_REC_NULL_SENDER] = 'n',
-    [CO_REC_NO_MAIL] = 'x', [CO_REC_BLOCKS_US] = 'b', [CO_REC_UNREACHABLE] = 'u',
+    [CO_REC_ADDRESS] = 'a',    [CO_REC_CATCH_ALL] = 'c', [CO_REC_NULL_SENDER] = 'n',
+    [CO_REC_NO_MAIL] = 'x',    [CO_REC_BLOCKS_US] = 'b', [CO_REC_UNREACHABLE] = 'u',
+    [CO_REC_POSTMASTER] = 'p',
 };
 
 const char *co_rec_kind_name(co_rec_kind k)

@@ -7,7 +7,7 @@
  * Keys (the Redis backend prepends its prefix):
  *   a:DOMAIN:MAILBOX           an address verified with MAIL FROM:<>
  *   a:DOMAIN:MAILBOX\tSENDER   ... with another MAIL FROM
- *   c:DOMAIN  n:DOMAIN  x:DOMAIN  b:DOMAIN  u:DOMAIN   domain facts
+ *   c:DOMAIN  n:DOMAIN  x:DOMAIN  b:DOMAIN  u:DOMAIN  p:DOMAIN   domain facts
  * DOMAIN is normalised (lower case A-labels, or an address literal), so
  * "a:DOMAIN:" is the prefix of every address of a domain.
  *
@@ -16,7 +16,10 @@
  * one-octet length (domain, address, sender, enhanced, text, mx, ip),
  * then a CRC-32 of everything before it.  All integers big-endian.  A
  * record with another magic, version, length or checksum is damaged and
- * is ignored, never guessed at.
+ * is ignored, never guessed at.  A kind added later (postmaster) is a new
+ * key and a new kind octet in the same version: records written before
+ * read as they did, and an older reader takes a newer kind for damaged
+ * (it neither uses nor changes it; its purge deletes it).
  */
 #ifndef CO_RECORD_H
 #define CO_RECORD_H
@@ -40,6 +43,8 @@ typedef enum co_rec_kind {
 	CO_REC_NO_MAIL,     /* NXDOMAIN, null MX or no host: reason says which */
 	CO_REC_BLOCKS_US,   /* the domain's servers refuse us by policy */
 	CO_REC_UNREACHABLE, /* every MX failed to answer */
+	CO_REC_POSTMASTER,  /* verdict valid: postmaster@DOMAIN accepted; invalid:
+	                       refused as unknown (never answers for an address) */
 	CO_REC_KIND_COUNT
 } co_rec_kind;
 

@@ -2,7 +2,8 @@
  * The callout dialogue on one connection, as an explicit state machine:
  *
  *   CONNECT -> BANNER -> EHLO [-> HELO] [-> STARTTLS -> TLS -> EHLO]
- *           -> IDLE <-> ([VRFY] TXN: [RSET] MAIL RCPT... [RCPT random])
+ *           -> IDLE <-> ([VRFY] TXN: [RSET] MAIL RCPT... [RCPT random]
+ *                                         [RCPT postmaster])
  *           -> QUIT
  *
  * A session carries batches: the addresses of one domain that its owner
@@ -45,7 +46,7 @@ typedef enum state {
 } state;
 
 /* Commands of a transaction, answered in order. */
-typedef enum step { STEP_RSET, STEP_MAIL, STEP_RCPT, STEP_RANDOM } step;
+typedef enum step { STEP_RSET, STEP_MAIL, STEP_RCPT, STEP_RANDOM, STEP_POSTMASTER } step;
 
 struct co_session {
 	struct event_base *base;
@@ -78,6 +79,11 @@ struct co_session {
 	/* RCPT replies over the whole session, for evidence about it. */
 	unsigned rcpt_replies, rcpt_accepts;
 	bool refused_last;
+	bool random_skipped; /* one command at a time, nothing accepted: no catch-all probe */
+	/* postmaster@DOMAIN's answer, once asked: for every outcome after */
+	callout_postmaster postmaster;
+	int postmaster_code;
+	char postmaster_enh[16];
 	unsigned blocks; /* recipients refused alike, the refusal blaming us */
 	int block_code;
 	char block_enh[16];
@@ -95,7 +101,9 @@ static void enter(co_session *s, state st)
 	s->st = st;
 }
 
-/* Step k of the transaction: [RSET] MAIL RCPT*n [RANDOM]. */
+/* Step k of the transaction: [RSET] MAIL RCPT*n [RANDOM] [POSTMASTER].
+ * The probes come last: their answers can never stand in the way of the
+ * addresses' own. */
 static step step_at(const co_session *s, unsigned k, unsigned *rcpt)
 {
 	if (s->rset_first) {
@@ -110,7 +118,8 @@ static step step_at(const co_session *s, unsigned k, unsigned *rcpt)
 		*rcpt = k;
 		return STEP_RCPT;
 	}
-	return STEP_RANDOM;
+	k -= s->b->n;
+	return k == 0 && s->b->random_rcpt ? STEP_RANDOM : STEP_POSTMASTER;
 }
 
 static callout_stage stage_of(const co_session *s)
@@ -140,6 +149,7 @@ static callout_stage stage_of(const co_session *s)
 				return CALLOUT_STAGE_MAIL;
 			case STEP_RCPT:
 			case STEP_RANDOM:
+			case STEP_POSTMASTER:
 				return CALLOUT_STAGE_RCPT;
 			}
 		}
@@ -305,6 +315,9 @@ static void settle_batch(co_session *s)
 		o->tls = s->tls_active;
 		o->fallback_used |= on_fallback(s);
 		o->session_blocked = session_blocked(s);
+		o->postmaster = s->postmaster;
+		o->postmaster_code = s->postmaster_code;
+		memcpy(o->postmaster_enhanced, s->postmaster_enh, sizeof(o->postmaster_enhanced));
 	}
 }
 
@@ -444,17 +457,22 @@ static void send_step(co_session *s, unsigned k)
 	case STEP_RANDOM:
 		send_cmd(s, "RCPT TO:<%s>", s->b->random_rcpt);
 		break;
+	case STEP_POSTMASTER:
+		send_cmd(s, "RCPT TO:<%s>", s->b->postmaster_rcpt);
+		break;
 	}
 }
 
-/* [RSET] MAIL RCPT... [RCPT random]: one write with PIPELINING, else one
- * command per reply. */
+/* [RSET] MAIL RCPT... [RCPT random] [RCPT postmaster]: one write with
+ * PIPELINING, else one command per reply. */
 static void enter_txn(co_session *s, bool rset)
 {
 	enter(s, ST_TXN);
 	s->rset_first = rset;
 	s->sent = s->answered = s->accepted = 0;
-	s->nplan = (rset ? 1 : 0) + 1 + s->b->n + (s->b->random_rcpt ? 1 : 0);
+	s->random_skipped = false;
+	s->nplan = (rset ? 1 : 0) + 1 + s->b->n + (s->b->random_rcpt ? 1 : 0) +
+	           (s->b->postmaster_rcpt ? 1 : 0);
 	s->pipelined = s->p.pipelining && s->caps.pipelining;
 	do
 		send_step(s, s->sent++);
@@ -497,15 +515,17 @@ static bool after_ehlo(co_session *s)
 	return after_hello(s);
 }
 
-/* Whether the transaction has nothing more to tell: every step answered,
- * or (one command at a time) no RCPT accepted, so no catch-all probe. */
-static bool txn_complete(const co_session *s)
+/* One command at a time, with no RCPT accepted, the catch-all probe has
+ * nothing to tell: it is not sent (what follows it still is). */
+static void skip_needless_random(co_session *s)
 {
 	unsigned i;
-	if (s->answered == s->nplan)
-		return true;
-	return !s->pipelined && s->answered == s->sent && s->accepted == 0 &&
-	       step_at(s, s->answered, &i) == STEP_RANDOM;
+	if (!s->pipelined && s->answered == s->sent && s->sent < s->nplan && s->accepted == 0 &&
+	    step_at(s, s->sent, &i) == STEP_RANDOM) {
+		s->sent++;
+		s->answered++;
+		s->random_skipped = true;
+	}
 }
 
 /* A reply inside the transaction.  Returns false when finished. */
@@ -571,6 +591,14 @@ static bool on_txn_reply(co_session *s)
 		else if (cls.reason == CALLOUT_R_TOO_MANY_RECIPIENTS && s->rcpts_before + i > 0)
 			b->outs[i].requeue = true;
 		break;
+	case STEP_POSTMASTER:
+		/* A fact about the domain for every outcome of the session,
+		 * whatever the addresses' answers; not evidence about the
+		 * session either (the server must treat it apart). */
+		s->postmaster = co_postmaster_answer(&s->reply, false);
+		s->postmaster_code = s->reply.code;
+		memcpy(s->postmaster_enh, s->reply.enhanced, sizeof(s->postmaster_enh));
+		break;
 	case STEP_RANDOM:
 		note_rcpt_reply(s, b->random_rcpt,
 		                co_classify(CALLOUT_STAGE_RCPT, &s->reply, false));
@@ -588,8 +616,9 @@ static bool on_txn_reply(co_session *s)
 		break;
 	}
 	s->answered++;
-	if (txn_complete(s)) {
-		s->rcpts_before += s->sent - (s->rset_first ? 2 : 1);
+	skip_needless_random(s);
+	if (s->answered == s->nplan) {
+		s->rcpts_before += s->sent - (s->rset_first ? 2 : 1) - (s->random_skipped ? 1 : 0);
 		return go_idle(s, b);
 	}
 	if (!s->pipelined && s->sent < s->nplan)

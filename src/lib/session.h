@@ -67,15 +67,24 @@ typedef struct co_session_outcome {
 	bool refused_last;       /* ... the last of them was a 5xx */
 	bool proxy_failed;       /* the SOCKS proxy failed, not the host: no
 	                            evidence about the host (no backoff) */
+	/* postmaster@DOMAIN's answer in this session, if asked: a fact about
+	 * the domain beside the outcome, never a part of it */
+	callout_postmaster postmaster;
+	int postmaster_code;
+	char postmaster_enhanced[16];
 } co_session_outcome;
 
 /* One transaction: MAIL, then an RCPT per address, then the catch-all
- * probe.  The caller owns it; the session fills outs[]. */
+ * probe, then the postmaster probe.  The caller owns it; the session
+ * fills outs[]. */
 typedef struct co_session_batch {
 	unsigned n;
 	const char *const *rcpts; /* n mailboxes */
 	const char *random_rcpt;  /* catch-all probe, NULL: none */
 	co_session_outcome *outs; /* n outcomes */
+	/* postmaster@DOMAIN, NULL: none; its answer goes on every outcome of
+	 * the session from then on */
+	const char *postmaster_rcpt;
 } co_session_batch;
 
 /*

@@ -555,3 +555,13 @@ co_class co_classify(callout_stage stage, const co_reply *r, bool null_sender)
 		c = mk(CALLOUT_UNKNOWN, CALLOUT_R_REJECTED, false);
 	return c;
 }
+
+callout_postmaster co_postmaster_answer(const co_reply *r, bool null_sender)
+{
+	co_class c = co_classify(CALLOUT_STAGE_RCPT, r, null_sender);
+
+	if (c.verdict == CALLOUT_VALID)
+		return CALLOUT_POSTMASTER_ACCEPTED;
+	return c.verdict == CALLOUT_INVALID ? CALLOUT_POSTMASTER_REFUSED
+	                                    : CALLOUT_POSTMASTER_UNKNOWN;
+}

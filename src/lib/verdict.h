@@ -27,6 +27,12 @@ typedef struct co_class {
  */
 co_class co_classify(callout_stage stage, const co_reply *r, bool null_sender);
 
+/* What a reply to RCPT TO:<postmaster@DOMAIN> says of the domain: a 2xx
+ * accepts it; a refusal that would make an address invalid (X.1.1, "user
+ * unknown"...) refuses it; anything else (4xx, a block of us, a refusal
+ * of our sender) says nothing. */
+callout_postmaster co_postmaster_answer(const co_reply *r, bool null_sender);
+
 /* Does text (any case) look like a block of the prober: blocklists,
  * "blocked", "spamhaus", "policy"... */
 bool co_text_is_policy(const char *text);

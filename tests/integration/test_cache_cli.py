@@ -511,7 +511,7 @@ def test_stats_counts(filled):
     assert s["total"] == s["entries"] == len(EXPECTED)
     assert s["expired"] == 0 and s["damaged"] == 0
     assert s["kinds"] == {"address": 4, "catch_all": 2, "null_sender": 1, "no_mail": 2,
-                          "blocks_us": 1, "unreachable": 1}
+                          "blocks_us": 1, "unreachable": 1, "postmaster": 0}
     assert s["verdicts"] == {"valid": 2, "invalid": 1, "unknown": 1, "tempfail": 0}
     assert 0 < s["bytes_used"] <= s["bytes_limit"]
     assert s["bytes_limit"] == 1 << 30

@@ -335,6 +335,115 @@ static void test_facts_only_from_domain_evidence(void **state)
 	assert_null(res.fact);
 }
 
+/* postmaster@DOMAIN's answer: a fact apart, with its own evidence and
+ * TTL, reported beside any answer and never answering for an address. */
+static void test_postmaster_fact(void **state)
+{
+	(void)state;
+	co_rec out[CO_RULES_RECORDS_MAX], back;
+	unsigned ttl[CO_RULES_RECORDS_MAX];
+	uint8_t buf[CO_REC_ENCODED_MAX];
+	char k[CO_REC_KEY_MAX];
+	lk l = {0};
+
+	co_rec_key(CO_REC_POSTMASTER, "example.org", NULL, NULL, k, sizeof(k));
+	assert_string_equal(k, "p:example.org");
+
+	/* Refused: a negative domain fact; the address's answer stands. */
+	co_probe_facts f = facts(CALLOUT_VALID, CALLOUT_R_ACCEPTED, CALLOUT_STAGE_RCPT);
+	f.text = "2.1.5 alice is welcome";
+	f.postmaster = CALLOUT_POSTMASTER_REFUSED;
+	f.postmaster_code = 550;
+	f.postmaster_enhanced = "5.1.1";
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 2);
+	assert_int_equal(out[0].kind, CO_REC_POSTMASTER);
+	assert_int_equal(ttl[0], ttls.domain_negative);
+	assert_int_equal(out[0].verdict, CALLOUT_INVALID);
+	assert_int_equal(out[0].code, 550);
+	assert_string_equal(out[0].enhanced, "5.1.1");
+	assert_null(strstr(out[0].text, "alice"));
+	assert_int_equal(out[1].kind, CO_REC_ADDRESS);
+	assert_int_equal(out[1].verdict, CALLOUT_VALID);
+	assert_int_equal(out[1].code, 250);
+	/* It round-trips as any record. */
+	assert_int_equal(co_rec_decode(buf, co_rec_encode(&out[0], buf), &back), 0);
+	assert_memory_equal(&out[0], &back, sizeof(back));
+
+	/* Accepted: a positive one, beside whatever the address got. */
+	f = facts(CALLOUT_INVALID, CALLOUT_R_MAILBOX_UNKNOWN, CALLOUT_STAGE_RCPT);
+	f.postmaster = CALLOUT_POSTMASTER_ACCEPTED;
+	f.postmaster_code = 250;
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 2);
+	assert_int_equal(out[0].kind, CO_REC_POSTMASTER);
+	assert_int_equal(ttl[0], ttls.domain);
+	assert_int_equal(out[0].verdict, CALLOUT_VALID);
+	assert_int_equal(out[1].verdict, CALLOUT_INVALID);
+	/* Also beside a session-level fact. */
+	f = facts(CALLOUT_UNKNOWN, CALLOUT_R_POLICY_BLOCK, CALLOUT_STAGE_RCPT);
+	f.session_blocked = true;
+	f.postmaster = CALLOUT_POSTMASTER_ACCEPTED;
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 2);
+	assert_int_equal(out[0].kind, CO_REC_POSTMASTER);
+	assert_int_equal(out[1].kind, CO_REC_BLOCKS_US);
+	/* Unknown: nothing learned. */
+	f = facts(CALLOUT_VALID, CALLOUT_R_ACCEPTED, CALLOUT_STAGE_RCPT);
+	assert_int_equal(co_rules_records(&ttls, T0, &f, out, ttl), 1);
+	assert_int_equal(out[0].kind, CO_REC_ADDRESS);
+
+	/* The lookup reports a live fact and answers nothing from it. */
+	put_fact(&l, 6, CO_REC_POSTMASTER, 0, T0 + 100);
+	l.recs[6].verdict = CALLOUT_INVALID;
+	co_decision d = decide(&l, T0, "", false);
+	assert_int_equal(d.answer, -1);
+	assert_int_equal(d.postmaster, CALLOUT_POSTMASTER_REFUSED);
+	l.recs[6].verdict = CALLOUT_VALID;
+	assert_int_equal(decide(&l, T0, "", false).postmaster, CALLOUT_POSTMASTER_ACCEPTED);
+	assert_int_equal(decide(&l, T0 + 100, "", false).postmaster, CALLOUT_POSTMASTER_UNKNOWN);
+	/* ... also when something else answers */
+	l.recs[0] = sample();
+	l.found[0] = true;
+	d = decide(&l, T0, "", false);
+	assert_int_equal(d.answer, 0);
+	assert_int_equal(d.postmaster, CALLOUT_POSTMASTER_ACCEPTED);
+	/* ... and only a fact filed under its kind */
+	l.recs[6].kind = CO_REC_CATCH_ALL;
+	assert_int_equal(decide(&l, T0, "", false).postmaster, CALLOUT_POSTMASTER_UNKNOWN);
+}
+
+/* A record written before the postmaster kind existed reads as it did;
+ * a kind newer than ours is damaged, never guessed at. */
+static void test_format_compatible(void **state)
+{
+	(void)state;
+	/* a catch_all "no" fact, as the version before wrote it */
+	static const uint8_t old[] = {
+	    0x43, 0x4f, 0x01, 0x02, 0x01, 0x05, 0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	    0x00, 0x65, 0x53, 0xf1, 0x00, 0x00, 0x00, 0x00, 0x00, 0x65, 0x54, 0x1b, 0x30,
+	    0x0b, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x6f, 0x72, 0x67, 0x00,
+	    0x00, 0x00, 0x1f, 0x61, 0x20, 0x72, 0x61, 0x6e, 0x64, 0x6f, 0x6d, 0x20, 0x6c,
+	    0x6f, 0x63, 0x61, 0x6c, 0x20, 0x70, 0x61, 0x72, 0x74, 0x20, 0x77, 0x61, 0x73,
+	    0x20, 0x72, 0x65, 0x66, 0x75, 0x73, 0x65, 0x64, 0x0e, 0x6d, 0x78, 0x2e, 0x65,
+	    0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x6f, 0x72, 0x67, 0x09, 0x31, 0x39,
+	    0x32, 0x2e, 0x30, 0x2e, 0x32, 0x2e, 0x31, 0x06, 0x2b, 0x9a, 0xd8,
+	};
+	co_rec r;
+	uint8_t buf[CO_REC_ENCODED_MAX];
+
+	assert_int_equal(co_rec_decode(old, sizeof(old), &r), 0);
+	assert_int_equal(r.kind, CO_REC_CATCH_ALL);
+	assert_int_equal(r.verdict, CALLOUT_INVALID);
+	assert_string_equal(r.domain, "example.org");
+	assert_string_equal(r.text, "a random local part was refused");
+	assert_int_equal(r.expires, T0 + 3 * 3600);
+	/* and is written back to the same bytes */
+	assert_int_equal(co_rec_encode(&r, buf), sizeof(old));
+	assert_memory_equal(buf, old, sizeof(old));
+
+	r = sample();
+	r.kind = CO_REC_KIND_COUNT;
+	assert_int_equal(co_rec_decode(buf, co_rec_encode(&r, buf), &r), -1);
+}
+
 static int64_t fixed_now(void *arg)
 {
 	return *(int64_t *)arg;
@@ -474,6 +583,8 @@ int main(void)
 	    cmocka_unit_test(test_domain_facts),
 	    cmocka_unit_test(test_records_from_probe),
 	    cmocka_unit_test(test_facts_only_from_domain_evidence),
+	    cmocka_unit_test(test_postmaster_fact),
+	    cmocka_unit_test(test_format_compatible),
 	    cmocka_unit_test(test_memory_backend),
 	    cmocka_unit_test(test_bad_specs),
 	    cmocka_unit_test(test_bad_redis_credentials),

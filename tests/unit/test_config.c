@@ -49,6 +49,7 @@ static void check_defaults(const cd_config *c)
 	assert_int_equal(c->mode, CD_MODE_ENFORCE);
 	assert_int_equal(c->reply_within_ms, 10000);
 	assert_int_equal(c->max_inflight, 10000);
+	assert_false(c->tag_no_postmaster);
 
 	assert_string_equal(c->helo, "");
 	assert_string_equal(c->sender, "");
@@ -174,6 +175,7 @@ static const char full[] = "[daemon]\n"
                            "mode = dry-run\n"
                            "reply_within = 2.5s\n"
                            "max_inflight = 500\n"
+                           "no_postmaster = Tag\n"
                            "\n"
                            "[engine]\n"
                            "helo = MX1.Example.NET\n"
@@ -265,6 +267,7 @@ static void test_every_key(void **state)
 	assert_int_equal(c->mode, CD_MODE_DRY_RUN);
 	assert_int_equal(c->reply_within_ms, 2500);
 	assert_int_equal(c->max_inflight, 500);
+	assert_true(c->tag_no_postmaster);
 
 	assert_string_equal(c->helo, "mx1.example.net");
 	assert_string_equal(c->sender, "probe@example.net");
@@ -432,6 +435,8 @@ static void test_errors(void **state)
 	     "t.conf:2: [daemon] reply_within: expected a duration from 1ms to 5m"},
 	    {"[daemon]\nreply_within = 0\n",
 	     "t.conf:2: [daemon] reply_within: expected a duration"},
+	    {"[daemon]\nno_postmaster = reject\n",
+	     "t.conf:2: [daemon] no_postmaster: expected ignore or tag, got 'reject'"},
 	    {"[daemon]\nmax_inflight = 0\n",
 	     "t.conf:2: [daemon] max_inflight: expected a whole number from 1 to 1000000, got '0'"},
 	    {"[daemon]\nmax_inflight = -1\n",
@@ -1490,6 +1495,7 @@ static void test_contrib_sample(void **state)
 	    "mode",
 	    "reply_within",
 	    "max_inflight",
+	    "no_postmaster",
 	    "[engine]",
 	    "helo",
 	    "sender",
@@ -1505,6 +1511,7 @@ static void test_contrib_sample(void **state)
 	    "max_connections",
 	    "tls",
 	    "catch_all",
+	    "postmaster",
 	    "vrfy",
 	    "pipelining",
 	    "allow_private",

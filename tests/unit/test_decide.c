@@ -191,6 +191,86 @@ static void test_modes(void **state)
 	cd_config_free(c);
 }
 
+/* no_postmaster = tag: a sender domain known to refuse postmaster is a
+ * tag on mail that passes, never a reason to refuse, and only the
+ * sender's domain counts. */
+static void test_no_postmaster(void **state)
+{
+	(void)state;
+	cd_config *c = parse("[daemon]\nno_postmaster = tag\n"
+	                     "[domain forward.test]\nroute = 192.0.2.25\n"
+	                     "[domain dry.example]\nmode = dry-run\n"
+	                     "[domain tagged.example]\nmode = tag\n");
+	cd_plan p;
+	cd_request r = req("alice@example.org", "");
+	cd_answer a;
+	callout_result res = result(CALLOUT_VALID, CALLOUT_R_ACCEPTED);
+
+	assert_true(c->tag_no_postmaster);
+	cd_decide_plan(c, &r, &p);
+	res.postmaster = CALLOUT_POSTMASTER_REFUSED;
+	cd_decide_answer(&p.checks[0], &res, &a);
+	assert_int_equal(a.action, CD_ACT_PASS);
+	assert_int_equal(a.code, 0);
+	assert_string_equal(
+	    a.header,
+	    "verdict=valid; reason=accepted; postmaster=refused; sender=alice@example.org");
+
+	/* accepted, or not known: nothing */
+	res.postmaster = CALLOUT_POSTMASTER_ACCEPTED;
+	cd_decide_answer(&p.checks[0], &res, &a);
+	assert_string_equal(a.header, "");
+	res.postmaster = CALLOUT_POSTMASTER_UNKNOWN;
+	cd_decide_answer(&p.checks[0], &res, &a);
+	assert_string_equal(a.header, "");
+
+	/* the verdict decides as before: invalid is refused, untagged */
+	res = result(CALLOUT_INVALID, CALLOUT_R_MAILBOX_UNKNOWN);
+	res.postmaster = CALLOUT_POSTMASTER_REFUSED;
+	cd_decide_answer(&p.checks[0], &res, &a);
+	assert_int_equal(a.action, CD_ACT_REJECT);
+	assert_int_equal(a.code, 550);
+	assert_string_equal(a.header, "");
+	res = result(CALLOUT_TEMPFAIL, CALLOUT_R_GREYLISTED);
+	res.postmaster = CALLOUT_POSTMASTER_REFUSED;
+	cd_decide_answer(&p.checks[0], &res, &a);
+	assert_int_equal(a.action, CD_ACT_DEFER);
+
+	/* tag mode says it in its own header */
+	r = req("bob@tagged.example", "");
+	cd_decide_plan(c, &r, &p);
+	cd_decide_answer(&p.checks[0], &res, &a);
+	assert_int_equal(a.action, CD_ACT_PASS);
+	assert_string_equal(a.header, "verdict=tempfail; reason=greylisted; postmaster=refused; "
+	                              "sender=bob@tagged.example");
+
+	/* dry-run changes nothing */
+	r = req("carol@dry.example", "");
+	cd_decide_plan(c, &r, &p);
+	res = result(CALLOUT_VALID, CALLOUT_R_ACCEPTED);
+	res.postmaster = CALLOUT_POSTMASTER_REFUSED;
+	cd_decide_answer(&p.checks[0], &res, &a);
+	assert_int_equal(a.action, CD_ACT_PASS);
+	assert_string_equal(a.header, "");
+
+	/* a recipient's domain (call forward) is not the sender's */
+	r = req("", "dave@forward.test");
+	cd_decide_plan(c, &r, &p);
+	assert_string_equal(p.checks[0].what, "recipient");
+	cd_decide_answer(&p.checks[0], &res, &a);
+	assert_string_equal(a.header, "");
+	cd_config_free(c);
+
+	/* the default ignores it */
+	c = parse("");
+	r = req("alice@example.org", "");
+	cd_decide_plan(c, &r, &p);
+	cd_decide_answer(&p.checks[0], &res, &a);
+	assert_int_equal(a.action, CD_ACT_PASS);
+	assert_string_equal(a.header, "");
+	cd_config_free(c);
+}
+
 static void test_expand(void **state)
 {
 	(void)state;
@@ -210,7 +290,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_what_is_skipped), cmocka_unit_test(test_call_forward_first),
 	    cmocka_unit_test(test_answers),         cmocka_unit_test(test_modes),
-	    cmocka_unit_test(test_expand),
+	    cmocka_unit_test(test_expand),          cmocka_unit_test(test_no_postmaster),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -473,6 +473,44 @@ static void test_never_invalid_outside_rcpt_vrfy(void **state)
 	}
 }
 
+/* What postmaster@DOMAIN's reply says of the domain: only an acceptance
+ * or a refusal that would make an address invalid is a fact. */
+static void test_postmaster_answer(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *lines;
+		callout_postmaster want;
+	} cases[] = {
+	    {"250 2.1.5 Ok", CALLOUT_POSTMASTER_ACCEPTED},
+	    {"251 2.1.5 will forward", CALLOUT_POSTMASTER_ACCEPTED},
+	    {"550 5.1.1 <postmaster@x.example>: Recipient address rejected: User unknown",
+	     CALLOUT_POSTMASTER_REFUSED},
+	    {"550 No such user here", CALLOUT_POSTMASTER_REFUSED},
+	    {"550 5.2.1 mailbox disabled", CALLOUT_POSTMASTER_REFUSED},
+	    /* about us, our sender, or nothing: no fact */
+	    {"550 5.7.1 Client host [192.0.2.9] blocked using zen.spamhaus.org",
+	     CALLOUT_POSTMASTER_UNKNOWN},
+	    {"554 5.7.1 Access denied", CALLOUT_POSTMASTER_UNKNOWN},
+	    {"550 5.1.8 sender domain has no MX", CALLOUT_POSTMASTER_UNKNOWN},
+	    {"552 5.2.2 mailbox full", CALLOUT_POSTMASTER_UNKNOWN},
+	    {"450 4.2.0 greylisted, try again later", CALLOUT_POSTMASTER_UNKNOWN},
+	    {"452 4.5.3 Too many recipients", CALLOUT_POSTMASTER_UNKNOWN},
+	    {"421 4.4.2 closing", CALLOUT_POSTMASTER_UNKNOWN},
+	    {"550 5.4.1 Recipient address rejected: Access denied", CALLOUT_POSTMASTER_UNKNOWN},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		co_reply r = reply(cases[i].lines);
+		callout_postmaster got = co_postmaster_answer(&r, true);
+		if (got != cases[i].want) {
+			print_error("[%s]: got %d, want %d\n", cases[i].lines, (int)got,
+			            (int)cases[i].want);
+			fail();
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +524,7 @@ int main(void)
 	    cmocka_unit_test(test_vrfy),
 	    cmocka_unit_test(test_other_stages),
 	    cmocka_unit_test(test_never_invalid_outside_rcpt_vrfy),
+	    cmocka_unit_test(test_postmaster_answer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
