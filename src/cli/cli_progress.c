@@ -139,6 +139,8 @@ static void draw(cli_progress *p, double t)
 	if (p->st.hosts_backing_off)
 		fprintf(m, ", %u host%s backing off", p->st.hosts_backing_off,
 		        p->st.hosts_backing_off == 1 ? "" : "s");
+	if (p->st.rechecks_pending) /* greylisted, printed once re-checked */
+		fprintf(m, ", %u pending recheck", p->st.rechecks_pending);
 	fprintf(m, " | valid %llu invalid %llu unknown %llu tempfail %llu",
 	        p->tally.verdicts[CALLOUT_VALID], p->tally.verdicts[CALLOUT_INVALID],
 	        p->tally.verdicts[CALLOUT_UNKNOWN], p->tally.verdicts[CALLOUT_TEMPFAIL]);
