@@ -30,6 +30,7 @@ typedef struct server {
 	int lfd;
 	struct event *accept_ev;
 	struct bufferevent *bevs[SESSIONS_MAX];
+	bool quit[SESSIONS_MAX]; /* hang up once the reply to QUIT is out */
 	unsigned sessions;
 	unsigned greylist; /* RCPTs still answered 450 */
 	unsigned rcpts;
@@ -52,10 +53,21 @@ static void srv_read(struct bufferevent *bev, void *arg)
 			}
 		} else if (strncmp(line, "QUIT", 4) == 0) {
 			reply = "221 2.0.0 Bye\r\n";
+			for (unsigned i = 0; i < sv->sessions; i++)
+				sv->quit[i] |= sv->bevs[i] == bev;
 		}
 		bufferevent_write(bev, reply, strlen(reply));
 		free(line);
 	}
+}
+
+static void srv_written(struct bufferevent *bev, void *arg)
+{
+	server *sv = arg;
+
+	for (unsigned i = 0; i < sv->sessions; i++)
+		if (sv->bevs[i] == bev && sv->quit[i])
+			shutdown(bufferevent_getfd(bev), SHUT_WR);
 }
 
 static void srv_event(struct bufferevent *bev, short what, void *arg)
@@ -80,7 +92,7 @@ static void srv_accept(evutil_socket_t lfd, short what, void *arg)
 	}
 	struct bufferevent *bev = bufferevent_socket_new(sv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	sv->bevs[sv->sessions++] = bev;
-	bufferevent_setcb(bev, srv_read, NULL, srv_event, sv);
+	bufferevent_setcb(bev, srv_read, srv_written, srv_event, sv);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	bufferevent_write(bev, "220 mx.test ESMTP\r\n", 19);
 }
@@ -124,7 +136,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *f = *state;
+	struct timeval settle = {0, 300000};
 
+	/* the callouts' closing connections end on the loop (their QUIT) */
+	event_base_loopexit(f->base, &settle);
+	event_base_dispatch(f->base);
 	for (unsigned i = 0; i < f->sv.sessions; i++)
 		bufferevent_free(f->sv.bevs[i]);
 	event_free(f->sv.accept_ev);
