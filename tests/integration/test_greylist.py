@@ -191,6 +191,38 @@ def test_calloutd_answers_the_retry_from_the_recheck(calloutd, fake_smtp):
     assert sessions(srv) == 2  # the first try and the re-check
 
 
+def test_calloutd_recheck_is_not_answered_by_a_cached_tempfail(calloutd, fake_smtp):
+    """With tempfail_ttl the greylisting is cached: the retries before the
+    re-check are answered from it (saying when the re-check comes); the
+    re-check itself asks the server and replaces it."""
+    srv = fake_smtp(GREY_ONCE)
+    calloutd(sections={"engine": {"greylist_recheck": "2s", "session_idle": "0",
+                                  "catch_all": "no"},
+                       "cache": {"tempfail_ttl": "1h"}})
+    addr = f"alice@[{srv.host}]"
+    first = verify(addr)
+    assert (first["reason"], first["cached"], first["recheck_in"]) == ("greylisted", False, 2)
+    second = verify(addr)
+    assert (second["reason"], second["cached"]) == ("greylisted", True)
+    assert second["recheck_in"] in (1, 2)
+    wait_metric(1, "calloutd_greylist_rechecks_total", outcome="valid")
+    third = verify(addr)
+    assert (third["verdict"], third["cached"], "recheck_in" in third) == ("valid", True, False)
+    assert sessions(srv) == 2
+
+
+def test_calloutd_an_answer_before_the_recheck_ends_it(calloutd, fake_smtp):
+    srv = fake_smtp(GREY_ONCE)
+    calloutd(sections={"engine": {"greylist_recheck": "1m", "session_idle": "0",
+                                  "catch_all": "no"}})
+    addr = f"alice@[{srv.host}]"
+    assert verify(addr)["recheck_in"] == 60
+    assert verify(addr)["verdict"] == "valid"  # the server let it through sooner
+    wait_metric(1, "calloutd_greylist_rechecks_total", timeout=10, outcome="valid")
+    assert metric("calloutd_greylist_rechecks_pending") == 0
+    assert sessions(srv) == 2  # no re-check was needed
+
+
 def test_calloutd_gives_up_and_caches_nothing(calloutd, fake_smtp):
     srv = fake_smtp(GREY_ALWAYS)
     calloutd(sections={"engine": {"greylist_recheck": "1s,2s", "session_idle": "0",
