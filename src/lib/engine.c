@@ -51,6 +51,8 @@ struct callout_query {
 	co_waiter wait;       /* on its probe; wait.probe NULL: a syntax error */
 	co_recheck_hold hold; /* CALLOUT_F_RECHECK_WAIT: on a greylisting re-check */
 	bool done;            /* its callback is running */
+	bool telling;         /* ... its first of two (CALLOUT_F_RECHECK_WAIT) */
+	bool cancel_asked;    /* ... and callout_cancel() was called in it */
 	/* A syntax error: what is wrong, and the input, made printable. */
 	callout_verdict bad_verdict;
 	callout_reason bad_reason;
@@ -488,9 +490,11 @@ static void on_probe_result(void *arg, const callout_result *res)
 
 		co_arm_deadline(q->timer, co_recheck_hold_ms(&q->hold) + q->set.deadline_ms);
 		r.ms = co_elapsed_ms(&q->start);
-		q->done = true; /* not cancelled from inside its callback */
+		q->telling = true; /* a cancel in the callback waits for its end */
 		q->cb(q->arg, CALLOUT_OK, &r);
-		q->done = false;
+		q->telling = false;
+		if (q->cancel_asked)
+			query_free(q);
 		return;
 	}
 	if (q->set.flags & CALLOUT_F_RECHECK_WAIT) { /* recheck_in > 0 promises a second call */
@@ -614,7 +618,11 @@ CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
 
 CALLOUT_API void callout_cancel(callout_query *q)
 {
-	if (q && !q->done)
+	if (!q || q->done)
+		return;
+	if (q->telling)
+		q->cancel_asked = true;
+	else
 		query_free(q);
 }
 

@@ -154,6 +154,7 @@ typedef struct answer {
 	unsigned calls;
 	callout_result *res[2];
 	callout_query *q;
+	bool cancel; /* cancel it in its first callback */
 } answer;
 
 static void on_answer(void *arg, callout_status st, const callout_result *res)
@@ -163,6 +164,8 @@ static void on_answer(void *arg, callout_status st, const callout_result *res)
 	assert_int_equal(st, CALLOUT_OK);
 	assert_true(a->calls < 2);
 	a->res[a->calls++] = callout_result_dup(res);
+	if (a->cancel)
+		callout_cancel(a->q);
 }
 
 static void answer_free(answer *a)
@@ -344,8 +347,16 @@ static void test_cancel_while_held(void **state)
 	assert_int_equal(callout_ctx_run(ctx), CALLOUT_OK); /* nothing in flight */
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(stats(ctx).rechecks_pending, 1);
+
+	/* cancelled in its first callback: no second */
+	answer b = {.cancel = true};
+	assert_int_equal(callout_verify(ctx, f->addr[0], NULL, on_answer, &b, &b.q), CALLOUT_OK);
+	assert_int_equal(callout_ctx_run(ctx), CALLOUT_OK);
+	assert_int_equal(b.calls, 1);
+	assert_true(b.res[0]->recheck_in > 0);
 	callout_ctx_free(ctx);
 	answer_free(&a);
+	answer_free(&b);
 }
 
 int main(void)
