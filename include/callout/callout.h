@@ -320,9 +320,9 @@ typedef struct callout_result {
 	const char *fact;       /* "catch_all", "blocks_us", "null_sender", "no_mail",
 	                           "unreachable"; NULL unless from_fact */
 	long long fact_learned; /* Unix time the fact was learned */
-	/* tempfail/greylisted with a re-check pending (greylist_recheck): in
-	 * about this many seconds (at least 1) its answer will be in the
-	 * cache; 0: none pending */
+	/* tempfail (greylisted, or again while a re-check is pending) with a
+	 * re-check of the address pending (greylist_recheck): in about this
+	 * many seconds (at least 1) its answer will be in the cache; 0: none */
 	unsigned recheck_in;
 } callout_result;
 
