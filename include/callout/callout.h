@@ -151,6 +151,13 @@ typedef enum callout_stage {
  * Replies come in order: a server that never answers it holds the
  * address's answer until the command timeout (which then stands). */
 #define CALLOUT_F_POSTMASTER 0x0400u
+/* Also hear the end of a greylisting re-check (greylist_recheck): a
+ * result with recheck_in > 0 is followed by a second call of the callback
+ * with the re-check's answer (recheck_in 0), or with the greylisted one
+ * again when this verification's deadline, moved to the last re-check
+ * plus deadline_ms, passes first.  The query stays valid (and can be
+ * cancelled) until that second call; callout_ctx_run() runs until then. */
+#define CALLOUT_F_RECHECK_WAIT 0x8000u
 
 /* For a limit in callout_options: no limit at all. */
 #define CALLOUT_UNLIMITED ((unsigned)-1)
@@ -295,6 +302,26 @@ typedef struct callout_options {
 	 * context does not know makes callout_verify() return
 	 * CALLOUT_EINVAL. */
 	const char *proxy_name;
+
+	/*
+	 * Greylisting re-checks [ctx].  When a probe's answer is
+	 * tempfail/greylisted, the context asks the address again this many
+	 * seconds after that answer (each counted from it, increasing; a 0
+	 * ends the list; all 0, the default: no re-checks).  A re-check is a
+	 * verification like any other (limits, cache, single flight), except
+	 * that a tempfail answer in the cache does not answer it; its answer
+	 * is cached like any probe's, so the next verification of the address
+	 * (the MTA's retry) is answered valid or invalid.  Still tempfail
+	 * after the last, it gives up.  One re-check per address and sender;
+	 * at most greylist_recheck_max pending (0: the default, 10000; beyond
+	 * it none is scheduled).  Pending re-checks hold a timer on the loop
+	 * but do not keep callout_ctx_run() running (unless a verification
+	 * waits for one: CALLOUT_F_RECHECK_WAIT); callout_ctx_free() cancels
+	 * them.  e.g. {300, 900}: after 5 and 15 minutes.
+	 */
+#define CALLOUT_RECHECK_MAX 8
+	unsigned greylist_recheck[CALLOUT_RECHECK_MAX];
+	unsigned greylist_recheck_max;
 } callout_options;
 
 /* Fill *opts with the defaults. */
@@ -348,6 +375,10 @@ typedef struct callout_result {
 	 * verification's session (CALLOUT_F_POSTMASTER) or a fact of the
 	 * cache, whatever the flags.  Never a part of the verdict. */
 	callout_postmaster postmaster;
+	/* tempfail (greylisted, or again while a re-check is pending) with a
+	 * re-check of the address pending (greylist_recheck): in about this
+	 * many seconds (at least 1) its answer will be in the cache; 0: none */
+	unsigned recheck_in;
 } callout_result;
 
 /* Deep copy of a result; NULL on allocation failure.  Free with
@@ -360,9 +391,9 @@ typedef struct callout_query callout_query;
 
 /*
  * Called once per verification that was not cancelled, from the event
- * loop.  status is CALLOUT_OK whenever res holds a verdict (which is
- * always, except when the context is being freed: CALLOUT_ECANCELLED and
- * res NULL).  The query handle is invalid once the callback returns.
+ * loop (twice with CALLOUT_F_RECHECK_WAIT and a re-check pending).  status is CALLOUT_OK whenever
+ * res holds a verdict (which is always, except when the context is being freed: CALLOUT_ECANCELLED
+ * and res NULL).  The query handle is invalid once the callback returns.
  */
 typedef void (*callout_cb)(void *arg, callout_status status, const callout_result *res);
 
@@ -392,6 +423,12 @@ typedef struct callout_stats {
 	unsigned sessions;          /* SMTP sessions open, idle ones included */
 	unsigned idle_sessions;     /* ... kept for the next address of their domain */
 	unsigned hosts_backing_off; /* MX addresses left alone after failures */
+	/* Greylisting re-checks (greylist_recheck) */
+	unsigned rechecks_pending;             /* addresses waiting for one */
+	unsigned long long rechecks_scheduled; /* addresses given one, since the start */
+	unsigned long long rechecks_dropped;   /* not given one: greylist_recheck_max */
+	unsigned long long rechecks_done[4];   /* ended, by their last answer's verdict
+	                                          (callout_verdict; tempfail: gave up) */
 } callout_stats;
 
 /* Fill *out (len bytes of it); CALLOUT_EINVAL for NULL arguments. */

@@ -147,6 +147,7 @@ struct job {
 	char *addr;
 	size_t len;
 	bool busy;
+	bool held;              /* greylisted, waiting for its re-check */
 	unsigned long long seq; /* --ordered: its place */
 	cli_origin from;        /* from.kept is ours */
 };
@@ -164,7 +165,10 @@ struct app {
 	struct job *jobs;
 	size_t *free_jobs; /* stack of idle job indexes */
 	size_t nfree;
-	size_t inflight;
+	size_t njobs;    /* --concurrency, and room for those held for a re-check */
+	size_t inflight; /* held ones included */
+	size_t held;     /* greylisted, waiting for their re-check (not counted
+	                    against --concurrency: they are idle) */
 	struct event *sig_int, *sig_term;
 	struct job *current; /* the job whose callback is running */
 	bool input_done;
@@ -549,6 +553,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	                      : cli_cache_spec(cfg->cache, cfg->cache_buf, sizeof(cfg->cache_buf));
 	cfg->opts.log = cli_log;
 	cfg->opts.clock = cli_clock;
+	/* with re-checks asked for, a greylisted address is printed when final */
+	if (cfg->opts.greylist_recheck[0])
+		cfg->opts.flags |= CALLOUT_F_RECHECK_WAIT;
 	return -1;
 }
 
@@ -767,6 +774,10 @@ static void release(struct app *app, struct job *job)
 	job->from.kept = NULL;
 	job->q = NULL;
 	job->busy = false;
+	if (job->held) {
+		job->held = false;
+		app->held--;
+	}
 	app->free_jobs[app->nfree++] = (size_t)(job - app->jobs);
 	app->inflight--;
 }
@@ -774,7 +785,7 @@ static void release(struct app *app, struct job *job)
 static void cancel_all(struct app *app)
 {
 	app->stopping = true;
-	for (size_t i = 0; i < app->cfg->concurrency; i++) {
+	for (size_t i = 0; i < app->njobs; i++) {
 		struct job *job = &app->jobs[i];
 
 		if (job->busy && job != app->current) {
@@ -878,6 +889,13 @@ static void on_result(void *arg, callout_status status, const callout_result *re
 	struct job *job = arg;
 	struct app *app = job->app;
 
+	if (status == CALLOUT_OK && res && res->recheck_in && !job->held) {
+		/* greylisted: its re-check's answer comes in a second call */
+		job->held = true;
+		app->held++;
+		feed(app);
+		return;
+	}
 	app->current = job;
 	if (status == CALLOUT_OK && res) {
 		emit(app, job->seq, &job->from, job->addr, job->len, res);
@@ -983,7 +1001,8 @@ static void report_read_error(const char *file, int err, const char *why)
  * limit (--ordered: or the window), the end of the input, or a stop. */
 static void feed(struct app *app)
 {
-	while (!app->stopping && !app->input_done && app->inflight < app->cfg->concurrency &&
+	while (!app->stopping && !app->input_done &&
+	       app->inflight - app->held < app->cfg->concurrency && app->nfree > 0 &&
 	       (!app->cfg->ordered || app->next_seq - app->emit_seq < app->window)) {
 		cli_item item;
 		int r = cli_input_next(app->in, &item);
@@ -1086,8 +1105,12 @@ static int run(struct config *cfg, cli_input *in, struct app *app, bool has_head
 	app->window = cfg->concurrency * ORDER_WINDOW_PER;
 	if (app->window < ORDER_WINDOW_MIN)
 		app->window = ORDER_WINDOW_MIN;
-	app->jobs = calloc(cfg->concurrency, sizeof(*app->jobs));
-	app->free_jobs = calloc(cfg->concurrency, sizeof(*app->free_jobs));
+	/* held jobs wait idle for their re-check, at most one an address
+	 * pending (greylist_recheck_max) unless an address comes twice */
+	app->njobs =
+	    cfg->concurrency + (cfg->opts.greylist_recheck[0] ? cfg->opts.greylist_recheck_max : 0);
+	app->jobs = calloc(app->njobs, sizeof(*app->jobs));
+	app->free_jobs = calloc(app->njobs, sizeof(*app->free_jobs));
 	app->slots = cfg->ordered ? calloc(app->window, sizeof(*app->slots)) : NULL;
 	app->progress = cli_progress_new(stderr, draw, app->total);
 	base = callout_ctx_base(app->ctx);
@@ -1104,8 +1127,8 @@ static int run(struct config *cfg, cli_input *in, struct app *app, bool has_head
 		rc = CLI_EXIT_OTHER;
 		goto done;
 	}
-	for (size_t i = 0; i < cfg->concurrency; i++)
-		app->free_jobs[app->nfree++] = cfg->concurrency - 1 - i;
+	for (size_t i = 0; i < app->njobs; i++)
+		app->free_jobs[app->nfree++] = app->njobs - 1 - i;
 
 	feed(app);
 	if (app->inflight > 0) {
@@ -1297,9 +1320,10 @@ static void help_table(FILE *fp)
 			              strcmp(d->name, "port") == 0 ? "-p, " : "    ", flag, d->arg);
 		if (d->type == CO_OPT_TEXT)
 			snprintf(text, sizeof(text), "%s", d->help);
+		else if (!*co_opt_format_default(d, false, def, sizeof(def)))
+			snprintf(text, sizeof(text), "%s (default none)", d->help);
 		else
-			snprintf(text, sizeof(text), "%s (default %s)", d->help,
-			         co_opt_format_default(d, false, def, sizeof(def)));
+			snprintf(text, sizeof(text), "%s (default %s)", d->help, def);
 		help_text(fp, col, text);
 	}
 }

@@ -127,18 +127,25 @@ static void draw(cli_progress *p, double t)
 		fprintf(m, "%llu done", seen);
 	}
 	fprintf(m, " %.1f/s", rate);
-	if (p->total >= 0 && rate > 0 && (unsigned long long)p->total > seen) {
+	/* no ETA when what is left waits for its re-check: their delays say
+	 * when, not the rate */
+	if (p->total >= 0 && rate > 0 && (unsigned long long)p->total > seen &&
+	    (unsigned long long)p->total - seen > p->st.rechecks_pending) {
 		fmt_duration(a, sizeof(a), (double)((unsigned long long)p->total - seen) / rate);
 		fprintf(m, " ETA %s", a);
 	}
 	/* what the run waits on first: a narrow terminal cuts the end */
 	if (p->st.waiting) /* counted among the probing too */
 		fprintf(m, " | %u waiting for per-domain/host limits", p->st.waiting);
-	else
+	else if (p->st.probing || !p->st.rechecks_pending)
 		fprintf(m, " | %u probing", p->st.probing);
 	if (p->st.hosts_backing_off)
 		fprintf(m, ", %u host%s backing off", p->st.hosts_backing_off,
 		        p->st.hosts_backing_off == 1 ? "" : "s");
+	if (p->st.rechecks_pending) /* greylisted, printed once re-checked */
+		fprintf(m, "%s%u pending recheck",
+		        p->st.waiting || p->st.probing || p->st.hosts_backing_off ? ", " : " | ",
+		        p->st.rechecks_pending);
 	fprintf(m, " | valid %llu invalid %llu unknown %llu tempfail %llu",
 	        p->tally.verdicts[CALLOUT_VALID], p->tally.verdicts[CALLOUT_INVALID],
 	        p->tally.verdicts[CALLOUT_UNKNOWN], p->tally.verdicts[CALLOUT_TEMPFAIL]);

@@ -20,6 +20,12 @@
 #define NOT_CTX 0
 #define REQ     CO_OPT_REQUEST /* [http] request_options may open it to requests */
 
+/* The defaults of CO_OPT_SECS_LIST rows: their def and daemon_def index
+ * this. */
+static const char *const list_defaults[] = {"", "5m,15m"};
+#define LIST_NONE   0
+#define LIST_5M_15M 1
+
 static const co_optdef table[] = {
     /* SMTP */
     {"helo", "engine", CO_OPT_TEXT, F(helo), 0, false, REQ, 0, 0, 0, SAME, NULL, "NAME",
@@ -74,6 +80,15 @@ static const co_optdef table[] = {
      TIMEOUT, SAME, ANY_CLI, "DURATION", "each SMTP reply"},
     {"dns_timeout", "engine", CO_OPT_MS, F(dns_timeout_ms), 0, false, CTX, 5000, 1, TIMEOUT, SAME,
      ANY_CLI, "DURATION", "each DNS query try"},
+    {"greylist_recheck", "engine", CO_OPT_SECS_LIST, F(greylist_recheck), 0, false, CTX, LIST_NONE,
+     1, 7 * DAY, LIST_5M_15M,
+     "the MTA retries a greylisted address after minutes: a re-check in the background "
+     "puts the real answer in the cache first; a one-shot command line would wait for it",
+     ANY_CLI, "DURATION,...",
+     "re-check a greylisted address this long after its answer (comma-separated, "
+     "increasing; empty: never)"},
+    {"greylist_recheck_max", "engine", CO_OPT_COUNT, F(greylist_recheck_max), 0, false, CTX, 10000,
+     1, LIMIT, SAME, ANY_CLI, "N", "greylisted addresses waiting for a re-check at most"},
 
     /* protection of the servers asked */
     {"max_probes", "engine", CO_OPT_LIMIT, F(max_probes), 0, false, CTX, 10000, 0, LIMIT, SAME,
@@ -204,14 +219,21 @@ static void set_number(const co_optdef *d, callout_options *o, unsigned long lon
 		*uint_field(d, o) = (unsigned)v;
 }
 
+static const char *parse_list(const co_optdef *d, const char *text, callout_options *o, char *buf,
+                              size_t len);
+
 void co_opt_defaults(callout_options *o, bool daemon)
 {
+	char why[160];
+
 	for (size_t i = 0; i < TABLE_LEN; i++) {
 		const co_optdef *d = &table[i];
 		unsigned long long v = daemon && d->daemon_why ? d->daemon_def : d->def;
 
 		if (d->type == CO_OPT_FLAG)
 			set_flag(d, o, v != 0);
+		else if (d->type == CO_OPT_SECS_LIST)
+			parse_list(d, list_defaults[v], o, why, sizeof(why));
 		else if (d->type != CO_OPT_TEXT)
 			set_number(d, o, v);
 	}
@@ -278,8 +300,48 @@ static const char *expected(const co_optdef *d, char *buf, size_t len)
 	case CO_OPT_TEXT:
 		snprintf(buf, len, "expected text");
 		break;
+	case CO_OPT_SECS_LIST:
+		snprintf(buf, len,
+		         "expected up to %d increasing durations in whole seconds from %s to %s, "
+		         "separated by commas (e.g. 5m,15m), or nothing for none",
+		         CALLOUT_RECHECK_MAX, co_duration_format(d->min * 1000, lo, sizeof(lo)),
+		         co_duration_format(d->max * 1000, hi, sizeof(hi)));
+		break;
 	}
 	return buf;
+}
+
+static unsigned *list_field(const co_optdef *d, callout_options *o)
+{
+	return (unsigned *)(void *)((char *)o + d->offset);
+}
+
+/* "5m,15m" into the array; the value changes only when all of it parses. */
+static const char *parse_list(const co_optdef *d, const char *text, callout_options *o, char *buf,
+                              size_t len)
+{
+	unsigned v[CALLOUT_RECHECK_MAX] = {0};
+	char item[32];
+	size_t n = 0;
+
+	for (const char *p = text; *p; n++) {
+		size_t k = strcspn(p, ",");
+		unsigned long long ms;
+
+		if (n == CALLOUT_RECHECK_MAX || k == 0 || k >= sizeof(item))
+			return expected(d, buf, len);
+		memcpy(item, p, k);
+		item[k] = '\0';
+		if (!co_duration_parse(item, &ms) || ms % 1000 != 0 || ms / 1000 < d->min ||
+		    ms / 1000 > d->max || (n > 0 && ms / 1000 <= v[n - 1]))
+			return expected(d, buf, len);
+		v[n] = (unsigned)(ms / 1000);
+		p += k;
+		if (*p == ',' && !*++p)
+			return expected(d, buf, len); /* a trailing comma */
+	}
+	memcpy(list_field(d, o), v, sizeof(v));
+	return NULL;
 }
 
 const char *co_opt_parse(const co_optdef *d, const char *text, callout_options *o, char *buf,
@@ -311,6 +373,8 @@ const char *co_opt_parse(const co_optdef *d, const char *text, callout_options *
 		break;
 	case CO_OPT_TEXT:
 		return expected(d, buf, len);
+	case CO_OPT_SECS_LIST:
+		return parse_list(d, text, o, buf, len);
 	}
 	set_number(d, o, v);
 	return NULL;
@@ -320,6 +384,7 @@ const char *co_opt_format(const co_optdef *d, const callout_options *o, char *bu
 {
 	const char *s;
 	unsigned v = d->type == CO_OPT_TEXT || d->type == CO_OPT_FLAG ? 0 : uint_value(d, o);
+	size_t at = 0;
 
 	switch (d->type) {
 	case CO_OPT_FLAG:
@@ -341,6 +406,20 @@ const char *co_opt_format(const co_optdef *d, const callout_options *o, char *bu
 		memcpy(&s, (const char *)o + d->offset, sizeof(s));
 		snprintf(buf, len, "%s", s ? s : "");
 		break;
+	case CO_OPT_SECS_LIST: {
+		unsigned list[CALLOUT_RECHECK_MAX];
+
+		memcpy(list, (const char *)o + d->offset, sizeof(list));
+		if (len)
+			buf[0] = '\0';
+		for (size_t i = 0; i < CALLOUT_RECHECK_MAX && list[i] && at < len; i++) {
+			char one[32];
+			int w = snprintf(buf + at, len - at, "%s%s", i ? "," : "",
+			                 co_duration_format(list[i] * 1000ull, one, sizeof(one)));
+			at += w > 0 ? (size_t)w : 0;
+		}
+		break;
+	}
 	}
 	return buf;
 }
@@ -365,6 +444,9 @@ bool co_opt_equal(const co_optdef *d, const callout_options *a, const callout_op
 		memcpy(&sa, (const char *)a + d->offset, sizeof(sa));
 		memcpy(&sb, (const char *)b + d->offset, sizeof(sb));
 		return strcmp(sa ? sa : "", sb ? sb : "") == 0;
+	case CO_OPT_SECS_LIST:
+		return memcmp((const char *)a + d->offset, (const char *)b + d->offset,
+		              CALLOUT_RECHECK_MAX * sizeof(unsigned)) == 0;
 	default:
 		return uint_value(d, a) == uint_value(d, b);
 	}

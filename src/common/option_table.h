@@ -25,7 +25,12 @@ typedef enum co_opt_type {
 	CO_OPT_LIMIT, /* a whole number up to max, 0 for none (CALLOUT_UNLIMITED) */
 	CO_OPT_MS,    /* a duration, kept in milliseconds, [min, max] ms */
 	CO_OPT_SECS,  /* a duration in whole seconds, kept in seconds, [min, max] s */
-	CO_OPT_TEXT   /* a string (const char *); its syntax is checked by its user */
+	CO_OPT_TEXT,  /* a string (const char *); its syntax is checked by its user */
+	/* durations in whole seconds, increasing, separated by commas, kept in
+	 * an unsigned array of CALLOUT_RECHECK_MAX ended by 0; each in [min,
+	 * max] s; "" (all 0) for none.  def and daemon_def are not values but
+	 * indexes into the table's list of default lists (option_table.c) */
+	CO_OPT_SECS_LIST
 } co_opt_type;
 
 /* Who reads an option. */

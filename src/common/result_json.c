@@ -148,6 +148,8 @@ json_t *co_result_json(const char *input, size_t len, const callout_result *res,
 	ok = ok && co_json_put(j, "cached", json_boolean(res->cached));
 	if (ok && res->cached)
 		ok = co_json_put(j, "age", json_integer(res->age));
+	if (ok && res->recheck_in) /* a greylisting re-check is pending */
+		ok = co_json_put(j, "recheck_in", json_integer(res->recheck_in));
 	ok = ok && co_json_put(j, "from_fact", json_boolean(res->from_fact));
 	if (ok && res->from_fact) {
 		ok = co_json_put(j, "fact", co_json_cstr(res->fact)) &&

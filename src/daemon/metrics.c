@@ -390,6 +390,29 @@ static void render_proxies(FILE *fp, const callout_proxy_health *px, size_t n)
 		        px[i].pool, px[i].proxy, px[i].failures);
 }
 
+/* Greylisting re-checks (greylist_recheck): pending, scheduled, and how
+ * they ended. */
+static void render_rechecks(FILE *fp, const callout_stats *st)
+{
+	if (!st)
+		return;
+	family(fp, "calloutd_greylist_rechecks_pending", "gauge",
+	       "Greylisted addresses waiting for their re-check.");
+	fprintf(fp, "calloutd_greylist_rechecks_pending %u\n", st->rechecks_pending);
+	family(fp, "calloutd_greylist_rechecks_scheduled_total", "counter",
+	       "Greylisted addresses given a re-check.");
+	fprintf(fp, "calloutd_greylist_rechecks_scheduled_total %llu\n", st->rechecks_scheduled);
+	family(fp, "calloutd_greylist_rechecks_dropped_total", "counter",
+	       "Greylisted addresses not given a re-check: greylist_recheck_max were pending.");
+	fprintf(fp, "calloutd_greylist_rechecks_dropped_total %llu\n", st->rechecks_dropped);
+	family(fp, "calloutd_greylist_rechecks_total", "counter",
+	       "Re-checks ended, by the verdict of their last answer (tempfail: still so after "
+	       "the last delay, given up).");
+	for (unsigned v = 0; v < 4; v++)
+		fprintf(fp, "calloutd_greylist_rechecks_total{outcome=\"%s\"} %llu\n",
+		        callout_verdict_name((callout_verdict)v), st->rechecks_done[v]);
+}
+
 char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_stats *engine,
                         const callout_health *health, const callout_proxy_health *proxies,
                         size_t nproxies)
@@ -439,6 +462,8 @@ char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_st
 		family(fp, gauges[i].name, "gauge", gauges[i].help);
 		fprintf(fp, "%s %u\n", gauges[i].name, v);
 	}
+
+	render_rechecks(fp, engine);
 
 	/* verdict x reason: the pairs that go together, from 0, and any other
 	 * pair once seen */

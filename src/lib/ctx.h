@@ -43,11 +43,15 @@ typedef struct settings {
 	unsigned connect_ms, command_ms, deadline_ms;
 	unsigned max_mx, max_connections;
 	struct co_proxy_group *proxy; /* the pool to go through; NULL: direct */
+	/* A greylisting re-check's probe (recheck.c): joins no probe in
+	 * flight and is not answered by a tempfail record of the cache. */
+	bool fresh;
 } settings;
 
 struct route;
 struct co_probe;
 struct mx_flight;
+typedef struct co_rechecks co_rechecks;
 
 struct callout_ctx {
 	struct event_base *base;
@@ -81,6 +85,7 @@ struct callout_ctx {
 	bool dns_failing;
 	unsigned long long dns_errors;
 	char dns_error[128];
+	co_rechecks *rechecks; /* greylisting re-checks (recheck.c); NULL: none */
 };
 
 /* The wall clock of the cache: the caller's (tests) or time(). */

@@ -34,6 +34,7 @@
 #include "pool.h"
 #include "probe.h"
 #include "proxy_pool.h"
+#include "recheck.h"
 #include "route.h"
 
 #define INPUT_SHOWN_MAX 160 /* of an input that is not an address */
@@ -46,9 +47,12 @@ struct callout_query {
 	settings set;
 	co_addr addr;
 	struct timespec start;
-	struct event *timer; /* its deadline; or delivers its syntax error from the loop */
-	co_waiter wait;      /* on its probe; wait.probe NULL: a syntax error */
-	bool done;           /* its callback is running */
+	struct event *timer;  /* its deadline; or delivers its syntax error from the loop */
+	co_waiter wait;       /* on its probe; wait.probe NULL: a syntax error */
+	co_recheck_hold hold; /* CALLOUT_F_RECHECK_WAIT: on a greylisting re-check */
+	bool done;            /* its callback is running */
+	bool telling;         /* ... its first of two (CALLOUT_F_RECHECK_WAIT) */
+	bool cancel_asked;    /* ... and callout_cancel() was called in it */
 	/* A syntax error: what is wrong, and the input, made printable. */
 	callout_verdict bad_verdict;
 	callout_reason bad_reason;
@@ -332,6 +336,13 @@ CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callou
 		goto fail;
 	if ((st = open_proxies(ctx, &o)) != CALLOUT_OK)
 		goto fail;
+	bool enomem;
+	ctx->rechecks = co_rechecks_new(ctx, o.greylist_recheck,
+	                                or_default(o.greylist_recheck_max, 10000), &enomem);
+	if (enomem) {
+		st = CALLOUT_ENOMEM;
+		goto fail;
+	}
 	*out = ctx;
 	return CALLOUT_OK;
 fail:
@@ -361,6 +372,7 @@ CALLOUT_API void callout_ctx_free(callout_ctx *ctx)
 	/* Probes nobody waits for, finishing into the cache. */
 	while ((p = LIST_FIRST(&ctx->probes)))
 		co_probe_free(p);
+	co_rechecks_free(ctx->rechecks); /* their timers, before the loop runs down */
 	co_dns_free(ctx->dns);
 	/* Before the loop runs down: a Redis connection or an idle session
 	 * would keep it busy. */
@@ -390,6 +402,7 @@ CALLOUT_API callout_status callout_ctx_stats(callout_ctx *ctx, callout_stats *ou
 	co_pool_stats(ctx->pool, &st.sessions, &st.idle_sessions, &queued, &st.hosts_backing_off);
 	st.probing = ctx->probing;
 	st.waiting = ctx->ngated + queued;
+	co_rechecks_stats(ctx->rechecks, &st);
 	memcpy(out, &st, len < sizeof(st) ? len : sizeof(st));
 	return CALLOUT_OK;
 }
@@ -438,6 +451,7 @@ static void query_free(callout_query *q)
 	ctx->inflight--;
 	if (q->wait.probe)
 		co_probe_leave(&q->wait);
+	co_recheck_unhold(&q->hold);
 	if (q->timer)
 		event_free(q->timer);
 	free(q);
@@ -459,10 +473,35 @@ static void finish_request(callout_query *w, const callout_result *res)
 	query_free(w);
 }
 
-/* Its probe's result, the request having left it. */
+/* Its probe's result, the request having left it; or a re-check's. */
 static void on_probe_result(void *arg, const callout_result *res)
 {
-	finish_request(arg, res);
+	callout_query *q = arg;
+
+	/* A greylisted answer with a re-check pending: told now, and again
+	 * with the re-check's answer; the deadline moves past the last
+	 * re-check. */
+	if ((q->set.flags & CALLOUT_F_RECHECK_WAIT) && res->recheck_in &&
+	    co_recheck_hold_on(q->ctx, &q->set, &q->addr, res, &q->hold, on_probe_result, q)) {
+		callout_result r = *res;
+
+		co_arm_deadline(q->timer, co_recheck_hold_ms(&q->hold) + q->set.deadline_ms);
+		r.ms = co_elapsed_ms(&q->start);
+		q->telling = true; /* a cancel in the callback waits for its end */
+		q->cb(q->arg, CALLOUT_OK, &r);
+		q->telling = false;
+		if (q->cancel_asked)
+			query_free(q);
+		return;
+	}
+	if (q->set.flags & CALLOUT_F_RECHECK_WAIT) { /* recheck_in > 0 promises a second call */
+		callout_result r = *res;
+
+		r.recheck_in = 0;
+		finish_request(q, &r);
+		return;
+	}
+	finish_request(q, res);
 }
 
 /* A request's own result: a syntax error or its deadline. */
@@ -492,6 +531,12 @@ static void on_request_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
+	if (q->hold.rc) { /* the re-checks took too long: the greylisted answer */
+		callout_result r = *q->hold.last;
+		r.recheck_in = 0; /* the last call */
+		finish_request(q, &r);
+		return;
+	}
 	if (!q->wait.probe) {
 		finish_request_own(q, q->bad_verdict, q->bad_reason, CALLOUT_STAGE_SYNTAX,
 		                   q->bad_why);
@@ -621,7 +666,11 @@ CALLOUT_API callout_status callout_verify(callout_ctx *ctx, const char *address,
 
 CALLOUT_API void callout_cancel(callout_query *q)
 {
-	if (q && !q->done)
+	if (!q || q->done)
+		return;
+	if (q->telling)
+		q->cancel_asked = true;
+	else
 		query_free(q);
 }
 

@@ -29,6 +29,7 @@
 #include "mx_flight.h"
 #include "probe.h"
 #include "proxy_pool.h"
+#include "recheck.h"
 #include "route.h"
 #include "session.h"
 #include "sockaddr.h"
@@ -422,6 +423,7 @@ static void hand_outcome(void *arg)
 		k += n;
 	}
 	res.mx_hosts = hosts;
+	res.recheck_in = co_recheck_answer(p->ctx, &p->set, &p->addr, &res, p->refresh);
 	hand_to_waiters(p, &res);
 	co_probe_free(p); /* releases the claim, after the store */
 }
@@ -791,6 +793,8 @@ static void answer_cached(co_probe *p, const co_rec *rec, bool refresh)
 	co_rules_result(&copy, co_ctx_now(ctx), &res);
 	res.address = p->addr.mailbox;
 	res.postmaster = p->postmaster_known;
+	if (res.verdict == CALLOUT_TEMPFAIL)
+		res.recheck_in = co_recheck_pending(ctx, &p->set, &p->addr);
 	flight_remove(p); /* later requests read the cache themselves */
 	hand_to_waiters(p, &res);
 	if (refresh && !p->refresh && !flight_find(ctx, p->key, true)) {
@@ -844,6 +848,10 @@ static void on_lookup(void *arg)
 	lookup *lk = p->lk;
 
 	p->cache_req = NULL;
+	/* A re-check asks again what a tempfail on record says. */
+	if (p->set.fresh && lk->found[CO_LOOKUP_ADDRESS] &&
+	    lk->recs[CO_LOOKUP_ADDRESS].verdict == CALLOUT_TEMPFAIL)
+		lk->found[CO_LOOKUP_ADDRESS] = false;
 	co_decision d = co_rules_decide(&p->ctx->ttls, co_ctx_now(p->ctx), lk->recs, lk->found,
 	                                p->addr.mailbox, p->set.from, p->set.fallback[0] != '\0');
 	/* A refresh of a valid answer goes on from here too. */
@@ -956,7 +964,7 @@ co_probe *co_probe_for(callout_ctx *ctx, const settings *set, const co_addr *add
 	if (write)
 		co_rec_key(CO_REC_ADDRESS, addr->domain, addr->mailbox, set->from, key,
 		           sizeof(key));
-	if (read && key[0] && (p = flight_find(ctx, key, false)))
+	if (read && key[0] && !set->fresh && (p = flight_find(ctx, key, false)))
 		return p;
 	if (!(p = calloc(1, sizeof(*p))))
 		return NULL;

@@ -27,6 +27,7 @@ pytest_plugins = [
     "fixtures_gateway",  # a private Postfix as the receiving MTA asking calloutd
     "fixtures_chaos",    # the chaotic SMTP server of the load tests
     "fixtures_socks",    # Dante SOCKS5 proxies
+    "fixtures_postgrey", # postgrey greylisting for a private Postfix
 ]
 
 # Tests that do not choose a cache get none: each verification is live, and

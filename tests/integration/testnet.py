@@ -18,6 +18,11 @@ REDIS_PORT = int(os.environ.get("CALLOUT_TEST_REDIS_PORT", "10379"))
 # Real Postfix smtpd acting as a remote MX (IPv4 and IPv6).
 POSTFIX_IP = "127.0.0.20"
 POSTFIX_IP6 = "::1"
+# A second private Postfix that greylists with postgrey
+# (fixtures_postgrey.py): smtpd on GREYLIST_IP:SMTP_PORT, postgrey on
+# 127.0.0.1:POSTGREY_PORT.
+GREYLIST_IP = "127.0.0.24"
+POSTGREY_PORT = int(os.environ.get("CALLOUT_TEST_POSTGREY_PORT", "10110"))
 # Nothing ever listens here: connections are refused.
 DEAD_IP = "127.0.0.21"
 # Fake SMTP servers (tests/servers/fakesmtp.py) take addresses from here on.

@@ -1507,6 +1507,8 @@ static void test_contrib_sample(void **state)
 	    "connect_timeout",
 	    "command_timeout",
 	    "dns_timeout",
+	    "greylist_recheck",
+	    "greylist_recheck_max",
 	    "max_mx",
 	    "max_connections",
 	    "tls",

@@ -126,7 +126,8 @@ static void test_ranges_hold_at_both_ends(void **state)
 		callout_options before = o;
 		assert_non_null(co_opt_parse(d, "-1", &o, why, sizeof(why)));
 		assert_non_null(co_opt_parse(d, " 5", &o, why, sizeof(why)));
-		assert_non_null(co_opt_parse(d, "", &o, why, sizeof(why)));
+		if (d->type != CO_OPT_SECS_LIST) /* there "" is none */
+			assert_non_null(co_opt_parse(d, "", &o, why, sizeof(why)));
 		assert_non_null(co_opt_parse(d, "99999999999999999999999", &o, why, sizeof(why)));
 		assert_memory_equal(&before, &o, sizeof(o));
 	}
@@ -163,6 +164,41 @@ static void test_zero_is_a_value_where_allowed(void **state)
 	assert_string_equal(try("engine", "tls", "maybe", &o), "expected yes or no");
 }
 
+/* greylist_recheck: increasing whole-second durations, "" for none;
+ * calloutd re-checks by default, the library and the CLI do not. */
+static void test_duration_lists(void **state)
+{
+	const co_optdef *d = co_opt_find("engine", "greylist_recheck");
+	static const char *const bad[] = {
+	    "5m,",  ",5m", "5m,,15m",           "15m,5m", "5m,5m", "0",
+	    "1.5s", "8d",  "1,2,3,4,5,6,7,8,9", "5 m",    "x"};
+	callout_options o, before;
+	char buf[160], why[160];
+
+	(void)state;
+	callout_options_init(&o);
+	assert_int_equal(o.greylist_recheck[0], 0);
+	assert_string_equal(co_opt_format_default(d, false, buf, sizeof(buf)), "");
+	assert_string_equal(co_opt_format_default(d, true, buf, sizeof(buf)), "5m,15m");
+	assert_null(try("engine", "greylist_recheck", "1s,2,90s,1h", &o));
+	assert_int_equal(o.greylist_recheck[0], 1);
+	assert_int_equal(o.greylist_recheck[1], 2);
+	assert_int_equal(o.greylist_recheck[2], 90);
+	assert_int_equal(o.greylist_recheck[3], 3600);
+	assert_int_equal(o.greylist_recheck[4], 0);
+	assert_string_equal(co_opt_format(d, &o, buf, sizeof(buf)), "1s,2s,90s,1h");
+	assert_null(try("engine", "greylist_recheck", "1,2,3,4,5,6,7,8", &o));
+	assert_int_equal(o.greylist_recheck[7], 8);
+	before = o;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_non_null(co_opt_parse(d, bad[i], &o, why, sizeof(why)));
+		assert_memory_equal(&before, &o, sizeof(o));
+	}
+	assert_null(try("engine", "greylist_recheck", "", &o));
+	assert_int_equal(o.greylist_recheck[0], 0);
+	assert_string_equal(co_opt_format(d, &o, buf, sizeof(buf)), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +207,7 @@ int main(void)
 	    cmocka_unit_test(test_format_parses_back),
 	    cmocka_unit_test(test_ranges_hold_at_both_ends),
 	    cmocka_unit_test(test_zero_is_a_value_where_allowed),
+	    cmocka_unit_test(test_duration_lists),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
