@@ -86,6 +86,13 @@ struct callout_ctx {
 	unsigned long long dns_errors;
 	char dns_error[128];
 	co_rechecks *rechecks; /* greylisting re-checks (recheck.c); NULL: none */
+	/* Told of the probes' answers, so that probe.c need not know who
+	 * listens (recheck.c, which runs probes of its own): a probed answer
+	 * (refresh: a background re-probe), and a cached tempfail.  Each
+	 * returns the seconds until the address's re-check, 0: none. */
+	unsigned (*probe_answered)(callout_ctx *ctx, const settings *set, const co_addr *addr,
+	                           const callout_result *res, bool refresh);
+	unsigned (*probe_pending)(callout_ctx *ctx, const settings *set, const co_addr *addr);
 };
 
 /* The wall clock of the cache: the caller's (tests) or time(). */

@@ -337,6 +337,8 @@ CALLOUT_API callout_status callout_ctx_new(struct event_base *base, const callou
 	if ((st = open_proxies(ctx, &o)) != CALLOUT_OK)
 		goto fail;
 	bool enomem;
+	ctx->probe_answered = co_recheck_answer;
+	ctx->probe_pending = co_recheck_pending;
 	ctx->rechecks = co_rechecks_new(ctx, o.greylist_recheck,
 	                                or_default(o.greylist_recheck_max, 10000), &enomem);
 	if (enomem) {

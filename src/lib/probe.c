@@ -29,7 +29,6 @@
 #include "mx_flight.h"
 #include "probe.h"
 #include "proxy_pool.h"
-#include "recheck.h"
 #include "route.h"
 #include "session.h"
 #include "sockaddr.h"
@@ -423,7 +422,9 @@ static void hand_outcome(void *arg)
 		k += n;
 	}
 	res.mx_hosts = hosts;
-	res.recheck_in = co_recheck_answer(p->ctx, &p->set, &p->addr, &res, p->refresh);
+	res.recheck_in = p->ctx->probe_answered
+	                     ? p->ctx->probe_answered(p->ctx, &p->set, &p->addr, &res, p->refresh)
+	                     : 0;
 	hand_to_waiters(p, &res);
 	co_probe_free(p); /* releases the claim, after the store */
 }
@@ -793,8 +794,8 @@ static void answer_cached(co_probe *p, const co_rec *rec, bool refresh)
 	co_rules_result(&copy, co_ctx_now(ctx), &res);
 	res.address = p->addr.mailbox;
 	res.postmaster = p->postmaster_known;
-	if (res.verdict == CALLOUT_TEMPFAIL)
-		res.recheck_in = co_recheck_pending(ctx, &p->set, &p->addr);
+	if (res.verdict == CALLOUT_TEMPFAIL && ctx->probe_pending)
+		res.recheck_in = ctx->probe_pending(ctx, &p->set, &p->addr);
 	flight_remove(p); /* later requests read the cache themselves */
 	hand_to_waiters(p, &res);
 	if (refresh && !p->refresh && !flight_find(ctx, p->key, true)) {
