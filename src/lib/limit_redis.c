@@ -4,8 +4,9 @@
  * cache, shared by every node that uses it.
  *
  *   slots    a sorted set per key, a lease a member (node token:lease)
- *            scored by its expiry; a node renews its live leases every
- *            RENEW_MS, so a node killed with kill -9 frees its slots
+ *            scored by its expiry; a node writes every slot it holds
+ *            again every RENEW_MS (so a Redis that lost them has them
+ *            back), and a node killed with kill -9 frees its slots
  *            within LEASE_TTL_MS
  *   rates    a hash per key (tokens, stamp): the token bucket of limit.c
  *   backoff  a hash per host (failures, level, until, trial out)
@@ -21,7 +22,12 @@
  *
  * Redis out of reach: admissions are decided by an in-process backend
  * with this node's share of each limit, floor(limit / live nodes) as last
- * counted; a share of 0 admits nothing.  Back to Redis when it answers.
+ * counted; a share of 0 admits nothing.  Back to Redis when it answers,
+ * and the slots the fallback gave are written there first (the renewal
+ * sent before any admission), so that they count for the fleet.
+ *
+ * The connection is the cache's (redis_conn.c) when it has one on this
+ * loop: the records and these scripts go down one pipe.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +125,14 @@ static void kick(rl *r)
 }
 
 /* ---- keys ---- */
+
+/* A limit as the scripts take it: 0 is none. */
+static unsigned cap_arg(unsigned v)
+{
+	return v == CALLOUT_UNLIMITED ? 0 : v;
+}
+
+static void r_release(co_limits *l, const co_limit_key *k, co_lease lease);
 
 /* prefix "lim:" what ":" kind ":" id (domains as they are, addresses in
  * hex); its length, 0 if too long. */
@@ -257,9 +271,15 @@ static void on_renew_reply(void *arg, redisReply *rep, void *priv)
 		reload(r);
 }
 
+/*
+ * Heartbeat, and every slot we hold written with a fresh expiry: renewed,
+ * or written again if Redis lost it (a restart, a FLUSHALL) or never had
+ * it (a slot of the fallback, Redis back).  In batches of RENEW_BATCH.
+ */
 static void renew(rl *r)
 {
-	size_t n = r->held_leases.n, i = 0;
+	const co_lease_set *set = &r->held_leases;
+	size_t i = 0;
 	char nodes[KEY_MAX], ttl[16], nttl[16];
 
 	if (!r->ready)
@@ -268,7 +288,10 @@ static void renew(rl *r)
 	snprintf(ttl, sizeof(ttl), "%d", LEASE_TTL_MS);
 	snprintf(nttl, sizeof(nttl), "%d", NODE_TTL_MS);
 	do {
-		size_t m = n - i > RENEW_BATCH ? RENEW_BATCH : n - i;
+		size_t idx[RENEW_BATCH], m = 0;
+		for (; i < set->n && m < RENEW_BATCH; i++)
+			if (set->v[i].keylen) /* a kind with a cap */
+				idx[m++] = i;
 		size_t argc = 3 + 1 + m + 3 + m;
 		const char **argv = malloc(argc * sizeof(*argv));
 		size_t *lens = malloc(argc * sizeof(*lens));
@@ -287,22 +310,20 @@ static void renew(rl *r)
 		argv[a] = nk, lens[a++] = strlen(nk);
 		argv[a] = nodes, lens[a++] = strlen(nodes);
 		for (size_t j = 0; j < m; j++)
-			argv[a] = r->held_leases.v[i + j].key,
-			lens[a++] = r->held_leases.v[i + j].keylen;
+			argv[a] = set->v[idx[j]].key, lens[a++] = set->v[idx[j]].keylen;
 		argv[a] = r->token, lens[a++] = strlen(r->token);
 		argv[a] = ttl, lens[a++] = strlen(ttl);
 		argv[a] = nttl, lens[a++] = strlen(nttl);
 		for (size_t j = 0; j < m; j++) {
 			argv[a] = members[j];
-			lens[a++] = member_of(r, members[j], sizeof(members[j]),
-			                      r->held_leases.v[i + j].lease);
+			lens[a++] =
+			    member_of(r, members[j], sizeof(members[j]), set->v[idx[j]].lease);
 		}
 		send_cmd(r, on_renew_reply, NULL, (int)a, argv, lens);
 		free(argv);
 		free(lens);
 		free(members);
-		i += m;
-	} while (i < n);
+	} while (i < set->n);
 }
 
 static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
@@ -335,6 +356,48 @@ static void zrem(rl *r, const char *key, size_t keylen, co_lease lease)
 		send_cmd(r, on_ignored_reply, NULL, 3, argv, lens);
 }
 
+/* A token back in k's bucket on Redis (a session that did not open). */
+static void refund(rl *r, const co_limit_key *k)
+{
+	const co_rate *rate = &r->base.rules[k->kind].rate;
+	char key[KEY_MAX], burst[16];
+	size_t len;
+
+	if (!r->ready || !cap_arg(rate->rate) || !(len = key_of(r, key, "b", k)))
+		return;
+	snprintf(burst, sizeof(burst), "%u", rate->burst);
+	const char *argv[5] = {"EVALSHA", r->sha[CO_LUA_REFUND], "1", key, burst};
+	size_t lens[5] = {7, 40, 1, len, strlen(burst)};
+	send_cmd(r, on_ignored_reply, NULL, 5, argv, lens);
+}
+
+/*
+ * A slot we hold, to renew (and to write again should Redis have lost
+ * it: a restart, or a slot of the fallback when Redis returns).  Kinds
+ * without a cap keep no set on Redis: no key to write.
+ */
+static int hold(rl *r, co_lease lease, co_limit_kind kind, const char *key, size_t len)
+{
+	bool capped = cap_arg(r->base.rules[kind].sessions) != 0;
+	return co_lease_set_add(&r->held_leases, lease, key, capped ? len : 0);
+}
+
+/* The fallback's slots of a session, held on Redis too (kept there once
+ * it answers again); false when out of memory. */
+static bool hold_fallback(rl *r, const co_limit_key *d, const co_limit_key *h,
+                          const co_admission *a)
+{
+	char key[KEY_MAX];
+
+	if (hold(r, a->dlease, CO_LIMIT_DOMAIN, key, key_of(r, key, "s", d)))
+		return false;
+	if (hold(r, a->hlease, CO_LIMIT_HOST, key, key_of(r, key, "s", h))) {
+		co_lease_set_remove(&r->held_leases, a->dlease);
+		return false;
+	}
+	return true;
+}
+
 /* ---- what Redis said ---- */
 
 static ask *ask_find(rl *r, const co_limit_key *d, const co_limit_key *h, bool exempt)
@@ -356,7 +419,8 @@ static void ask_unlink(rl *r, ask *q)
 	}
 }
 
-/* Answers past their time: refusals expire, grants nobody took go back. */
+/* Answers past their time: refusals expire, grants nobody took go back
+ * (slots and tokens). */
 static void asks_sweep(rl *r, long long now)
 {
 	for (ask **pp = &r->asks; *pp;) {
@@ -366,6 +430,11 @@ static void asks_sweep(rl *r, long long now)
 			if (q->st == ASK_GRANTED) {
 				zrem(r, q->dkey, q->dklen, q->a.dlease);
 				zrem(r, q->hkey, q->hklen, q->a.hlease);
+				if (!q->exempt) {
+					refund(r, &(co_limit_key){CO_LIMIT_DOMAIN, q->id, q->dlen});
+					refund(r, &(co_limit_key){CO_LIMIT_HOST, q->id + q->dlen,
+					                          q->hlen});
+				}
 			}
 			free(q);
 		} else {
@@ -498,6 +567,11 @@ static co_admit fallback_admit(rl *r, const co_limit_key *d, const co_limit_key 
 		a->dlease |= FB_BIT;
 		a->hlease |= FB_BIT;
 		r->fb_leases += 2;
+		if (!hold_fallback(r, d, h, a)) {
+			r_release(&r->base, h, a->hlease);
+			r_release(&r->base, d, a->dlease);
+			return CO_ADMIT_NOMEM;
+		}
 		r->admissions++;
 	} else if (res == CO_ADMIT_DOMAIN_FULL || res == CO_ADMIT_HOST_FULL) {
 		/* Slots of the fallback free when our sessions end; Redis may
@@ -505,11 +579,6 @@ static co_admit fallback_admit(rl *r, const co_limit_key *d, const co_limit_key 
 		a->wait = SHARE_RETRY_MS;
 	}
 	return res;
-}
-
-static unsigned cap_arg(unsigned v)
-{
-	return v == CALLOUT_UNLIMITED ? 0 : v;
 }
 
 static co_admit r_admit(co_limits *l, const co_limit_key *d, const co_limit_key *h, bool exempt,
@@ -523,8 +592,8 @@ static co_admit r_admit(co_limits *l, const co_limit_key *d, const co_limit_key 
 	if (q && q->st == ASK_GRANTED) {
 		*a = q->a;
 		ask_unlink(r, q);
-		if (co_lease_set_add(&r->held_leases, a->dlease, q->dkey, q->dklen) ||
-		    co_lease_set_add(&r->held_leases, a->hlease, q->hkey, q->hklen)) {
+		if (hold(r, a->dlease, CO_LIMIT_DOMAIN, q->dkey, q->dklen) ||
+		    hold(r, a->hlease, CO_LIMIT_HOST, q->hkey, q->hklen)) {
 			co_lease_set_remove(&r->held_leases, a->dlease);
 			zrem(r, q->dkey, q->dklen, a->dlease);
 			zrem(r, q->hkey, q->hklen, a->hlease);
@@ -605,23 +674,23 @@ static co_admit r_admit(co_limits *l, const co_limit_key *d, const co_limit_key 
 static void r_release(co_limits *l, const co_limit_key *k, co_lease lease)
 {
 	rl *r = (rl *)l;
+	bool capped = cap_arg(l->rules[k->kind].sessions) != 0;
+	bool ours = co_lease_set_remove(&r->held_leases, lease);
 	char key[KEY_MAX];
+	size_t len;
 
-	if (lease & FB_BIT) {
-		if (r->fb) {
-			r->fb->ops->release(r->fb, k, lease & ~FB_BIT);
-			r->fb_leases--;
-			if (!r->fb_leases && r->ready) {
-				co_limits_free(r->fb); /* a new count of nodes next time */
-				r->fb = NULL;
-			}
+	if ((lease & FB_BIT) && r->fb) {
+		r->fb->ops->release(r->fb, k, lease & ~FB_BIT);
+		r->fb_leases--;
+		if (!r->fb_leases && r->ready) {
+			co_limits_free(r->fb); /* a new count of nodes next time */
+			r->fb = NULL;
 		}
-		return;
 	}
-	if (!co_lease_set_remove(&r->held_leases, lease))
+	if (!ours)
 		return;
-	size_t len = key_of(r, key, "s", k);
-	if (len)
+	/* A slot of the fallback is on Redis too once Redis came back. */
+	if (capped && (len = key_of(r, key, "s", k)))
 		zrem(r, key, len, lease);
 	/* A slot of ours is free: refusals for this key are out of date. */
 	for (ask *q = r->asks; q; q = q->next)
@@ -634,12 +703,18 @@ static bool r_acquire(co_limits *l, const co_limit_key *k, co_lease *lease, unsi
 {
 	rl *r = (rl *)l;
 	co_limits *fb = fallback(r);
+	char key[KEY_MAX];
 
 	*out = 1;
 	if (!fb || !fb->ops->acquire(fb, k, lease, out))
 		return false;
 	*lease |= FB_BIT;
 	r->fb_leases++;
+	if (hold(r, *lease, k->kind, key, key_of(r, key, "s", k))) {
+		r_release(l, k, *lease);
+		*out = 0; /* out of memory */
+		return false;
+	}
 	return true;
 }
 
@@ -649,12 +724,14 @@ static bool r_take(co_limits *l, const co_limit_key *k, long long *wait)
 	return fb && fb->ops->take(fb, k, wait);
 }
 
-static void r_refund(co_limits *l, const co_limit_key *k)
+static void r_refund(co_limits *l, const co_limit_key *k, co_lease lease)
 {
 	rl *r = (rl *)l;
-	/* On Redis a token taken stays taken: stricter, and rare. */
-	if (!r->ready && r->fb)
-		r->fb->ops->refund(r->fb, k);
+
+	if (!(lease & FB_BIT))
+		refund(r, k);
+	else if (r->fb)
+		r->fb->ops->refund(r->fb, k, lease & ~FB_BIT);
 }
 
 static bool r_held(co_limits *l, const co_limit_key *k, unsigned *failures, long long *left_s)
@@ -757,7 +834,7 @@ static void r_health(co_limits *l, co_limits_health *out)
 
 	*out = (co_limits_health){.shared = true,
 	                          .up = r->ready,
-	                          .leases = (unsigned)r->held_leases.n + r->fb_leases,
+	                          .leases = (unsigned)r->held_leases.n,
 	                          .nodes = r->nodes,
 	                          .fallbacks = r->fallbacks,
 	                          .round_trips = r->round_trips,

@@ -315,6 +315,70 @@ def test_redis_down_each_node_keeps_its_share(fleet, counting, redis_server):
     assert nodes[0].health()["limits"]["up"]
 
 
+def hang(nodes, addrs, srv, timeout=5):
+    """Verifications that hang on RCPT, started in the background, one an
+    address spread over the nodes; returns once the server has them all."""
+    want = len(srv.starts) + len(addrs)
+    threading.Thread(target=lambda: flood(nodes, addrs), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while len(srv.starts) < want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(srv.starts) == want, f"{len(srv.starts)} sessions began, not {want}"
+
+
+def wait_up(nodes, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(d.health().get("limits", {}).get("up") for d in nodes):
+            return
+        time.sleep(0.1)
+    raise AssertionError([d.health() for d in nodes])
+
+
+@pytest.mark.slow
+def test_sessions_opened_while_redis_was_down_count_when_it_returns(fleet, counting,
+                                                                   redis_server):
+    """domain_sessions = 3 over 3 nodes: with Redis gone each node opens its
+    share (1); when Redis returns those sessions are registered there, so
+    the fleet still holds 3, not its shares plus the limit."""
+    srv = counting(rcpt_delay=12)  # the sessions of the fallback hang
+    nodes = fleet(3, engine={"domain_sessions": "3", "command_timeout": "30s"})
+    wait_nodes(nodes, 3)
+    redis_server.kill()
+    try:
+        hang(nodes, addresses(3, "fb"), srv)
+    finally:
+        redis_server.start()
+    wait_up(nodes)
+    srv.rcpt_delay = 0.2
+    results = flood(nodes, addresses(6, "back"))
+    assert_correct(results)
+    assert srv.most <= 3, f"the server saw {srv.most} sessions at once"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["flushall", "restart"])
+def test_redis_losing_its_data_keeps_the_slots_held(fleet, counting, redis_server, how):
+    """A node holds the domain's 2 slots; Redis forgets everything (FLUSHALL,
+    or a restart: no persistence).  The holder's renewal writes its leases
+    again, so the other nodes still wait."""
+    srv = counting(rcpt_delay=10)
+    nodes = fleet(3, engine={"domain_sessions": "2", "command_timeout": "30s"})
+    wait_nodes(nodes, 3)
+    hang(nodes[:1], addresses(2, "held"), srv)
+    if how == "flushall":
+        redis_server.flush()
+        time.sleep(3)  # one renewal (every 2.5 s)
+    else:
+        redis_server.kill()
+        redis_server.start()
+        wait_up(nodes)
+    srv.rcpt_delay = 0.2
+    results = flood(nodes[1:], addresses(4, "after"))
+    assert_correct(results)
+    assert srv.most <= 2, f"the server saw {srv.most} sessions at once"
+
+
 def test_handover_never_holds_three(counting, dns_server):
     """One node, domain_sessions = 2, a session an address: a session
     closed to make room for the next counts until the server answered its
