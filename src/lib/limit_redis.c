@@ -103,7 +103,8 @@ struct rl {
 	held *helds;
 	co_limits *fb; /* the fallback, this node's share */
 	unsigned fb_leases;
-	unsigned nodes;
+	unsigned nodes;     /* live nodes, as last counted (note_nodes) */
+	long long nodes_at; /* when a count of at least nodes was last seen */
 	unsigned long long fallbacks, round_trips, admissions;
 };
 
@@ -258,6 +259,22 @@ static bool noscript(const redisReply *rep)
 
 /* ---- renewal ---- */
 
+/*
+ * A count of live nodes: taken at once when it grows, but when it falls
+ * only once it has stayed lower for NODE_TTL_MS.  A Redis that lost the
+ * heartbeats (a restart, a FLUSHALL) counts the nodes again one renewal
+ * at a time; meanwhile a fallback's share must not grow.
+ */
+static void note_nodes(rl *r, unsigned n)
+{
+	long long now = now_of(r);
+
+	if (n >= r->nodes || now - r->nodes_at >= NODE_TTL_MS) {
+		r->nodes = n;
+		r->nodes_at = now;
+	}
+}
+
 static void on_renew_reply(void *arg, redisReply *rep, void *priv)
 {
 	rl *r = arg;
@@ -266,7 +283,7 @@ static void on_renew_reply(void *arg, redisReply *rep, void *priv)
 	if (!got_reply(r, rep))
 		return;
 	if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-		r->nodes = (unsigned)rep->integer;
+		note_nodes(r, (unsigned)rep->integer);
 	else if (noscript(rep))
 		reload(r);
 }

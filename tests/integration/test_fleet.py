@@ -183,12 +183,17 @@ def fleet(dns_server, redis_server):
         return nodes
 
     yield start
+    crashed = []
     for d in nodes:
         if d.proc and d.proc.poll() is None:
             d.stop()
+        if d.proc and d.proc.returncode not in (0, None, -9):  # e.g. a sanitizer's report
+            crashed.append(f"node {d.i} exited with {d.proc.returncode}:\n{d.log_text()[-4000:]}")
     redis_server.start()
     for w in dirs:
         subprocess.run(["rm", "-rf", w])
+    if crashed:
+        pytest.fail("\n".join(crashed))
 
 
 def flood(nodes, addresses):
@@ -241,6 +246,18 @@ def test_three_nodes_hold_one_domain_sessions_limit(fleet, counting):
     h = nodes[0].health()
     assert h["status"] == "ok" and h["limits"]["shared"] and h["limits"]["up"], h
     assert sum(d.health()["limits"]["admissions"] for d in nodes) == 18
+
+
+def test_one_redis_connection_a_node(fleet, counting, redis_server):
+    """The cache and the limits of a node share one connection
+    (redis_conn.c): the records and the admissions go down one pipe."""
+    counting(rcpt_delay=0.0)
+    nodes = fleet(3)
+    wait_nodes(nodes, 3)
+    assert_correct(flood(nodes, addresses(6, "c")))
+    clients = [x for x in redis_server.cli("CLIENT", "LIST").splitlines()
+               if x.startswith("id=") and "cmd=client" not in x]  # not redis-cli itself
+    assert len(clients) == 3, clients
 
 
 def test_three_nodes_share_one_domain_rate(fleet, counting):
@@ -377,6 +394,29 @@ def test_redis_losing_its_data_keeps_the_slots_held(fleet, counting, redis_serve
     results = flood(nodes[1:], addresses(4, "after"))
     assert_correct(results)
     assert srv.most <= 2, f"the server saw {srv.most} sessions at once"
+
+
+@pytest.mark.slow
+def test_a_fallback_after_flushall_keeps_the_share(fleet, counting, redis_server):
+    """FLUSHALL forgets the heartbeats: the nodes are counted again one
+    renewal at a time.  Redis gone right then: each node keeps the share
+    of the count before (3 over 3 nodes: 1 each), not the whole limit."""
+    srv = counting(rcpt_delay=0.4)
+    nodes = fleet(3, engine={"domain_sessions": "3"})
+    wait_nodes(nodes, 3)
+    redis_server.flush()
+    deadline = time.monotonic() + 3  # past one renewal: every node has counted
+    while time.monotonic() < deadline:
+        if any(d.health()["limits"]["nodes"] < 3 for d in nodes):
+            break
+        time.sleep(0.02)
+    redis_server.kill()
+    try:
+        results = flood(nodes, addresses(15, "fl"))
+        assert_correct(results, allow_tempfail=True)
+        assert srv.most <= 3, f"the server saw {srv.most} sessions at once"
+    finally:
+        redis_server.start()
 
 
 def test_handover_never_holds_three(counting, dns_server):
