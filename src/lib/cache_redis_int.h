@@ -1,7 +1,7 @@
 /*
  * Inside the Redis backend: its state and requests, and what
- * cache_redis.c (the engine's asynchronous side: connection, records,
- * single flight) and cache_redis_admin.c (the blocking connection:
+ * cache_redis.c (the engine's asynchronous side: records and single
+ * flight, on the connection of redis_conn.c) and cache_redis_admin.c (the blocking connection:
  * scan, delete, info) share, from cache_redis_cmd.c (commands and
  * replies).  Not for other files.
  */
