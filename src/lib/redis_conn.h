@@ -53,7 +53,8 @@ typedef struct co_redis_events {
 } co_redis_events;
 
 /* A reply to a command: NULL when the connection is gone or the user
- * freed (then priv is the callee's to free). */
+ * left (then priv is the callee's to free).  It may send commands, not
+ * leave: it runs inside hiredis. */
 typedef void co_redis_reply_fn(void *arg, redisReply *reply, void *priv);
 
 /* A new connection to addr (copied), being made at once, and its first
