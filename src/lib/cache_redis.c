@@ -1,9 +1,10 @@
 /*
  * The Redis backend: records shared by every node of a fleet.
  *
- * With a loop (engine use) one asynchronous hiredis connection carries
- * everything: MGET for lookups, SET EX for writes, and a flight marker
- * set with NX PX for single flight across processes.  Without a loop,
+ * With a loop (engine use) one asynchronous connection (redis_conn.c,
+ * shared with the fleet's limits on the same server) carries everything:
+ * MGET for lookups, SET EX for writes, and a flight marker set with NX PX
+ * for single flight across processes.  Without a loop,
  * and for scan/del/info always, a blocking connection is opened on first
  * use (cache_redis_admin.c).
  *
@@ -19,21 +20,12 @@
  * and called from an event of their own, so a callback may cancel, start
  * requests or free the cache while hiredis is not on the stack.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "cache.h"
@@ -41,15 +33,11 @@
 #include "cache_redis_int.h"
 #include "clock.h"
 
-#define CONNECT_TIMEOUT_MS 1000 /* connect and handshake */
-#define REPLY_TIMEOUT_MS   2000 /* nothing answered for this long: the server is gone */
-#define WATCH_MS           250  /* how often the watchdog looks */
-#define BACKOFF_MIN_MS     100
-#define BACKOFF_MAX_MS     30000
-#define POLL_MS            75    /* a waiting claim looks for the holder's record */
-#define MAX_PENDING        10000 /* commands in flight, and live requests */
-#define DRAIN_MS           200   /* free: time for queued writes to reach the server */
-#define GET_MAX            16    /* keys of one get (the interface says 8) */
+#define REPLY_TIMEOUT_MS 2000  /* nothing answered for this long: the server is gone */
+#define BACKOFF_MAX_MS   30000 /* reconnections at least this often */
+#define POLL_MS          75    /* a waiting claim looks for the holder's record */
+#define MAX_PENDING      10000 /* commands in flight, and live requests */
+#define GET_MAX          16    /* keys of one get (the interface says 8) */
 
 /* Delete a flight marker only while it is still ours. */
 static const char release_script[] =
@@ -136,213 +124,52 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 		destroy(r);
 }
 
-/* ---- the asynchronous connection ---- */
+/* ---- the asynchronous connection (redis_conn.c) ---- */
 
-static void connect_start(redis_cache *r);
-
-static void retry_later(redis_cache *r)
-{
-	struct timeval tv = ms_tv(r->backoff_ms);
-
-	evtimer_add(r->retry_ev, &tv);
-	r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
-{
-	connect_start(arg);
-}
-
-/*
- * The connection is gone (hiredis is freeing it, or the caller frees it
- * right after): forget it, report, retry later.  Requests hiredis holds
- * are finished by their NULL replies.
- */
-static void conn_lost(redis_cache *r, const char *why)
-{
-	r->ac = NULL;
-	r->ready = false;
-	r->inflight = 0;
-	event_del(r->watch_ev);
-	co_redis_fault(r, why);
-	retry_later(r);
-}
-
-/* Drop the current connection ourselves. */
-static void drop(redis_cache *r, const char *why)
-{
-	redisAsyncContext *ac = r->ac;
-
-	conn_lost(r, why);
-	redisAsyncFree(ac); /* inside a reply callback hiredis defers this */
-}
-
-static void watch(redis_cache *r)
-{
-	struct timeval tv = ms_tv(WATCH_MS);
-
-	if (!event_pending(r->watch_ev, EV_TIMEOUT, NULL))
-		event_add(r->watch_ev, &tv);
-}
-
-/* hiredis 0.14 has no timeouts for asynchronous connections. */
-static void on_watch(evutil_socket_t fd, short what, void *arg)
+static void on_up(void *arg)
 {
 	redis_cache *r = arg;
-	int64_t t = co_clock_ms(NULL, NULL);
 
-	if (!r->ac || (r->ready && r->inflight == 0)) {
-		event_del(r->watch_ev); /* nothing to wait for: let an idle loop end */
-	} else if (!r->ready) {
-		if (t - r->conn_start_ms >= CONNECT_TIMEOUT_MS)
-			drop(r, "connect timed out");
-	} else if (t - r->progress_ms >= REPLY_TIMEOUT_MS) {
-		drop(r, "no reply in time");
-	}
+	co_cache_ok(&r->base);
 }
 
-/*
- * Account for a reply on ac.  False when there is nothing to read: a
- * NULL reply means the connection is gone.
- */
-static bool got_reply(redis_cache *r, redisAsyncContext *ac, const redisReply *rep)
+static void on_down(void *arg, const char *why)
 {
-	if (ac != r->ac)
-		return rep != NULL; /* a connection already forgotten */
-	if (!rep) {
-		conn_lost(r, ac->err ? ac->errstr : "connection closed");
-		return false;
-	}
-	r->inflight--;
-	r->progress_ms = co_clock_ms(NULL, NULL);
-	return true;
+	co_redis_fault(arg, why);
 }
 
 /* Commands are taken while connected, and while the first connection is
  * being made (so the first lookups of a program can use the cache), but
  * not while a fault lasts: then callers go on uncached at once. */
+static const co_redis_events conn_events = {on_up, on_down, REPLY_TIMEOUT_MS, BACKOFF_MAX_MS};
+
 static bool connected(const redis_cache *r)
 {
-	return r->ac && (r->ready || !r->base.faulty);
+	return r->conn && co_redis_open(r->conn) && (co_redis_up(r->conn) || !r->base.faulty);
 }
 
 static bool can_send(const redis_cache *r)
 {
-	return connected(r) && r->inflight < MAX_PENDING && r->nreqs < MAX_PENDING;
+	return connected(r) && co_redis_inflight(r->conn) < MAX_PENDING && r->nreqs < MAX_PENDING;
 }
 
-static int send_cmd(redis_cache *r, redisCallbackFn *fn, void *priv, int argc, const char **argv,
+static int send_cmd(redis_cache *r, co_redis_reply_fn *fn, void *priv, int argc, const char **argv,
                     const size_t *lens)
 {
-	if (redisAsyncCommandArgv(r->ac, fn, priv, argc, argv, lens) != REDIS_OK)
-		return -1;
-	if (r->inflight++ == 0)
-		r->progress_ms = co_clock_ms(NULL, NULL);
-	watch(r);
-	return 0;
-}
-
-static void on_hello(redisAsyncContext *ac, void *reply, void *priv)
-{
-	redis_cache *r = ac->data;
-	redisReply *rep = reply;
-
-	if (r->freeing || !got_reply(r, ac, rep) || ac != r->ac)
-		return;
-	if (rep->type == REDIS_REPLY_ERROR) {
-		char why[256];
-		snprintf(why, sizeof(why), "%s", rep->str); /* e.g. a wrong password */
-		drop(r, why);
-		return;
-	}
-	if (priv) { /* the PING after AUTH and SELECT */
-		r->ready = true;
-		r->backoff_ms = BACKOFF_MIN_MS;
-		co_cache_ok(&r->base);
-	}
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-	redis_cache *r = ac->data;
-
-	if (r->freeing || ac != r->ac || status == REDIS_OK)
-		return;
-	conn_lost(r, ac->errstr); /* hiredis frees ac when this returns */
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-	redis_cache *r = ac->data;
-
-	if (r->freeing || ac != r->ac)
-		return;
-	conn_lost(r, status == REDIS_OK || !ac->errstr[0] ? "connection closed" : ac->errstr);
-}
-
-/* AUTH [USER] PASSWORD into argv (3 slots); returns argc. */
-static void connect_start(redis_cache *r)
-{
-	redisAsyncContext *ac = redisAsyncConnect(r->host, (int)r->port);
-
-	if (!ac || ac->err) {
-		char why[256];
-		snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
-		co_redis_fault(r, why);
-		retry_later(r);
-		return;
-	}
-	ac->data = r;
-	if (redisLibeventAttach(ac, r->evb) != REDIS_OK) {
-		redisAsyncFree(ac);
-		co_redis_fault(r, "cannot attach to the loop");
-		retry_later(r);
-		return;
-	}
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	r->ac = ac;
-	r->ready = false;
-	r->inflight = 0;
-	r->conn_start_ms = co_clock_ms(NULL, NULL);
-
-	/* Pipelined ahead of everything else; PING marks the end. */
-	char db[16];
-	const char *argv[3];
-	size_t lens[3];
-	int rc = 0;
-	if (r->password) {
-		int argc = co_redis_auth_argv(r, argv, lens);
-		rc |= send_cmd(r, on_hello, NULL, argc, argv, lens);
-	}
-	if (r->db) {
-		snprintf(db, sizeof(db), "%u", r->db);
-		argv[0] = "SELECT", lens[0] = 6;
-		argv[1] = db, lens[1] = strlen(db);
-		rc |= send_cmd(r, on_hello, NULL, 2, argv, lens);
-	}
-	argv[0] = "PING", lens[0] = 4;
-	rc |= send_cmd(r, on_hello, r, 1, argv, lens);
-	if (rc)
-		drop(r, "out of memory");
-	else
-		watch(r);
+	return co_redis_send(r->conn, fn, priv, argc, argv, lens);
 }
 
 /* ---- operations ---- */
 
-static void on_get_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_get_reply(void *arg, redisReply *rep, void *priv)
 {
-	redis_cache *r = ac->data;
+	redis_cache *r = arg;
 	co_cache_req *q = priv;
-	redisReply *rep = reply;
 
 	if (r->freeing)
-		return;
+		return; /* destroy frees the requests */
 	q->waiting = false;
-	if (got_reply(r, ac, rep) && !q->cancelled) {
+	if (rep && !q->cancelled) {
 		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == q->n) {
 			for (size_t i = 0; i < q->n; i++)
 				q->found[i] = co_redis_decode(rep->element[i], &q->out[i]);
@@ -401,12 +228,9 @@ static int redis_get(co_cache *c, const char *const *keys, size_t n, co_rec *out
 	return rc;
 }
 
-static void on_write_reply(redisAsyncContext *ac, void *reply, const char *what)
+static void on_write_reply(redis_cache *r, const redisReply *rep, const char *what)
 {
-	redis_cache *r = ac->data;
-	redisReply *rep = reply;
-
-	if (r->freeing || !got_reply(r, ac, rep))
+	if (r->freeing || !rep)
 		return;
 	if (rep->type == REDIS_REPLY_ERROR)
 		co_redis_reply_fault(r, what, rep); /* e.g. maxmemory with noeviction */
@@ -414,19 +238,21 @@ static void on_write_reply(redisAsyncContext *ac, void *reply, const char *what)
 		co_cache_ok(&r->base);
 }
 
-static void on_put_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_put_reply(void *arg, redisReply *reply, void *priv)
 {
-	on_write_reply(ac, reply, "SET");
+	(void)priv;
+	on_write_reply(arg, reply, "SET");
 }
 
-static void on_release_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_release_reply(void *arg, redisReply *reply, void *priv)
 {
-	on_write_reply(ac, reply, "EVAL");
+	(void)priv;
+	on_write_reply(arg, reply, "EVAL");
 }
 
 /* A write whose reply only matters for faults: on the loop when there
  * is one (cb hears the reply), else at once.  0 or -1. */
-static int write_cmd(redis_cache *r, redisCallbackFn *cb, int argc, const char **argv,
+static int write_cmd(redis_cache *r, co_redis_reply_fn *cb, int argc, const char **argv,
                      const size_t *lens)
 {
 	if (r->evb)
@@ -458,9 +284,10 @@ static int redis_put(co_cache *c, const char *key, const co_rec *rec, unsigned t
 	return rc;
 }
 
-static void on_forget_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_forget_reply(void *arg, redisReply *reply, void *priv)
 {
-	on_write_reply(ac, reply, "DEL");
+	(void)priv;
+	on_write_reply(arg, reply, "DEL");
 }
 
 static int redis_forget(co_cache *c, const char *key)
@@ -481,8 +308,8 @@ static int redis_forget(co_cache *c, const char *key)
 
 /* ---- single flight ---- */
 
-static void on_claim_set_reply(redisAsyncContext *ac, void *reply, void *priv);
-static void on_claim_poll_reply(redisAsyncContext *ac, void *reply, void *priv);
+static void on_claim_set_reply(void *arg, redisReply *rep, void *priv);
+static void on_claim_poll_reply(void *arg, redisReply *rep, void *priv);
 
 static int claim_set(co_cache_req *q)
 {
@@ -535,16 +362,15 @@ static void on_claim_timer(evutil_socket_t fd, short what, void *arg)
 	q->waiting = true;
 }
 
-static void on_claim_set_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_claim_set_reply(void *arg, redisReply *rep, void *priv)
 {
-	redis_cache *r = ac->data;
+	redis_cache *r = arg;
 	co_cache_req *q = priv;
-	redisReply *rep = reply;
 
 	if (r->freeing)
 		return;
 	q->waiting = false;
-	bool ok = got_reply(r, ac, rep);
+	bool ok = rep != NULL;
 	if (q->cancelled) {
 		req_free(q);
 	} else if (ok && rep->type == REDIS_REPLY_NIL) {
@@ -568,17 +394,16 @@ static bool claim_answers(const co_cache_req *q, const co_rec *rec)
 	return rec->expires > co_cache_now(&q->r->base) && rec->probed >= q->start_s - hold_s - 1;
 }
 
-static void on_claim_poll_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_claim_poll_reply(void *arg, redisReply *rep, void *priv)
 {
-	redis_cache *r = ac->data;
+	redis_cache *r = arg;
 	co_cache_req *q = priv;
-	redisReply *rep = reply;
 	co_rec rec;
 
 	if (r->freeing)
 		return;
 	q->waiting = false;
-	bool ok = got_reply(r, ac, rep);
+	bool ok = rep != NULL;
 	if (q->cancelled) {
 		req_free(q);
 		return;
@@ -663,72 +488,18 @@ static void redis_cancel(co_cache *c, co_cache_req *q)
 		req_free(q);
 }
 
-/*
- * Freeing: give writes still queued (the last puts of a short-lived
- * program) a moment to reach the server, and read the replies so the
- * socket closes cleanly (unread data would turn the close into a reset).
- */
-static void drain(redis_cache *r)
-{
-	redisContext *rc = &r->ac->c;
-	bool up = rc->flags & REDIS_CONNECTED;
-	size_t want = r->inflight;
-	int64_t end = co_clock_ms(NULL, NULL) + DRAIN_MS;
-	int done = 0;
-
-	for (;;) {
-		if (up && !done && redisBufferWrite(rc, &done) != REDIS_OK)
-			return;
-		if (up && done && want == 0)
-			return;
-		int64_t left = end - co_clock_ms(NULL, NULL);
-		struct pollfd pfd = {.fd = rc->fd,
-		                     .events = up && done ? POLLIN : POLLIN | POLLOUT};
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0 || (pfd.revents & POLLNVAL))
-			return;
-		if (!up) { /* still connecting (a program that never ran its loop) */
-			int e = 0;
-			socklen_t elen = sizeof(e);
-			if (getsockopt(rc->fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0 || e != 0)
-				return;
-			up = pfd.revents & POLLOUT;
-		} else if (pfd.revents & (POLLIN | POLLERR | POLLHUP)) {
-			void *rep;
-			if (redisBufferRead(rc) != REDIS_OK)
-				return;
-			while (want > 0 && redisReaderGetReply(rc->reader, &rep) == REDIS_OK &&
-			       rep) {
-				freeReplyObject(rep);
-				want--;
-			}
-		}
-	}
-}
-
 static void destroy(redis_cache *r)
 {
-	r->freeing = true; /* hiredis calls back with NULL replies: ignore them */
-	if (r->ac) {
-		redisAsyncContext *ac = r->ac;
-		drain(r);
-		r->ac = NULL;
-		redisAsyncFree(ac);
-	}
+	r->freeing = true; /* leaving answers our commands NULL: ignore them */
+	if (r->conn)
+		co_redis_leave(r->conn); /* the last user drains and closes */
 	while (!LIST_EMPTY(&r->reqs))
 		req_free(LIST_FIRST(&r->reqs));
-	if (r->retry_ev)
-		event_free(r->retry_ev);
-	if (r->watch_ev)
-		event_free(r->watch_ev);
 	if (r->done_ev)
 		event_free(r->done_ev);
 	if (r->sync)
 		redisFree(r->sync);
-	free(r->host);
-	free(r->user);
-	if (r->password)
-		explicit_bzero(r->password, strlen(r->password));
-	free(r->password);
+	co_redis_addr_clear(&r->addr);
 	free(r->prefix);
 	free(r->name);
 	free(r);
@@ -764,27 +535,16 @@ bool co_cache_redis_where(const co_cache *c, co_redis_where *out)
 
 	if (!c || c->ops != &redis_ops)
 		return false;
-	*out = (co_redis_where){r->host, r->user, r->password, r->prefix, r->port, r->db};
+	*out = (co_redis_where){r->addr.host, r->addr.user, r->addr.password,
+	                        r->prefix,    r->addr.port, r->addr.db};
 	return true;
 }
 
-/* The flight marker's value: unguessable, so release deletes only ours. */
-void co_redis_make_token(char *out, size_t nbytes)
+co_redis_user *co_cache_redis_conn(const co_cache *c)
 {
-	uint8_t raw[64];
+	const redis_cache *r = (const redis_cache *)c;
 
-	if (nbytes > sizeof(raw))
-		nbytes = sizeof(raw);
-	if (getrandom(raw, nbytes, GRND_NONBLOCK) != (ssize_t)nbytes) {
-		uint64_t x = (uint64_t)co_clock_ms(NULL, NULL) ^ ((uint64_t)getpid() << 32) ^
-		             (uint64_t)(uintptr_t)out;
-		for (size_t i = 0; i < nbytes; i++) {
-			x = x * 6364136223846793005ull + 1442695040888963407ull;
-			raw[i] = (uint8_t)(x >> 56);
-		}
-	}
-	for (size_t i = 0; i < nbytes; i++)
-		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	return c && c->ops == &redis_ops ? r->conn : NULL;
 }
 
 co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
@@ -799,22 +559,15 @@ co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
 		goto oom;
 	r->base.ops = &redis_ops;
 	r->base.conf = *conf;
-	r->port = port;
-	r->db = db;
-	r->host = strdup(host);
-	r->password = password && *password ? strdup(password) : NULL;
-	r->user = r->password && user && *user ? strdup(user) : NULL;
 	r->prefix = strdup(prefix ? prefix : "");
 	r->name = malloc(namelen);
-	if (!r->host || !r->prefix || !r->name || (password && *password && !r->password) ||
-	    (r->password && user && *user && !r->user))
+	if (co_redis_addr_set(&r->addr, host, port, db, user, password) || !r->prefix || !r->name)
 		goto oom;
 	r->prefixlen = strlen(r->prefix);
 	snprintf(r->name, namelen, strchr(host, ':') ? "redis://[%s]:%u" : "redis://%s:%u", host,
 	         port);
 	LIST_INIT(&r->reqs);
 	STAILQ_INIT(&r->done);
-	r->backoff_ms = BACKOFF_MIN_MS;
 	co_redis_make_token(r->token, TOKEN_LEN / 2);
 
 	if (conf->strict && !co_redis_sync_ctx(r, err, errlen)) {
@@ -823,12 +576,9 @@ co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
 	}
 	if (conf->base) {
 		r->evb = conf->base;
-		r->retry_ev = evtimer_new(r->evb, on_retry, r);
-		r->watch_ev = event_new(r->evb, -1, EV_PERSIST, on_watch, r);
 		r->done_ev = event_new(r->evb, -1, 0, on_done, r);
-		if (!r->retry_ev || !r->watch_ev || !r->done_ev)
+		if (!r->done_ev || !(r->conn = co_redis_connect(r->evb, &r->addr, &conn_events, r)))
 			goto oom;
-		connect_start(r);
 	}
 	return &r->base;
 oom:

@@ -23,9 +23,10 @@ typedef struct co_redis_where {
 } co_redis_where;
 bool co_cache_redis_where(const co_cache *c, co_redis_where *out);
 
-/* nbytes (up to 64) random bytes in hex, NUL-terminated, into out
- * (2 * nbytes + 1 chars): a process's token on a shared server. */
-void co_redis_make_token(char *out, size_t nbytes);
+/* The asynchronous connection of a Redis cache with a loop, for the
+ * fleet's limits to join (co_redis_join); NULL if there is none. */
+struct co_redis_user;
+struct co_redis_user *co_cache_redis_conn(const co_cache *c);
 
 /* NULL only when out of memory, or when conf->strict and the store
  * cannot be opened: then err says why. */

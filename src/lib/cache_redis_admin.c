@@ -38,7 +38,7 @@ redisContext *co_redis_sync_ctx(redis_cache *r, char *err, size_t errlen)
 
 	if (r->sync)
 		return r->sync;
-	rc = redisConnectWithTimeout(r->host, (int)r->port, tv);
+	rc = redisConnectWithTimeout(r->addr.host, (int)r->addr.port, tv);
 	if (!rc || rc->err) {
 		snprintf(why, sizeof(why), "%s", rc ? rc->errstr : "out of memory");
 		goto fail;
@@ -47,14 +47,14 @@ redisContext *co_redis_sync_ctx(redis_cache *r, char *err, size_t errlen)
 		snprintf(why, sizeof(why), "cannot set timeouts");
 		goto fail;
 	}
-	if (r->password) {
-		int argc = co_redis_auth_argv(r, argv, lens);
+	if (r->addr.password) {
+		int argc = co_redis_addr_auth_argv(&r->addr, argv, lens);
 		if (!sync_check(rc, redisCommandArgv(rc, argc, argv, lens), "AUTH", why,
 		                sizeof(why)))
 			goto fail;
 	}
-	if (r->db) {
-		snprintf(db, sizeof(db), "%u", r->db);
+	if (r->addr.db) {
+		snprintf(db, sizeof(db), "%u", r->addr.db);
 		argv[0] = "SELECT", lens[0] = 6;
 		argv[1] = db, lens[1] = strlen(db);
 		if (!sync_check(rc, redisCommandArgv(rc, 2, argv, lens), "SELECT", why,

@@ -1,7 +1,7 @@
 /*
  * What both sides of the Redis backend build their commands and read
- * their replies with (see cache_redis_int.h): keys with the prefix, the
- * AUTH command, records out of replies, and faults reported once.
+ * their replies with (see cache_redis_int.h): keys with the prefix,
+ * records out of replies, and faults reported once.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,15 +63,4 @@ bool co_redis_decode(const redisReply *v, co_rec *rec)
 {
 	return v->type == REDIS_REPLY_STRING &&
 	       co_rec_decode((const uint8_t *)v->str, v->len, rec) == 0;
-}
-
-int co_redis_auth_argv(const redis_cache *r, const char **argv, size_t *lens)
-{
-	int argc = 0;
-
-	argv[argc] = "AUTH", lens[argc++] = 4;
-	if (r->user)
-		argv[argc] = r->user, lens[argc++] = strlen(r->user);
-	argv[argc] = r->password, lens[argc++] = strlen(r->password);
-	return argc;
 }

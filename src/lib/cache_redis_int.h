@@ -1,7 +1,7 @@
 /*
  * Inside the Redis backend: its state and requests, and what
- * cache_redis.c (the engine's asynchronous side: connection, records,
- * single flight) and cache_redis_admin.c (the blocking connection:
+ * cache_redis.c (the engine's asynchronous side: records and single
+ * flight, on the connection of redis_conn.c) and cache_redis_admin.c (the blocking connection:
  * scan, delete, info) share, from cache_redis_cmd.c (commands and
  * replies).  Not for other files.
  */
@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 
 #include "cache.h"
+#include "redis_conn.h"
 
 #define TOKEN_LEN 32 /* the flight marker's random value, in hex */
 
@@ -52,19 +53,15 @@ struct co_cache_req {
 
 struct redis_cache {
 	co_cache base;
-	char *host, *user, *password, *prefix, *name;
+	co_redis_addr addr;
+	char *prefix, *name;
 	size_t prefixlen;
-	unsigned port, db;
 	char token[TOKEN_LEN + 1];
 
 	/* engine use */
 	struct event_base *evb;
-	redisAsyncContext *ac; /* NULL: down, a retry is scheduled */
-	bool ready;            /* the handshake was answered */
-	int64_t conn_start_ms, progress_ms;
-	size_t inflight; /* commands sent on ac and not answered */
-	unsigned backoff_ms;
-	struct event *retry_ev, *watch_ev, *done_ev;
+	co_redis_user *conn; /* the asynchronous connection (redis_conn.h) */
+	struct event *done_ev;
 	LIST_HEAD(, co_cache_req) reqs;
 	STAILQ_HEAD(, co_cache_req) done;
 	size_t nreqs;
@@ -90,8 +87,6 @@ char *co_redis_prefixed(const redis_cache *r, const char *mid, const char *const
                         const char **argv, size_t *lens);
 /* A record from a reply element; false if it is none or malformed. */
 bool co_redis_decode(const redisReply *v, co_rec *rec);
-/* The AUTH command for the configured user and password; its argc. */
-int co_redis_auth_argv(const redis_cache *r, const char **argv, size_t *lens);
 
 /* The blocking connection, made on first use.  With err: say why there
  * instead of reporting a fault. */

@@ -115,9 +115,9 @@ static co_admit composed_admit(co_limits *l, const co_limit_key *d, const co_lim
 		bool host_ok = ops->take(l, h, &a->wait);
 		if (!dom_ok || !host_ok) {
 			if (dom_ok)
-				ops->refund(l, d);
+				ops->refund(l, d, a->dlease);
 			if (host_ok)
-				ops->refund(l, h);
+				ops->refund(l, h, a->hlease);
 			ops->release(l, h, a->hlease);
 			ops->release(l, d, a->dlease);
 			return dom_ok ? CO_ADMIT_HOST_RATE : CO_ADMIT_DOMAIN_RATE;

@@ -149,8 +149,10 @@ typedef struct co_limits_ops {
 	/* A token of k's bucket; if none, *wait (when 0 or later) is lowered
 	 * to the milliseconds until one is. */
 	bool (*take)(co_limits *l, const co_limit_key *k, long long *wait);
-	/* Give back a token taken for a session that did not open. */
-	void (*refund)(co_limits *l, const co_limit_key *k);
+	/* Give back a token taken for a session that did not open; lease:
+	 * the slot admitted with it (a fleet-wide backend took the token
+	 * where it took the slot). */
+	void (*refund)(co_limits *l, const co_limit_key *k, co_lease lease);
 	/* Whether sessions to k are held back (a trial out counts); if so,
 	 * *failures and *left_s (whole seconds, at least 1) say why. */
 	bool (*held)(co_limits *l, const co_limit_key *k, unsigned *failures, long long *left_s);

@@ -139,7 +139,7 @@ static bool l_take(co_limits *l, const co_limit_key *k, long long *wait)
 	return true;
 }
 
-static void l_refund(co_limits *l, const co_limit_key *k)
+static void l_refund(co_limits *l, const co_limit_key *k, co_lease lease)
 {
 	co_rate r = l->rules[k->kind].rate;
 	entry *e = find((local *)l, k, false, 0);

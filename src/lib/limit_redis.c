@@ -4,8 +4,9 @@
  * cache, shared by every node that uses it.
  *
  *   slots    a sorted set per key, a lease a member (node token:lease)
- *            scored by its expiry; a node renews its live leases every
- *            RENEW_MS, so a node killed with kill -9 frees its slots
+ *            scored by its expiry; a node writes every slot it holds
+ *            again every RENEW_MS (so a Redis that lost them has them
+ *            back), and a node killed with kill -9 frees its slots
  *            within LEASE_TTL_MS
  *   rates    a hash per key (tokens, stamp): the token bucket of limit.c
  *   backoff  a hash per host (failures, level, until, trial out)
@@ -21,7 +22,12 @@
  *
  * Redis out of reach: admissions are decided by an in-process backend
  * with this node's share of each limit, floor(limit / live nodes) as last
- * counted; a share of 0 admits nothing.  Back to Redis when it answers.
+ * counted; a share of 0 admits nothing.  Back to Redis when it answers,
+ * and the slots the fallback gave are written there first (the renewal
+ * sent before any admission), so that they count for the fleet.
+ *
+ * The connection is the cache's (redis_conn.c) when it has one on this
+ * loop: the records and these scripts go down one pipe.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +36,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <callout/callout.h>
@@ -39,6 +43,7 @@
 #include "cache_redis.h"
 #include "limit.h"
 #include "limit_redis_lua.h"
+#include "redis_conn.h"
 
 #define LEASE_TTL_MS   10000 /* a slot of a node that stops renewing frees itself */
 #define RENEW_MS       2500  /* renewal and heartbeat */
@@ -47,11 +52,8 @@
 #define GRANT_KEEP_MS  2000  /* a grant nobody collected is given back */
 #define ERROR_RETRY_MS 100   /* after an error reply */
 #define SHARE_RETRY_MS 1000  /* a share of 0: look again */
-#define CONNECT_MS     1000
-#define REPLY_MS       1000 /* nothing answered this long: the server is gone */
-#define WATCH_MS       100
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define REPLY_MS       1000  /* nothing answered this long: the server is gone */
+#define BACKOFF_MAX_MS 5000  /* reconnections at least this often */
 #define RENEW_BATCH    200
 #define KEY_MAX        1024
 #define FB_BIT         (1ull << 63) /* a lease of the fallback */
@@ -88,24 +90,21 @@ typedef struct held {
 
 struct rl {
 	co_limits base;
-	struct event_base *evb;
-	char *host, *user, *password, *prefix;
-	unsigned port, db;
+	char *prefix;
 	char token[17];
 	char sha[CO_LUA_N][41];
-	redisAsyncContext *ac;
-	bool ready, freeing;
-	long long conn_start, progress;
-	size_t inflight;
-	unsigned backoff_ms;
-	struct event *retry_ev, *watch_ev, *renew_ev;
+	co_redis_user *conn; /* redis_conn.c: the cache's connection when it has one */
+	bool ready;          /* up, and the scripts loaded */
+	bool loading, load_failed, freeing;
+	struct event *renew_ev;
 	co_lease leases;
-	co_lease_set held_leases; /* ours on Redis */
+	co_lease_set held_leases; /* every slot we hold, the fallback's too (FB_BIT) */
 	ask *asks;
 	held *helds;
 	co_limits *fb; /* the fallback, this node's share */
 	unsigned fb_leases;
-	unsigned nodes;
+	unsigned nodes;     /* live nodes, as last counted (note_nodes) */
+	long long nodes_at; /* when a count of at least nodes was last seen */
 	unsigned long long fallbacks, round_trips, admissions;
 };
 
@@ -127,6 +126,14 @@ static void kick(rl *r)
 }
 
 /* ---- keys ---- */
+
+/* A limit as the scripts take it: 0 is none. */
+static unsigned cap_arg(unsigned v)
+{
+	return v == CALLOUT_UNLIMITED ? 0 : v;
+}
+
+static void r_release(co_limits *l, const co_limit_key *k, co_lease lease);
 
 /* prefix "lim:" what ":" kind ":" id (domains as they are, addresses in
  * hex); its length, 0 if too long. */
@@ -158,164 +165,81 @@ static size_t member_of(const rl *r, char *out, size_t size, co_lease lease)
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
-/* ---- the connection ---- */
+/* ---- the connection (redis_conn.c) ---- */
 
-static void connect_start(rl *r);
-
-static void conn_lost(rl *r)
-{
-	r->ac = NULL;
-	r->ready = false;
-	r->inflight = 0;
-	event_del(r->watch_ev);
-	struct timeval tv = ms_tv(r->backoff_ms);
-	evtimer_add(r->retry_ev, &tv);
-	r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
-	kick(r); /* pending admissions are decided by the fallback now */
-}
-
-static void drop(rl *r)
-{
-	redisAsyncContext *ac = r->ac;
-	conn_lost(r);
-	redisAsyncFree(ac);
-}
-
-static bool got_reply(rl *r, redisAsyncContext *ac, const redisReply *rep)
-{
-	if (r->freeing || ac != r->ac)
-		return false;
-	if (!rep) {
-		conn_lost(r);
-		return false;
-	}
-	r->inflight--;
-	r->progress = co_clock_ms(NULL, NULL);
-	return true;
-}
-
-static int send_cmd(rl *r, redisCallbackFn *fn, void *priv, int argc, const char **argv,
+static int send_cmd(rl *r, co_redis_reply_fn *fn, void *priv, int argc, const char **argv,
                     const size_t *lens)
 {
-	if (!r->ac || redisAsyncCommandArgv(r->ac, fn, priv, argc, argv, lens) != REDIS_OK)
+	if (co_redis_send(r->conn, fn, priv, argc, argv, lens))
 		return -1;
-	if (r->inflight++ == 0)
-		r->progress = co_clock_ms(NULL, NULL);
 	r->round_trips++;
-	if (!event_pending(r->watch_ev, EV_TIMEOUT, NULL)) {
-		struct timeval tv = ms_tv(WATCH_MS);
-		event_add(r->watch_ev, &tv);
-	}
 	return 0;
 }
 
-static void on_watch(evutil_socket_t fd, short what, void *arg)
+/* Whether there is a reply to read: NULL means the connection is gone
+ * (on_down said so) or we are being freed. */
+static bool got_reply(const rl *r, const redisReply *rep)
 {
-	rl *r = arg;
-	long long t = co_clock_ms(NULL, NULL);
-	(void)fd;
-	(void)what;
-	if (!r->ac || (r->ready && !r->inflight))
-		event_del(r->watch_ev);
-	else if (!r->ready && t - r->conn_start >= CONNECT_MS)
-		drop(r);
-	else if (r->ready && t - r->progress >= REPLY_MS)
-		drop(r);
+	return rep && !r->freeing;
 }
 
 static void renew(rl *r);
 
-static void on_hello(redisAsyncContext *ac, void *reply, void *priv)
+static void on_loaded(void *arg, redisReply *rep, void *priv)
 {
-	rl *r = ac->data;
-	redisReply *rep = reply;
+	rl *r = arg;
 
-	if (!got_reply(r, ac, rep))
-		return;
-	if (rep->type == REDIS_REPLY_ERROR) {
-		drop(r);
+	if (!got_reply(r, rep)) {
+		r->loading = false;
 		return;
 	}
-	if (priv) { /* the PING after AUTH, SELECT and the scripts */
-		r->ready = true;
-		r->backoff_ms = BACKOFF_MIN_MS;
-		renew(r); /* count the nodes at once */
-		kick(r);
+	if (rep->type == REDIS_REPLY_ERROR)
+		r->load_failed = true; /* e.g. scripting refused: the fallback decides */
+	if (priv) {                    /* the last script */
+		r->loading = false;
+		if (!r->load_failed) {
+			r->ready = true;
+			renew(r); /* count the nodes, register our slots, before any admission */
+			kick(r);
+		}
 	}
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* The scripts on the server; ready when the last is answered. */
+static void load(rl *r)
 {
-	rl *r = ac->data;
-	if (!r->freeing && ac == r->ac && status != REDIS_OK)
-		conn_lost(r);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-	rl *r = ac->data;
-	(void)status;
-	if (!r->freeing && ac == r->ac)
-		conn_lost(r);
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	connect_start(arg);
-}
-
-static void connect_start(rl *r)
-{
-	redisAsyncContext *ac = redisAsyncConnect(r->host, (int)r->port);
-
-	if (!ac || ac->err || redisLibeventAttach(ac, r->evb) != REDIS_OK) {
-		if (ac)
-			redisAsyncFree(ac);
-		r->ac = NULL;
-		struct timeval tv = ms_tv(r->backoff_ms);
-		evtimer_add(r->retry_ev, &tv);
-		r->backoff_ms =
-		    r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
-		return;
-	}
-	ac->data = r;
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	r->ac = ac;
-	r->ready = false;
-	r->inflight = 0;
-	r->conn_start = co_clock_ms(NULL, NULL);
-
-	const char *argv[4];
-	size_t lens[4];
-	char db[16];
-	int rc = 0;
-	if (r->password) {
-		int argc = 0;
-		argv[argc] = "AUTH", lens[argc++] = 4;
-		if (r->user)
-			argv[argc] = r->user, lens[argc++] = strlen(r->user);
-		argv[argc] = r->password, lens[argc++] = strlen(r->password);
-		rc |= send_cmd(r, on_hello, NULL, argc, argv, lens);
-	}
-	if (r->db) {
-		snprintf(db, sizeof(db), "%u", r->db);
-		argv[0] = "SELECT", lens[0] = 6;
-		argv[1] = db, lens[1] = strlen(db);
-		rc |= send_cmd(r, on_hello, NULL, 2, argv, lens);
-	}
+	r->loading = true;
+	r->load_failed = false;
 	for (int i = 0; i < CO_LUA_N; i++) {
-		argv[0] = "SCRIPT", lens[0] = 6;
-		argv[1] = "LOAD", lens[1] = 4;
-		argv[2] = co_limit_lua[i], lens[2] = strlen(co_limit_lua[i]);
-		rc |= send_cmd(r, on_hello, NULL, 3, argv, lens);
+		const char *argv[3] = {"SCRIPT", "LOAD", co_limit_lua[i]};
+		size_t lens[3] = {6, 4, strlen(co_limit_lua[i])};
+		if (send_cmd(r, on_loaded, i == CO_LUA_N - 1 ? r : NULL, 3, argv, lens)) {
+			r->loading = false;
+			return;
+		}
 	}
-	argv[0] = "PING", lens[0] = 4;
-	rc |= send_cmd(r, on_hello, r, 1, argv, lens);
-	if (rc)
-		drop(r);
+}
+
+static void on_up(void *arg)
+{
+	load(arg);
+}
+
+static void on_down(void *arg, const char *why)
+{
+	rl *r = arg;
+	(void)why;
+	r->ready = false;
+	kick(r); /* pending admissions are decided by the fallback now */
+}
+
+static const co_redis_events conn_events = {on_up, on_down, REPLY_MS, BACKOFF_MAX_MS};
+
+static void on_nothing(void *arg, redisReply *rep, void *priv)
+{
+	(void)arg;
+	(void)rep;
+	(void)priv;
 }
 
 /* A NOSCRIPT (a SCRIPT FLUSH on the server): load them again. */
@@ -324,7 +248,7 @@ static void reload(rl *r)
 	for (int i = 0; i < CO_LUA_N; i++) {
 		const char *argv[3] = {"SCRIPT", "LOAD", co_limit_lua[i]};
 		size_t lens[3] = {6, 4, strlen(co_limit_lua[i])};
-		send_cmd(r, on_hello, NULL, 3, argv, lens);
+		send_cmd(r, on_nothing, NULL, 3, argv, lens);
 	}
 }
 
@@ -335,23 +259,44 @@ static bool noscript(const redisReply *rep)
 
 /* ---- renewal ---- */
 
-static void on_renew_reply(redisAsyncContext *ac, void *reply, void *priv)
+/*
+ * A count of live nodes: taken at once when it grows, but when it falls
+ * only once it has stayed lower for NODE_TTL_MS.  A Redis that lost the
+ * heartbeats (a restart, a FLUSHALL) counts the nodes again one renewal
+ * at a time; meanwhile a fallback's share must not grow.
+ */
+static void note_nodes(rl *r, unsigned n)
 {
-	rl *r = ac->data;
-	redisReply *rep = reply;
+	long long now = now_of(r);
+
+	if (n >= r->nodes || now - r->nodes_at >= NODE_TTL_MS) {
+		r->nodes = n;
+		r->nodes_at = now;
+	}
+}
+
+static void on_renew_reply(void *arg, redisReply *rep, void *priv)
+{
+	rl *r = arg;
 	(void)priv;
 
-	if (!got_reply(r, ac, rep))
+	if (!got_reply(r, rep))
 		return;
 	if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-		r->nodes = (unsigned)rep->integer;
+		note_nodes(r, (unsigned)rep->integer);
 	else if (noscript(rep))
 		reload(r);
 }
 
+/*
+ * Heartbeat, and every slot we hold written with a fresh expiry: renewed,
+ * or written again if Redis lost it (a restart, a FLUSHALL) or never had
+ * it (a slot of the fallback, Redis back).  In batches of RENEW_BATCH.
+ */
 static void renew(rl *r)
 {
-	size_t n = r->held_leases.n, i = 0;
+	const co_lease_set *set = &r->held_leases;
+	size_t i = 0;
 	char nodes[KEY_MAX], ttl[16], nttl[16];
 
 	if (!r->ready)
@@ -360,7 +305,10 @@ static void renew(rl *r)
 	snprintf(ttl, sizeof(ttl), "%d", LEASE_TTL_MS);
 	snprintf(nttl, sizeof(nttl), "%d", NODE_TTL_MS);
 	do {
-		size_t m = n - i > RENEW_BATCH ? RENEW_BATCH : n - i;
+		size_t idx[RENEW_BATCH], m = 0;
+		for (; i < set->n && m < RENEW_BATCH; i++)
+			if (set->v[i].keylen) /* a kind with a cap */
+				idx[m++] = i;
 		size_t argc = 3 + 1 + m + 3 + m;
 		const char **argv = malloc(argc * sizeof(*argv));
 		size_t *lens = malloc(argc * sizeof(*lens));
@@ -379,38 +327,40 @@ static void renew(rl *r)
 		argv[a] = nk, lens[a++] = strlen(nk);
 		argv[a] = nodes, lens[a++] = strlen(nodes);
 		for (size_t j = 0; j < m; j++)
-			argv[a] = r->held_leases.v[i + j].key,
-			lens[a++] = r->held_leases.v[i + j].keylen;
+			argv[a] = set->v[idx[j]].key, lens[a++] = set->v[idx[j]].keylen;
 		argv[a] = r->token, lens[a++] = strlen(r->token);
 		argv[a] = ttl, lens[a++] = strlen(ttl);
 		argv[a] = nttl, lens[a++] = strlen(nttl);
 		for (size_t j = 0; j < m; j++) {
 			argv[a] = members[j];
-			lens[a++] = member_of(r, members[j], sizeof(members[j]),
-			                      r->held_leases.v[i + j].lease);
+			lens[a++] =
+			    member_of(r, members[j], sizeof(members[j]), set->v[idx[j]].lease);
 		}
 		send_cmd(r, on_renew_reply, NULL, (int)a, argv, lens);
 		free(argv);
 		free(lens);
 		free(members);
-		i += m;
-	} while (i < n);
+	} while (i < set->n);
 }
 
 static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
 {
+	rl *r = arg;
 	(void)fd;
 	(void)what;
-	renew(arg);
+	if (!r->ready && !r->loading && co_redis_up(r->conn))
+		load(r); /* the scripts were refused last time */
+	else
+		renew(r);
 }
 
 /* ---- fire and forget ---- */
 
-static void on_ignored_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_ignored_reply(void *arg, redisReply *reply, void *priv)
 {
-	rl *r = ac->data;
+	rl *r = arg;
 	(void)priv;
-	if (got_reply(r, ac, reply) && noscript(reply))
+	if (got_reply(r, reply) && noscript(reply))
 		reload(r);
 }
 
@@ -421,6 +371,48 @@ static void zrem(rl *r, const char *key, size_t keylen, co_lease lease)
 	size_t lens[3] = {4, keylen, member_of(r, member, sizeof(member), lease)};
 	if (r->ready)
 		send_cmd(r, on_ignored_reply, NULL, 3, argv, lens);
+}
+
+/* A token back in k's bucket on Redis (a session that did not open). */
+static void refund(rl *r, const co_limit_key *k)
+{
+	const co_rate *rate = &r->base.rules[k->kind].rate;
+	char key[KEY_MAX], burst[16];
+	size_t len;
+
+	if (!r->ready || !cap_arg(rate->rate) || !(len = key_of(r, key, "b", k)))
+		return;
+	snprintf(burst, sizeof(burst), "%u", rate->burst);
+	const char *argv[5] = {"EVALSHA", r->sha[CO_LUA_REFUND], "1", key, burst};
+	size_t lens[5] = {7, 40, 1, len, strlen(burst)};
+	send_cmd(r, on_ignored_reply, NULL, 5, argv, lens);
+}
+
+/*
+ * A slot we hold, to renew (and to write again should Redis have lost
+ * it: a restart, or a slot of the fallback when Redis returns).  Kinds
+ * without a cap keep no set on Redis: no key to write.
+ */
+static int hold(rl *r, co_lease lease, co_limit_kind kind, const char *key, size_t len)
+{
+	bool capped = cap_arg(r->base.rules[kind].sessions) != 0;
+	return co_lease_set_add(&r->held_leases, lease, key, capped ? len : 0);
+}
+
+/* The fallback's slots of a session, held on Redis too (kept there once
+ * it answers again); false when out of memory. */
+static bool hold_fallback(rl *r, const co_limit_key *d, const co_limit_key *h,
+                          const co_admission *a)
+{
+	char key[KEY_MAX];
+
+	if (hold(r, a->dlease, CO_LIMIT_DOMAIN, key, key_of(r, key, "s", d)))
+		return false;
+	if (hold(r, a->hlease, CO_LIMIT_HOST, key, key_of(r, key, "s", h))) {
+		co_lease_set_remove(&r->held_leases, a->dlease);
+		return false;
+	}
+	return true;
 }
 
 /* ---- what Redis said ---- */
@@ -444,7 +436,8 @@ static void ask_unlink(rl *r, ask *q)
 	}
 }
 
-/* Answers past their time: refusals expire, grants nobody took go back. */
+/* Answers past their time: refusals expire, grants nobody took go back
+ * (slots and tokens). */
 static void asks_sweep(rl *r, long long now)
 {
 	for (ask **pp = &r->asks; *pp;) {
@@ -454,6 +447,11 @@ static void asks_sweep(rl *r, long long now)
 			if (q->st == ASK_GRANTED) {
 				zrem(r, q->dkey, q->dklen, q->a.dlease);
 				zrem(r, q->hkey, q->hklen, q->a.hlease);
+				if (!q->exempt) {
+					refund(r, &(co_limit_key){CO_LIMIT_DOMAIN, q->id, q->dlen});
+					refund(r, &(co_limit_key){CO_LIMIT_HOST, q->id + q->dlen,
+					                          q->hlen});
+				}
 			}
 			free(q);
 		} else {
@@ -502,17 +500,16 @@ static long long int_of(const redisReply *v)
 	return v->type == REDIS_REPLY_INTEGER ? v->integer : 0;
 }
 
-static void on_admit_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_admit_reply(void *arg, redisReply *rep, void *priv)
 {
-	rl *r = ac->data;
-	redisReply *rep = reply;
+	rl *r = arg;
 	ask *q = priv;
 
 	if (q->gone || r->freeing) {
 		free(q);
 		return;
 	}
-	if (!got_reply(r, ac, rep)) {
+	if (!got_reply(r, rep)) {
 		ask_unlink(r, q); /* the fallback decides */
 		free(q);
 		return;
@@ -587,6 +584,11 @@ static co_admit fallback_admit(rl *r, const co_limit_key *d, const co_limit_key 
 		a->dlease |= FB_BIT;
 		a->hlease |= FB_BIT;
 		r->fb_leases += 2;
+		if (!hold_fallback(r, d, h, a)) {
+			r_release(&r->base, h, a->hlease);
+			r_release(&r->base, d, a->dlease);
+			return CO_ADMIT_NOMEM;
+		}
 		r->admissions++;
 	} else if (res == CO_ADMIT_DOMAIN_FULL || res == CO_ADMIT_HOST_FULL) {
 		/* Slots of the fallback free when our sessions end; Redis may
@@ -594,11 +596,6 @@ static co_admit fallback_admit(rl *r, const co_limit_key *d, const co_limit_key 
 		a->wait = SHARE_RETRY_MS;
 	}
 	return res;
-}
-
-static unsigned cap_arg(unsigned v)
-{
-	return v == CALLOUT_UNLIMITED ? 0 : v;
 }
 
 static co_admit r_admit(co_limits *l, const co_limit_key *d, const co_limit_key *h, bool exempt,
@@ -612,8 +609,8 @@ static co_admit r_admit(co_limits *l, const co_limit_key *d, const co_limit_key 
 	if (q && q->st == ASK_GRANTED) {
 		*a = q->a;
 		ask_unlink(r, q);
-		if (co_lease_set_add(&r->held_leases, a->dlease, q->dkey, q->dklen) ||
-		    co_lease_set_add(&r->held_leases, a->hlease, q->hkey, q->hklen)) {
+		if (hold(r, a->dlease, CO_LIMIT_DOMAIN, q->dkey, q->dklen) ||
+		    hold(r, a->hlease, CO_LIMIT_HOST, q->hkey, q->hklen)) {
 			co_lease_set_remove(&r->held_leases, a->dlease);
 			zrem(r, q->dkey, q->dklen, a->dlease);
 			zrem(r, q->hkey, q->hklen, a->hlease);
@@ -694,23 +691,23 @@ static co_admit r_admit(co_limits *l, const co_limit_key *d, const co_limit_key 
 static void r_release(co_limits *l, const co_limit_key *k, co_lease lease)
 {
 	rl *r = (rl *)l;
+	bool capped = cap_arg(l->rules[k->kind].sessions) != 0;
+	bool ours = co_lease_set_remove(&r->held_leases, lease);
 	char key[KEY_MAX];
+	size_t len;
 
-	if (lease & FB_BIT) {
-		if (r->fb) {
-			r->fb->ops->release(r->fb, k, lease & ~FB_BIT);
-			r->fb_leases--;
-			if (!r->fb_leases && r->ready) {
-				co_limits_free(r->fb); /* a new count of nodes next time */
-				r->fb = NULL;
-			}
+	if ((lease & FB_BIT) && r->fb) {
+		r->fb->ops->release(r->fb, k, lease & ~FB_BIT);
+		r->fb_leases--;
+		if (!r->fb_leases && r->ready) {
+			co_limits_free(r->fb); /* a new count of nodes next time */
+			r->fb = NULL;
 		}
-		return;
 	}
-	if (!co_lease_set_remove(&r->held_leases, lease))
+	if (!ours)
 		return;
-	size_t len = key_of(r, key, "s", k);
-	if (len)
+	/* A slot of the fallback is on Redis too once Redis came back. */
+	if (capped && (len = key_of(r, key, "s", k)))
 		zrem(r, key, len, lease);
 	/* A slot of ours is free: refusals for this key are out of date. */
 	for (ask *q = r->asks; q; q = q->next)
@@ -723,12 +720,18 @@ static bool r_acquire(co_limits *l, const co_limit_key *k, co_lease *lease, unsi
 {
 	rl *r = (rl *)l;
 	co_limits *fb = fallback(r);
+	char key[KEY_MAX];
 
 	*out = 1;
 	if (!fb || !fb->ops->acquire(fb, k, lease, out))
 		return false;
 	*lease |= FB_BIT;
 	r->fb_leases++;
+	if (hold(r, *lease, k->kind, key, key_of(r, key, "s", k))) {
+		r_release(l, k, *lease);
+		*out = 0; /* out of memory */
+		return false;
+	}
 	return true;
 }
 
@@ -738,12 +741,14 @@ static bool r_take(co_limits *l, const co_limit_key *k, long long *wait)
 	return fb && fb->ops->take(fb, k, wait);
 }
 
-static void r_refund(co_limits *l, const co_limit_key *k)
+static void r_refund(co_limits *l, const co_limit_key *k, co_lease lease)
 {
 	rl *r = (rl *)l;
-	/* On Redis a token taken stays taken: stricter, and rare. */
-	if (!r->ready && r->fb)
-		r->fb->ops->refund(r->fb, k);
+
+	if (!(lease & FB_BIT))
+		refund(r, k);
+	else if (r->fb)
+		r->fb->ops->refund(r->fb, k, lease & ~FB_BIT);
 }
 
 static bool r_held(co_limits *l, const co_limit_key *k, unsigned *failures, long long *left_s)
@@ -768,17 +773,12 @@ static bool r_trial(co_limits *l, const co_limit_key *k)
 	return false; /* admit says */
 }
 
-static void on_report_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_report_reply(void *arg, redisReply *rep, void *priv)
 {
-	rl *r = ac->data;
-	redisReply *rep = reply;
+	rl *r = arg;
 	held *k = priv; /* the host's id, to note what Redis says */
 
-	if (r->freeing) {
-		free(k);
-		return;
-	}
-	if (got_reply(r, ac, rep)) {
+	if (got_reply(r, rep)) {
 		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
 			long long f = int_of(rep->element[0]), left = int_of(rep->element[1]);
 			co_limit_key key = {CO_LIMIT_HOST, k->id, k->len};
@@ -851,7 +851,7 @@ static void r_health(co_limits *l, co_limits_health *out)
 
 	*out = (co_limits_health){.shared = true,
 	                          .up = r->ready,
-	                          .leases = (unsigned)r->held_leases.n + r->fb_leases,
+	                          .leases = (unsigned)r->held_leases.n,
 	                          .nodes = r->nodes,
 	                          .fallbacks = r->fallbacks,
 	                          .round_trips = r->round_trips,
@@ -864,32 +864,27 @@ static void r_free(co_limits *l)
 
 	/* Our slots go back now rather than at their TTL. */
 	for (size_t i = 0; r->ready && i < r->held_leases.n; i++)
-		zrem(r, r->held_leases.v[i].key, r->held_leases.v[i].keylen,
-		     r->held_leases.v[i].lease);
+		if (r->held_leases.v[i].keylen)
+			zrem(r, r->held_leases.v[i].key, r->held_leases.v[i].keylen,
+			     r->held_leases.v[i].lease);
 	for (ask *q = r->asks; q; q = q->next)
 		if (q->st == ASK_GRANTED) {
 			zrem(r, q->dkey, q->dklen, q->a.dlease);
 			zrem(r, q->hkey, q->hklen, q->a.hlease);
 		}
 	r->freeing = true;
-	if (r->ac) {
-		redisAsyncContext *ac = r->ac;
-		r->ac = NULL;
-		/* Write what is queued (the ZREMs) before the close. */
-		int done = 0;
-		for (int i = 0; i < 100 && !done; i++)
-			if (redisBufferWrite(&ac->c, &done) != REDIS_OK)
-				break;
-		redisAsyncFree(ac); /* pending callbacks run with NULL: see r->freeing */
-	}
 	while (r->asks) {
 		ask *q = r->asks;
 		r->asks = q->next;
 		if (q->st == ASK_PENDING)
-			q->gone = true; /* hiredis already called it: freed there */
+			q->gone = true; /* its reply function frees it */
 		else
 			free(q);
 	}
+	/* Our unanswered commands are answered NULL now; the last user of
+	 * the connection sends the ZREMs before it closes. */
+	if (r->conn)
+		co_redis_leave(r->conn);
 	while (r->helds) {
 		held *e = r->helds;
 		r->helds = e->next;
@@ -897,17 +892,8 @@ static void r_free(co_limits *l)
 	}
 	co_lease_set_clear(&r->held_leases);
 	co_limits_free(r->fb);
-	if (r->retry_ev)
-		event_free(r->retry_ev);
-	if (r->watch_ev)
-		event_free(r->watch_ev);
 	if (r->renew_ev)
 		event_free(r->renew_ev);
-	free(r->host);
-	free(r->user);
-	if (r->password)
-		explicit_bzero(r->password, strlen(r->password));
-	free(r->password);
 	free(r->prefix);
 	free(r);
 }
@@ -926,6 +912,23 @@ static const co_limits_ops redis_ops = {
     .health = r_health,
 };
 
+/* The cache's connection when it has one on this loop, else one of our
+ * own to the same server. */
+static co_redis_user *conn_of(rl *r, struct event_base *base, struct co_cache *cache,
+                              const co_redis_where *w)
+{
+	co_redis_user *cc = co_cache_redis_conn(cache);
+	co_redis_addr addr;
+
+	if (cc && co_redis_base_of(cc) == base)
+		return co_redis_join(cc, &conn_events, r);
+	if (co_redis_addr_set(&addr, w->host, w->port, w->db, w->user, w->password))
+		return NULL;
+	co_redis_user *u = co_redis_connect(base, &addr, &conn_events, r);
+	co_redis_addr_clear(&addr);
+	return u;
+}
+
 co_limits *co_limits_redis_new(const co_limit_rules rules[CO_LIMIT_KINDS], co_clock_fn clock,
                                void *clock_arg, struct event_base *base, struct co_cache *cache)
 {
@@ -940,28 +943,20 @@ co_limits *co_limits_redis_new(const co_limit_rules rules[CO_LIMIT_KINDS], co_cl
 	memcpy(r->base.rules, rules, sizeof(r->base.rules));
 	r->base.clock = clock;
 	r->base.clock_arg = clock_arg;
-	r->evb = base;
-	r->port = w.port;
-	r->db = w.db;
 	r->nodes = 1;
-	r->backoff_ms = BACKOFF_MIN_MS;
-	r->host = strdup(w.host);
 	r->prefix = strdup(w.prefix ? w.prefix : "");
-	r->password = w.password ? strdup(w.password) : NULL;
-	r->user = w.user ? strdup(w.user) : NULL;
 	co_redis_make_token(r->token, 8);
-	bool ok = r->host && r->prefix && (!w.password || r->password) && (!w.user || r->user);
+	bool ok = r->prefix != NULL;
 	for (int i = 0; i < CO_LUA_N; i++)
 		ok = ok && co_limit_lua_sha(co_limit_lua[i], r->sha[i]);
-	r->retry_ev = evtimer_new(base, on_retry, r);
-	r->watch_ev = event_new(base, -1, EV_PERSIST, on_watch, r);
 	r->renew_ev = event_new(base, -1, EV_PERSIST, on_renew_timer, r);
-	if (!ok || !r->retry_ev || !r->watch_ev || !r->renew_ev) {
+	if (!ok || !r->renew_ev || !(r->conn = conn_of(r, base, cache, &w))) {
 		r_free(&r->base);
 		return NULL;
 	}
 	struct timeval tv = ms_tv(RENEW_MS);
 	event_add(r->renew_ev, &tv);
-	connect_start(r);
+	if (co_redis_up(r->conn))
+		load(r); /* joined a connection already up: no on_up for it */
 	return &r->base;
 }

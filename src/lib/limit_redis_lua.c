@@ -63,7 +63,8 @@ static const char admit_lua[] =
     "return {0,trial}\n";
 
 /* KEYS: nodes, slot keys...; ARGV: token ttl node_ttl, members...
- * Heartbeat, renew our leases still there; the live nodes. */
+ * Heartbeat, and our leases written with a fresh expiry (again, if the
+ * server lost them); the live nodes. */
 static const char renew_lua[] =
     "local t=redis.call('TIME') local now=tonumber(t[1])*1000+math.floor(tonumber(t[2])/1000)\n"
     "local ttl=tonumber(ARGV[2]) local nt=tonumber(ARGV[3])\n"
@@ -71,8 +72,8 @@ static const char renew_lua[] =
     "redis.call('ZREMRANGEBYSCORE',KEYS[1],'-inf',now)\n"
     "redis.call('PEXPIRE',KEYS[1],nt*2)\n"
     "for i=2,#KEYS do\n"
-    " if redis.call('ZADD',KEYS[i],'XX','CH',now+ttl,ARGV[i+2])>=0 then\n"
-    "  redis.call('PEXPIRE',KEYS[i],ttl*2) end\n"
+    " redis.call('ZADD',KEYS[i],now+ttl,ARGV[i+2])\n"
+    " redis.call('PEXPIRE',KEYS[i],ttl*2)\n"
     "end\n"
     "return redis.call('ZCARD',KEYS[1])\n";
 
@@ -94,7 +95,14 @@ static const char report_lua[] =
     "redis.call('PEXPIRE',KEYS[1],math.floor(base*2^mx)*2+600000)\n"
     "return {f,left}\n";
 
-const char *const co_limit_lua[CO_LUA_N] = {admit_lua, renew_lua, report_lua};
+/* KEYS: bucket; ARGV: burst.  A token back (a session that did not
+ * open), never past the burst; a bucket gone is full anyway. */
+static const char refund_lua[] = "local t=tonumber(redis.call('HGET',KEYS[1],'t'))\n"
+                                 "if t then t=t+1 local b=tonumber(ARGV[1]) if t>b then t=b end\n"
+                                 " redis.call('HSET',KEYS[1],'t',tostring(t)) end\n"
+                                 "return 0\n";
+
+const char *const co_limit_lua[CO_LUA_N] = {admit_lua, renew_lua, report_lua, refund_lua};
 
 bool co_limit_lua_sha(const char *script, char out[41])
 {

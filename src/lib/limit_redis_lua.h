@@ -10,7 +10,7 @@
 
 #include <stdbool.h>
 
-enum { CO_LUA_ADMIT, CO_LUA_RENEW, CO_LUA_REPORT, CO_LUA_N };
+enum { CO_LUA_ADMIT, CO_LUA_RENEW, CO_LUA_REPORT, CO_LUA_REFUND, CO_LUA_N };
 
 /* The scripts' text, by the names above. */
 extern const char *const co_limit_lua[CO_LUA_N];

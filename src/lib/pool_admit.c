@@ -241,8 +241,8 @@ void co_pool_give_back(co_pool *pool, const co_pool_job *j, co_phost *h, const c
 	co_limits *l = pool->limits;
 
 	if (!j->exempt) {
-		l->ops->refund(l, &j->dom->key);
-		l->ops->refund(l, &h->key);
+		l->ops->refund(l, &j->dom->key, a->dlease);
+		l->ops->refund(l, &h->key, a->hlease);
 		if (a->trial)
 			l->ops->report(l, &h->key, CO_LIMIT_ENDED, true);
 	}

@@ -183,12 +183,17 @@ def fleet(dns_server, redis_server):
         return nodes
 
     yield start
+    crashed = []
     for d in nodes:
         if d.proc and d.proc.poll() is None:
             d.stop()
+        if d.proc and d.proc.returncode not in (0, None, -9):  # e.g. a sanitizer's report
+            crashed.append(f"node {d.i} exited with {d.proc.returncode}:\n{d.log_text()[-4000:]}")
     redis_server.start()
     for w in dirs:
         subprocess.run(["rm", "-rf", w])
+    if crashed:
+        pytest.fail("\n".join(crashed))
 
 
 def flood(nodes, addresses):
@@ -241,6 +246,18 @@ def test_three_nodes_hold_one_domain_sessions_limit(fleet, counting):
     h = nodes[0].health()
     assert h["status"] == "ok" and h["limits"]["shared"] and h["limits"]["up"], h
     assert sum(d.health()["limits"]["admissions"] for d in nodes) == 18
+
+
+def test_one_redis_connection_a_node(fleet, counting, redis_server):
+    """The cache and the limits of a node share one connection
+    (redis_conn.c): the records and the admissions go down one pipe."""
+    counting(rcpt_delay=0.0)
+    nodes = fleet(3)
+    wait_nodes(nodes, 3)
+    assert_correct(flood(nodes, addresses(6, "c")))
+    clients = [x for x in redis_server.cli("CLIENT", "LIST").splitlines()
+               if x.startswith("id=") and "cmd=client" not in x]  # not redis-cli itself
+    assert len(clients) == 3, clients
 
 
 def test_three_nodes_share_one_domain_rate(fleet, counting):
@@ -313,6 +330,93 @@ def test_redis_down_each_node_keeps_its_share(fleet, counting, redis_server):
     while not nodes[0].health().get("limits", {}).get("up") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert nodes[0].health()["limits"]["up"]
+
+
+def hang(nodes, addrs, srv, timeout=5):
+    """Verifications that hang on RCPT, started in the background, one an
+    address spread over the nodes; returns once the server has them all."""
+    want = len(srv.starts) + len(addrs)
+    threading.Thread(target=lambda: flood(nodes, addrs), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while len(srv.starts) < want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(srv.starts) == want, f"{len(srv.starts)} sessions began, not {want}"
+
+
+def wait_up(nodes, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(d.health().get("limits", {}).get("up") for d in nodes):
+            return
+        time.sleep(0.1)
+    raise AssertionError([d.health() for d in nodes])
+
+
+@pytest.mark.slow
+def test_sessions_opened_while_redis_was_down_count_when_it_returns(fleet, counting,
+                                                                   redis_server):
+    """domain_sessions = 3 over 3 nodes: with Redis gone each node opens its
+    share (1); when Redis returns those sessions are registered there, so
+    the fleet still holds 3, not its shares plus the limit."""
+    srv = counting(rcpt_delay=12)  # the sessions of the fallback hang
+    nodes = fleet(3, engine={"domain_sessions": "3", "command_timeout": "30s"})
+    wait_nodes(nodes, 3)
+    redis_server.kill()
+    try:
+        hang(nodes, addresses(3, "fb"), srv)
+    finally:
+        redis_server.start()
+    wait_up(nodes)
+    srv.rcpt_delay = 0.2
+    results = flood(nodes, addresses(6, "back"))
+    assert_correct(results)
+    assert srv.most <= 3, f"the server saw {srv.most} sessions at once"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["flushall", "restart"])
+def test_redis_losing_its_data_keeps_the_slots_held(fleet, counting, redis_server, how):
+    """A node holds the domain's 2 slots; Redis forgets everything (FLUSHALL,
+    or a restart: no persistence).  The holder's renewal writes its leases
+    again, so the other nodes still wait."""
+    srv = counting(rcpt_delay=10)
+    nodes = fleet(3, engine={"domain_sessions": "2", "command_timeout": "30s"})
+    wait_nodes(nodes, 3)
+    hang(nodes[:1], addresses(2, "held"), srv)
+    if how == "flushall":
+        redis_server.flush()
+        time.sleep(3)  # one renewal (every 2.5 s)
+    else:
+        redis_server.kill()
+        redis_server.start()
+        wait_up(nodes)
+    srv.rcpt_delay = 0.2
+    results = flood(nodes[1:], addresses(4, "after"))
+    assert_correct(results)
+    assert srv.most <= 2, f"the server saw {srv.most} sessions at once"
+
+
+@pytest.mark.slow
+def test_a_fallback_after_flushall_keeps_the_share(fleet, counting, redis_server):
+    """FLUSHALL forgets the heartbeats: the nodes are counted again one
+    renewal at a time.  Redis gone right then: each node keeps the share
+    of the count before (3 over 3 nodes: 1 each), not the whole limit."""
+    srv = counting(rcpt_delay=0.4)
+    nodes = fleet(3, engine={"domain_sessions": "3"})
+    wait_nodes(nodes, 3)
+    redis_server.flush()
+    deadline = time.monotonic() + 3  # past one renewal: every node has counted
+    while time.monotonic() < deadline:
+        if any(d.health()["limits"]["nodes"] < 3 for d in nodes):
+            break
+        time.sleep(0.02)
+    redis_server.kill()
+    try:
+        results = flood(nodes, addresses(15, "fl"))
+        assert_correct(results, allow_tempfail=True)
+        assert srv.most <= 3, f"the server saw {srv.most} sessions at once"
+    finally:
+        redis_server.start()
 
 
 def test_handover_never_holds_three(counting, dns_server):

@@ -230,12 +230,12 @@ static void test_local_burst_and_refill(void **state)
 	/* A token given back (the session did not open) is there again. */
 	clock_now += 1000;
 	assert_true(l->ops->take(l, &dom_a, &wait));
-	l->ops->refund(l, &dom_a);
+	l->ops->refund(l, &dom_a, 0);
 	assert_true(l->ops->take(l, &dom_a, &wait));
 	assert_false(l->ops->take(l, &dom_a, &wait));
 	/* A long while refills to the burst, no more. */
 	clock_now += 3600 * 1000LL;
-	l->ops->refund(l, &dom_a); /* never past the burst either */
+	l->ops->refund(l, &dom_a, 0); /* never past the burst either */
 	for (int i = 0; i < 3; i++)
 		assert_true(l->ops->take(l, &dom_a, &wait));
 	assert_false(l->ops->take(l, &dom_a, &wait));
