@@ -322,6 +322,12 @@ typedef struct callout_options {
 #define CALLOUT_RECHECK_MAX 8
 	unsigned greylist_recheck[CALLOUT_RECHECK_MAX];
 	unsigned greylist_recheck_max;
+
+	/* The nodes of the fleet at least [ctx], for the shares of the limits
+	 * while their Redis is out of reach: each node keeps limit /
+	 * max(nodes counted, fleet_nodes).  A node that never reached Redis
+	 * has counted none but itself; default 1. */
+	unsigned fleet_nodes;
 } callout_options;
 
 /* Fill *opts with the defaults. */

@@ -142,6 +142,8 @@ static const co_optdef table[] = {
      0, 1, SAME, ANY_CLI, NULL, "store invalid answers"},
     {"shared_limits", "cache", CO_OPT_FLAG, FLAGS, CALLOUT_F_LOCAL_LIMITS, true, CTX, 1, 0, 1, SAME,
      ANY_CLI, NULL, "with Redis, hold the per-domain and per-MX limits across the fleet"},
+    {"fleet_nodes", "cache", CO_OPT_COUNT, F(fleet_nodes), 0, false, CTX, 1, 1, 10000, SAME,
+     ANY_CLI, "N", "nodes of the fleet at least, for each one's share while Redis is down"},
 };
 
 #define TABLE_LEN (sizeof(table) / sizeof(table[0]))

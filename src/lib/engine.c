@@ -246,6 +246,7 @@ static callout_status open_pool(callout_ctx *ctx, const callout_options *o)
 	    .backoff_ms = or_default(o->backoff_ms, def.backoff_ms),
 	    .max_queued = or_default(o->max_queued, def.max_queued),
 	    .shared = (o->flags & CALLOUT_F_LOCAL_LIMITS) ? NULL : ctx->cache,
+	    .fleet_nodes = or_default(o->fleet_nodes, def.fleet_nodes),
 	};
 	/* A burst is a count of tokens, and no more than a minute's worth
 	 * when the rate is lower. */

@@ -223,11 +223,13 @@ void co_lease_set_clear(co_lease_set *s);
 
 /* The fleet-wide backend (limit_redis.c) on the Redis server of a
  * cache (cache_redis.c), with keys under its prefix + "lim:"; NULL when
- * the cache is not Redis or out of memory. */
+ * the cache is not Redis or out of memory.  min_nodes: the nodes it
+ * counts at least, for its share while Redis is out of reach. */
 struct co_cache;
 struct event_base;
 co_limits *co_limits_redis_new(const co_limit_rules rules[CO_LIMIT_KINDS], co_clock_fn clock,
-                               void *clock_arg, struct event_base *base, struct co_cache *cache);
+                               void *clock_arg, struct event_base *base, struct co_cache *cache,
+                               unsigned min_nodes);
 
 /* The in-process backend (limit_local.c): a table under the keyed hash;
  * a key back to what a fresh one would be is dropped, looked for at most

@@ -43,6 +43,7 @@
 #include "cache_redis.h"
 #include "limit.h"
 #include "limit_redis_lua.h"
+#include "limit_shadow.h"
 #include "redis_conn.h"
 
 #define LEASE_TTL_MS   10000 /* a slot of a node that stops renewing frees itself */
@@ -101,9 +102,11 @@ struct rl {
 	co_lease_set held_leases; /* every slot we hold, the fallback's too (FB_BIT) */
 	ask *asks;
 	held *helds;
-	co_limits *fb; /* the fallback, this node's share */
-	unsigned fb_leases;
+	co_limits *fb;      /* the fallback, this node's share */
+	unsigned fb_leases; /* slots of fb held, the shadows' too */
+	co_shadow *shadows; /* Redis slots held when the fallback began */
 	unsigned nodes;     /* live nodes, as last counted (note_nodes) */
+	unsigned min_nodes; /* counted at least: the operator's fleet_nodes */
 	long long nodes_at; /* when a count of at least nodes was last seen */
 	unsigned long long fallbacks, round_trips, admissions;
 };
@@ -269,6 +272,8 @@ static void note_nodes(rl *r, unsigned n)
 {
 	long long now = now_of(r);
 
+	if (n < r->min_nodes)
+		n = r->min_nodes;
 	if (n >= r->nodes || now - r->nodes_at >= NODE_TTL_MS) {
 		r->nodes = n;
 		r->nodes_at = now;
@@ -566,6 +571,9 @@ static co_limits *fallback(rl *r)
 		if (!co_limit_rules_share(&r->base.rules[k], r->nodes, &rules[k]))
 			return NULL;
 	r->fb = co_limits_local_new(rules, r->base.clock, r->base.clock_arg, 0);
+	/* the sessions already open count against the share */
+	if (r->fb)
+		r->fb_leases += co_shadows_take(&r->shadows, r->fb, &r->held_leases, FB_BIT);
 	return r->fb;
 }
 
@@ -699,10 +707,14 @@ static void r_release(co_limits *l, const co_limit_key *k, co_lease lease)
 	if ((lease & FB_BIT) && r->fb) {
 		r->fb->ops->release(r->fb, k, lease & ~FB_BIT);
 		r->fb_leases--;
-		if (!r->fb_leases && r->ready) {
-			co_limits_free(r->fb); /* a new count of nodes next time */
-			r->fb = NULL;
-		}
+	} else if (r->fb && co_shadows_release(&r->shadows, r->fb, lease)) {
+		r->fb_leases--;
+	}
+	if (r->fb && !r->fb_leases && r->ready) {
+		co_shadows_clear(&r->shadows);
+		co_shadows_clear(&r->shadows);
+		co_limits_free(r->fb); /* a new count of nodes next time */
+		r->fb = NULL;
 	}
 	if (!ours)
 		return;
@@ -930,7 +942,8 @@ static co_redis_user *conn_of(rl *r, struct event_base *base, struct co_cache *c
 }
 
 co_limits *co_limits_redis_new(const co_limit_rules rules[CO_LIMIT_KINDS], co_clock_fn clock,
-                               void *clock_arg, struct event_base *base, struct co_cache *cache)
+                               void *clock_arg, struct event_base *base, struct co_cache *cache,
+                               unsigned min_nodes)
 {
 	co_redis_where w;
 
@@ -943,7 +956,8 @@ co_limits *co_limits_redis_new(const co_limit_rules rules[CO_LIMIT_KINDS], co_cl
 	memcpy(r->base.rules, rules, sizeof(r->base.rules));
 	r->base.clock = clock;
 	r->base.clock_arg = clock_arg;
-	r->nodes = 1;
+	r->min_nodes = min_nodes ? min_nodes : 1;
+	r->nodes = r->min_nodes;
 	r->prefix = strdup(w.prefix ? w.prefix : "");
 	co_redis_make_token(r->token, 8);
 	bool ok = r->prefix != NULL;

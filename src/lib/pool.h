@@ -35,6 +35,7 @@ typedef struct co_pool_limits {
 	void *clock_arg;
 	struct co_cache *shared; /* a Redis cache: the limits hold across the fleet
 	                            on its server (limit_redis.c); NULL: this process */
+	unsigned fleet_nodes;    /* shared: the nodes counted at least */
 } co_pool_limits;
 
 typedef enum co_job_state {

@@ -38,7 +38,7 @@ co_limits *co_pool_backend_new(co_pool *pool)
 	};
 	if (limits->shared)
 		l = co_limits_redis_new(rules, limits->clock, limits->clock_arg, pool->base,
-		                        limits->shared);
+		                        limits->shared, limits->fleet_nodes);
 	if (!l)
 		l = co_limits_local_new(rules, limits->clock, limits->clock_arg, PRUNE_MS);
 	if (l) {

@@ -374,6 +374,37 @@ def test_sessions_opened_while_redis_was_down_count_when_it_returns(fleet, count
 
 
 @pytest.mark.slow
+def test_fleet_nodes_sets_the_share_of_a_node_that_counts_itself_alone(fleet, counting,
+                                                                       redis_server):
+    """One node running (the others not up, or never reached Redis): with
+    [cache] fleet_nodes = 3 its share of domain_sessions = 3 is 1 while
+    Redis is down, not the whole limit."""
+    srv = counting(rcpt_delay=0.4)
+    nodes = fleet(1, engine={"domain_sessions": "3"}, cache={"fleet_nodes": "3"})
+    assert nodes[0].health()["limits"]["nodes"] == 3
+    redis_server.kill()
+    results = flood(nodes, addresses(4, "alone"))
+    assert_correct(results)
+    assert srv.most == 1, f"the server saw {srv.most} sessions at once"
+
+
+@pytest.mark.slow
+def test_sessions_open_when_redis_goes_count_in_the_shares(fleet, counting, redis_server):
+    """domain_sessions = 3 over 3 nodes, each holding one session through
+    Redis when it dies: each node's share (1) is taken by the session it
+    already has, so nobody opens another until those end."""
+    srv = counting(rcpt_delay=6)
+    nodes = fleet(3, engine={"domain_sessions": "3", "command_timeout": "30s"})
+    wait_nodes(nodes, 3)
+    hang(nodes, addresses(3, "open"), srv)
+    redis_server.kill()
+    srv.rcpt_delay = 0.2
+    results = flood(nodes, addresses(6, "down"))
+    assert_correct(results)
+    assert srv.most <= 3, f"the server saw {srv.most} sessions at once"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["flushall", "restart"])
 def test_redis_losing_its_data_keeps_the_slots_held(fleet, counting, redis_server, how):
     """A node holds the domain's 2 slots; Redis forgets everything (FLUSHALL,

@@ -12,6 +12,7 @@
 #include <callout/callout.h>
 
 #include "limit.h"
+#include "limit_shadow.h"
 
 #define T0 1000000LL /* ms */
 
@@ -483,6 +484,54 @@ static void test_lease_set(void **state)
 	assert_null(s.v);
 }
 
+/* The store's slots held when the fallback begins count in it: a node
+ * holding three of a domain whose share is two (rules: 2 per domain, 1
+ * per host) has none to give until two of them ended. */
+static void test_shadows(void **state)
+{
+	co_limits *fb = *state;
+	co_lease_set held = {0};
+	co_shadow *shadows = NULL;
+	co_lease l;
+	unsigned out;
+	const co_lease FB = 1ull << 63;
+
+	for (co_lease i = 1; i <= 3; i++)
+		assert_int_equal(co_lease_set_add(&held, i, "p:x:lim:s:d:a.example", 21), 0);
+	assert_int_equal(co_lease_set_add(&held, 4, "p:x:lim:s:h:04010203040019", 26), 0);
+	assert_int_equal(co_lease_set_add(&held, 5 | FB, "p:x:lim:s:d:a.example", 21), 0);
+	assert_int_equal(co_lease_set_add(&held, 6, "p:x:lim:s:d:b.example", 0), 0); /* no cap */
+	/* two slots of a.example, host_1's one: the fallback's own (5) is not the store's */
+	assert_int_equal(co_shadows_take(&shadows, fb, &held, FB), 3);
+	assert_false(fb->ops->acquire(fb, &dom_a, &l, &out));
+	assert_false(fb->ops->acquire(fb, &host_1, &l, &out));
+	/* the first two to end hand their slot on to the one over the share */
+	assert_false(co_shadows_release(&shadows, fb, 1));
+	assert_false(fb->ops->acquire(fb, &dom_a, &l, &out));
+	assert_true(co_shadows_release(&shadows, fb, 2));
+	assert_true(fb->ops->acquire(fb, &dom_a, &l, &out));
+	assert_false(fb->ops->acquire(fb, &dom_a, &l, &out));
+	assert_true(co_shadows_release(&shadows, fb, 4));
+	assert_true(fb->ops->acquire(fb, &host_1, &l, &out));
+	assert_false(co_shadows_release(&shadows, fb, 99)); /* not a shadow */
+	co_shadows_clear(&shadows);
+	co_lease_set_clear(&held);
+
+	/* store keys back to limit keys */
+	unsigned char buf[64];
+	co_limit_key k;
+	assert_true(co_shadow_key("a:lim:s:h:7f000001", 18, &k, buf));
+	assert_int_equal(k.kind, CO_LIMIT_HOST);
+	assert_int_equal(k.len, 4);
+	assert_memory_equal(k.id, "\x7f\0\0\1", 4);
+	assert_true(co_shadow_key("a:b:lim:s:d:x.example", 21, &k, buf));
+	assert_int_equal(k.kind, CO_LIMIT_DOMAIN);
+	assert_memory_equal(k.id, "x.example", 9);
+	const char *bad[] = {"", "x", "lim:s:q:a", "lim:s:h:7f0", "lim:s:h:zz", "lim:s:d:", ":d:"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(co_shadow_key(bad[i], strlen(bad[i]), &k, buf));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +555,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_admit_held_and_trial, setup_local, teardown_local),
 	    cmocka_unit_test(test_share),
 	    cmocka_unit_test(test_lease_set),
+	    cmocka_unit_test_setup_teardown(test_shadows, setup_local, teardown_local),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
