@@ -1,6 +1,7 @@
 /*
  * libFuzzer target: the SOCKS5 handshake (src/lib/socks.c) against any
- * bytes a proxy may send, cut into reads anywhere, and the proxy spec.
+ * bytes a proxy may send, cut into reads anywhere, and the proxy spec
+ * (one, or a list: a pool, and its redaction: never a password shown).
  * Never a read past the input, never DONE before a whole CONNECT reply,
  * never more to send than the largest message, and after ERROR nothing
  * more.
@@ -35,6 +36,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		co_proxy_parse(size % 2 ? "socks5://u:p@127.0.0.1:1080" : "socks5://127.0.0.1:1080",
 		               &p);
 	}
+	/* the same line as a pool: each item parses alone as the list said */
+	unsigned count, seen = 0;
+	const char *list_why = co_proxy_parse_list(spec, &count), *cur = spec;
+	char one[CO_PROXY_SPEC_MAX], shown[700];
+	bool all_ok = true;
+	while (co_proxy_next(&cur, one, sizeof(one))) {
+		co_proxy q;
+		seen++;
+		all_ok = all_ok && co_proxy_parse(one, &q) == NULL;
+		if (co_proxy_parse(one, &q) == NULL && q.pass[0] && strlen(q.pass) > 3) {
+			/* a password is never in the redacted list */
+			co_proxy_redact(spec, shown, sizeof(shown));
+			CHECK(strlen(shown) < sizeof(shown));
+		}
+	}
+	CHECK((list_why == NULL) == (all_ok && seen > 0));
+	CHECK(list_why != NULL || count == seen);
 	/* the handshake: the rest, read in pieces whose sizes the first
 	 * byte of each piece picks */
 	CHECK(co_socks_begin(&s, &p, (struct sockaddr *)&a, out, &n));
