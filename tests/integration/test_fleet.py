@@ -236,6 +236,7 @@ def wait_nodes(nodes, n, timeout=10):
     raise AssertionError([d.health() for d in nodes])
 
 
+@pytest.mark.slow
 def test_three_nodes_hold_one_domain_sessions_limit(fleet, counting):
     srv = counting(rcpt_delay=0.3)
     nodes = fleet(3)
@@ -248,6 +249,7 @@ def test_three_nodes_hold_one_domain_sessions_limit(fleet, counting):
     assert sum(d.health()["limits"]["admissions"] for d in nodes) == 18
 
 
+@pytest.mark.slow
 def test_one_redis_connection_a_node(fleet, counting, redis_server):
     """The cache and the limits of a node share one connection
     (redis_conn.c): the records and the admissions go down one pipe."""
@@ -260,6 +262,7 @@ def test_one_redis_connection_a_node(fleet, counting, redis_server):
     assert len(clients) == 3, clients
 
 
+@pytest.mark.slow
 def test_three_nodes_share_one_domain_rate(fleet, counting):
     """A burst of 3, then 60 a minute (one a second) for the whole fleet."""
     srv = counting(rcpt_delay=0.0)
@@ -273,6 +276,7 @@ def test_three_nodes_share_one_domain_rate(fleet, counting):
     assert starts[-1] - starts[0] >= 3.5, "4 sessions past the burst, one a second"
 
 
+@pytest.mark.slow
 def test_shared_limits_no_each_node_alone(fleet, counting):
     """shared_limits = no: today's behaviour, each node holds the limit."""
     srv = counting(rcpt_delay=0.4)
@@ -450,6 +454,7 @@ def test_a_fallback_after_flushall_keeps_the_share(fleet, counting, redis_server
         redis_server.start()
 
 
+@pytest.mark.slow
 def test_handover_never_holds_three(counting, dns_server):
     """One node, domain_sessions = 2, a session an address: a session
     closed to make room for the next counts until the server answered its

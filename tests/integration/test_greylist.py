@@ -57,6 +57,7 @@ def sessions(srv):
     return srv.log_text().count(f"EHLO {HELO}")
 
 
+@pytest.mark.slow
 def test_cli_prints_a_greylisted_address_once_rechecked(fake_smtp, tmp_path):
     once, always, ok = fake_smtp(GREY_ONCE), fake_smtp(GREY_ALWAYS), fake_smtp(ACCEPT)
     cache = f"lmdb:{tmp_path}/cache.lmdb"
@@ -113,6 +114,7 @@ def test_cli_bad_values_are_usage_errors():
         assert "--greylist-recheck" in r.stderr and "increasing" in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_progress_line_counts_pending_rechecks(fake_smtp):
     srv = fake_smtp(GREY_ONCE)
     master, slave = pty.openpty()
@@ -191,6 +193,7 @@ def test_calloutd_answers_the_retry_from_the_recheck(calloutd, fake_smtp):
     assert sessions(srv) == 2  # the first try and the re-check
 
 
+@pytest.mark.slow
 def test_calloutd_recheck_is_not_answered_by_a_cached_tempfail(calloutd, fake_smtp):
     """With tempfail_ttl the greylisting is cached: the retries before the
     re-check are answered from it (saying when the re-check comes); the
@@ -223,6 +226,7 @@ def test_calloutd_an_answer_before_the_recheck_ends_it(calloutd, fake_smtp):
     assert sessions(srv) == 2  # no re-check was needed
 
 
+@pytest.mark.slow
 def test_calloutd_gives_up_and_caches_nothing(calloutd, fake_smtp):
     srv = fake_smtp(GREY_ALWAYS)
     calloutd(sections={"engine": {"greylist_recheck": "1s,2s", "session_idle": "0",

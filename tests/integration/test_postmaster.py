@@ -290,6 +290,7 @@ def test_round_trips(fake_smtp, pipelining):
 # calloutd: [daemon] no_postmaster = tag
 
 
+@pytest.mark.slow
 def test_calloutd_tags_sender_domain_refusing_postmaster(calloutd, fake_smtp):
     """Over the policy socket: a sender whose domain refuses postmaster
     passes with the tag header (PREPEND X-Callout ... postmaster=refused);

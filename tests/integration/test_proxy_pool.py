@@ -197,6 +197,7 @@ def test_a_proxy_that_comes_back_is_used_again(calloutd, socks_proxies, postfix_
     assert d.policy({"sender": VALID}) == "action=DUNNO"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cap", [1, 3])
 def test_connections_per_proxy_are_capped(calloutd, socks_proxies, dns_server, cap):
     """proxy_sessions = N: never more than N sessions through the proxy at
