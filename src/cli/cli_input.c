@@ -200,9 +200,6 @@ static bool has_at(const co_csv_record *r)
 	              r->nfields ? r->start[r->nfields - 1] + r->len[r->nfields - 1] : 0) != NULL;
 }
 
-/* The usual names of an address column, when --column is not given. */
-static const char *const default_names[] = {"email", "e-mail", "email address", "mail", "address"};
-
 /* Read the first record of files[filei], decide whether it is a header
  * and find the address's column.  0, or -1 with errno (and in->why). */
 static int csv_open(cli_input *in)
@@ -254,9 +251,9 @@ static int csv_open(cli_input *in)
 		}
 		in->column = i;
 	} else if (!in->copts.column && header) {
-		for (size_t k = 0; k < sizeof(default_names) / sizeof(default_names[0]); k++)
+		for (size_t k = 0; k < CO_CSV_NADDRESS_NAMES; k++)
 			for (size_t i = 0; i < in->hdr.rec.nfields; i++)
-				if (field_is(&in->hdr.rec, i, default_names[k])) {
+				if (field_is(&in->hdr.rec, i, co_csv_address_names[k])) {
 					in->column = i;
 					goto found;
 				}

@@ -262,3 +262,6 @@ const char *const co_csv_columns[CO_CSV_NCOLUMNS] = {
     "address", "verdict", "reason", "code",      "enhanced", "text",
     "mx",      "ip",      "cached", "from_fact", "ms",       "line",
 };
+
+const char *const co_csv_address_names[CO_CSV_NADDRESS_NAMES] = {"email", "e-mail", "email address",
+                                                                 "mail", "address"};

@@ -44,6 +44,11 @@ int co_csv_next(co_csv *c, co_csv_record *rec);
 #define CO_CSV_NCOLUMNS 12
 extern const char *const co_csv_columns[CO_CSV_NCOLUMNS];
 
+/* The usual names of an address column, in the order they are looked
+ * for in a header (case-insensitive). */
+#define CO_CSV_NADDRESS_NAMES 5
+extern const char *const co_csv_address_names[CO_CSV_NADDRESS_NAMES];
+
 /* Whether a field must be quoted: it holds a comma, a quote, CR or LF. */
 bool co_csv_needs_quotes(const char *s, size_t len);
 /* Write one field, quoted when it must be (quotes doubled). */
