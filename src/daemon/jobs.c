@@ -34,11 +34,12 @@
 #include "jobs_webhook.h"
 #include "result_json.h"
 
-#define PREFETCH    256   /* addresses read from the store at a time, per job */
-#define FLUSH_MS    200   /* results wait at most this long to be written */
-#define FLUSH_MAX   512   /* ... or until this many wait */
-#define PURGE_BATCH 20000 /* entries deleted in one transaction */
-#define TICK_S      5     /* expiry and purging */
+#define PREFETCH    256  /* addresses read from the store at a time, per job */
+#define FLUSH_MS    200  /* results wait at most this long to be written */
+#define FLUSH_MAX   512  /* ... or until this many wait */
+#define PURGE_BATCH 5000 /* entries deleted in one transaction (some ms) */
+#define PURGE_MS    50   /* ... and the next batch this much later */
+#define TICK_S      5    /* expiry */
 
 static const char *const state_names[CD_JOB_NSTATES] = {"queued", "running", "done", "cancelled",
                                                         "failed"};
@@ -106,7 +107,7 @@ struct cd_jobs {
 	unsigned inflight;
 	STAILQ_HEAD(, presult) results;
 	unsigned nresults;
-	struct event *flush_ev, *tick_ev, *pump_ev;
+	struct event *flush_ev, *tick_ev, *pump_ev, *purge_ev;
 	bool stopping;
 };
 
@@ -265,8 +266,11 @@ static void send_webhook(cd_jobent *j)
 {
 	cd_jobs *js = j->js;
 	json_t *o = cd_job_json(j);
-	char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	char *body;
 
+	/* the summary, not the webhook's own progress */
+	json_object_del(o, "webhook");
+	body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(o);
 	if (body)
 		j->hook = cd_webhook_send(js->d->base, j->webhook, j->webhook_ip, body,
@@ -488,6 +492,49 @@ static void free_job(cd_jobent *j)
 	free(j);
 }
 
+/* One batch of a deleted job's data; the next one soon, so that a large
+ * job is gone in seconds without holding the loop for long. */
+static void on_purge(evutil_socket_t fd, short what, void *arg)
+{
+	cd_jobs *js = arg;
+	cd_jobent *j;
+	cd_jtxn *t = NULL;
+	bool gone = false;
+	int rc;
+	struct timeval soon = {0, PURGE_MS * 1000};
+	(void)fd;
+	(void)what;
+
+	TAILQ_FOREACH(j, &js->jobs, link)
+	if (j->deleting)
+		break;
+	if (!j)
+		return;
+	if ((rc = cd_jstore_begin(js->store, &t)) == 0 &&
+	    (rc = cd_jstore_purge(t, j->id, PURGE_BATCH, &gone)) == 0) {
+		rc = cd_jstore_commit(t);
+	} else {
+		cd_jstore_abort(t);
+	}
+	if (rc) {
+		/* tried again at the next tick */
+		cd_log(CD_LOG_ERR, "job %s: cannot delete: %s", j->id, strerror(rc));
+		return;
+	}
+	if (gone) {
+		cd_log(CD_LOG_INFO, "job %s: deleted", j->id);
+		TAILQ_REMOVE(&js->jobs, j, link);
+		free_job(j);
+	}
+	evtimer_add(js->purge_ev, &soon);
+}
+
+static void purge_soon(cd_jobs *js)
+{
+	if (!event_pending(js->purge_ev, EV_TIMEOUT, NULL))
+		event_active(js->purge_ev, 0, 0);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	cd_jobs *js = arg;
@@ -503,29 +550,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			cd_jobs_delete(js, j);
 		}
 	}
-	/* one batch per tick: a large job takes a few ticks, the loop is
-	 * never held for long */
-	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
-	{
-		cd_jtxn *t = NULL;
-		bool gone = false;
-		int rc;
-
-		if (!j->deleting)
-			continue;
-		if ((rc = cd_jstore_begin(js->store, &t)) == 0 &&
-		    (rc = cd_jstore_purge(t, j->id, PURGE_BATCH, &gone)) == 0)
-			rc = cd_jstore_commit(t);
-		else
-			cd_jstore_abort(t);
-		if (rc)
-			cd_log(CD_LOG_ERR, "job %s: cannot delete: %s", j->id, strerror(rc));
-		else if (gone) {
-			TAILQ_REMOVE(&js->jobs, j, link);
-			free_job(j);
-		}
-		break;
-	}
+	purge_soon(js);
 }
 
 /* ---- loading ------------------------------------------------------------------ */
@@ -610,7 +635,9 @@ cd_jobs *cd_jobs_new(cd_daemon *d, cd_jobs_opts_fn fn, void *arg, char *err, siz
 	js->flush_ev = evtimer_new(d->base, on_flush, js);
 	js->pump_ev = event_new(d->base, -1, 0, on_pump, js);
 	js->tick_ev = event_new(d->base, -1, EV_PERSIST, on_tick, js);
-	if (!js->flush_ev || !js->pump_ev || !js->tick_ev || event_add(js->tick_ev, &tick) != 0) {
+	js->purge_ev = evtimer_new(d->base, on_purge, js);
+	if (!js->flush_ev || !js->pump_ev || !js->tick_ev || !js->purge_ev ||
+	    event_add(js->tick_ev, &tick) != 0) {
 		snprintf(err, errlen, "jobs: out of memory");
 		cd_jobs_free(js);
 		return NULL;
@@ -618,6 +645,7 @@ cd_jobs *cd_jobs_new(cd_daemon *d, cd_jobs_opts_fn fn, void *arg, char *err, siz
 	cd_jstore_each_meta(js->store, load_one, js);
 	update_gauges(js);
 	pump_soon(js);
+	purge_soon(js);
 	return js;
 }
 
@@ -651,6 +679,8 @@ void cd_jobs_free(cd_jobs *js)
 		event_free(js->pump_ev);
 	if (js->tick_ev)
 		event_free(js->tick_ev);
+	if (js->purge_ev)
+		event_free(js->purge_ev);
 	cd_jstore_close(js->store);
 	free(js);
 }
@@ -813,6 +843,7 @@ void cd_jobs_delete(cd_jobs *js, cd_jobent *j)
 	j->dirty = true;
 	flush(js);
 	update_gauges(js);
+	purge_soon(js);
 }
 
 int cd_jobs_results(cd_jobs *js, const cd_jobent *j, uint64_t from, size_t limit,
