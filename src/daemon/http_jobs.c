@@ -28,228 +28,35 @@
 #include "csv.h"
 #include "http_int.h"
 #include "jobs.h"
+#include "jobs_body.h"
 #include "jobs_webhook.h"
 
 #define RESULTS_LIMIT_DEFAULT 1000
 #define RESULTS_LIMIT_MAX     10000
 
-/* A body being read into a new job; the first error wins. */
+/* A body being read into a new job. */
 typedef struct post {
 	cd_jobnew *n;
-	int status;
-	const char *error;
-	char msg[256];
+	const cd_config *cfg;
+	cd_body_error e;
 } post;
 
-static bool fail(post *p, int status, const char *error, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static bool fail(post *p, int status, const char *error, const char *fmt, ...)
+static bool add(void *arg, unsigned long line, const char *a, size_t len, cd_body_error *e)
 {
-	va_list ap;
+	post *p = arg;
+	int rc = cd_jobnew_add(p->n, (uint32_t)line, a, len);
 
-	if (p->status)
-		return false;
-	p->status = status;
-	p->error = error;
-	va_start(ap, fmt);
-	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
-	va_end(ap);
-	return false;
-}
-
-static bool add(post *p, const cd_config *cfg, unsigned long line, const char *a, size_t len)
-{
-	int rc;
-
-	if (memchr(a, '\0', len))
-		return fail(p, 400, "invalid_request", "line %lu: the address contains a NUL byte",
-		            line);
-	rc = cd_jobnew_add(p->n, (uint32_t)line, a, len);
 	if (rc == EFBIG)
-		return fail(p, 413, "too_many_addresses",
-		            "more than %u addresses; at most %u per job ([http] max_job_addresses)",
-		            cfg->http_max_job_addresses, cfg->http_max_job_addresses);
+		return cd_body_fail(
+		    e, 413, "too_many_addresses",
+		    "more than %u addresses; at most %u per job ([http] max_job_addresses)",
+		    p->cfg->http_max_job_addresses, p->cfg->http_max_job_addresses);
 	if (rc == ENAMETOOLONG)
-		return fail(p, 400, "invalid_request", "line %lu: an address over %d bytes", line,
-		            CD_JOB_ADDR_MAX);
+		return cd_body_fail(e, 400, "invalid_request", "line %lu: an address over %d bytes",
+		                    line, CD_JOB_ADDR_MAX);
 	if (rc)
-		return fail(p, 500, "internal", "cannot store the job: %s", strerror(rc));
+		return cd_body_fail(e, 500, "internal", "cannot store the job: %s", strerror(rc));
 	return true;
-}
-
-/* ---- bodies ---------------------------------------------------------------- */
-
-/* A JSON array, or an object with "addresses"; the object's other
- * members into opts. */
-static void read_json(post *p, const cd_config *cfg, const char *body, size_t len, json_t *opts)
-{
-	json_error_t jerr;
-	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr), *list = root;
-	const char *key;
-	json_t *v;
-
-	if (!root) {
-		fail(p, 400, "invalid_json", "invalid JSON at line %d, column %d: %s", jerr.line,
-		     jerr.column, jerr.text);
-		return;
-	}
-	if (json_is_object(root)) {
-		list = json_object_get(root, "addresses");
-		json_object_foreach(root, key, v)
-		{
-			if (strcmp(key, "addresses") != 0)
-				json_object_set(opts, key, v);
-		}
-	}
-	if (!json_is_array(list)) {
-		fail(p, 400, "invalid_request",
-		     "the body must be an array of addresses or {\"addresses\": [...]}");
-		goto out;
-	}
-	for (size_t i = 0; i < json_array_size(list); i++) {
-		json_t *a = json_array_get(list, i);
-
-		if (!json_is_string(a)) {
-			fail(p, 400, "invalid_request", "addresses[%zu] is not a string", i);
-			goto out;
-		}
-		if (!add(p, cfg, i + 1, json_string_value(a), json_string_length(a)))
-			goto out;
-	}
-out:
-	json_decref(root);
-}
-
-/* JSON lines (a string or {"address": ...} each), or plain lines. */
-static void read_lines(post *p, const cd_config *cfg, const char *body, size_t len, bool json)
-{
-	unsigned long line = 0;
-
-	for (size_t at = 0; at < len && !p->status;) {
-		const char *s = body + at, *nl = memchr(s, '\n', len - at);
-		size_t n = nl ? (size_t)(nl - s) : len - at;
-
-		at += n + (nl != NULL);
-		line++;
-		while (n && (s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
-			n--;
-		while (n && (*s == ' ' || *s == '\t'))
-			s++, n--;
-		if (n == 0)
-			continue;
-		if (!json) {
-			add(p, cfg, line, s, n);
-			continue;
-		}
-		json_t *v = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL),
-		       *a = v;
-
-		if (json_is_object(v) && json_object_size(v) == 1)
-			a = json_object_get(v, "address");
-		if (!json_is_string(a))
-			fail(p, 400, "invalid_request",
-			     "line %lu: expected a JSON string or {\"address\": \"...\"}", line);
-		else
-			add(p, cfg, line, json_string_value(a), json_string_length(a));
-		json_decref(v);
-	}
-}
-
-struct mem {
-	const unsigned char *s;
-	size_t len, pos;
-};
-
-static int mem_get(void *arg)
-{
-	struct mem *m = arg;
-
-	return m->pos < m->len ? m->s[m->pos++] : EOF;
-}
-
-static bool field_is(const co_csv_record *r, size_t i, const char *name)
-{
-	return r->len[i] == strlen(name) && strncasecmp(r->buf + r->start[i], name, r->len[i]) == 0;
-}
-
-/* CSV: a header when ?column names one or no field of the first record
- * holds an '@'; the address column is `column`, else a usual name, else
- * the first. */
-static void read_csv(post *p, const cd_config *cfg, const char *body, size_t len,
-                     const char *column)
-{
-	struct mem m = {(const unsigned char *)body, len, 0};
-	co_csv *c = co_csv_new(mem_get, &m);
-	co_csv_record r;
-	size_t col = 0;
-	int rc;
-
-	if (!c) {
-		fail(p, 500, "internal", "out of memory");
-		return;
-	}
-	for (bool first = true; !p->status && (rc = co_csv_next(c, &r)) > 0; first = false) {
-		if (r.error) {
-			fail(p, 400, "invalid_request", "line %lu: %s", r.line, r.error);
-			break;
-		}
-		if (first) {
-			size_t end = r.start[r.nfields - 1] + r.len[r.nfields - 1];
-			bool header = column || !memchr(r.buf, '@', end);
-
-			if (header) {
-				bool found = false;
-
-				for (size_t k = 0;
-				     !found && k < (column ? 1 : CO_CSV_NADDRESS_NAMES); k++)
-					for (size_t i = 0; !found && i < r.nfields; i++)
-						if (field_is(&r, i,
-						             column ? column
-						                    : co_csv_address_names[k]))
-							col = i, found = true;
-				if (column && !found)
-					fail(p, 400, "invalid_request",
-					     "no column \"%.60s\" in the header (line %lu)", column,
-					     r.line);
-				continue;
-			}
-		}
-		if (col < r.nfields)
-			add(p, cfg, r.line, r.buf + r.start[col], r.len[col]);
-		else
-			add(p, cfg, r.line, "", 0);
-	}
-	if (!p->status && rc < 0)
-		fail(p, 400, "invalid_request", "%s",
-		     errno == EFBIG ? "a CSV record over 64 KiB (a quote left open?)"
-		                    : "out of memory reading the CSV");
-	co_csv_free(c);
-}
-
-enum body_kind { B_JSON, B_NDJSON, B_CSV, B_TEXT, B_OTHER };
-
-static enum body_kind body_kind(const char *type)
-{
-	static const struct {
-		const char *name;
-		enum body_kind kind;
-	} types[] = {
-	    {"application/json", B_JSON},
-	    {"application/x-www-form-urlencoded", B_JSON},
-	    {"application/x-ndjson", B_NDJSON},
-	    {"application/jsonl", B_NDJSON},
-	    {"application/jsonlines", B_NDJSON},
-	    {"text/csv", B_CSV},
-	    {"text/plain", B_TEXT},
-	};
-	size_t n;
-
-	if (!type || (n = strcspn(type, "; \t")) == 0)
-		return B_JSON;
-	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-		if (strlen(types[i].name) == n && strncasecmp(type, types[i].name, n) == 0)
-			return types[i].kind;
-	return n > 5 && strncasecmp(type + n - 5, "+json", 5) == 0 ? B_JSON : B_OTHER;
 }
 
 /* ---- POST /v1/jobs ------------------------------------------------------------ */
@@ -260,12 +67,13 @@ static void jobs_post(cd_http *h, cd_jobs *js, struct evhttp_request *req, const
 	const cd_config *cfg = d->cfg;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
-	enum body_kind kind =
-	    body_kind(evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type"));
+	cd_body_kind kind = cd_body_kind_of(
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type"));
 	struct evkeyvalq params = {NULL, NULL};
 	json_t *opts = json_object(), *hook;
 	const char *column = NULL, *body;
-	post p = {0};
+	post p = {.cfg = cfg};
+	cd_body_error *e = &p.e;
 	callout_options o;
 	bool has = false;
 	char ip[64] = "", why[256];
@@ -274,13 +82,12 @@ static void jobs_post(cd_http *h, cd_jobs *js, struct evhttp_request *req, const
 
 	params.tqh_last = &params.tqh_first;
 	if (len > cfg->http_max_job_body) {
-		snprintf(p.msg, sizeof(p.msg),
-		         "the body is larger than %u bytes ([http] max_job_body)",
+		snprintf(why, sizeof(why), "the body is larger than %u bytes ([http] max_job_body)",
 		         cfg->http_max_job_body);
-		cd_http_send_error(h, req, 413, "body_too_large", p.msg);
+		cd_http_send_error(h, req, 413, "body_too_large", why);
 		goto out;
 	}
-	if (kind == B_OTHER) {
+	if (kind == CD_BODY_OTHER) {
 		cd_http_send_error(h, req, 415, "unsupported_media_type",
 		                   "the body must be JSON (application/json), JSON lines "
 		                   "(application/x-ndjson), CSV (text/csv) or lines (text/plain)");
@@ -295,7 +102,7 @@ static void jobs_post(cd_http *h, cd_jobs *js, struct evhttp_request *req, const
 		goto out;
 	}
 	for (struct evkeyval *kv = params.tqh_first; kv; kv = kv->next.tqe_next) {
-		if (strcmp(kv->key, "column") == 0 && kind == B_CSV)
+		if (strcmp(kv->key, "column") == 0 && kind == CD_BODY_CSV)
 			column = kv->value;
 		else
 			json_object_set_new(opts, kv->key, json_string(kv->value));
@@ -309,47 +116,42 @@ static void jobs_post(cd_http *h, cd_jobs *js, struct evhttp_request *req, const
 		cd_http_send_error(h, req, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (!(p.n = cd_jobs_create(js, &status, p.msg, sizeof(p.msg)))) {
+	if (!(p.n = cd_jobs_create(js, &status, why, sizeof(why)))) {
 		if (status == 503)
 			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
 			                  "60");
-		cd_http_send_error(h, req, status, status == 503 ? "busy" : "internal", p.msg);
+		cd_http_send_error(h, req, status, status == 503 ? "busy" : "internal", why);
 		goto out;
 	}
-	if (kind == B_JSON)
-		read_json(&p, cfg, body, len, opts);
-	else if (kind == B_CSV)
-		read_csv(&p, cfg, body, len, column);
-	else
-		read_lines(&p, cfg, body, len, kind == B_NDJSON);
-	if (!p.status && cd_jobnew_count(p.n) == 0)
-		fail(&p, 400, "invalid_request", "the body holds no address");
+	if (cd_body_read(kind, body, len, column, opts, add, &p, e) && cd_jobnew_count(p.n) == 0)
+		cd_body_fail(e, 400, "invalid_request", "the body holds no address");
 	/* the webhook apart, the members are the options of /v1/verify */
-	if (!p.status && (hook = json_object_get(opts, "webhook"))) {
+	if (!e->status && (hook = json_object_get(opts, "webhook"))) {
 		if (!cfg->http_webhooks)
-			fail(&p, 400, "invalid_option",
-			     "\"webhook\": this server takes no webhooks ([http] webhooks)");
+			cd_body_fail(
+			    e, 400, "invalid_option",
+			    "\"webhook\": this server takes no webhooks ([http] webhooks)");
 		else if (!json_is_string(hook))
-			fail(&p, 400, "invalid_option", "\"webhook\": expected a URL");
+			cd_body_fail(e, 400, "invalid_option", "\"webhook\": expected a URL");
 		else if (!cd_webhook_check(json_string_value(hook), cfg->http_webhook_allow_private,
 		                           ip, sizeof(ip), why, sizeof(why)))
-			fail(&p, 400, "invalid_option", "%s", why);
+			cd_body_fail(e, 400, "invalid_option", "%s", why);
 	}
 	hook = json_incref(json_object_get(opts, "webhook"));
 	json_object_del(opts, "webhook");
-	if (!p.status && !cd_http_request_options(h, opts, &o, &has, why, sizeof(why)))
-		fail(&p, 400, "invalid_option", "%s", why);
-	if (p.status) {
+	if (!e->status && !cd_http_request_options(h, opts, &o, &has, why, sizeof(why)))
+		cd_body_fail(e, 400, "invalid_option", "%s", why);
+	if (e->status) {
 		cd_jobnew_abort(p.n);
 		json_decref(hook);
-		cd_http_send_error(h, req, p.status, p.error, p.msg);
+		cd_http_send_error(h, req, e->status, e->error, e->msg);
 		goto out;
 	}
 	j = cd_jobnew_commit(p.n, json_object_size(opts) ? json_incref(opts) : NULL,
-	                     hook ? json_string_value(hook) : NULL, ip, p.msg, sizeof(p.msg));
+	                     hook ? json_string_value(hook) : NULL, ip, why, sizeof(why));
 	json_decref(hook);
 	if (!j) {
-		cd_http_send_error(h, req, 500, "internal", p.msg);
+		cd_http_send_error(h, req, 500, "internal", why);
 		goto out;
 	}
 	char where[64];

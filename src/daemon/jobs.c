@@ -449,8 +449,10 @@ static void pump(cd_jobs *js)
 					end_job(j, CD_JOB_DONE);
 				break;
 			}
-			if (!(x = malloc(sizeof(*x) + in->len + 1)))
+			if (!(x = malloc(sizeof(*x) + in->len + 1))) {
+				j->pos--; /* asked for again by the next pump */
 				return;
+			}
 			x->j = j;
 			x->idx = in->idx;
 			x->line = in->line;

@@ -37,7 +37,8 @@ static const char *const bucket_le[] = {"0.005", "0.01", "0.025", "0.05", "0.1",
 #define NBUCKET (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
 
 /* HTTP statuses counted by name; anything else is "other". */
-static const int http_statuses[] = {200, 400, 401, 404, 405, 408, 413, 414, 429, 431, 500, 503};
+static const int http_statuses[] = {200, 202, 400, 401, 404, 405, 408,
+                                    413, 414, 415, 429, 431, 500, 503};
 #define NHTTP_STATUS (sizeof(http_statuses) / sizeof(http_statuses[0]))
 
 typedef atomic_ullong counter;

@@ -169,6 +169,8 @@ def test_errors(calloutd, mx):
     r = post_job("a,b\n1,2\n", "text/csv", query="?column=mail")
     assert r.status == 400 and "no column" in r.json["message"], r
     assert post_job([]).json["message"] == "the body holds no address"
+    r = post_job({"address": a})
+    assert r.status == 400 and '"addresses"' in r.json["message"], r
     assert post_job("", "text/plain").status == 400
     assert post_job("<x/>", "application/xml").status == 415
     r = post_job({"addresses": [a], "sender": "x@y"})
@@ -227,6 +229,7 @@ def test_metrics(calloutd, mx):
     assert 'calloutd_jobs{state="done"} 1' in text
     assert 'calloutd_job_verifications_total{verdict="valid"} 1' in text
     assert 'calloutd_job_verifications_total{verdict="invalid"} 1' in text
+    assert 'calloutd_http_responses_total{code="202"} 1' in text
 
 
 # ---- restart, webhook, priority ----------------------------------------------
