@@ -182,6 +182,29 @@ static void update_gauges(cd_jobs *js)
 	cd_metrics_jobs(js->d->metrics, by);
 }
 
+static void drop_queries(cd_jobent *j);
+
+/* The store refuses (full, or failing): the running jobs stop as failed,
+ * their results lost since the last write.  On disk they are still
+ * running: the next start takes them up from there. */
+static void write_failed(cd_jobs *js, int rc)
+{
+	cd_jobent *j;
+
+	cd_log(CD_LOG_ERR, "jobs: cannot write results: %s", strerror(rc));
+	TAILQ_FOREACH(j, &js->jobs, link)
+	{
+		if (j->deleting || (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
+			continue;
+		drop_queries(j);
+		j->state = CD_JOB_FAILED;
+		j->finished = now_s();
+		snprintf(j->error, sizeof(j->error), "cannot write its results: %s", strerror(rc));
+		cd_log(CD_LOG_ERR, "job %s: failed: %s", j->id, j->error);
+	}
+	update_gauges(js);
+}
+
 /* Write the waiting results and the records that changed, together. */
 static void flush(cd_jobs *js)
 {
@@ -191,10 +214,8 @@ static void flush(cd_jobs *js)
 	int rc;
 
 	event_del(js->flush_ev);
-	if ((rc = cd_jstore_begin(js->store, &t))) {
-		cd_log(CD_LOG_ERR, "jobs: cannot write: %s", strerror(rc));
+	if ((rc = cd_jstore_begin(js->store, &t)))
 		goto drop;
-	}
 	STAILQ_FOREACH(p, &js->results, link)
 	{
 		rc = cd_jstore_put_result(t, p->id, p->idx, p->json, p->len);
@@ -216,16 +237,17 @@ static void flush(cd_jobs *js)
 		rc = cd_jstore_put_meta(t, j->id, s, len);
 		free(s);
 	}
-	if (rc) {
+	if (rc)
 		cd_jstore_abort(t);
-		cd_log(CD_LOG_ERR, "jobs: cannot write results: %s", strerror(rc));
-	} else if ((rc = cd_jstore_commit(t))) {
-		cd_log(CD_LOG_ERR, "jobs: cannot commit results: %s", strerror(rc));
-	} else {
+	else
+		rc = cd_jstore_commit(t);
+	if (!rc) {
 		TAILQ_FOREACH(j, &js->jobs, link)
 		j->dirty = false;
 	}
 drop:
+	if (rc)
+		write_failed(js, rc);
 	while ((p = STAILQ_FIRST(&js->results))) {
 		STAILQ_REMOVE_HEAD(&js->results, link);
 		free(p);

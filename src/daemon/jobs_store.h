@@ -3,7 +3,8 @@
  * (STATE_DIR/jobs.lmdb), three named databases:
  *
  *   meta  ID            -> the job's record, JSON text (jobs.c writes it)
- *   in    ID . be64(i)  -> be32(line) . the i-th address as given
+ *   in    ID . be64(c)  -> the addresses c*256 to c*256+255, each as
+ *                        index % 256, be32(line), be16(length), its bytes
  *   out   ID . be64(i)  -> the i-th result, JSON text (with "line")
  *
  * Writes go through a transaction (cd_jtxn), so that a batch of results
@@ -41,12 +42,14 @@ int cd_jstore_commit(cd_jtxn *t); /* frees t, also on failure */
 void cd_jstore_abort(cd_jtxn *t);
 
 int cd_jstore_put_meta(cd_jtxn *t, const char *id, const char *json, size_t len);
+/* In increasing index order: addresses are kept 256 to an entry, written
+ * when the next entry begins or at the commit. */
 int cd_jstore_put_input(cd_jtxn *t, const char *id, uint64_t idx, uint32_t line, const char *addr,
                         size_t len);
 /* EEXIST when the result is there already (it is kept). */
 int cd_jstore_put_result(cd_jtxn *t, const char *id, uint64_t idx, const char *json, size_t len);
-/* Delete up to max of the job's inputs and results; *gone once none is
- * left and the record is deleted too. */
+/* Delete up to max of the job's entries (a chunk of 256 addresses, or a
+ * result); *gone once none is left and the record is deleted too. */
 int cd_jstore_purge(cd_jtxn *t, const char *id, size_t max, bool *gone);
 
 /* Every record: fn(arg, id, json, len); a non-zero return stops. */

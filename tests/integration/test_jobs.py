@@ -15,6 +15,7 @@ import hmac
 import http.server
 import io
 import json
+import os
 import threading
 import time
 
@@ -349,3 +350,16 @@ def test_finished_job_expires(calloutd, mx):
         assert time.time() < deadline
         time.sleep(0.2)
     assert request("GET", "/v1/jobs").json == {"jobs": []}
+
+
+def test_store_that_cannot_be_opened(calloutd, mx):
+    """The daemon still serves; /v1/jobs says why it cannot."""
+    d = calloutd(sections=sections())
+    d.stop()
+    os.rename(os.path.join(d.state_dir, "jobs.lmdb"), os.path.join(d.state_dir, "old"))
+    os.mkdir(os.path.join(d.state_dir, "jobs.lmdb"))  # not an LMDB file
+    d = calloutd(sections=sections())
+    r = post_job([f"bob+1@[{mx.host}]"])
+    assert (r.status, r.json["error"]) == (503, "unavailable"), r
+    assert "jobs store" in d.log_text()
+    assert request("GET", f"/v1/verify?address=bob%2B1@[{mx.host}]").json["verdict"] == "valid"

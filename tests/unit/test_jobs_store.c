@@ -130,22 +130,55 @@ static void test_store(void **state)
 	assert_int_equal(cd_jstore_results(s, B, 0, 10, collect, &seen, &next, &more), 0);
 	assert_int_equal(seen.n, 0);
 
-	/* purged 10 entries at a time; B stays */
+	/* purged 2 entries (a chunk of 256 addresses, or a result) at a time;
+	 * B stays */
 	bool gone = false;
 	unsigned rounds = 0;
 	while (!gone) {
 		assert_int_equal(cd_jstore_begin(s, &t), 0);
-		assert_int_equal(cd_jstore_purge(t, A, 10, &gone), 0);
+		assert_int_equal(cd_jstore_purge(t, A, 2, &gone), 0);
 		assert_int_equal(cd_jstore_commit(t), 0);
 		rounds++;
 	}
-	assert_int_equal(rounds, 3); /* 23 entries */
+	assert_int_equal(rounds, 3); /* 1 chunk and 3 results, then the record */
 	assert_int_equal(cd_jstore_each_meta(s, count_meta, &metas), 0);
 	assert_int_equal(metas, 1);
 	assert_int_equal(cd_jstore_inputs(s, B, 0, in, 8, &n, &next), 0);
 	assert_int_equal(n, 5);
 	assert_int_equal(cd_jstore_inputs(s, A, 0, in, 8, &n, &next), 0);
 	assert_int_equal(n, 0);
+	cd_jstore_close(s);
+}
+
+/* Across the 256-address chunks: order, lines, resuming mid-chunk. */
+static void test_chunks(void **state)
+{
+	char err[256];
+	static const char C[] = "cccccccccccccccccccccccccccccccc";
+	cd_jstore *s = cd_jstore_open(path, err, sizeof(err));
+	cd_jinput in[32];
+	cd_jtxn *t;
+	size_t n;
+	uint64_t next;
+	(void)state;
+
+	assert_non_null(s);
+	put_job(s, C, 600);
+	assert_int_equal(cd_jstore_begin(s, &t), 0);
+	assert_int_equal(cd_jstore_put_result(t, C, 256, "{}", 2), 0);
+	assert_int_equal(cd_jstore_commit(t), 0);
+	assert_int_equal(cd_jstore_inputs(s, C, 250, in, 20, &n, &next), 0);
+	assert_int_equal(n, 20);
+	assert_int_equal(in[0].idx, 250);
+	assert_int_equal(in[5].idx, 255);
+	assert_int_equal(in[6].idx, 257); /* 256 answered */
+	assert_int_equal(in[6].line, 259);
+	assert_memory_equal(in[6].addr, "u257@example.org", in[6].len);
+	assert_int_equal(next, 271);
+	assert_int_equal(cd_jstore_inputs(s, C, 590, in, 32, &n, &next), 0);
+	assert_int_equal(n, 10);
+	assert_int_equal(in[9].idx, 599);
+	assert_int_equal(next, 600);
 	cd_jstore_close(s);
 }
 
@@ -171,6 +204,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_store, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chunks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
