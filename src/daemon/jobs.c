@@ -416,8 +416,10 @@ static cd_jinput *next_input(cd_jobent *j)
 		return &j->buf[j->pos++];
 	if (j->exhausted)
 		return NULL;
-	if (!j->buf && !(j->buf = malloc(PREFETCH * sizeof(*j->buf))))
+	if (!j->buf && !(j->buf = malloc(PREFETCH * sizeof(*j->buf)))) {
+		snprintf(j->error, sizeof(j->error), "out of memory");
 		return NULL;
+	}
 	rc = cd_jstore_inputs(js->store, j->id, j->next, j->buf, PREFETCH, &j->nbuf, &j->next);
 	j->pos = 0;
 	if (rc) {
@@ -443,6 +445,19 @@ static bool room(const cd_jobs *js)
 	       d->inflight < d->cfg->max_inflight / 2;
 }
 
+#define BLOCKED_RETRY_MS 100 /* the front ends' share full: look again this much later */
+
+/* Out of room: with none of our own in flight to wake us when it ends,
+ * look again soon (the mail transactions' load is what blocks). */
+static void blocked(cd_jobs *js)
+{
+	struct timeval tv = {0, BLOCKED_RETRY_MS * 1000};
+
+	if (!js->stopping && !js->d->stopping && js->inflight < js->d->cfg->http_job_inflight &&
+	    !event_pending(js->pump_ev, EV_TIMEOUT, NULL))
+		event_add(js->pump_ev, &tv);
+}
+
 static void pump(cd_jobs *js)
 {
 	cd_jobent *j, *tmp;
@@ -451,6 +466,11 @@ static void pump(cd_jobs *js)
 	{
 		if (j->deleting || (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
 			continue;
+		/* jobs run oldest first: a later one waits for room, queued */
+		if (!room(js)) {
+			blocked(js);
+			return;
+		}
 		if (j->state == CD_JOB_QUEUED) {
 			j->state = CD_JOB_RUNNING;
 			j->dirty = true;
@@ -483,17 +503,16 @@ static void pump(cd_jobs *js)
 			x->addr[in->len] = '\0';
 			if (callout_verify(js->d->ctx, x->addr, j->has_opts ? &j->opts : NULL,
 			                   on_result, x, &x->q) != CALLOUT_OK) {
-				/* the engine refuses now (going away): try again later */
+				/* the engine refuses now: try again later */
 				free(x);
 				j->pos--;
+				blocked(js);
 				return;
 			}
 			LIST_INSERT_HEAD(&j->qs, x, link);
 			j->inflight++;
 			js->inflight++;
 		}
-		if (!room(js))
-			return;
 	}
 }
 

@@ -321,6 +321,25 @@ def test_webhook_private_target_refused(calloutd, mx):
     assert r.status == 400 and "http://HOST" in r.json["message"], r
 
 
+def test_job_waits_while_mail_holds_half_of_max_inflight(calloutd, mx):
+    """With max_inflight 2, one verification of a front end is half: the
+    job starts nothing until it is answered, then runs (nothing else
+    wakes it: it looks again every 100 ms)."""
+    calloutd(sections={**sections(), "daemon": {"max_inflight": "2"}})
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=request(
+        "GET", f"/v1/verify?address=slow@[{mx.host}]")))
+    t.start()
+    time.sleep(0.3)
+    job = post_job([f"bob+{i}@[{mx.host}]" for i in range(3)]).json["id"]
+    time.sleep(0.4)
+    st = request("GET", f"/v1/jobs/{job}").json
+    assert (st["state"], st["done"]) == ("queued", 0), st
+    t.join()
+    assert out["r"].json["verdict"] == "valid"
+    assert wait_state(job, timeout=10)["done"] == 3
+
+
 def test_policy_answered_while_a_job_runs(calloutd, mx, fake_smtp):
     # the mail's senders are of another domain than the job's (a job's
     # addresses share its domains' sessions, as any caller's would)
