@@ -19,7 +19,7 @@
 
 #include <callout/callout.h>
 
-#include "cli_csv.h"
+#include "csv.h"
 
 #define CLI_PROG "callout"
 
@@ -138,12 +138,12 @@ typedef struct cli_input cli_input;
 typedef struct cli_item {
 	const char *addr; /* not NUL-terminated when error is set */
 	size_t len;
-	const char *error;            /* non-NULL: the line cannot be verified, and why */
-	bool too_long;                /* the error is the length alone: our limit, not invalid */
-	const char *file;             /* NULL for a command line argument */
-	unsigned long line;           /* of a file, from 1 (a CSV record's first line); of an
-	                                 argument, its position among them (from 1) */
-	const cli_csv_record *record; /* CSV input: the whole record, else NULL */
+	const char *error;           /* non-NULL: the line cannot be verified, and why */
+	bool too_long;               /* the error is the length alone: our limit, not invalid */
+	const char *file;            /* NULL for a command line argument */
+	unsigned long line;          /* of a file, from 1 (a CSV record's first line); of an
+	                                argument, its position among them (from 1) */
+	const co_csv_record *record; /* CSV input: the whole record, else NULL */
 } cli_item;
 
 /* How CSV files are read (--csv, --column, --header, --no-header). */
@@ -163,7 +163,7 @@ int cli_input_add_file(cli_input *in, const char *path);
 /* 1 and *item (valid until the next call), 0 at the end, -1 on a read
  * error (errno set, item->file names the file, item->error says why when
  * errno alone does not; EFBIG for a line longer than CLI_LINE_ABSURD or
- * a CSV record over CLI_CSV_RECORD_MAX).  Reading goes on with the next
+ * a CSV record over CO_CSV_RECORD_MAX).  Reading goes on with the next
  * file. */
 int cli_input_next(cli_input *in, cli_item *item);
 /*
@@ -172,7 +172,7 @@ int cli_input_next(cli_input *in, cli_item *item);
  * none) and the number of columns.  0 when there is no CSV file; -1 as
  * cli_input_next.
  */
-int cli_input_csv_columns(cli_input *in, const cli_csv_record **hdr, size_t *ncolumns,
+int cli_input_csv_columns(cli_input *in, const co_csv_record **hdr, size_t *ncolumns,
                           cli_item *err);
 /* The number of items a second reading of the same input would give, or
  * -1 when it cannot be known without consuming it (standard input, a
@@ -201,11 +201,6 @@ typedef struct cli_origin {
 	size_t kept_len;
 } cli_origin;
 
-/* The result columns of the CSV output, always the last ones of a row,
- * and the order of the JSON members that are not co_result_json's. */
-#define CLI_CSV_NCOLUMNS 12
-extern const char *const cli_csv_columns[CLI_CSV_NCOLUMNS];
-
 /*
  * Print the result of verifying input (len bytes as typed, any bytes) and
  * flush.  0 on success, else an errno value (EPIPE when the reader went
@@ -215,13 +210,13 @@ int cli_output_result(const cli_output *o, const cli_origin *from, const char *i
                       const callout_result *res);
 
 /* The header line of the CSV output: the input's column names (hdr, or
- * columnN when NULL) for o->columns, then cli_csv_columns.  0 or errno. */
-int cli_output_csv_header(const cli_output *o, const cli_csv_record *hdr);
+ * columnN when NULL) for o->columns, then co_csv_columns.  0 or errno. */
+int cli_output_csv_header(const cli_output *o, const co_csv_record *hdr);
 
 /* The fields of rec to keep in the CSV output: each written as a field
  * and followed by a comma, padded to o->columns with empty ones.  A
  * string to free, its length in *len; NULL when out of memory. */
-char *cli_output_csv_kept(const cli_output *o, const cli_csv_record *rec, size_t *len);
+char *cli_output_csv_kept(const cli_output *o, const co_csv_record *rec, size_t *len);
 
 /* Write s (len bytes) with control characters, invalid UTF-8, invisible
  * or bidirectional format characters and backslashes escaped; also '"'

@@ -393,7 +393,7 @@ static int opt_column(struct config *cfg, const char *value)
 	cfg->csv_opts.column = 0;
 	cfg->csv_opts.column_name = NULL;
 	if (value[0] >= '0' && value[0] <= '9') {
-		if (!cli_parse_uint(value, 1, CLI_CSV_FIELDS_MAX, &n))
+		if (!cli_parse_uint(value, 1, CO_CSV_FIELDS_MAX, &n))
 			return cli_bad_value(
 			    CMD, long_opts, OPT_COLUMN, value,
 			    "expected a column name, or its number from 1 to 1024");
@@ -1057,7 +1057,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
  * on, or an exit status. */
 static int csv_header(struct config *cfg, cli_input *in, bool has_header)
 {
-	const cli_csv_record *hdr;
+	const co_csv_record *hdr;
 	cli_item err;
 	int r, e;
 

@@ -21,7 +21,7 @@ struct cli_file {
 
 /* A record that outlives the reader's buffer: a CSV file's header. */
 struct owned_record {
-	cli_csv_record rec;
+	co_csv_record rec;
 	char *buf;
 	size_t *start, *len;
 };
@@ -35,9 +35,9 @@ struct cli_input {
 	/* CSV */
 	bool csv;
 	cli_csv_opts copts;
-	cli_csv *reader; /* of files[filei], once it is being read */
-	bool pending;    /* rec is a data record read ahead */
-	cli_csv_record rec;
+	co_csv *reader; /* of files[filei], once it is being read */
+	bool pending;   /* rec is a data record read ahead */
+	co_csv_record rec;
 	size_t column;                 /* the address's field in this file */
 	struct owned_record hdr;       /* this file's header (nfields 0: none) */
 	struct owned_record first_hdr; /* the first file's, for the output */
@@ -138,7 +138,7 @@ static int file_get(void *arg)
 	return getc_unlocked((FILE *)arg);
 }
 
-static bool own_record(struct owned_record *o, const cli_csv_record *r)
+static bool own_record(struct owned_record *o, const co_csv_record *r)
 {
 	size_t bytes = r->nfields ? r->start[r->nfields - 1] + r->len[r->nfields - 1] : 0;
 
@@ -173,7 +173,7 @@ static bool blank(int c)
 }
 
 /* Field i of r without the blanks around it. */
-static const char *field(const cli_csv_record *r, size_t i, size_t *len)
+static const char *field(const co_csv_record *r, size_t i, size_t *len)
 {
 	const char *s = r->buf + r->start[i];
 	size_t n = r->len[i];
@@ -186,7 +186,7 @@ static const char *field(const cli_csv_record *r, size_t i, size_t *len)
 	return s;
 }
 
-static bool field_is(const cli_csv_record *r, size_t i, const char *name)
+static bool field_is(const co_csv_record *r, size_t i, const char *name)
 {
 	size_t n;
 	const char *s = field(r, i, &n);
@@ -194,32 +194,29 @@ static bool field_is(const cli_csv_record *r, size_t i, const char *name)
 	return n == strlen(name) && strncasecmp(s, name, n) == 0;
 }
 
-static bool has_at(const cli_csv_record *r)
+static bool has_at(const co_csv_record *r)
 {
 	return memchr(r->buf, '@',
 	              r->nfields ? r->start[r->nfields - 1] + r->len[r->nfields - 1] : 0) != NULL;
 }
-
-/* The usual names of an address column, when --column is not given. */
-static const char *const default_names[] = {"email", "e-mail", "email address", "mail", "address"};
 
 /* Read the first record of files[filei], decide whether it is a header
  * and find the address's column.  0, or -1 with errno (and in->why). */
 static int csv_open(cli_input *in)
 {
 	struct cli_file *f = &in->files[in->filei];
-	cli_csv_record r;
+	co_csv_record r;
 	bool header;
 	int n;
 
-	in->reader = cli_csv_new(file_get, f->fp);
+	in->reader = co_csv_new(file_get, f->fp);
 	if (!in->reader) {
 		errno = ENOMEM;
 		return -1;
 	}
 	in->pending = false;
 	in->hdr.rec.nfields = 0;
-	n = cli_csv_next(in->reader, &r);
+	n = co_csv_next(in->reader, &r);
 	if (n < 0)
 		return -1;
 	if (n == 0)
@@ -254,9 +251,9 @@ static int csv_open(cli_input *in)
 		}
 		in->column = i;
 	} else if (!in->copts.column && header) {
-		for (size_t k = 0; k < sizeof(default_names) / sizeof(default_names[0]); k++)
+		for (size_t k = 0; k < CO_CSV_NADDRESS_NAMES; k++)
 			for (size_t i = 0; i < in->hdr.rec.nfields; i++)
-				if (field_is(&in->hdr.rec, i, default_names[k])) {
+				if (field_is(&in->hdr.rec, i, co_csv_address_names[k])) {
 					in->column = i;
 					goto found;
 				}
@@ -267,13 +264,13 @@ found:
 
 static void csv_close(cli_input *in)
 {
-	cli_csv_free(in->reader);
+	co_csv_free(in->reader);
 	in->reader = NULL;
 	in->pending = false;
 	in->filei++;
 }
 
-/* A read error of the file being read (n from cli_csv_next or csv_open). */
+/* A read error of the file being read (n from co_csv_next or csv_open). */
 static int csv_fail(cli_input *in, cli_item *item)
 {
 	int err = errno ? errno : EIO;
@@ -288,8 +285,7 @@ static int csv_fail(cli_input *in, cli_item *item)
 	return -1;
 }
 
-int cli_input_csv_columns(cli_input *in, const cli_csv_record **hdr, size_t *ncolumns,
-                          cli_item *err)
+int cli_input_csv_columns(cli_input *in, const co_csv_record **hdr, size_t *ncolumns, cli_item *err)
 {
 	memset(err, 0, sizeof(*err));
 	*hdr = NULL;
@@ -319,7 +315,7 @@ static int csv_next(cli_input *in, cli_item *item)
 {
 	while (in->filei < in->nfiles) {
 		struct cli_file *f = &in->files[in->filei];
-		cli_csv_record r;
+		co_csv_record r;
 		size_t n;
 		int got;
 
@@ -333,7 +329,7 @@ static int csv_next(cli_input *in, cli_item *item)
 			in->pending = false;
 			got = 1;
 		} else {
-			got = cli_csv_next(in->reader, &r);
+			got = co_csv_next(in->reader, &r);
 		}
 		if (got < 0)
 			return csv_fail(in, item);
@@ -446,7 +442,7 @@ void cli_input_free(cli_input *in)
 {
 	if (!in)
 		return;
-	cli_csv_free(in->reader);
+	co_csv_free(in->reader);
 	free(in->hdr.buf);
 	free(in->hdr.start);
 	free(in->first_hdr.buf);

@@ -61,11 +61,6 @@ void cli_fput_escaped(FILE *fp, const char *str, size_t len, bool quoted)
 	}
 }
 
-const char *const cli_csv_columns[CLI_CSV_NCOLUMNS] = {
-    "address", "verdict", "reason", "code",      "enhanced", "text",
-    "mx",      "ip",      "cached", "from_fact", "ms",       "line",
-};
-
 static int print_json(const cli_output *o, const cli_origin *from, const char *input, size_t len,
                       const callout_result *res)
 {
@@ -200,7 +195,7 @@ static void print_human(const cli_output *o, const cli_origin *from, const char 
 static void csv_cstr(FILE *fp, const char *s)
 {
 	if (s)
-		cli_csv_put(fp, s, strlen(s));
+		co_csv_put(fp, s, strlen(s));
 }
 
 /*
@@ -218,7 +213,7 @@ static void print_csv(const cli_output *o, const cli_origin *from, const char *i
 
 	if (from->kept)
 		fwrite(from->kept, 1, from->kept_len, fp);
-	cli_csv_put(fp, input, len);
+	co_csv_put(fp, input, len);
 	fprintf(fp, ",%s,%s,", callout_verdict_name(res->verdict),
 	        callout_reason_name(res->reason));
 	if (res->code)
@@ -246,24 +241,24 @@ static void print_csv(const cli_output *o, const cli_origin *from, const char *i
 	        res->from_fact ? "true" : "false", res->ms, from->line);
 }
 
-int cli_output_csv_header(const cli_output *o, const cli_csv_record *hdr)
+int cli_output_csv_header(const cli_output *o, const co_csv_record *hdr)
 {
 	errno = 0;
 	for (size_t i = 0; i < o->columns; i++) {
 		if (hdr && i < hdr->nfields)
-			cli_csv_put(o->fp, hdr->buf + hdr->start[i], hdr->len[i]);
+			co_csv_put(o->fp, hdr->buf + hdr->start[i], hdr->len[i]);
 		else
 			fprintf(o->fp, "column%zu", i + 1);
 		putc_unlocked(',', o->fp);
 	}
-	for (size_t i = 0; i < CLI_CSV_NCOLUMNS; i++)
-		fprintf(o->fp, "%s%c", cli_csv_columns[i], i + 1 < CLI_CSV_NCOLUMNS ? ',' : '\n');
+	for (size_t i = 0; i < CO_CSV_NCOLUMNS; i++)
+		fprintf(o->fp, "%s%c", co_csv_columns[i], i + 1 < CO_CSV_NCOLUMNS ? ',' : '\n');
 	if (fflush(o->fp) != 0 || ferror(o->fp))
 		return errno ? errno : EIO;
 	return 0;
 }
 
-char *cli_output_csv_kept(const cli_output *o, const cli_csv_record *rec, size_t *len)
+char *cli_output_csv_kept(const cli_output *o, const co_csv_record *rec, size_t *len)
 {
 	char *buf = NULL;
 	size_t size = 0;
@@ -274,7 +269,7 @@ char *cli_output_csv_kept(const cli_output *o, const cli_csv_record *rec, size_t
 		return NULL;
 	for (size_t i = 0; i < n || i < o->columns; i++) {
 		if (i < n)
-			cli_csv_put(fp, rec->buf + rec->start[i], rec->len[i]);
+			co_csv_put(fp, rec->buf + rec->start[i], rec->len[i]);
 		putc_unlocked(',', fp);
 	}
 	if (fclose(fp) != 0) {

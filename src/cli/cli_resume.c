@@ -250,16 +250,16 @@ static int counted_get(void *arg)
 
 static int load_csv(struct reader *rd, bool *has_header)
 {
-	cli_csv *csv = cli_csv_new(counted_get, rd);
-	cli_csv_record rec;
+	co_csv *csv = co_csv_new(counted_get, rd);
+	co_csv_record rec;
 	int got = 0, rc = 0;
 
 	if (!csv) {
 		fprintf(stderr, "%s: out of memory\n", rd->cmd);
 		return -1;
 	}
-	while (rc == 0 && (got = cli_csv_next(csv, &rec)) > 0) {
-		const size_t k = rec.nfields - CLI_CSV_NCOLUMNS; /* our first column */
+	while (rc == 0 && (got = co_csv_next(csv, &rec)) > 0) {
+		const size_t k = rec.nfields - CO_CSV_NCOLUMNS; /* our first column */
 		unsigned long line;
 		int v, r;
 
@@ -269,14 +269,14 @@ static int load_csv(struct reader *rd, bool *has_header)
 			rc = bad(rd, rec.line, rec.error);
 			break;
 		}
-		if (rec.nfields < CLI_CSV_NCOLUMNS) {
+		if (rec.nfields < CO_CSV_NCOLUMNS) {
 			rc = bad(rd, rec.line, "too few columns");
 			break;
 		}
 		if (!*has_header) {
-			for (size_t i = 0; i < CLI_CSV_NCOLUMNS; i++)
-				if (rec.len[k + i] != strlen(cli_csv_columns[i]) ||
-				    memcmp(rec.buf + rec.start[k + i], cli_csv_columns[i],
+			for (size_t i = 0; i < CO_CSV_NCOLUMNS; i++)
+				if (rec.len[k + i] != strlen(co_csv_columns[i]) ||
+				    memcmp(rec.buf + rec.start[k + i], co_csv_columns[i],
 				           rec.len[k + i]) != 0) {
 					rc = bad(rd, rec.line,
 					         "the header does not end in our columns");
@@ -300,7 +300,7 @@ static int load_csv(struct reader *rd, bool *has_header)
 	if (rc == 0 && got < 0) {
 		rc = bad(rd, rd->lineno, errno == EFBIG ? "a record over 64 KiB" : strerror(errno));
 	}
-	cli_csv_free(csv);
+	co_csv_free(csv);
 	return rc;
 }
 

@@ -681,6 +681,9 @@ static int start(app *a)
 		       shown, h.cache_error);
 	if (add_proxies(a->d.ctx, c) < 0 || add_routes(a->d.ctx, c) < 0)
 		return -1;
+	/* a store that cannot be opened costs the jobs, not the daemon */
+	if (cd_http_jobs_start(a->http, err, sizeof(err)) < 0)
+		cd_log(CD_LOG_ERR, "%s; /v1/jobs answers 503", err);
 	if (a->milter && cd_milter_start(a->milter, err, sizeof(err)) < 0) {
 		cd_log(CD_LOG_ERR, "%s", err);
 		return -1;

@@ -618,12 +618,27 @@ static bool set_milter_listen(struct pst *st, const struct keydef *k, char *v, b
 	return copy_str(st, k, st->c->milter_listen, sizeof(st->c->milter_listen), v);
 }
 
-static bool set_token(struct pst *st, const struct keydef *k, char *v, bool more)
+/* A secret: printable ASCII without blanks. */
+static bool copy_secret(struct pst *st, const struct keydef *k, char *dst, size_t size,
+                        const char *v)
 {
 	for (const char *p = v; *p; p++)
 		if (!cfg_is_print(*p) || *p == ' ')
 			return KFAIL(st, k, "%s", "expected printable ASCII without blanks");
-	return copy_str(st, k, st->c->http_token, sizeof(st->c->http_token), v);
+	return copy_str(st, k, dst, size, v);
+}
+
+static bool set_token(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	(void)more;
+	return copy_secret(st, k, st->c->http_token, sizeof(st->c->http_token), v);
+}
+
+static bool set_webhook_secret(struct pst *st, const struct keydef *k, char *v, bool more)
+{
+	(void)more;
+	return copy_secret(st, k, st->c->http_webhook_secret, sizeof(st->c->http_webhook_secret),
+	                   v);
 }
 
 /* [doctor] dnsbl: blocklist zones, normalised. */
@@ -844,6 +859,15 @@ const struct keydef cfg_keys[] = {
     UINT(S_HTTP, "max_connections", http_max_connections, 1, FE_CONN_MAX),
     UINT(S_HTTP, "max_client_connections", http_max_client_connections, 1, FE_CONN_MAX),
     MS(S_HTTP, "request_timeout", http_request_timeout_ms, 100, FE_TIMEOUT_MAX),
+    /* bulk jobs */
+    UINT(S_HTTP, "max_job_addresses", http_max_job_addresses, 1, 10000000),
+    UINT(S_HTTP, "max_job_body", http_max_job_body, 1024, 1024 * 1024 * 1024),
+    UINT(S_HTTP, "job_inflight", http_job_inflight, 1, 10000),
+    UINT(S_HTTP, "max_jobs", http_max_jobs, 1, 10000),
+    MS(S_HTTP, "job_ttl", http_job_ttl_ms, 1000, 30U * 24 * 3600 * 1000),
+    {S_HTTP, "webhooks", set_bool, C(http_webhooks), 0, 0, 0, false},
+    {S_HTTP, "webhook_allow_private", set_bool, C(http_webhook_allow_private), 0, 0, 0, false},
+    {S_HTTP, "webhook_secret", set_webhook_secret, 0, 0, 0, 0, false},
 
     LIST(S_DOCTOR, "dnsbl", set_doctor_dnsbl),
     {S_DOCTOR, "domain", set_doctor_domain, 0, 0, 0, 0, false},
@@ -919,4 +943,9 @@ void cfg_set_defaults(cd_config *c)
 	c->http_max_connections = 1000;
 	c->http_max_client_connections = 200;
 	c->http_request_timeout_ms = 10000;
+	c->http_max_job_addresses = 1000000;
+	c->http_max_job_body = 64 * 1024 * 1024;
+	c->http_job_inflight = 20;
+	c->http_max_jobs = 100;
+	c->http_job_ttl_ms = 7U * 24 * 3600 * 1000;
 }

@@ -157,6 +157,15 @@ typedef struct cd_config {
 	unsigned http_max_client_connections; /* per client address; default 200 */
 	unsigned http_request_timeout_ms; /* accept (or the last reply) to the whole request read;
 	                                     default 10 s */
+	/* bulk jobs (POST /v1/jobs, jobs.c) */
+	unsigned http_max_job_addresses; /* per job; default 1000000 */
+	unsigned http_max_job_body;      /* bytes; default 64 MiB */
+	unsigned http_job_inflight;      /* verifications of all jobs at once; default 20 */
+	unsigned http_max_jobs;          /* jobs stored at once; default 100 */
+	unsigned http_job_ttl_ms;        /* a finished job is kept this long; default 7 days */
+	bool http_webhooks;              /* a job may name a webhook; default no */
+	bool http_webhook_allow_private; /* ... on a private or loopback address; default no */
+	char http_webhook_secret[256];   /* HMAC-SHA256 key of X-Callout-Signature; "" = none */
 
 	/* [doctor]: GET /v1/doctor */
 	char doctor_dnsbl[1024]; /* blocklist zones, comma separated; "" = none */

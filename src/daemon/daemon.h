@@ -27,6 +27,17 @@ struct event_base;
 
 typedef enum cd_frontend { CD_FE_POLICY = 0, CD_FE_MILTER, CD_FE_HTTP, CD_FE_COUNT } cd_frontend;
 
+/* A bulk job's state (jobs.c). */
+typedef enum cd_job_state {
+	CD_JOB_QUEUED = 0,
+	CD_JOB_RUNNING,
+	CD_JOB_DONE,
+	CD_JOB_CANCELLED,
+	CD_JOB_FAILED,
+	CD_JOB_NSTATES
+} cd_job_state;
+const char *cd_job_state_name(cd_job_state s);
+
 typedef struct cd_daemon cd_daemon;
 typedef struct cd_metrics cd_metrics;
 
@@ -148,6 +159,9 @@ void cd_metrics_http_response(cd_metrics *m, int status);
 /* A doctor run (GET /v1/doctor) ended: its levels, for
  * calloutd_doctor_check. */
 void cd_metrics_doctor(cd_metrics *m, const callout_doctor_report *rep);
+/* Bulk jobs (jobs.c): the gauge of jobs by state, and a job's result. */
+void cd_metrics_jobs(cd_metrics *m, const unsigned by_state[CD_JOB_NSTATES]);
+void cd_metrics_job_result(cd_metrics *m, callout_verdict v);
 /* The proxies /metrics and /healthz show at most. */
 #define CD_PROXIES_SHOWN 256
 

@@ -29,6 +29,9 @@ typedef struct cd_http cd_http;
 cd_http *cd_http_new(cd_daemon *d, char *err, size_t errlen);
 void cd_http_close(cd_http *h);
 unsigned cd_http_pending(const cd_http *h);
+/* Bulk jobs: open their store and resume them, once the engine runs and
+ * privileges are dropped.  -1 with err: /v1/jobs answers 503. */
+int cd_http_jobs_start(cd_http *h, char *err, size_t errlen);
 void cd_http_free(cd_http *h);
 
 /* The milter (libmilter) on cfg->milter_listen: its socket is opened by

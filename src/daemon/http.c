@@ -5,6 +5,7 @@
  *   POST /v1/verify {"address": "..."}     one result object
  *   POST /v1/verify {"addresses": [...]}   {"results": [...]}, in input order
  *   GET  /v1/doctor?domain=D | ?host=H     the doctor's report (callout.h)
+ *   /v1/jobs...                            bulk jobs (http_jobs.c, jobs.c)
  *   GET  /healthz                          {"status": "ok"}, or "degraded" with reasons
  *                                          (503 when stopping)
  *   GET  /metrics                          Prometheus text (metrics.c)
@@ -42,6 +43,8 @@
 #include "frontends.h"
 #include "doctor_json.h"
 #include "http_gate.h"
+#include "http_int.h"
+#include "jobs.h"
 #include "listen.h"
 #include "option_table.h"
 #include "result_json.h"
@@ -96,6 +99,7 @@ struct cd_http {
 	bool closed;                                /* cd_http_close: no new connections */
 	LIST_HEAD(, hreq) reqs;                     /* waiting for verifications */
 	unsigned pending;
+	cd_jobs *jobs; /* bulk jobs, once cd_http_jobs_start opened their store */
 };
 
 /* ---- answers ------------------------------------------------------------ */
@@ -1101,7 +1105,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 				send_error(h, req, 503, "stopping", "the daemon is shutting down");
 			else
 				doctor_get(h, req, evhttp_uri_get_query(uri));
-		} else if (strcmp(path, "/v1/verify") != 0)
+		} else if (strncmp(path, "/v1/jobs", 8) == 0 && (!path[8] || path[8] == '/'))
+			cd_http_jobs(h, h->jobs, req, path, evhttp_uri_get_query(uri));
+		else if (strcmp(path, "/v1/verify") != 0)
 			send_error(h, req, 404, "not_found", "no such endpoint");
 		else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST)
 			send_405(h, req, "GET, POST");
@@ -1117,6 +1123,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 }
 
 /* ---- the front end --------------------------------------------------------------- */
+
+/* evhttp answers 413 itself, without reading the body, past twice
+ * max_body, or past max_job_body and a MiB when that is more: a job's list
+ * is long (there is no hook between the request line and the body in
+ * libevent 2.1 to give /v1/jobs alone the larger limit).  Up to there our
+ * JSON 413 explains. */
+#define JOB_BODY_SLACK (1024 * 1024)
 
 /* libevent passes the error callback the listener's argument, which
  * evhttp has made its own: the one HTTP front end's pause is found here. */
@@ -1151,7 +1164,10 @@ cd_http *cd_http_new(cd_daemon *d, char *err, size_t errlen)
 		return NULL;
 	}
 	the_pause = &h->pause;
-	evhttp_set_max_body_size(h->http, 2 * (ev_ssize_t)cfg->http_max_body);
+	ev_ssize_t job_body = (ev_ssize_t)cfg->http_max_job_body + JOB_BODY_SLACK;
+	evhttp_set_max_body_size(h->http, 2 * (ev_ssize_t)cfg->http_max_body > job_body
+	                                      ? 2 * (ev_ssize_t)cfg->http_max_body
+	                                      : job_body);
 	evhttp_set_max_headers_size(h->http, HEADERS_MAX);
 	evhttp_set_timeout(h->http, IO_TIMEOUT);
 	/* read what is left of an over-long body before closing, so that the
@@ -1216,6 +1232,7 @@ void cd_http_close(cd_http *h)
 	if (h->pause.resume)
 		event_del(h->pause.resume);
 	h->closed = true;
+	cd_jobs_stop(h->jobs);
 }
 
 unsigned cd_http_pending(const cd_http *h)
@@ -1229,6 +1246,7 @@ void cd_http_free(cd_http *h)
 		return;
 	while (!LIST_EMPTY(&h->reqs))
 		hreq_abort(LIST_FIRST(&h->reqs));
+	cd_jobs_free(h->jobs);
 	evhttp_free(h->http); /* closes the listeners and every connection */
 	cd_http_gate_free(h->gate);
 	if (h->pause.resume)
@@ -1236,4 +1254,53 @@ void cd_http_free(cd_http *h)
 	if (the_pause == &h->pause)
 		the_pause = NULL;
 	free(h);
+}
+
+/* ---- for http_jobs.c and jobs.c ---------------------------------------------------- */
+
+cd_daemon *cd_http_daemon(cd_http *h)
+{
+	return h->d;
+}
+
+void cd_http_send_body(cd_http *h, struct evhttp_request *req, int code, const char *type,
+                       const char *body, size_t len)
+{
+	send_body(h, req, code, type, body, len);
+}
+
+void cd_http_send_json(cd_http *h, struct evhttp_request *req, int code, json_t *j)
+{
+	send_json(h, req, code, j);
+}
+
+void cd_http_send_error(cd_http *h, struct evhttp_request *req, int code, const char *error,
+                        const char *message)
+{
+	send_error(h, req, code, error, message);
+}
+
+void cd_http_send_405(cd_http *h, struct evhttp_request *req, const char *allow)
+{
+	send_405(h, req, allow);
+}
+
+bool cd_http_request_options(cd_http *h, json_t *root, callout_options *o, bool *has, char *msg,
+                             size_t len)
+{
+	return request_options(h, root, o, has, msg, len);
+}
+
+static bool job_options(void *arg, json_t *options, callout_options *o, bool *has, char *msg,
+                        size_t len)
+{
+	return request_options(arg, options, o, has, msg, len);
+}
+
+int cd_http_jobs_start(cd_http *h, char *err, size_t errlen)
+{
+	if (!h)
+		return 0;
+	h->jobs = cd_jobs_new(h->d, job_options, h, err, errlen);
+	return h->jobs ? 0 : -1;
 }

@@ -37,7 +37,8 @@ static const char *const bucket_le[] = {"0.005", "0.01", "0.025", "0.05", "0.1",
 #define NBUCKET (sizeof(bucket_ms) / sizeof(bucket_ms[0]))
 
 /* HTTP statuses counted by name; anything else is "other". */
-static const int http_statuses[] = {200, 400, 401, 404, 405, 408, 413, 414, 429, 431, 500, 503};
+static const int http_statuses[] = {200, 202, 400, 401, 404, 405, 408,
+                                    413, 414, 415, 429, 431, 500, 503};
 #define NHTTP_STATUS (sizeof(http_statuses) / sizeof(http_statuses[0]))
 
 typedef atomic_ullong counter;
@@ -62,6 +63,9 @@ struct cd_metrics {
 	/* the last doctor run (GET /v1/doctor): a level per check, -1 before */
 	_Atomic int doctor[8];
 	_Atomic long long doctor_time;
+	/* bulk jobs (jobs.c): how many in each state, results by verdict */
+	_Atomic unsigned jobs[CD_JOB_NSTATES];
+	counter job_results[NVERDICT];
 };
 
 /* The doctor's checks, stable names (callout.h), in its order. */
@@ -75,6 +79,18 @@ void cd_metrics_doctor(cd_metrics *m, const callout_doctor_report *rep)
 			if (strcmp(rep->checks[i].name, doctor_checks[k]) == 0)
 				atomic_store(&m->doctor[k], (int)rep->checks[i].level);
 	atomic_store(&m->doctor_time, (long long)time(NULL));
+}
+
+void cd_metrics_jobs(cd_metrics *m, const unsigned by_state[CD_JOB_NSTATES])
+{
+	for (unsigned i = 0; i < CD_JOB_NSTATES; i++)
+		atomic_store(&m->jobs[i], by_state[i]);
+}
+
+void cd_metrics_job_result(cd_metrics *m, callout_verdict v)
+{
+	if ((unsigned)v < NVERDICT)
+		atomic_fetch_add_explicit(&m->job_results[v], 1, memory_order_relaxed);
 }
 
 static const char *const action_names[NACTION] = {
@@ -364,6 +380,20 @@ static void render_doctor(FILE *fp, const cd_metrics *m)
 }
 
 /* Each SOCKS5 proxy of the engine's pools. */
+static void render_jobs(FILE *fp, const cd_metrics *m)
+{
+	family(fp, "calloutd_jobs", "gauge", "Bulk jobs stored (POST /v1/jobs), by state.");
+	for (unsigned i = 0; i < CD_JOB_NSTATES; i++)
+		fprintf(fp, "calloutd_jobs{state=\"%s\"} %u\n", cd_job_state_name((cd_job_state)i),
+		        atomic_load((_Atomic unsigned *)&m->jobs[i]));
+	family(fp, "calloutd_job_verifications_total", "counter",
+	       "Verifications of bulk jobs finished, by verdict.");
+	for (unsigned v = 0; v < NVERDICT; v++)
+		fprintf(fp, "calloutd_job_verifications_total{verdict=\"%s\"} %llu\n",
+		        callout_verdict_name((callout_verdict)v),
+		        atomic_load_explicit((counter *)&m->job_results[v], memory_order_relaxed));
+}
+
 static void render_proxies(FILE *fp, const callout_proxy_health *px, size_t n)
 {
 	if (!n)
@@ -539,6 +569,7 @@ char *cd_metrics_render(const cd_metrics *m, unsigned inflight, const callout_st
 	render_health(fp, health);
 	render_proxies(fp, proxies, nproxies);
 	render_doctor(fp, m);
+	render_jobs(fp, m);
 	render_process(fp, m);
 
 	bool bad = ferror(fp) != 0;

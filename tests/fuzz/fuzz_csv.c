@@ -1,17 +1,17 @@
 /*
- * libFuzzer target: callout(1)'s CSV reader (src/cli/cli_csv.c) on any
+ * libFuzzer target: the CSV reader (src/common/csv.c) on any
  * bytes, read as from a file.  Every record has at least one field, its
- * fields lie inside its buffer and are at most CLI_CSV_FIELDS_MAX, its
+ * fields lie inside its buffer and are at most CO_CSV_FIELDS_MAX, its
  * lines go forward; reading ends (0 or EFBIG) without reading past the
  * input.  A record read without an error, written back with
- * cli_csv_put, reads back to the same fields.
+ * co_csv_put, reads back to the same fields.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_csv.h"
+#include "csv.h"
 #include "fuzz.h"
 
 struct src {
@@ -29,33 +29,33 @@ static int get(void *arg)
 	return EOF;
 }
 
-static void round_trip(const cli_csv_record *r)
+static void round_trip(const co_csv_record *r)
 {
 	char *out = NULL;
 	size_t size = 0;
 	FILE *fp = open_memstream(&out, &size);
 	struct src m;
-	cli_csv *c;
-	cli_csv_record again;
+	co_csv *c;
+	co_csv_record again;
 
 	CHECK(fp != NULL);
 	fputs("first\n", fp); /* so that a field beginning with a BOM is not the first */
 	for (size_t i = 0; i < r->nfields; i++) {
 		if (i)
 			fputc(',', fp);
-		cli_csv_put(fp, r->buf + r->start[i], r->len[i]);
+		co_csv_put(fp, r->buf + r->start[i], r->len[i]);
 	}
 	fputc('\n', fp);
 	CHECK(fclose(fp) == 0);
 	m = (struct src){(const unsigned char *)out, size, 0, 0};
-	c = cli_csv_new(get, &m);
+	c = co_csv_new(get, &m);
 	CHECK(c != NULL);
-	CHECK(cli_csv_next(c, &again) == 1);
+	CHECK(co_csv_next(c, &again) == 1);
 	/* one empty field is written as an empty line, which is no record */
 	if (r->nfields == 1 && r->len[0] == 0) {
-		CHECK(cli_csv_next(c, &again) == 0);
+		CHECK(co_csv_next(c, &again) == 0);
 	} else {
-		CHECK(cli_csv_next(c, &again) == 1);
+		CHECK(co_csv_next(c, &again) == 1);
 		CHECK(again.error == NULL && again.complete);
 		CHECK(again.nfields == r->nfields);
 		for (size_t i = 0; i < r->nfields; i++) {
@@ -63,33 +63,33 @@ static void round_trip(const cli_csv_record *r)
 			CHECK(memcmp(again.buf + again.start[i], r->buf + r->start[i], r->len[i]) ==
 			      0);
 		}
-		CHECK(cli_csv_next(c, &again) == 0);
+		CHECK(co_csv_next(c, &again) == 0);
 	}
-	cli_csv_free(c);
+	co_csv_free(c);
 	free(out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct src m = {data, size, 0, 0};
-	cli_csv *c = cli_csv_new(get, &m);
-	cli_csv_record r;
+	co_csv *c = co_csv_new(get, &m);
+	co_csv_record r;
 	unsigned long prev_last = 0;
 	int got;
 
 	if (!c)
 		return 0;
-	while ((got = cli_csv_next(c, &r)) > 0) {
+	while ((got = co_csv_next(c, &r)) > 0) {
 		size_t total = 0;
 
-		CHECK(r.nfields >= 1 && r.nfields <= CLI_CSV_FIELDS_MAX);
+		CHECK(r.nfields >= 1 && r.nfields <= CO_CSV_FIELDS_MAX);
 		CHECK(r.line > prev_last && r.last_line >= r.line);
 		prev_last = r.last_line;
 		for (size_t i = 0; i < r.nfields; i++) {
 			CHECK(r.start[i] == total); /* one after another */
 			total += r.len[i];
 		}
-		CHECK(total <= CLI_CSV_RECORD_MAX);
+		CHECK(total <= CO_CSV_RECORD_MAX);
 		if (!r.complete)
 			CHECK(m.pos == m.len);
 		if (!r.error && r.complete)
@@ -97,6 +97,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	CHECK(got == 0 || errno == EFBIG);
 	CHECK(m.pos <= m.len && m.eofs <= 3);
-	cli_csv_free(c);
+	co_csv_free(c);
 	return 0;
 }

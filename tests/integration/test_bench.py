@@ -26,7 +26,7 @@ def test_bench_quick(tmp_path):
     assert len(files) == 1
     data = json.load(open(files[0]))
     for key in ("machine", "rtt", "results", "baseline", "daemon", "memory", "cache", "bulk",
-                "targets"):
+                "jobs", "targets"):
         assert key in data, key
     assert data["machine"]["cores"] >= 1 and data["machine"]["kernel"]
     assert data["machine"]["commit"]
@@ -95,6 +95,15 @@ def test_bench_quick(tmp_path):
         assert b["met"] == (b["peak_rss_kib"] < 300 * 1024)
     assert bulk[1]["in_order"]
     assert "bulk list" in proc.stdout
+
+    # a bulk job over HTTP: every address answered, the policy probe's
+    # latency beside it, and its target
+    jobs = data["jobs"]
+    assert [j["phase"] for j in jobs] == ["quiet", "job running"]
+    assert jobs[1]["state"] == "done" and jobs[1]["counts"]["valid"] == jobs[1]["addresses"]
+    assert all(j["n"] > 0 and j["p99_ms"] >= j["p50_ms"] for j in jobs)
+    assert "policy latency while an HTTP bulk job runs" in proc.stdout
+    assert [t for t in data["targets"] if t["name"] == "policy p99 ms while a bulk job runs"]
 
     # the cache: LMDB and Redis lookups all answered from the cache, and
     # LMDB's size per entry

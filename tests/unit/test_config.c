@@ -143,6 +143,14 @@ static void check_defaults(const cd_config *c)
 	assert_int_equal(c->http_max_connections, 1000);
 	assert_int_equal(c->http_max_client_connections, 200);
 	assert_int_equal(c->http_request_timeout_ms, 10000);
+	assert_int_equal(c->http_max_job_addresses, 1000000);
+	assert_int_equal(c->http_max_job_body, 64 * 1024 * 1024);
+	assert_int_equal(c->http_job_inflight, 20);
+	assert_int_equal(c->http_max_jobs, 100);
+	assert_int_equal(c->http_job_ttl_ms, 7U * 24 * 3600 * 1000);
+	assert_false(c->http_webhooks);
+	assert_false(c->http_webhook_allow_private);
+	assert_string_equal(c->http_webhook_secret, "");
 	assert_null(c->domains);
 }
 
@@ -1574,6 +1582,14 @@ static void test_contrib_sample(void **state)
 	    "max_connections",
 	    "max_client_connections",
 	    "request_timeout",
+	    "max_job_addresses",
+	    "max_job_body",
+	    "job_inflight",
+	    "max_jobs",
+	    "job_ttl",
+	    "webhooks",
+	    "webhook_allow_private",
+	    "webhook_secret",
 	    "[doctor]",
 	    "dnsbl",
 	    "domain",

@@ -9,7 +9,7 @@
  * after a closing quote, a quote still open at the end of the input, a
  * NUL byte, too many fields) makes the record carry an error, and reading
  * goes on with the next record.  Only a record longer than
- * CLI_CSV_RECORD_MAX ends the input (-1, EFBIG): that is no list, or a
+ * CO_CSV_RECORD_MAX ends the input (-1, EFBIG): that is no list, or a
  * quote left open swallowing the rest of it.
  *
  * No dependency but the C library: the fuzz target compiles this file
@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_csv.h"
+#include "csv.h"
 
-struct cli_csv {
+struct co_csv {
 	int (*get)(void *arg);
 	void *arg;
 	unsigned long line; /* of the next byte */
@@ -31,12 +31,12 @@ struct cli_csv {
 	size_t len, cap;
 	size_t *start, *flen;
 	size_t nfields, fcap;
-	cli_csv_record rec;
+	co_csv_record rec;
 };
 
-cli_csv *cli_csv_new(int (*get)(void *arg), void *arg)
+co_csv *co_csv_new(int (*get)(void *arg), void *arg)
 {
-	cli_csv *c = calloc(1, sizeof(*c));
+	co_csv *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
@@ -47,7 +47,7 @@ cli_csv *cli_csv_new(int (*get)(void *arg), void *arg)
 	return c;
 }
 
-void cli_csv_free(cli_csv *c)
+void co_csv_free(co_csv *c)
 {
 	if (!c)
 		return;
@@ -57,7 +57,7 @@ void cli_csv_free(cli_csv *c)
 	free(c);
 }
 
-static int next_byte(cli_csv *c)
+static int next_byte(co_csv *c)
 {
 	int ch;
 
@@ -73,9 +73,9 @@ static int next_byte(cli_csv *c)
 }
 
 /* 0, or -1 with errno (EFBIG: the record is too long, ENOMEM). */
-static int put(cli_csv *c, int ch)
+static int put(co_csv *c, int ch)
 {
-	if (c->len >= CLI_CSV_RECORD_MAX) {
+	if (c->len >= CO_CSV_RECORD_MAX) {
 		errno = EFBIG;
 		return -1;
 	}
@@ -83,8 +83,8 @@ static int put(cli_csv *c, int ch)
 		size_t cap = c->cap ? c->cap * 2 : 256;
 		char *b;
 
-		if (cap > CLI_CSV_RECORD_MAX)
-			cap = CLI_CSV_RECORD_MAX;
+		if (cap > CO_CSV_RECORD_MAX)
+			cap = CO_CSV_RECORD_MAX;
 		b = realloc(c->buf, cap);
 		if (!b) {
 			errno = ENOMEM;
@@ -100,9 +100,9 @@ static int put(cli_csv *c, int ch)
 }
 
 /* Close the field that began at offset from. */
-static int end_field(cli_csv *c, size_t from)
+static int end_field(co_csv *c, size_t from)
 {
-	if (c->nfields == CLI_CSV_FIELDS_MAX) {
+	if (c->nfields == CO_CSV_FIELDS_MAX) {
 		if (!c->rec.error)
 			c->rec.error = "too many fields";
 		c->len = from; /* not kept */
@@ -133,7 +133,7 @@ static int end_field(cli_csv *c, size_t from)
 
 enum state { FIELD_START, UNQUOTED, QUOTED, QUOTE_IN_QUOTED };
 
-int cli_csv_next(cli_csv *c, cli_csv_record *out)
+int co_csv_next(co_csv *c, co_csv_record *out)
 {
 	for (;;) {
 		enum state st = FIELD_START;
@@ -235,7 +235,7 @@ int cli_csv_next(cli_csv *c, cli_csv_record *out)
 	}
 }
 
-bool cli_csv_needs_quotes(const char *s, size_t len)
+bool co_csv_needs_quotes(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r')
@@ -243,9 +243,9 @@ bool cli_csv_needs_quotes(const char *s, size_t len)
 	return false;
 }
 
-void cli_csv_put(FILE *fp, const char *s, size_t len)
+void co_csv_put(FILE *fp, const char *s, size_t len)
 {
-	if (!cli_csv_needs_quotes(s, len)) {
+	if (!co_csv_needs_quotes(s, len)) {
 		fwrite(s, 1, len, fp);
 		return;
 	}
@@ -257,3 +257,11 @@ void cli_csv_put(FILE *fp, const char *s, size_t len)
 	}
 	putc_unlocked('"', fp);
 }
+
+const char *const co_csv_columns[CO_CSV_NCOLUMNS] = {
+    "address", "verdict", "reason", "code",      "enhanced", "text",
+    "mx",      "ip",      "cached", "from_fact", "ms",       "line",
+};
+
+const char *const co_csv_address_names[CO_CSV_NADDRESS_NAMES] = {"email", "e-mail", "email address",
+                                                                 "mail", "address"};

@@ -1,5 +1,5 @@
 /*
- * The CSV reader and writer of callout(1) (src/cli/cli_csv.c).
+ * The CSV reader and writer of callout(1) (src/common/csv.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "cli_csv.h"
+#include "csv.h"
 
 struct src {
 	const char *s;
@@ -31,16 +31,16 @@ static int get(void *arg)
 static char *describe_n(const char *input, size_t len, int *last)
 {
 	struct src m = {input, len, 0};
-	cli_csv *c = cli_csv_new(get, &m);
+	co_csv *c = co_csv_new(get, &m);
 	char *out = NULL;
 	size_t size = 0;
 	FILE *fp = open_memstream(&out, &size);
-	cli_csv_record r;
+	co_csv_record r;
 	int got;
 
 	assert_non_null(c);
 	assert_non_null(fp);
-	while ((got = cli_csv_next(c, &r)) > 0) {
+	while ((got = co_csv_next(c, &r)) > 0) {
 		for (size_t i = 0; i < r.nfields; i++) {
 			if (i)
 				fputc('|', fp);
@@ -53,7 +53,7 @@ static char *describe_n(const char *input, size_t len, int *last)
 	}
 	*last = got;
 	fclose(fp);
-	cli_csv_free(c);
+	co_csv_free(c);
 	return out;
 }
 
@@ -119,7 +119,7 @@ static void test_malformed(void **state)
 
 static void test_limits(void **state)
 {
-	size_t n = CLI_CSV_RECORD_MAX + 10;
+	size_t n = CO_CSV_RECORD_MAX + 10;
 	char *big = malloc(n + 8);
 	int last;
 	char *got;
@@ -137,19 +137,19 @@ static void test_limits(void **state)
 	free(got);
 	/* too many fields: the first ones are kept, the record flagged */
 	n = 0;
-	for (int i = 0; i < CLI_CSV_FIELDS_MAX + 5; i++)
+	for (int i = 0; i < CO_CSV_FIELDS_MAX + 5; i++)
 		big[n++] = ',';
 	big[n++] = '\n';
 	{
 		struct src m = {big, n, 0};
-		cli_csv *c = cli_csv_new(get, &m);
-		cli_csv_record r;
+		co_csv *c = co_csv_new(get, &m);
+		co_csv_record r;
 
-		assert_int_equal(cli_csv_next(c, &r), 1);
-		assert_int_equal(r.nfields, CLI_CSV_FIELDS_MAX);
+		assert_int_equal(co_csv_next(c, &r), 1);
+		assert_int_equal(r.nfields, CO_CSV_FIELDS_MAX);
 		assert_string_equal(r.error, "too many fields");
-		assert_int_equal(cli_csv_next(c, &r), 0);
-		cli_csv_free(c);
+		assert_int_equal(co_csv_next(c, &r), 0);
+		co_csv_free(c);
 	}
 	free(big);
 }
@@ -162,23 +162,23 @@ static void test_writer_round_trip(void **state)
 	size_t size = 0;
 	FILE *fp = open_memstream(&out, &size);
 	struct src m;
-	cli_csv *c;
-	cli_csv_record r;
+	co_csv *c;
+	co_csv_record r;
 	size_t nf = sizeof(fields) / sizeof(fields[0]);
 
 	(void)state;
 	for (size_t i = 0; i < nf; i++) {
 		if (i)
 			fputc(',', fp);
-		cli_csv_put(fp, fields[i], strlen(fields[i]));
+		co_csv_put(fp, fields[i], strlen(fields[i]));
 	}
 	fputc('\n', fp);
 	fclose(fp);
 	assert_string_equal(out, "plain,\"with, comma\",\"\"\"quoted\"\"\",\"two\nlines\","
 	                         "\"cr\rhere\",,trailing \n");
 	m = (struct src){out, size, 0};
-	c = cli_csv_new(get, &m);
-	assert_int_equal(cli_csv_next(c, &r), 1);
+	c = co_csv_new(get, &m);
+	assert_int_equal(co_csv_next(c, &r), 1);
 	assert_int_equal(r.nfields, nf);
 	for (size_t i = 0; i < nf; i++) {
 		assert_int_equal(r.len[i], strlen(fields[i]));
@@ -186,10 +186,10 @@ static void test_writer_round_trip(void **state)
 	}
 	assert_null(r.error);
 	assert_true(r.complete);
-	cli_csv_free(c);
+	co_csv_free(c);
 	free(out);
-	assert_false(cli_csv_needs_quotes("a@b", 3));
-	assert_true(cli_csv_needs_quotes("a,b", 3));
+	assert_false(co_csv_needs_quotes("a@b", 3));
+	assert_true(co_csv_needs_quotes("a,b", 3));
 }
 
 int main(void)

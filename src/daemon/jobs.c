@@ -1,0 +1,913 @@
+/*
+ * Bulk jobs (jobs.h): the life cycle and the runner.
+ *
+ *   queued -> running -> done | cancelled | failed      (deleted: gone)
+ *
+ * Every job's record is in memory ([http] max_jobs of them at most); the
+ * addresses and results are in the store.  The runner reads a job's
+ * addresses PREFETCH at a time, keeps at most [http] job_inflight
+ * verifications of all jobs in flight, oldest job first, and starts none
+ * while the front ends that answer mail transactions hold half of
+ * [daemon] max_inflight: those come first.  Results are written in
+ * batches (FLUSH_MS, FLUSH_MAX), each with the records counting them, so
+ * that after a crash or a restart the counts match the results kept and
+ * the job goes on from the first address without one.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "jobs.h"
+
+/* glibc's <sys/queue.h> lacks the _SAFE walk */
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
+	for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1);             \
+	     (var) = (tvar))
+#endif
+#include "jobs_webhook.h"
+#include "result_json.h"
+
+#define PREFETCH    256  /* addresses read from the store at a time, per job */
+#define FLUSH_MS    200  /* results wait at most this long to be written */
+#define FLUSH_MAX   512  /* ... or until this many wait */
+#define PURGE_BATCH 5000 /* entries deleted in one transaction (some ms) */
+#define PURGE_MS    50   /* ... and the next batch this much later */
+#define TICK_S      5    /* expiry */
+
+static const char *const state_names[CD_JOB_NSTATES] = {"queued", "running", "done", "cancelled",
+                                                        "failed"};
+static const char *const webhook_names[] = {"none", "pending", "delivered", "failed"};
+enum { WH_NONE, WH_PENDING, WH_DELIVERED, WH_FAILED };
+
+const char *cd_job_state_name(cd_job_state s)
+{
+	return (unsigned)s < CD_JOB_NSTATES ? state_names[s] : "?";
+}
+
+/* A verification in flight. */
+typedef struct jq {
+	LIST_ENTRY(jq) link;
+	cd_jobent *j;
+	callout_query *q;
+	uint64_t idx;
+	uint32_t line;
+	size_t len;
+	char addr[];
+} jq;
+
+/* A result not written yet. */
+typedef struct presult {
+	STAILQ_ENTRY(presult) link;
+	char id[CD_JOB_ID_LEN + 1];
+	uint64_t idx;
+	size_t len;
+	char json[];
+} presult;
+
+struct cd_jobent {
+	TAILQ_ENTRY(cd_jobent) link;
+	cd_jobs *js;
+	char id[CD_JOB_ID_LEN + 1];
+	cd_job_state state;
+	long long created, finished; /* Unix seconds; finished 0 while it runs */
+	uint64_t total, done, counts[4];
+	char error[200];
+	json_t *options; /* the request's options, or NULL */
+	char *webhook;
+	char webhook_ip[64];
+	int webhook_state;
+	cd_webhook *hook;
+	bool deleting; /* gone for the API; its data being purged */
+	bool dirty;    /* the record differs from the stored one */
+	/* the runner's */
+	callout_options opts;
+	const cd_config *opts_cfg; /* opts were made for this configuration */
+	bool has_opts;
+	uint64_t next; /* the store's cursor of addresses */
+	cd_jinput *buf;
+	size_t nbuf, pos;
+	bool exhausted;
+	unsigned inflight;
+	LIST_HEAD(, jq) qs;
+};
+
+struct cd_jobs {
+	cd_daemon *d;
+	cd_jstore *store;
+	cd_jobs_opts_fn opts_fn;
+	void *opts_arg;
+	TAILQ_HEAD(, cd_jobent) jobs;
+	unsigned inflight;
+	STAILQ_HEAD(, presult) results;
+	unsigned nresults;
+	struct event *flush_ev, *tick_ev, *pump_ev, *purge_ev;
+	bool stopping;
+};
+
+struct cd_jobnew {
+	cd_jobs *js;
+	cd_jtxn *txn;
+	char id[CD_JOB_ID_LEN + 1];
+	size_t n;
+};
+
+static long long now_s(void)
+{
+	return (long long)time(NULL);
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+static json_t *counts_json(const cd_jobent *j)
+{
+	return json_pack("{s:I,s:I,s:I,s:I}", "valid", (json_int_t)j->counts[CALLOUT_VALID],
+	                 "invalid", (json_int_t)j->counts[CALLOUT_INVALID], "unknown",
+	                 (json_int_t)j->counts[CALLOUT_UNKNOWN], "tempfail",
+	                 (json_int_t)j->counts[CALLOUT_TEMPFAIL]);
+}
+
+json_t *cd_job_json(const cd_jobent *j)
+{
+	json_t *o =
+	    json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:o}", "id", j->id, "state", state_names[j->state],
+	              "created", (json_int_t)j->created, "finished",
+	              j->finished ? json_integer(j->finished) : json_null(), "total",
+	              (json_int_t)j->total, "done", (json_int_t)j->done, "counts", counts_json(j));
+
+	if (o && j->error[0])
+		json_object_set_new(o, "error", json_string(j->error));
+	if (o && j->webhook)
+		json_object_set_new(o, "webhook", json_string(webhook_names[j->webhook_state]));
+	return o;
+}
+
+/* The stored record: the API's object and what the runner needs. */
+static char *record_text(const cd_jobent *j, size_t *len)
+{
+	json_t *o = cd_job_json(j);
+	char *s;
+
+	if (!o)
+		return NULL;
+	if (j->options)
+		json_object_set(o, "options", j->options);
+	if (j->webhook) {
+		json_object_set_new(o, "webhook_url", json_string(j->webhook));
+		json_object_set_new(o, "webhook_ip", json_string(j->webhook_ip));
+	}
+	if (j->deleting)
+		json_object_set_new(o, "deleting", json_true());
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (s)
+		*len = strlen(s);
+	return s;
+}
+
+static void update_gauges(cd_jobs *js)
+{
+	unsigned by[CD_JOB_NSTATES] = {0};
+	cd_jobent *j;
+
+	TAILQ_FOREACH(j, &js->jobs, link)
+	if (!j->deleting)
+		by[j->state]++;
+	cd_metrics_jobs(js->d->metrics, by);
+}
+
+static void drop_queries(cd_jobent *j);
+
+/* The store refuses (full, or failing): the running jobs stop as failed,
+ * their results lost since the last write.  On disk they are still
+ * running: the next start takes them up from there. */
+static void write_failed(cd_jobs *js, int rc)
+{
+	cd_jobent *j;
+
+	cd_log(CD_LOG_ERR, "jobs: cannot write results: %s", strerror(rc));
+	TAILQ_FOREACH(j, &js->jobs, link)
+	{
+		if (j->deleting || (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
+			continue;
+		drop_queries(j);
+		j->state = CD_JOB_FAILED;
+		j->finished = now_s();
+		snprintf(j->error, sizeof(j->error), "cannot write its results: %s", strerror(rc));
+		cd_log(CD_LOG_ERR, "job %s: failed: %s", j->id, j->error);
+	}
+	update_gauges(js);
+}
+
+/* Write the waiting results and the records that changed, together. */
+static void flush(cd_jobs *js)
+{
+	cd_jtxn *t;
+	presult *p;
+	cd_jobent *j;
+	int rc;
+
+	event_del(js->flush_ev);
+	if ((rc = cd_jstore_begin(js->store, &t)))
+		goto drop;
+	STAILQ_FOREACH(p, &js->results, link)
+	{
+		rc = cd_jstore_put_result(t, p->id, p->idx, p->json, p->len);
+		if (rc && rc != EEXIST)
+			break;
+		rc = 0;
+	}
+	TAILQ_FOREACH(j, &js->jobs, link)
+	{
+		size_t len;
+		char *s;
+
+		if (rc || !j->dirty)
+			continue;
+		if (!(s = record_text(j, &len))) {
+			rc = ENOMEM;
+			break;
+		}
+		rc = cd_jstore_put_meta(t, j->id, s, len);
+		free(s);
+	}
+	if (rc)
+		cd_jstore_abort(t);
+	else
+		rc = cd_jstore_commit(t);
+	if (!rc) {
+		TAILQ_FOREACH(j, &js->jobs, link)
+		j->dirty = false;
+	}
+drop:
+	if (rc)
+		write_failed(js, rc);
+	while ((p = STAILQ_FIRST(&js->results))) {
+		STAILQ_REMOVE_HEAD(&js->results, link);
+		free(p);
+	}
+	js->nresults = 0;
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush(arg);
+}
+
+static void flush_soon(cd_jobs *js)
+{
+	struct timeval tv = {0, FLUSH_MS * 1000};
+
+	if (js->nresults >= FLUSH_MAX)
+		flush(js);
+	else if (!event_pending(js->flush_ev, EV_TIMEOUT, NULL))
+		evtimer_add(js->flush_ev, &tv);
+}
+
+/* ---- the end of a job ---------------------------------------------------- */
+
+static void on_webhook(void *arg, bool delivered)
+{
+	cd_jobent *j = arg;
+
+	j->hook = NULL;
+	j->webhook_state = delivered ? WH_DELIVERED : WH_FAILED;
+	j->dirty = true;
+	flush(j->js);
+}
+
+static void send_webhook(cd_jobent *j)
+{
+	cd_jobs *js = j->js;
+	json_t *o = cd_job_json(j);
+	char *body;
+
+	/* the summary, not the webhook's own progress */
+	json_object_del(o, "webhook");
+	body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	if (body)
+		j->hook = cd_webhook_send(js->d->base, j->webhook, j->webhook_ip, body,
+		                          js->d->cfg->http_webhook_secret, j->id, on_webhook, j);
+	free(body);
+	if (!j->hook)
+		cd_log(CD_LOG_ERR, "job %s: webhook: out of memory", j->id);
+}
+
+static void drop_queries(cd_jobent *j)
+{
+	jq *x;
+
+	while ((x = LIST_FIRST(&j->qs))) {
+		LIST_REMOVE(x, link);
+		callout_cancel(x->q);
+		free(x);
+		j->js->inflight--;
+	}
+	j->inflight = 0;
+	free(j->buf);
+	j->buf = NULL;
+	j->nbuf = j->pos = 0;
+}
+
+static void end_job(cd_jobent *j, cd_job_state st)
+{
+	drop_queries(j);
+	j->state = st;
+	j->finished = now_s();
+	j->dirty = true;
+	cd_log(CD_LOG_INFO, "job %s: %s: %llu of %llu addresses%s%s", j->id, state_names[st],
+	       (unsigned long long)j->done, (unsigned long long)j->total, j->error[0] ? ": " : "",
+	       j->error);
+	if (j->webhook && j->webhook_state == WH_PENDING && st != CD_JOB_FAILED)
+		send_webhook(j);
+	flush(j->js);
+	update_gauges(j->js);
+}
+
+/* ---- the runner ------------------------------------------------------------ */
+
+static void pump_soon(cd_jobs *js)
+{
+	if (!js->stopping)
+		event_active(js->pump_ev, 0, 0);
+}
+
+static void on_result(void *arg, callout_status st, const callout_result *res)
+{
+	jq *x = arg;
+	cd_jobent *j = x->j;
+	cd_jobs *js = j->js;
+	json_t *o = NULL;
+	char *s = NULL;
+	presult *p;
+
+	LIST_REMOVE(x, link);
+	j->inflight--;
+	js->inflight--;
+	if (st != CALLOUT_OK || !res || !(o = co_result_json(x->addr, x->len, res, false)) ||
+	    !co_json_put(o, "line", json_integer(x->line)) ||
+	    !(s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) ||
+	    !(p = malloc(sizeof(*p) + strlen(s) + 1))) {
+		/* not stored: the address is asked again when the job resumes */
+		snprintf(j->error, sizeof(j->error), "a verification failed: %s",
+		         st != CALLOUT_OK ? callout_strerror(st) : "out of memory");
+		json_decref(o);
+		free(s);
+		free(x);
+		if (!js->stopping)
+			end_job(j, CD_JOB_FAILED);
+		return;
+	}
+	json_decref(o);
+	memcpy(p->id, j->id, sizeof(p->id));
+	p->idx = x->idx;
+	p->len = strlen(s);
+	memcpy(p->json, s, p->len + 1);
+	free(s);
+	free(x);
+	STAILQ_INSERT_TAIL(&js->results, p, link);
+	js->nresults++;
+	if ((unsigned)res->verdict < 4)
+		j->counts[res->verdict]++;
+	j->done++;
+	j->dirty = true;
+	cd_metrics_job_result(js->d->metrics, res->verdict);
+	if (j->exhausted && j->inflight == 0)
+		end_job(j, CD_JOB_DONE);
+	else
+		flush_soon(js);
+	pump_soon(js);
+}
+
+/* The job's engine options, made again after a reload. */
+static bool job_options(cd_jobent *j)
+{
+	cd_jobs *js = j->js;
+	char msg[160];
+
+	if (j->opts_cfg == js->d->cfg)
+		return true;
+	j->has_opts = false;
+	if (j->options &&
+	    !js->opts_fn(js->opts_arg, j->options, &j->opts, &j->has_opts, msg, sizeof(msg))) {
+		snprintf(j->error, sizeof(j->error), "its options no longer apply: %s", msg);
+		return false;
+	}
+	j->opts_cfg = js->d->cfg;
+	return true;
+}
+
+/* The next address of j, or NULL (exhausted, or the store failed). */
+static cd_jinput *next_input(cd_jobent *j)
+{
+	cd_jobs *js = j->js;
+	int rc;
+
+	if (j->pos < j->nbuf)
+		return &j->buf[j->pos++];
+	if (j->exhausted)
+		return NULL;
+	if (!j->buf && !(j->buf = malloc(PREFETCH * sizeof(*j->buf)))) {
+		snprintf(j->error, sizeof(j->error), "out of memory");
+		return NULL;
+	}
+	rc = cd_jstore_inputs(js->store, j->id, j->next, j->buf, PREFETCH, &j->nbuf, &j->next);
+	j->pos = 0;
+	if (rc) {
+		snprintf(j->error, sizeof(j->error), "cannot read its addresses: %s", strerror(rc));
+		return NULL;
+	}
+	if (j->nbuf == 0) {
+		j->exhausted = true;
+		free(j->buf);
+		j->buf = NULL;
+		return NULL;
+	}
+	return &j->buf[j->pos++];
+}
+
+/* Room for one more job verification: the job limit, and the mail
+ * transactions' share of max_inflight. */
+static bool room(const cd_jobs *js)
+{
+	const cd_daemon *d = js->d;
+
+	return !js->stopping && !d->stopping && js->inflight < d->cfg->http_job_inflight &&
+	       d->inflight < d->cfg->max_inflight / 2;
+}
+
+#define BLOCKED_RETRY_MS 100 /* the front ends' share full: look again this much later */
+
+/* Out of room: with none of our own in flight to wake us when it ends,
+ * look again soon (the mail transactions' load is what blocks). */
+static void blocked(cd_jobs *js)
+{
+	struct timeval tv = {0, BLOCKED_RETRY_MS * 1000};
+
+	if (!js->stopping && !js->d->stopping && js->inflight < js->d->cfg->http_job_inflight &&
+	    !event_pending(js->pump_ev, EV_TIMEOUT, NULL))
+		event_add(js->pump_ev, &tv);
+}
+
+static void pump(cd_jobs *js)
+{
+	cd_jobent *j, *tmp;
+
+	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
+	{
+		if (j->deleting || (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
+			continue;
+		/* jobs run oldest first: a later one waits for room, queued */
+		if (!room(js)) {
+			blocked(js);
+			return;
+		}
+		if (j->state == CD_JOB_QUEUED) {
+			j->state = CD_JOB_RUNNING;
+			j->dirty = true;
+			update_gauges(js);
+		}
+		if (!job_options(j)) {
+			end_job(j, CD_JOB_FAILED);
+			continue;
+		}
+		while (room(js)) {
+			cd_jinput *in = next_input(j);
+			jq *x;
+
+			if (!in) {
+				if (j->error[0])
+					end_job(j, CD_JOB_FAILED);
+				else if (j->inflight == 0)
+					end_job(j, CD_JOB_DONE);
+				break;
+			}
+			if (!(x = malloc(sizeof(*x) + in->len + 1))) {
+				j->pos--; /* asked for again by the next pump */
+				return;
+			}
+			x->j = j;
+			x->idx = in->idx;
+			x->line = in->line;
+			x->len = in->len;
+			memcpy(x->addr, in->addr, in->len);
+			x->addr[in->len] = '\0';
+			if (callout_verify(js->d->ctx, x->addr, j->has_opts ? &j->opts : NULL,
+			                   on_result, x, &x->q) != CALLOUT_OK) {
+				/* the engine refuses now: try again later */
+				free(x);
+				j->pos--;
+				blocked(js);
+				return;
+			}
+			LIST_INSERT_HEAD(&j->qs, x, link);
+			j->inflight++;
+			js->inflight++;
+		}
+	}
+}
+
+static void on_pump(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump(arg);
+}
+
+/* ---- expiry and purging ------------------------------------------------------- */
+
+static void free_job(cd_jobent *j)
+{
+	drop_queries(j);
+	if (j->hook)
+		cd_webhook_cancel(j->hook);
+	json_decref(j->options);
+	free(j->webhook);
+	free(j);
+}
+
+/* One batch of a deleted job's data; the next one soon, so that a large
+ * job is gone in seconds without holding the loop for long. */
+static void on_purge(evutil_socket_t fd, short what, void *arg)
+{
+	cd_jobs *js = arg;
+	cd_jobent *j;
+	cd_jtxn *t = NULL;
+	bool gone = false;
+	int rc;
+	struct timeval soon = {0, PURGE_MS * 1000};
+	(void)fd;
+	(void)what;
+
+	TAILQ_FOREACH(j, &js->jobs, link)
+	if (j->deleting)
+		break;
+	if (!j)
+		return;
+	if ((rc = cd_jstore_begin(js->store, &t)) == 0 &&
+	    (rc = cd_jstore_purge(t, j->id, PURGE_BATCH, &gone)) == 0) {
+		rc = cd_jstore_commit(t);
+	} else {
+		cd_jstore_abort(t);
+	}
+	if (rc) {
+		/* tried again at the next tick */
+		cd_log(CD_LOG_ERR, "job %s: cannot delete: %s", j->id, strerror(rc));
+		return;
+	}
+	if (gone) {
+		cd_log(CD_LOG_INFO, "job %s: deleted", j->id);
+		TAILQ_REMOVE(&js->jobs, j, link);
+		free_job(j);
+	}
+	evtimer_add(js->purge_ev, &soon);
+}
+
+static void purge_soon(cd_jobs *js)
+{
+	if (!event_pending(js->purge_ev, EV_TIMEOUT, NULL))
+		event_active(js->purge_ev, 0, 0);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	cd_jobs *js = arg;
+	cd_jobent *j, *tmp;
+	long long now = now_s(), ttl = js->d->cfg->http_job_ttl_ms / 1000;
+	(void)fd;
+	(void)what;
+
+	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
+	{
+		if (!j->deleting && j->finished && j->finished + ttl <= now && !j->hook) {
+			cd_log(CD_LOG_INFO, "job %s: expired", j->id);
+			cd_jobs_delete(js, j);
+		}
+	}
+	purge_soon(js);
+}
+
+/* ---- loading ------------------------------------------------------------------ */
+
+static int load_one(void *arg, const char *id, const char *text, size_t len)
+{
+	cd_jobs *js = arg;
+	json_t *o = json_loadb(text, len, 0, NULL), *c;
+	cd_jobent *j = calloc(1, sizeof(*j));
+	const char *state, *url, *ip, *wh, *err;
+
+	if (!o || !j) {
+		cd_log(CD_LOG_ERR, "jobs: job %s: its record does not parse; left alone", id);
+		json_decref(o);
+		free(j);
+		return 0;
+	}
+	j->js = js;
+	LIST_INIT(&j->qs);
+	memcpy(j->id, id, sizeof(j->id));
+	state = json_string_value(json_object_get(o, "state"));
+	for (unsigned i = 0; state && i < CD_JOB_NSTATES; i++)
+		if (strcmp(state, state_names[i]) == 0)
+			j->state = (cd_job_state)i;
+	j->created = json_integer_value(json_object_get(o, "created"));
+	j->finished = json_integer_value(json_object_get(o, "finished"));
+	j->total = (uint64_t)json_integer_value(json_object_get(o, "total"));
+	j->done = (uint64_t)json_integer_value(json_object_get(o, "done"));
+	c = json_object_get(o, "counts");
+	j->counts[CALLOUT_VALID] = (uint64_t)json_integer_value(json_object_get(c, "valid"));
+	j->counts[CALLOUT_INVALID] = (uint64_t)json_integer_value(json_object_get(c, "invalid"));
+	j->counts[CALLOUT_UNKNOWN] = (uint64_t)json_integer_value(json_object_get(c, "unknown"));
+	j->counts[CALLOUT_TEMPFAIL] = (uint64_t)json_integer_value(json_object_get(c, "tempfail"));
+	if ((err = json_string_value(json_object_get(o, "error"))))
+		snprintf(j->error, sizeof(j->error), "%s", err);
+	if ((c = json_object_get(o, "options")) && json_is_object(c))
+		j->options = json_incref(c);
+	url = json_string_value(json_object_get(o, "webhook_url"));
+	ip = json_string_value(json_object_get(o, "webhook_ip"));
+	wh = json_string_value(json_object_get(o, "webhook"));
+	if (url && ip && (j->webhook = strdup(url))) {
+		snprintf(j->webhook_ip, sizeof(j->webhook_ip), "%s", ip);
+		for (unsigned i = 0; wh && i < 4; i++)
+			if (strcmp(wh, webhook_names[i]) == 0)
+				j->webhook_state = (int)i;
+	}
+	j->deleting = json_is_true(json_object_get(o, "deleting"));
+	json_decref(o);
+	TAILQ_INSERT_TAIL(&js->jobs, j, link);
+	if (!j->deleting && (j->state == CD_JOB_RUNNING || j->state == CD_JOB_QUEUED))
+		cd_log(CD_LOG_INFO, "job %s: resumed at %llu of %llu addresses", j->id,
+		       (unsigned long long)j->done, (unsigned long long)j->total);
+	/* ended before its webhook was delivered: deliver it now */
+	if (!j->deleting && j->webhook && j->webhook_state == WH_PENDING &&
+	    (j->state == CD_JOB_DONE || j->state == CD_JOB_CANCELLED))
+		send_webhook(j);
+	return 0;
+}
+
+/* ---- the module ---------------------------------------------------------------- */
+
+cd_jobs *cd_jobs_new(cd_daemon *d, cd_jobs_opts_fn fn, void *arg, char *err, size_t errlen)
+{
+	cd_jobs *js = calloc(1, sizeof(*js));
+	char path[4200];
+	struct timeval tick = {TICK_S, 0};
+
+	if (!js) {
+		snprintf(err, errlen, "jobs: out of memory");
+		return NULL;
+	}
+	js->d = d;
+	js->opts_fn = fn;
+	js->opts_arg = arg;
+	TAILQ_INIT(&js->jobs);
+	STAILQ_INIT(&js->results);
+	snprintf(path, sizeof(path), "%s/jobs.lmdb", d->cfg->state_dir);
+	if (!(js->store = cd_jstore_open(path, err, errlen))) {
+		free(js);
+		return NULL;
+	}
+	js->flush_ev = evtimer_new(d->base, on_flush, js);
+	js->pump_ev = event_new(d->base, -1, 0, on_pump, js);
+	js->tick_ev = event_new(d->base, -1, EV_PERSIST, on_tick, js);
+	js->purge_ev = evtimer_new(d->base, on_purge, js);
+	if (!js->flush_ev || !js->pump_ev || !js->tick_ev || !js->purge_ev ||
+	    event_add(js->tick_ev, &tick) != 0) {
+		snprintf(err, errlen, "jobs: out of memory");
+		cd_jobs_free(js);
+		return NULL;
+	}
+	cd_jstore_each_meta(js->store, load_one, js);
+	update_gauges(js);
+	pump_soon(js);
+	purge_soon(js);
+	return js;
+}
+
+void cd_jobs_stop(cd_jobs *js)
+{
+	cd_jobent *j;
+
+	if (!js || js->stopping)
+		return;
+	js->stopping = true;
+	/* what is in flight is asked again at the next start */
+	TAILQ_FOREACH(j, &js->jobs, link)
+	drop_queries(j);
+	flush(js);
+}
+
+void cd_jobs_free(cd_jobs *js)
+{
+	cd_jobent *j;
+
+	if (!js)
+		return;
+	cd_jobs_stop(js);
+	while ((j = TAILQ_FIRST(&js->jobs))) {
+		TAILQ_REMOVE(&js->jobs, j, link);
+		free_job(j);
+	}
+	if (js->flush_ev)
+		event_free(js->flush_ev);
+	if (js->pump_ev)
+		event_free(js->pump_ev);
+	if (js->tick_ev)
+		event_free(js->tick_ev);
+	if (js->purge_ev)
+		event_free(js->purge_ev);
+	cd_jstore_close(js->store);
+	free(js);
+}
+
+/* ---- a new job -------------------------------------------------------------------- */
+
+cd_jobnew *cd_jobs_create(cd_jobs *js, int *status, char *msg, size_t len)
+{
+	unsigned n = 0;
+	unsigned char rnd[CD_JOB_ID_LEN / 2];
+	cd_jobnew *nj;
+	cd_jobent *j;
+	int rc;
+
+	TAILQ_FOREACH(j, &js->jobs, link)
+	n += !j->deleting;
+	if (n >= js->d->cfg->http_max_jobs) {
+		*status = 503;
+		snprintf(msg, len,
+		         "%u jobs are stored, the most there may be ([http] max_jobs); "
+		         "delete finished ones",
+		         n);
+		return NULL;
+	}
+	*status = 500;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		snprintf(msg, len, "no random bytes for a job id: %s", strerror(errno));
+		return NULL;
+	}
+	if (!(nj = calloc(1, sizeof(*nj)))) {
+		snprintf(msg, len, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(nj->id + 2 * i, 3, "%02x", rnd[i]);
+	nj->js = js;
+	if ((rc = cd_jstore_begin(js->store, &nj->txn))) {
+		snprintf(msg, len, "cannot store the job: %s", strerror(rc));
+		free(nj);
+		return NULL;
+	}
+	return nj;
+}
+
+int cd_jobnew_add(cd_jobnew *n, uint32_t line, const char *addr, size_t len)
+{
+	int rc;
+
+	if (n->n >= n->js->d->cfg->http_max_job_addresses)
+		return EFBIG;
+	if (len > CD_JOB_ADDR_MAX)
+		return ENAMETOOLONG;
+	if ((rc = cd_jstore_put_input(n->txn, n->id, n->n, line, addr, len)))
+		return rc;
+	n->n++;
+	return 0;
+}
+
+size_t cd_jobnew_count(const cd_jobnew *n)
+{
+	return n->n;
+}
+
+void cd_jobnew_abort(cd_jobnew *n)
+{
+	if (!n)
+		return;
+	cd_jstore_abort(n->txn);
+	free(n);
+}
+
+cd_jobent *cd_jobnew_commit(cd_jobnew *n, json_t *options, const char *webhook,
+                            const char *webhook_ip, char *msg, size_t len)
+{
+	cd_jobs *js = n->js;
+	cd_jobent *j = calloc(1, sizeof(*j));
+	char *s = NULL;
+	size_t slen;
+	int rc = ENOMEM;
+
+	if (!j || (webhook && !(j->webhook = strdup(webhook))))
+		goto fail;
+	j->js = js;
+	LIST_INIT(&j->qs);
+	memcpy(j->id, n->id, sizeof(j->id));
+	j->state = CD_JOB_QUEUED;
+	j->created = now_s();
+	j->total = n->n;
+	j->options = options;
+	options = NULL;
+	if (webhook) {
+		snprintf(j->webhook_ip, sizeof(j->webhook_ip), "%s", webhook_ip);
+		j->webhook_state = WH_PENDING;
+	}
+	if (!(s = record_text(j, &slen)) || (rc = cd_jstore_put_meta(n->txn, j->id, s, slen)))
+		goto fail;
+	free(s);
+	s = NULL;
+	rc = cd_jstore_commit(n->txn);
+	n->txn = NULL;
+	if (rc)
+		goto fail;
+	free(n);
+	TAILQ_INSERT_TAIL(&js->jobs, j, link);
+	cd_log(CD_LOG_INFO, "job %s: queued: %llu addresses%s", j->id, (unsigned long long)j->total,
+	       j->webhook ? ", with a webhook" : "");
+	update_gauges(js);
+	pump_soon(js);
+	return j;
+fail:
+	snprintf(msg, len, "cannot store the job: %s", strerror(rc));
+	free(s);
+	json_decref(options);
+	if (j) {
+		json_decref(j->options);
+		free(j->webhook);
+		free(j);
+	}
+	cd_jobnew_abort(n);
+	return NULL;
+}
+
+/* ---- jobs -------------------------------------------------------------------------- */
+
+cd_jobent *cd_jobs_find(cd_jobs *js, const char *id)
+{
+	cd_jobent *j;
+
+	TAILQ_FOREACH(j, &js->jobs, link)
+	if (!j->deleting && strcmp(j->id, id) == 0)
+		return j;
+	return NULL;
+}
+
+const char *cd_job_id(const cd_jobent *j)
+{
+	return j->id;
+}
+
+cd_job_state cd_job_state_of(const cd_jobent *j)
+{
+	return j->state;
+}
+
+void cd_jobs_cancel(cd_jobs *js, cd_jobent *j)
+{
+	(void)js;
+	if (j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING)
+		end_job(j, CD_JOB_CANCELLED);
+}
+
+void cd_jobs_delete(cd_jobs *js, cd_jobent *j)
+{
+	drop_queries(j);
+	if (j->hook) {
+		cd_webhook_cancel(j->hook);
+		j->hook = NULL;
+	}
+	j->deleting = true;
+	j->dirty = true;
+	flush(js);
+	update_gauges(js);
+	purge_soon(js);
+}
+
+int cd_jobs_results(cd_jobs *js, const cd_jobent *j, uint64_t from, size_t limit,
+                    int (*fn)(void *arg, uint64_t idx, const char *json, size_t len), void *arg,
+                    uint64_t *next, bool *more)
+{
+	/* what waits to be written is there too */
+	if (js->nresults)
+		flush(js);
+	return cd_jstore_results(js->store, j->id, from, limit, fn, arg, next, more);
+}
+
+json_t *cd_jobs_list(cd_jobs *js)
+{
+	json_t *a = json_array();
+	cd_jobent *j;
+
+	TAILQ_FOREACH(j, &js->jobs, link)
+	if (a && !j->deleting && json_array_append_new(a, cd_job_json(j)) != 0) {
+		json_decref(a);
+		a = NULL;
+	}
+	return a ? json_pack("{s:o}", "jobs", a) : NULL;
+}
