@@ -1285,16 +1285,26 @@ void cd_http_send_405(cd_http *h, struct evhttp_request *req, const char *allow)
 	send_405(h, req, allow);
 }
 
+/* A job's options: those of /v1/verify but the transcript, which a job's
+ * results do not keep (refused, never ignored). */
 bool cd_http_request_options(cd_http *h, json_t *root, callout_options *o, bool *has, char *msg,
                              size_t len)
 {
-	return request_options(h, root, o, has, msg, len);
+	bool transcript = false;
+
+	if (!request_options(h, root, o, has, &transcript, msg, len))
+		return false;
+	if (transcript) {
+		snprintf(msg, len, "\"transcript\": a job's results do not keep the SMTP dialogue");
+		return false;
+	}
+	return true;
 }
 
 static bool job_options(void *arg, json_t *options, callout_options *o, bool *has, char *msg,
                         size_t len)
 {
-	return request_options(arg, options, o, has, msg, len);
+	return cd_http_request_options(arg, options, o, has, msg, len);
 }
 
 int cd_http_jobs_start(cd_http *h, char *err, size_t errlen)

@@ -56,6 +56,7 @@ typedef struct jq {
 	LIST_ENTRY(jq) link;
 	cd_jobent *j;
 	callout_query *q;
+	bool rechecking; /* greylisted: its slot given back, waiting for the re-check */
 	uint64_t idx;
 	uint32_t line;
 	size_t len;
@@ -95,6 +96,7 @@ struct cd_jobent {
 	size_t nbuf, pos;
 	bool exhausted;
 	unsigned inflight;
+	unsigned rechecking; /* greylisted addresses waiting for their re-check */
 	LIST_HEAD(, jq) qs;
 };
 
@@ -141,6 +143,8 @@ json_t *cd_job_json(const cd_jobent *j)
 	              j->finished ? json_integer(j->finished) : json_null(), "total",
 	              (json_int_t)j->total, "done", (json_int_t)j->done, "counts", counts_json(j));
 
+	if (o && j->rechecking)
+		json_object_set_new(o, "pending_recheck", json_integer(j->rechecking));
 	if (o && j->error[0])
 		json_object_set_new(o, "error", json_string(j->error));
 	if (o && j->webhook)
@@ -309,10 +313,11 @@ static void drop_queries(cd_jobent *j)
 	while ((x = LIST_FIRST(&j->qs))) {
 		LIST_REMOVE(x, link);
 		callout_cancel(x->q);
+		if (!x->rechecking)
+			j->js->inflight--;
 		free(x);
-		j->js->inflight--;
 	}
-	j->inflight = 0;
+	j->inflight = j->rechecking = 0;
 	free(j->buf);
 	j->buf = NULL;
 	j->nbuf = j->pos = 0;
@@ -350,9 +355,24 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 	char *s = NULL;
 	presult *p;
 
+	if (st == CALLOUT_OK && res && res->recheck_in && !x->rechecking &&
+	    (j->opts.flags & CALLOUT_F_RECHECK_WAIT)) {
+		/* Greylisted, a re-check pending: its answer comes later (the
+		 * engine's deadline bounds it); the slot serves others meanwhile. */
+		x->rechecking = true;
+		j->inflight--;
+		js->inflight--;
+		j->rechecking++;
+		pump_soon(js);
+		return;
+	}
 	LIST_REMOVE(x, link);
-	j->inflight--;
-	js->inflight--;
+	if (x->rechecking) {
+		j->rechecking--;
+	} else {
+		j->inflight--;
+		js->inflight--;
+	}
 	if (st != CALLOUT_OK || !res || !(o = co_result_json(x->addr, x->len, res, false)) ||
 	    !co_json_put(o, "line", json_integer(x->line)) ||
 	    !(s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) ||
@@ -381,7 +401,7 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 	j->done++;
 	j->dirty = true;
 	cd_metrics_job_result(js->d->metrics, res->verdict);
-	if (j->exhausted && j->inflight == 0)
+	if (j->exhausted && j->inflight == 0 && j->rechecking == 0)
 		end_job(j, CD_JOB_DONE);
 	else
 		flush_soon(js);
@@ -402,6 +422,13 @@ static bool job_options(cd_jobent *j)
 		snprintf(j->error, sizeof(j->error), "its options no longer apply: %s", msg);
 		return false;
 	}
+	if (!j->has_opts)
+		cd_config_options(js->d->cfg, &j->opts);
+	/* a greylisted address is answered once re-checked (greylist_recheck),
+	 * and the job ends when its re-checks have */
+	if (j->opts.greylist_recheck[0])
+		j->opts.flags |= CALLOUT_F_RECHECK_WAIT;
+	j->has_opts = true;
 	j->opts_cfg = js->d->cfg;
 	return true;
 }
@@ -487,7 +514,7 @@ static void pump(cd_jobs *js)
 			if (!in) {
 				if (j->error[0])
 					end_job(j, CD_JOB_FAILED);
-				else if (j->inflight == 0)
+				else if (j->inflight == 0 && j->rechecking == 0)
 					end_job(j, CD_JOB_DONE);
 				break;
 			}
@@ -496,6 +523,7 @@ static void pump(cd_jobs *js)
 				return;
 			}
 			x->j = j;
+			x->rechecking = false;
 			x->idx = in->idx;
 			x->line = in->line;
 			x->len = in->len;

@@ -382,3 +382,28 @@ def test_store_that_cannot_be_opened(calloutd, mx):
     assert (r.status, r.json["error"]) == (503, "unavailable"), r
     assert "jobs store" in d.log_text()
     assert request("GET", f"/v1/verify?address=bob%2B1@[{mx.host}]").json["verdict"] == "valid"
+
+
+@pytest.mark.slow
+def test_a_job_ends_when_its_greylist_rechecks_do(calloutd, fake_smtp):
+    """Greylisted in the first session, accepted later: the job's results
+    are the re-checks' answers (valid), not the greylisting's tempfail;
+    meanwhile the job says how many wait, and it is not done."""
+    from test_greylist import GREY_ONCE
+    srv = fake_smtp(GREY_ONCE)
+    engine = {**OPEN["engine"], "greylist_recheck": "2s,4s", "session_idle": "0",
+              "catch_all": "no"}
+    calloutd(sections={"engine": engine})
+    addrs = [f"alice@[{srv.host}]", f"bob@[{srv.host}]"]
+    r = post_job(addrs)
+    assert r.status == 202, r
+    job = r.json["id"]
+    deadline, seen = time.time() + 10, None
+    while time.time() < deadline and not seen:
+        state = request("GET", f"/v1/jobs/{job}").json
+        seen = state.get("pending_recheck")
+        time.sleep(0.05)
+    assert seen == 2 and state["state"] == "running", state
+    final = wait_state(job, timeout=60)
+    assert final["counts"]["valid"] == 2 and "pending_recheck" not in final, final
+    assert sorted(x["verdict"] for x in all_results(job)) == ["valid", "valid"]
