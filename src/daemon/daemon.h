@@ -36,7 +36,12 @@ typedef enum cd_job_state {
 	CD_JOB_FAILED,
 	CD_JOB_NSTATES
 } cd_job_state;
-const char *cd_job_state_name(cd_job_state s);
+static inline const char *cd_job_state_name(cd_job_state s)
+{
+	static const char *const names[CD_JOB_NSTATES] = {"queued", "running", "done", "cancelled",
+	                                                  "failed"};
+	return (unsigned)s < CD_JOB_NSTATES ? names[s] : "?";
+}
 
 typedef struct cd_daemon cd_daemon;
 typedef struct cd_metrics cd_metrics;

@@ -88,91 +88,6 @@ struct hreq {
 	slot slots[];
 };
 
-struct cd_http {
-	cd_daemon *d;
-	struct evhttp *http;
-	cd_http_gate *gate; /* connection caps and request deadlines */
-	struct evhttp_bound_socket *bound[CD_LISTEN_MAX];
-	size_t nbound;
-	struct evconnlistener *levs[CD_LISTEN_MAX]; /* bound[i]'s, for the pause */
-	cd_accept_pause pause;                      /* after an accept error */
-	bool closed;                                /* cd_http_close: no new connections */
-	LIST_HEAD(, hreq) reqs;                     /* waiting for verifications */
-	unsigned pending;
-	cd_jobs *jobs; /* bulk jobs, once cd_http_jobs_start opened their store */
-};
-
-/* ---- answers ------------------------------------------------------------ */
-
-static void send_body(cd_http *h, struct evhttp_request *req, int code, const char *type,
-                      const char *body, size_t len)
-{
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	struct evbuffer *buf = evbuffer_new();
-	bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
-
-	evhttp_add_header(out, "Content-Type", type);
-	evhttp_add_header(out, "Cache-Control", "no-store");
-	/* shutting down: let keep-alive clients go */
-	if (h->closed || h->d->stopping)
-		evhttp_add_header(out, "Connection", "close");
-	if (head) {
-		/* the length GET would have had, and no body */
-		char n[24];
-
-		snprintf(n, sizeof(n), "%zu", len);
-		evhttp_add_header(out, "Content-Length", n);
-	}
-	if (!buf || (!head && evbuffer_add(buf, body, len) != 0)) {
-		if (buf)
-			evbuffer_free(buf);
-		cd_metrics_http_response(h->d->metrics, HTTP_INTERNAL);
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
-		return;
-	}
-	cd_metrics_http_response(h->d->metrics, code);
-	evhttp_send_reply(req, code, NULL, buf);
-	evbuffer_free(buf);
-}
-
-/* Send j (consumed) as the body. */
-static void send_json(cd_http *h, struct evhttp_request *req, int code, json_t *j)
-{
-	static const char oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}\n";
-	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	size_t len;
-
-	json_decref(j);
-	if (!s) {
-		send_body(h, req, HTTP_INTERNAL, "application/json", oom, sizeof(oom) - 1);
-		return;
-	}
-	/* a newline, so that `curl` output ends its line */
-	len = strlen(s);
-	char *t = realloc(s, len + 2);
-	if (!t) {
-		free(s);
-		send_body(h, req, HTTP_INTERNAL, "application/json", oom, sizeof(oom) - 1);
-		return;
-	}
-	t[len] = '\n';
-	t[len + 1] = '\0';
-	send_body(h, req, code, "application/json", t, len + 1);
-	free(t);
-}
-
-static void send_error(cd_http *h, struct evhttp_request *req, int code, const char *error,
-                       const char *message)
-{
-	send_json(h, req, code, json_pack("{s:s, s:s}", "error", error, "message", message));
-}
-
-static void send_405(cd_http *h, struct evhttp_request *req, const char *allow)
-{
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-	send_error(h, req, 405, "method_not_allowed", "method not allowed here");
-}
-
 /* ---- JSON of a result ----------------------------------------------------- */
 
 /* For the log: printable ASCII and UTF-8 pass, control bytes become '?'. */
@@ -277,9 +192,9 @@ static void finish(hreq *r)
 	if (r->failed) {
 		/* only when the engine is torn down under us, or out of memory */
 		if (h->d->stopping)
-			send_error(h, req, 503, "stopping", "the daemon is shutting down");
+			cd_http_send_error(h, req, 503, "stopping", "the daemon is shutting down");
 		else
-			send_error(h, req, 500, "internal", "the verification failed");
+			cd_http_send_error(h, req, 500, "internal", "the verification failed");
 		hreq_free(r);
 		return;
 	}
@@ -296,7 +211,7 @@ static void finish(hreq *r)
 	} else {
 		body = json_incref(r->slots[0].obj);
 	}
-	send_json(h, req, 200, body);
+	cd_http_send_json(h, req, 200, body);
 	hreq_free(r);
 }
 
@@ -402,12 +317,12 @@ static void start(cd_http *h, hreq *r)
 
 	if (max && (d->inflight >= max || r->n > max - d->inflight)) {
 		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
-		send_error(h, r->req, 503, "busy", "too many verifications in flight");
+		cd_http_send_error(h, r->req, 503, "busy", "too many verifications in flight");
 		hreq_free(r);
 		return;
 	}
 	if (r->n == 0) {
-		send_json(h, r->req, 200, json_pack("{s:[]}", "results"));
+		cd_http_send_json(h, r->req, 200, json_pack("{s:[]}", "results"));
 		hreq_free(r);
 		return;
 	}
@@ -427,7 +342,7 @@ static void start(cd_http *h, hreq *r)
 				if (d->inflight)
 					d->inflight--;
 			}
-			send_error(h, r->req, 500, "internal", msg);
+			cd_http_send_error(h, r->req, 500, "internal", msg);
 			hreq_free(r);
 			return;
 		}
@@ -465,8 +380,8 @@ static void verify_get(cd_http *h, struct evhttp_request *req, const char *query
 
 		if (klen == 7 && memcmp(p, "address", 7) == 0) {
 			if (value) {
-				send_error(h, req, 400, "invalid_request",
-				           "the address parameter is given more than once");
+				cd_http_send_error(h, req, 400, "invalid_request",
+				                   "the address parameter is given more than once");
 				return;
 			}
 			value = p + klen + (klen < n);
@@ -475,20 +390,21 @@ static void verify_get(cd_http *h, struct evhttp_request *req, const char *query
 		p += n + (p[n] == '&');
 	}
 	if (!value) {
-		send_error(h, req, 400, "invalid_request",
-		           "the address parameter is missing: /v1/verify?address=ADDRESS");
+		cd_http_send_error(h, req, 400, "invalid_request",
+		                   "the address parameter is missing: /v1/verify?address=ADDRESS");
 		return;
 	}
 	raw = strndup(value, vlen);
 	dec = raw ? evhttp_uridecode(raw, 0, &declen) : NULL;
 	free(raw);
 	if (!dec) {
-		send_error(h, req, 500, "internal", "out of memory");
+		cd_http_send_error(h, req, 500, "internal", "out of memory");
 		return;
 	}
 	if (strlen(dec) != declen) {
 		free(dec);
-		send_error(h, req, 400, "invalid_request", "the address contains a NUL byte");
+		cd_http_send_error(h, req, 400, "invalid_request",
+		                   "the address contains a NUL byte");
 		return;
 	}
 	r = hreq_new(h, req, 1, false);
@@ -496,7 +412,7 @@ static void verify_get(cd_http *h, struct evhttp_request *req, const char *query
 		free(dec);
 		if (r)
 			hreq_free(r);
-		send_error(h, req, 500, "internal", "out of memory");
+		cd_http_send_error(h, req, 500, "internal", "out of memory");
 		return;
 	}
 	free(dec);
@@ -517,7 +433,7 @@ static void on_doctor(void *arg, const callout_doctor_report *rep)
 	cd_log(CD_LOG_INFO, "http doctor target=%s result=%s ms=%u", rep->target,
 	       callout_doctor_level_name(rep->worst), rep->ms);
 	hreq_detach(r);
-	send_json(h, r->req, 200, co_doctor_json(rep));
+	cd_http_send_json(h, r->req, 200, co_doctor_json(rep));
 	hreq_free(r);
 }
 
@@ -535,7 +451,7 @@ static void doctor_get(cd_http *h, struct evhttp_request *req, const char *query
 	params.tqh_first = NULL;
 	params.tqh_last = &params.tqh_first;
 	if (query && evhttp_parse_query_str(query, &params) != 0) {
-		send_error(h, req, 400, "invalid_request", "the query does not parse");
+		cd_http_send_error(h, req, 400, "invalid_request", "the query does not parse");
 		return;
 	}
 	for (struct evkeyval *kv = params.tqh_first; kv; kv = kv->next.tqe_next) {
@@ -544,7 +460,7 @@ static void doctor_get(cd_http *h, struct evhttp_request *req, const char *query
 		                                                : NULL;
 		if (!p || *p) {
 			evhttp_clear_headers(&params);
-			send_error(
+			cd_http_send_error(
 			    h, req, 400, "invalid_request",
 			    p ? "a parameter is given more than once"
 			      : "unknown parameter: /v1/doctor?domain=DOMAIN or ?host=HOST[:PORT]");
@@ -559,7 +475,7 @@ static void doctor_get(cd_http *h, struct evhttp_request *req, const char *query
 	if (running >= DOCTOR_RUNS_MAX) {
 		evhttp_clear_headers(&params);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
-		send_error(h, req, 503, "busy", "too many doctor runs at once");
+		cd_http_send_error(h, req, 503, "busy", "too many doctor runs at once");
 		return;
 	}
 	callout_doctor_options_init(&o);
@@ -579,7 +495,7 @@ static void doctor_get(cd_http *h, struct evhttp_request *req, const char *query
 	r = hreq_new(h, req, 0, false);
 	if (!r) {
 		evhttp_clear_headers(&params);
-		send_error(h, req, 500, "internal", "out of memory");
+		cd_http_send_error(h, req, 500, "internal", "out of memory");
 		return;
 	}
 	callout_status st =
@@ -588,12 +504,13 @@ static void doctor_get(cd_http *h, struct evhttp_request *req, const char *query
 	if (st != CALLOUT_OK) {
 		hreq_free(r);
 		if (st == CALLOUT_EINVAL)
-			send_error(h, req, 400, "invalid_request",
-			           domain || host ? err
-			                          : "give the target: /v1/doctor?domain=DOMAIN or "
-			                            "?host=HOST[:PORT] (or set [doctor] domain)");
+			cd_http_send_error(h, req, 400, "invalid_request",
+			                   domain || host
+			                       ? err
+			                       : "give the target: /v1/doctor?domain=DOMAIN or "
+			                         "?host=HOST[:PORT] (or set [doctor] domain)");
 		else
-			send_error(h, req, 500, "internal", callout_strerror(st));
+			cd_http_send_error(h, req, 500, "internal", callout_strerror(st));
 		return;
 	}
 	track(h, r);
@@ -617,152 +534,6 @@ static bool content_type_ok(const char *type)
 			return true;
 	/* application/problem+json, application/vnd.x+json, */
 	return n > 5 && strncasecmp(type + n - 5, "+json", 5) == 0;
-}
-
-/* The names of the [proxy] sections HTTP clients may ask for, or "none". */
-static const char *offered_proxies(const cd_config *c, char *out, size_t len)
-{
-	out[0] = '\0';
-	for (const cd_proxy *px = c->proxies; px; px = px->next) {
-		size_t k = strlen(out), n = strlen(px->name);
-		if (!px->http)
-			continue;
-		if (k + n + 3 > len)
-			break;
-		if (k)
-			memcpy(out + k, ", ", 2), k += 2;
-		memcpy(out + k, px->name, n + 1);
-	}
-	return out[0] ? out : "none";
-}
-
-/* "proxy": a [proxy NAME] offered to HTTP clients. */
-static bool request_proxy(const cd_config *c, json_t *v, callout_options *o, char *msg, size_t len)
-{
-	const cd_proxy *px = json_is_string(v) ? cd_config_proxy(c, json_string_value(v)) : NULL;
-	char names[120];
-
-	if (px && px->http) {
-		o->proxy_name = px->name;
-		return true;
-	}
-	snprintf(msg, len, "\"proxy\": expected the name of a [proxy NAME] this server offers (%s)",
-	         offered_proxies(c, names, sizeof(names)));
-	return false;
-}
-
-/* A text option (sender, helo...): the library's judgement of it. */
-static bool request_text(const co_optdef *d, json_t *v, callout_options *o, char *msg, size_t len)
-{
-	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-	callout_options one;
-
-	if (!s || json_string_length(v) > 512 || strlen(s) != json_string_length(v)) {
-		snprintf(msg, len, "\"%s\": expected %s (a string)", d->name, d->arg);
-		return false;
-	}
-	callout_options_init(&one);
-	memcpy((char *)&one + d->offset, &s, sizeof(s));
-	if (callout_options_check(&one) != CALLOUT_OK) {
-		snprintf(msg, len, "\"%s\": not a valid %s: '%.80s'", d->name, d->arg, s);
-		return false;
-	}
-	memcpy((char *)o + d->offset, &s, sizeof(s));
-	return true;
-}
-
-/* A number, duration or yes/no; numbers never above calloutd's own. */
-static bool request_value(const co_optdef *d, json_t *v, callout_options *o,
-                          const callout_options *mine, char *msg, size_t len)
-{
-	char text[64], why[160], cap[64];
-	const char *bad;
-
-	if (json_is_string(v) && json_string_length(v) < sizeof(text))
-		snprintf(text, sizeof(text), "%s", json_string_value(v));
-	else if (json_is_integer(v))
-		snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
-	else if (json_is_boolean(v))
-		snprintf(text, sizeof(text), "%s", json_is_true(v) ? "yes" : "no");
-	else
-		text[0] = '\0';
-	if ((bad = co_opt_parse(d, text, o, why, sizeof(why)))) {
-		snprintf(msg, len, "\"%s\": %s", d->name, bad);
-		return false;
-	}
-	if (d->type == CO_OPT_MS || (d->type == CO_OPT_COUNT && strcmp(d->name, "port") != 0)) {
-		unsigned asked, given;
-
-		memcpy(&asked, (const char *)o + d->offset, sizeof(asked));
-		memcpy(&given, (const char *)mine + d->offset, sizeof(given));
-		if (asked > given) {
-			snprintf(msg, len, "\"%s\": at most %s here ([%s] %s)", d->name,
-			         co_opt_format(d, mine, cap, sizeof(cap)), d->section, d->name);
-			return false;
-		}
-	}
-	return true;
-}
-
-/*
- * The options a request may carry besides its addresses: those of the
- * option table marked CO_OPT_REQUEST that [http] request_options opens
- * (numbers never beyond calloutd's own value), "transcript" if opened,
- * and "proxy": a [proxy NAME] offered to HTTP clients.  Any other field
- * is refused by name, never ignored.  false with msg when the request
- * cannot be served as asked.  Text values point into root.
- */
-static bool request_options(cd_http *h, json_t *root, callout_options *o, bool *has,
-                            bool *transcript, char *msg, size_t len)
-{
-	const cd_config *c = h->d->cfg;
-	callout_options mine;
-	const char *key;
-	json_t *v;
-
-	cd_config_options(c, o);
-	mine = *o;
-	json_object_foreach(root, key, v)
-	{
-		const co_optdef *d = NULL;
-		bool ok;
-
-		if (strcmp(key, "address") == 0 || strcmp(key, "addresses") == 0)
-			continue;
-		if (strcmp(key, "proxy") == 0) {
-			ok = request_proxy(c, v, o, msg, len);
-		} else if (strcmp(key, "transcript") != 0 && !(d = co_opt_find(NULL, key))) {
-			snprintf(msg, len, "unknown field \"%.60s\"", key);
-			return false;
-		} else if (d && !(d->where & CO_OPT_REQUEST)) {
-			snprintf(msg, len,
-			         "\"%s\" cannot be set per request (it is [%s] %s in "
-			         "calloutd.conf)",
-			         key, d->section, d->name);
-			return false;
-		} else if (!cd_request_option_open(c, key)) {
-			snprintf(msg, len,
-			         "\"%s\" is not open to requests here (the operator may add it to "
-			         "[http] request_options)",
-			         key);
-			return false;
-		} else if (!d) {
-			ok = json_is_boolean(v);
-			*transcript = json_is_true(v);
-			if (!ok)
-				snprintf(msg, len, "\"transcript\": expected true or false");
-		} else if (d->type == CO_OPT_TEXT) {
-			ok = request_text(d, v, o, msg, len);
-		} else {
-			ok = request_value(d, v, o, &mine, msg, len);
-		}
-		if (!ok)
-			return false;
-		*has = true;
-	}
-	if (*transcript)
-		o->flags |= CALLOUT_F_TRANSCRIPT;
-	return true;
 }
 
 /* Copy the request's option strings into it. */
@@ -806,54 +577,57 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 	if (len > h->d->cfg->http_max_body) {
 		snprintf(msg, sizeof(msg), "the body is larger than %u bytes",
 		         h->d->cfg->http_max_body);
-		send_error(h, req, 413, "body_too_large", msg);
+		cd_http_send_error(h, req, 413, "body_too_large", msg);
 		return;
 	}
 	if (!content_type_ok(type)) {
-		send_error(h, req, 415, "unsupported_media_type",
-		           "the body must be JSON (Content-Type: application/json)");
+		cd_http_send_error(h, req, 415, "unsupported_media_type",
+		                   "the body must be JSON (Content-Type: application/json)");
 		return;
 	}
 	if (len == 0) {
-		send_error(h, req, 400, "invalid_request",
-		           "the body is empty: {\"address\": ...} or {\"addresses\": [...]}");
+		cd_http_send_error(
+		    h, req, 400, "invalid_request",
+		    "the body is empty: {\"address\": ...} or {\"addresses\": [...]}");
 		return;
 	}
 	/* one contiguous block: at most BODY_MAX bytes */
 	body = (const char *)evbuffer_pullup(in, -1);
 	if (!body) {
-		send_error(h, req, 500, "internal", "out of memory");
+		cd_http_send_error(h, req, 500, "internal", "out of memory");
 		return;
 	}
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		snprintf(msg, sizeof(msg), "invalid JSON at line %d, column %d: %s", jerr.line,
 		         jerr.column, jerr.text);
-		send_error(h, req, 400, "invalid_json", msg);
+		cd_http_send_error(h, req, 400, "invalid_json", msg);
 		return;
 	}
 	if (!json_is_object(root)) {
-		send_error(h, req, 400, "invalid_request",
-		           "the body must be an object: {\"address\": ...} or "
-		           "{\"addresses\": [...]}");
+		cd_http_send_error(h, req, 400, "invalid_request",
+		                   "the body must be an object: {\"address\": ...} or "
+		                   "{\"addresses\": [...]}");
 		goto out;
 	}
 	one = json_object_get(root, "address");
 	many = json_object_get(root, "addresses");
 	if ((one != NULL) == (many != NULL)) {
-		send_error(h, req, 400, "invalid_request",
-		           one ? "give \"address\" or \"addresses\", not both"
-		               : "the body needs \"address\" (a string) or \"addresses\" (an array "
-		                 "of strings)");
+		cd_http_send_error(
+		    h, req, 400, "invalid_request",
+		    one ? "give \"address\" or \"addresses\", not both"
+		        : "the body needs \"address\" (a string) or \"addresses\" (an array "
+		          "of strings)");
 		goto out;
 	}
-	if (!request_options(h, root, &opts, &has_opts, &transcript, msg, sizeof(msg))) {
-		send_error(h, req, 400, "invalid_option", msg);
+	if (!cd_http_options(h->d->cfg, root, &opts, &has_opts, &transcript, msg, sizeof(msg))) {
+		cd_http_send_error(h, req, 400, "invalid_option", msg);
 		goto out;
 	}
 	if (one) {
 		if (!json_is_string(one)) {
-			send_error(h, req, 400, "invalid_request", "\"address\" must be a string");
+			cd_http_send_error(h, req, 400, "invalid_request",
+			                   "\"address\" must be a string");
 			goto out;
 		}
 		r = hreq_new(h, req, 1, false);
@@ -863,21 +637,21 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 		size_t n;
 
 		if (!json_is_array(many)) {
-			send_error(h, req, 400, "invalid_request",
-			           "\"addresses\" must be an array of strings");
+			cd_http_send_error(h, req, 400, "invalid_request",
+			                   "\"addresses\" must be an array of strings");
 			goto out;
 		}
 		n = json_array_size(many);
 		if (n > max) {
 			snprintf(msg, sizeof(msg), "%zu addresses; at most %zu per request", n,
 			         max);
-			send_error(h, req, 400, "too_many_addresses", msg);
+			cd_http_send_error(h, req, 400, "too_many_addresses", msg);
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (!json_is_string(json_array_get(many, i))) {
 				snprintf(msg, sizeof(msg), "\"addresses\"[%zu] is not a string", i);
-				send_error(h, req, 400, "invalid_request", msg);
+				cd_http_send_error(h, req, 400, "invalid_request", msg);
 				goto out;
 			}
 		}
@@ -902,7 +676,7 @@ static void verify_post(cd_http *h, struct evhttp_request *req)
 oom:
 	if (r)
 		hreq_free(r);
-	send_error(h, req, 500, "internal", "out of memory");
+	cd_http_send_error(h, req, 500, "internal", "out of memory");
 out:
 	json_decref(root);
 }
@@ -938,9 +712,9 @@ static bool authorized(cd_http *h, struct evhttp_request *req)
 		challenge = "Bearer realm=\"calloutd\", error=\"invalid_token\"";
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", challenge);
-	send_error(h, req, 401, "unauthorized",
-	           auth ? "the bearer token is not valid"
-	                : "this needs Authorization: Bearer TOKEN");
+	cd_http_send_error(h, req, 401, "unauthorized",
+	                   auth ? "the bearer token is not valid"
+	                        : "this needs Authorization: Bearer TOKEN");
 	return false;
 }
 
@@ -1056,7 +830,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		/* the gate could not record the connection (out of memory): no
 		 * caps, no deadline, no notice of a hang-up, so no service */
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		send_error(h, req, 500, "internal", "out of memory");
+		cd_http_send_error(h, req, 500, "internal", "out of memory");
 		return;
 	}
 	cd_http_conn_busy(conn, req);
@@ -1064,16 +838,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 		path = "";
 	if (strcmp(path, "/healthz") == 0) {
 		if (!get)
-			send_405(h, req, "GET, HEAD");
+			cd_http_send_405(h, req, "GET, HEAD");
 		else if (d->stopping)
-			send_json(h, req, 503, json_pack("{s:s}", "status", "stopping"));
+			cd_http_send_json(h, req, 503, json_pack("{s:s}", "status", "stopping"));
 		else
-			send_json(h, req, 200, health_json(d));
+			cd_http_send_json(h, req, 200, health_json(d));
 	} else if (strcmp(path, "/metrics") == 0) {
 		char *text;
 
 		if (!get) {
-			send_405(h, req, "GET, HEAD");
+			cd_http_send_405(h, req, "GET, HEAD");
 			return;
 		}
 		if (!authorized(h, req))
@@ -1088,11 +862,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 		                         healthy ? &health : NULL, px,
 		                         npx < CD_PROXIES_SHOWN ? npx : CD_PROXIES_SHOWN);
 		if (!text) {
-			send_error(h, req, 500, "internal", "out of memory");
+			cd_http_send_error(h, req, 500, "internal", "out of memory");
 			return;
 		}
-		send_body(h, req, 200, "text/plain; version=0.0.4; charset=utf-8", text,
-		          strlen(text));
+		cd_http_send_body(h, req, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+		                  strlen(text));
 		free(text);
 	} else if (strncmp(path, "/v1/", 4) == 0) {
 		/* the token first: without it, not even which paths exist */
@@ -1100,25 +874,26 @@ static void on_request(struct evhttp_request *req, void *arg)
 			return;
 		if (strcmp(path, "/v1/doctor") == 0) {
 			if (!get)
-				send_405(h, req, "GET, HEAD");
+				cd_http_send_405(h, req, "GET, HEAD");
 			else if (d->stopping)
-				send_error(h, req, 503, "stopping", "the daemon is shutting down");
+				cd_http_send_error(h, req, 503, "stopping",
+				                   "the daemon is shutting down");
 			else
 				doctor_get(h, req, evhttp_uri_get_query(uri));
 		} else if (strncmp(path, "/v1/jobs", 8) == 0 && (!path[8] || path[8] == '/'))
 			cd_http_jobs(h, h->jobs, req, path, evhttp_uri_get_query(uri));
 		else if (strcmp(path, "/v1/verify") != 0)
-			send_error(h, req, 404, "not_found", "no such endpoint");
+			cd_http_send_error(h, req, 404, "not_found", "no such endpoint");
 		else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST)
-			send_405(h, req, "GET, POST");
+			cd_http_send_405(h, req, "GET, POST");
 		else if (d->stopping)
-			send_error(h, req, 503, "stopping", "the daemon is shutting down");
+			cd_http_send_error(h, req, 503, "stopping", "the daemon is shutting down");
 		else if (cmd == EVHTTP_REQ_GET)
 			verify_get(h, req, evhttp_uri_get_query(uri));
 		else
 			verify_post(h, req);
 	} else {
-		send_error(h, req, 404, "not_found", "no such endpoint");
+		cd_http_send_error(h, req, 404, "not_found", "no such endpoint");
 	}
 }
 
@@ -1258,59 +1033,10 @@ void cd_http_free(cd_http *h)
 
 /* ---- for http_jobs.c and jobs.c ---------------------------------------------------- */
 
-cd_daemon *cd_http_daemon(cd_http *h)
-{
-	return h->d;
-}
-
-void cd_http_send_body(cd_http *h, struct evhttp_request *req, int code, const char *type,
-                       const char *body, size_t len)
-{
-	send_body(h, req, code, type, body, len);
-}
-
-void cd_http_send_json(cd_http *h, struct evhttp_request *req, int code, json_t *j)
-{
-	send_json(h, req, code, j);
-}
-
-void cd_http_send_error(cd_http *h, struct evhttp_request *req, int code, const char *error,
-                        const char *message)
-{
-	send_error(h, req, code, error, message);
-}
-
-void cd_http_send_405(cd_http *h, struct evhttp_request *req, const char *allow)
-{
-	send_405(h, req, allow);
-}
-
-/* A job's options: those of /v1/verify but the transcript, which a job's
- * results do not keep (refused, never ignored). */
-bool cd_http_request_options(cd_http *h, json_t *root, callout_options *o, bool *has, char *msg,
-                             size_t len)
-{
-	bool transcript = false;
-
-	if (!request_options(h, root, o, has, &transcript, msg, len))
-		return false;
-	if (transcript) {
-		snprintf(msg, len, "\"transcript\": a job's results do not keep the SMTP dialogue");
-		return false;
-	}
-	return true;
-}
-
-static bool job_options(void *arg, json_t *options, callout_options *o, bool *has, char *msg,
-                        size_t len)
-{
-	return cd_http_request_options(arg, options, o, has, msg, len);
-}
-
 int cd_http_jobs_start(cd_http *h, char *err, size_t errlen)
 {
 	if (!h)
 		return 0;
-	h->jobs = cd_jobs_new(h->d, job_options, h, err, errlen);
+	h->jobs = cd_jobs_new(h->d, cd_http_job_options, h->d, err, errlen);
 	return h->jobs ? 0 : -1;
 }

@@ -63,7 +63,7 @@ static bool add(void *arg, unsigned long line, const char *a, size_t len, cd_bod
 
 static void jobs_post(cd_http *h, cd_jobs *js, struct evhttp_request *req, const char *query)
 {
-	cd_daemon *d = cd_http_daemon(h);
+	cd_daemon *d = h->d;
 	const cd_config *cfg = d->cfg;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
@@ -139,7 +139,7 @@ static void jobs_post(cd_http *h, cd_jobs *js, struct evhttp_request *req, const
 	}
 	hook = json_incref(json_object_get(opts, "webhook"));
 	json_object_del(opts, "webhook");
-	if (!e->status && !cd_http_request_options(h, opts, &o, &has, why, sizeof(why)))
+	if (!e->status && !cd_http_job_options(h->d, opts, &o, &has, why, sizeof(why)))
 		cd_body_fail(e, 400, "invalid_option", "%s", why);
 	if (e->status) {
 		cd_jobnew_abort(p.n);
@@ -328,7 +328,7 @@ void cd_http_jobs(cd_http *h, cd_jobs *js, struct evhttp_request *req, const cha
 	}
 	if (!*rest || strcmp(rest, "/") == 0) {
 		if (cmd == EVHTTP_REQ_POST) {
-			if (cd_http_daemon(h)->stopping)
+			if (h->d->stopping)
 				cd_http_send_error(h, req, 503, "stopping",
 				                   "the daemon is shutting down");
 			else

@@ -41,15 +41,8 @@
 #define PURGE_MS    50   /* ... and the next batch this much later */
 #define TICK_S      5    /* expiry */
 
-static const char *const state_names[CD_JOB_NSTATES] = {"queued", "running", "done", "cancelled",
-                                                        "failed"};
 static const char *const webhook_names[] = {"none", "pending", "delivered", "failed"};
 enum { WH_NONE, WH_PENDING, WH_DELIVERED, WH_FAILED };
-
-const char *cd_job_state_name(cd_job_state s)
-{
-	return (unsigned)s < CD_JOB_NSTATES ? state_names[s] : "?";
-}
 
 /* A verification in flight. */
 typedef struct jq {
@@ -138,8 +131,8 @@ static json_t *counts_json(const cd_jobent *j)
 json_t *cd_job_json(const cd_jobent *j)
 {
 	json_t *o =
-	    json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:o}", "id", j->id, "state", state_names[j->state],
-	              "created", (json_int_t)j->created, "finished",
+	    json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:o}", "id", j->id, "state",
+	              cd_job_state_name(j->state), "created", (json_int_t)j->created, "finished",
 	              j->finished ? json_integer(j->finished) : json_null(), "total",
 	              (json_int_t)j->total, "done", (json_int_t)j->done, "counts", counts_json(j));
 
@@ -329,7 +322,7 @@ static void end_job(cd_jobent *j, cd_job_state st)
 	j->state = st;
 	j->finished = now_s();
 	j->dirty = true;
-	cd_log(CD_LOG_INFO, "job %s: %s: %llu of %llu addresses%s%s", j->id, state_names[st],
+	cd_log(CD_LOG_INFO, "job %s: %s: %llu of %llu addresses%s%s", j->id, cd_job_state_name(st),
 	       (unsigned long long)j->done, (unsigned long long)j->total, j->error[0] ? ": " : "",
 	       j->error);
 	if (j->webhook && j->webhook_state == WH_PENDING && st != CD_JOB_FAILED)
@@ -644,7 +637,7 @@ static int load_one(void *arg, const char *id, const char *text, size_t len)
 	memcpy(j->id, id, sizeof(j->id));
 	state = json_string_value(json_object_get(o, "state"));
 	for (unsigned i = 0; state && i < CD_JOB_NSTATES; i++)
-		if (strcmp(state, state_names[i]) == 0)
+		if (strcmp(state, cd_job_state_name((cd_job_state)i)) == 0)
 			j->state = (cd_job_state)i;
 	j->created = json_integer_value(json_object_get(o, "created"));
 	j->finished = json_integer_value(json_object_get(o, "finished"));
