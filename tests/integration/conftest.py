@@ -39,11 +39,11 @@ os.environ["CALLOUT_ALLOW_PRIVATE"] = "1"
 
 
 def pytest_configure(config):
-    # `slow`: more than about 10 s on a 2-core machine.  The full run (CI,
+    # `slow`: more than about 4 s on a 2-core machine.  The full run (CI,
     # scripts/test) runs everything; the developer's run leaves them out:
     # pytest -m "not slow" tests/integration, or scripts/test --fast.
     config.addinivalue_line(
-        "markers", "slow: takes more than about 10 s; left out of the fast run (-m 'not slow')")
+        "markers", "slow: takes more than about 4 s; left out of the fast run (-m 'not slow')")
     config.option.strict_markers = True  # a misspelt marker is an error, not a new marker
 
 def binary(name):

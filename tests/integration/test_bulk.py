@@ -254,6 +254,7 @@ def run_on_pty(args, input_text):
     return proc.returncode, out, b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_progress_on_a_terminal(fake):
     srv = fake(delay=1.5)
     addrs = [f"slow{i}@[{srv.host}]" for i in range(1, 5)] + [f"bad@[{srv.host}]"]

@@ -414,6 +414,7 @@ def test_pending_requests_end_when_the_connection_drops(redis, tmp_path):
         holder.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("valgrind") is None or os.environ.get("CALLOUT_SANITIZED"),
                     reason="valgrind not installed, or a sanitizer build (they do not mix)")
 def test_no_leaks_under_valgrind(redis):

@@ -10,6 +10,8 @@ its longest delay.
 import asyncio
 import re
 
+import pytest
+
 import testnet
 
 SESSIONS = 300
@@ -67,6 +69,7 @@ async def run_all(specs):
     return await asyncio.gather(*(session(ip, tag, dom) for ip, tag, dom in specs))
 
 
+@pytest.mark.slow
 def test_log_matches_what_clients_received(chaos_smtp):
     chaos_ip, banner_ip = testnet.chaos_ip(1), testnet.chaos_ip(9)
     server = chaos_smtp({chaos_ip: "chaos", banner_ip: "chaos-banner"}, seed=3,

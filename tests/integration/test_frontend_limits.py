@@ -264,6 +264,7 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow
 def test_fd_exhaustion_pauses_accepting_instead_of_spinning(calloutd):
     """With `ulimit -n 48` and the engine holding most descriptors (callouts
     to servers that never answer), a burst of HTTP and policy connections

@@ -344,6 +344,7 @@ def test_post_bad_requests(calloutd, body, error):
     assert list(r.json) == ["error", "message"]
 
 
+@pytest.mark.slow
 def test_post_options_are_honoured_or_refused_by_name(calloutd, mx):
     """A request's own options: "timeout" shortens its verification (never
     lengthens it beyond calloutd's); any other field is refused with 400
@@ -541,6 +542,7 @@ def test_keep_alive(calloutd, mx):
     conn.close()
 
 
+@pytest.mark.slow
 def test_client_disconnect_cancels_the_verification(calloutd, mx):
     d = calloutd()
     before = metrics()

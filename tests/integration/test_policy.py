@@ -219,6 +219,7 @@ def test_call_forward(through, fake_smtp):
     assert d.wait_log("checked=recipient verdict=invalid reason=mailbox_unknown")
 
 
+@pytest.mark.slow
 def test_reply_within_then_cache(through, fake_smtp):
     slow = fake_smtp(SLOW_RCPT, index=7)
     d, gw = through(sections_=sections(daemon={"reply_within": "1s"},
@@ -438,6 +439,7 @@ def test_long_sender_verified_not_dropped(daemon):
     c.close()
 
 
+@pytest.mark.slow
 def test_client_closes_mid_check(daemon, fake_smtp):
     slow = fake_smtp(SLOW_RCPT, index=8)
     c = Conn(daemon.policy_addr)
