@@ -322,9 +322,9 @@ static void end_job(cd_jobent *j, cd_job_state st)
 	j->state = st;
 	j->finished = now_s();
 	j->dirty = true;
-	cd_log(CD_LOG_INFO, "job %s: %s: %llu of %llu addresses%s%s", j->id, cd_job_state_name(st),
-	       (unsigned long long)j->done, (unsigned long long)j->total, j->error[0] ? ": " : "",
-	       j->error);
+	cd_log(CD_LOG_INFO, "job %s: %s: %llu of %llu address%s%s%s", j->id, cd_job_state_name(st),
+	       (unsigned long long)j->done, (unsigned long long)j->total, j->total == 1 ? "" : "es",
+	       j->error[0] ? ": " : "", j->error);
 	if (j->webhook && j->webhook_state == WH_PENDING && st != CD_JOB_FAILED)
 		send_webhook(j);
 	flush(j->js);
@@ -849,8 +849,8 @@ cd_jobent *cd_jobnew_commit(cd_jobnew *n, json_t *options, const char *webhook,
 		goto fail;
 	free(n);
 	TAILQ_INSERT_TAIL(&js->jobs, j, link);
-	cd_log(CD_LOG_INFO, "job %s: queued: %llu addresses%s", j->id, (unsigned long long)j->total,
-	       j->webhook ? ", with a webhook" : "");
+	cd_log(CD_LOG_INFO, "job %s: queued: %llu address%s%s", j->id, (unsigned long long)j->total,
+	       j->total == 1 ? "" : "es", j->webhook ? ", with a webhook" : "");
 	update_gauges(js);
 	pump_soon(js);
 	return j;
