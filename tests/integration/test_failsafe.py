@@ -737,7 +737,11 @@ def test_calloutd_start(dns_server, postfix_mx, tmp_path):
             if up:
                 started += 1
                 v = policy_ask(d, VALID)
-                if v != "action=DUNNO" and not DEFER.match(v):
+                # the Nth allocation may come only with the request (N past
+                # the start): its connection closes, nothing worse
+                late = not failed_at and where(read_report(report))
+                if v != "action=DUNNO" and not DEFER.match(v) and \
+                        not (late and v.startswith("closed")):
                     problems.append(f"N={n} [{failed_at}]: started, then {v!r} for {VALID}")
                 rc = d.stop(timeout=10)
                 if rc != 0:
