@@ -291,9 +291,13 @@ static void send_webhook(cd_jobent *j)
 	json_object_del(o, "webhook");
 	body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(o);
+	const cd_config *cfg = js->d->cfg;
+	cd_webhook_conf conf = {cfg->http_webhook_secret,
+	                        cfg->dns_servers[0] ? cfg->dns_servers : NULL,
+	                        cfg->http_webhook_allow_private};
 	if (body)
-		j->hook = cd_webhook_send(js->d->base, j->webhook, j->webhook_ip, body,
-		                          js->d->cfg->http_webhook_secret, j->id, on_webhook, j);
+		j->hook = cd_webhook_send(js->d->base, j->webhook, j->webhook_ip, &conf, body,
+		                          j->id, on_webhook, j);
 	free(body);
 	if (!j->hook)
 		cd_log(CD_LOG_ERR, "job %s: webhook: out of memory", j->id);

@@ -1,6 +1,9 @@
 /*
  * The webhook of a bulk job (jobs_webhook.h): libevent's HTTP client, one
- * attempt at a time, to the address resolved when the job was posted.
+ * attempt at a time.  A host name is resolved at each attempt with
+ * libevent's asynchronous resolver (a blocking getaddrinfo would hold the
+ * loop, and with it the mail), and the address it gives is checked before
+ * it is used, so that a name that turns private is not followed.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -12,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -25,14 +29,17 @@
 
 struct cd_webhook {
 	struct event_base *base;
+	struct evdns_base *dns;                /* for a host name; made at the first attempt */
+	struct evdns_getaddrinfo_request *gai; /* a resolution under way */
 	struct evhttp_connection *evcon;
 	struct event *timer; /* the next attempt, or freeing evcon after one */
-	char *url, *body, *host, *path;
+	char *url, *body, *host, *path, *dns_servers;
 	char ip[64], signature[80], job[40];
+	bool by_name, allow_private;
 	int port;
 	unsigned tries;
 	int phase;     /* W_WAIT: the timer starts an attempt; else it ends one */
-	char why[160]; /* the last attempt's failure */
+	char why[256]; /* the last attempt's failure */
 	void (*done)(void *arg, bool delivered);
 	void *arg;
 };
@@ -66,16 +73,66 @@ static bool private_addr(const struct sockaddr *sa)
 	       b[0] == 0xff || (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8);
 }
 
+/* host as evhttp gives it, without an IPv6 literal's brackets, into out;
+ * false when it does not fit. */
+static bool bare_host(const char *host, char *out, size_t len)
+{
+	size_t n = strlen(host);
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		host++;
+		n -= 2;
+	}
+	if (n >= len)
+		return false;
+	memcpy(out, host, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* A host name as DNS takes it: letters, digits, '-', '_' and dots, 253
+ * bytes at most. */
+static bool dns_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* The numeric address of host, an IP literal, into sa; false for a name. */
+static bool ip_literal(const char *host, struct sockaddr_storage *sa)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+
+	memset(sa, 0, sizeof(*sa));
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
 bool cd_webhook_check(const char *url, bool allow_private, char *ip, size_t iplen, char *msg,
                       size_t len)
 {
 	struct evhttp_uri *u;
 	const char *scheme, *host;
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG},
-	                *res = NULL;
+	char bare[256];
+	struct sockaddr_storage sa;
 	bool ok = false;
-	int rc;
 
+	ip[0] = '\0';
 	if (strlen(url) > CD_WEBHOOK_URL_MAX) {
 		snprintf(msg, len, "\"webhook\": longer than %d bytes", CD_WEBHOOK_URL_MAX);
 		return false;
@@ -86,26 +143,27 @@ bool cd_webhook_check(const char *url, bool allow_private, char *ip, size_t iple
 		snprintf(msg, len, "\"webhook\": expected http://HOST[:PORT][/PATH]");
 		goto out;
 	}
-	if ((rc = getaddrinfo(host, NULL, &hints, &res)) != 0 || !res) {
-		snprintf(msg, len, "\"webhook\": %.100s: %s", host, gai_strerror(rc));
+	if (!bare_host(host, bare, sizeof(bare))) {
+		snprintf(msg, len, "\"webhook\": the host name is too long");
 		goto out;
 	}
-	if (!allow_private && private_addr(res->ai_addr)) {
+	if (!ip_literal(bare, &sa)) {
+		/* a name: resolved when the webhook is sent, not here on the loop */
+		ok = dns_name(bare);
+		if (!ok)
+			snprintf(msg, len, "\"webhook\": %.100s is not a host name", bare);
+		goto out;
+	}
+	if (!allow_private && private_addr((struct sockaddr *)&sa)) {
 		snprintf(msg, len,
 		         "\"webhook\": %.100s is a private or loopback address ([http] "
 		         "webhook_allow_private)",
-		         host);
+		         bare);
 		goto out;
 	}
-	if (getnameinfo(res->ai_addr, res->ai_addrlen, ip, (socklen_t)iplen, NULL, 0,
-	                NI_NUMERICHOST) != 0) {
-		snprintf(msg, len, "\"webhook\": %.100s: no usable address", host);
-		goto out;
-	}
+	snprintf(ip, iplen, "%s", bare);
 	ok = true;
 out:
-	if (res)
-		freeaddrinfo(res);
 	if (u)
 		evhttp_uri_free(u);
 	return ok;
@@ -184,15 +242,14 @@ static void on_reply(struct evhttp_request *req, void *arg)
 	evtimer_add(w->timer, &now);
 }
 
-static void attempt(cd_webhook *w)
+/* Connect to w->ip and send. */
+static void post(cd_webhook *w)
 {
 	struct evhttp_request *req;
 	struct evkeyvalq *hd;
 	char host[320];
 	struct timeval now = {0, 0};
 
-	w->tries++;
-	w->phase = W_FAILED;
 	snprintf(w->why, sizeof(w->why), "cannot send to %s port %d", w->ip, w->port);
 	if (!(w->evcon = evhttp_connection_base_new(w->base, NULL, w->ip, (ev_uint16_t)w->port)) ||
 	    !(req = evhttp_request_new(on_reply, w))) {
@@ -217,8 +274,92 @@ static void attempt(cd_webhook *w)
 		evtimer_add(w->timer, &now); /* evhttp freed req */
 }
 
+static void on_resolved(int err, struct evutil_addrinfo *res, void *arg)
+{
+	cd_webhook *w = arg;
+	struct timeval now = {0, 0};
+	bool private_only = false;
+
+	if (err == EVUTIL_EAI_CANCEL) /* cd_webhook_cancel: w is going */
+		return;
+	w->gai = NULL;
+	w->ip[0] = '\0';
+	for (struct evutil_addrinfo *ai = err ? NULL : res; ai && !w->ip[0]; ai = ai->ai_next) {
+		if (!w->allow_private && private_addr(ai->ai_addr))
+			private_only = true;
+		else if (getnameinfo(ai->ai_addr, (socklen_t)ai->ai_addrlen, w->ip, sizeof(w->ip),
+		                     NULL, 0, NI_NUMERICHOST) != 0)
+			w->ip[0] = '\0';
+	}
+	if (res)
+		evutil_freeaddrinfo(res);
+	if (w->ip[0]) {
+		post(w);
+		return;
+	}
+	if (err)
+		snprintf(w->why, sizeof(w->why), "%.100s does not resolve: %s", w->host,
+		         evutil_gai_strerror(err));
+	else if (private_only) {
+		snprintf(w->why, sizeof(w->why),
+		         "%.100s resolves to private or loopback addresses only ([http] "
+		         "webhook_allow_private)",
+		         w->host);
+		w->tries = CD_WEBHOOK_TRIES; /* a setting, not a passing failure: no retry */
+	} else
+		snprintf(w->why, sizeof(w->why), "%.100s: no usable address", w->host);
+	evtimer_add(w->timer, &now);
+}
+
+/* A resolver of its own, on the servers calloutd's engine asks. */
+static struct evdns_base *resolver(const cd_webhook *w)
+{
+	struct evdns_base *dns = evdns_base_new(w->base, 0);
+	char *list = NULL, *save = NULL;
+	int added = 0;
+
+	if (!dns)
+		return NULL;
+	if (w->dns_servers && (list = strdup(w->dns_servers))) {
+		for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+			added += evdns_base_nameserver_ip_add(dns, t) == 0;
+		free(list);
+	} else if (w->dns_servers) {
+		added = 0;
+	} else if (evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, "/etc/resolv.conf") == 0) {
+		added = (int)evdns_base_count_nameservers(dns);
+	}
+	/* 0x20 case games trip some forwarders; a webhook gains nothing by them */
+	evdns_base_set_option(dns, "randomize-case:", "0");
+	if (added == 0) {
+		evdns_base_free(dns, 0);
+		return NULL;
+	}
+	return dns;
+}
+
+static void attempt(cd_webhook *w)
+{
+	struct timeval now = {0, 0};
+	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+
+	w->tries++;
+	w->phase = W_FAILED;
+	if (!w->by_name) {
+		post(w);
+		return;
+	}
+	if (!w->dns && !(w->dns = resolver(w))) {
+		snprintf(w->why, sizeof(w->why), "no DNS server to resolve %.100s", w->host);
+		evtimer_add(w->timer, &now);
+		return;
+	}
+	/* may answer at once (then it returns NULL, after on_resolved) */
+	w->gai = evdns_getaddrinfo(w->dns, w->host, NULL, &hints, on_resolved, w);
+}
+
 cd_webhook *cd_webhook_send(struct event_base *base, const char *url, const char *ip,
-                            const char *body, const char *secret, const char *job,
+                            const cd_webhook_conf *conf, const char *body, const char *job,
                             void (*done)(void *arg, bool delivered), void *arg)
 {
 	cd_webhook *w = calloc(1, sizeof(*w));
@@ -226,9 +367,12 @@ cd_webhook *cd_webhook_send(struct event_base *base, const char *url, const char
 	const char *path = u ? evhttp_uri_get_path(u) : NULL,
 	           *query = u ? evhttp_uri_get_query(u) : NULL;
 	const char *host = u ? evhttp_uri_get_host(u) : NULL;
+	char bare[256];
 
-	if (!w || !u || !host || !(w->timer = evtimer_new(base, on_timer, w)) ||
-	    !(w->body = strdup(body)) || !(w->host = strdup(host)) ||
+	if (!w || !u || !host || !bare_host(host, bare, sizeof(bare)) ||
+	    !(w->timer = evtimer_new(base, on_timer, w)) || !(w->body = strdup(body)) ||
+	    !(w->host = strdup(bare)) ||
+	    (conf->dns_servers && !(w->dns_servers = strdup(conf->dns_servers))) ||
 	    asprintf(&w->path, "%s%s%s", path && path[0] ? path : "/", query ? "?" : "",
 	             query ? query : "") < 0) {
 		if (w)
@@ -243,9 +387,11 @@ cd_webhook *cd_webhook_send(struct event_base *base, const char *url, const char
 	w->base = base;
 	w->done = done;
 	w->arg = arg;
-	snprintf(w->ip, sizeof(w->ip), "%s", ip);
+	w->allow_private = conf->allow_private;
+	w->by_name = !ip || !ip[0];
+	snprintf(w->ip, sizeof(w->ip), "%s", w->by_name ? "" : ip);
 	snprintf(w->job, sizeof(w->job), "%s", job);
-	cd_webhook_signature(secret, body, strlen(body), w->signature);
+	cd_webhook_signature(conf->secret, body, strlen(body), w->signature);
 	w->phase = W_WAIT;
 	struct timeval now = {0, 0};
 	evtimer_add(w->timer, &now);
@@ -256,12 +402,17 @@ void cd_webhook_cancel(cd_webhook *w)
 {
 	if (!w)
 		return;
+	if (w->gai)
+		evdns_getaddrinfo_cancel(w->gai); /* on_resolved hears EVUTIL_EAI_CANCEL */
+	if (w->dns)
+		evdns_base_free(w->dns, 0);
 	if (w->evcon)
 		evhttp_connection_free(w->evcon);
 	if (w->timer)
 		event_free(w->timer);
 	free(w->body);
 	free(w->host);
+	free(w->dns_servers);
 	free(w->path);
 	free(w);
 }

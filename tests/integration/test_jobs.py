@@ -313,12 +313,53 @@ def test_webhook_signed_and_retried(calloutd, mx):
         srv.shutdown()
 
 
+def test_webhook_host_name_resolved_when_sent(calloutd, mx, dns_server):
+    """A host name is not resolved while the POST is answered (a blocking
+    look-up would hold the mail); it is resolved through the engine's DNS
+    servers when the webhook goes, and its address checked then: ns.test
+    is 127.0.0.1, loopback, followed only with webhook_allow_private."""
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    Receiver.got = []
+    Receiver.fail_first = 0
+    try:
+        url = f"http://ns.test:{srv.server_port}/hook"
+        d = calloutd(sections=sections(webhooks="yes", webhook_secret=SECRET))
+        r = post_job({"addresses": [f"bob+1@[{mx.host}]"], "webhook": url})
+        assert r.status == 202, r
+        job = r.json["id"]
+        deadline = time.time() + 10
+        while request("GET", f"/v1/jobs/{job}").json["webhook"] != "failed":
+            assert time.time() < deadline, request("GET", f"/v1/jobs/{job}").json
+            time.sleep(0.1)
+        assert Receiver.got == []
+        assert "resolves to private or loopback addresses only" in d.log_text()
+        d.stop()
+
+        calloutd(sections=sections(webhooks="yes", webhook_allow_private="yes",
+                                   webhook_secret=SECRET))
+        r = post_job({"addresses": [f"bob+1@[{mx.host}]"], "webhook": url})
+        assert r.status == 202, r
+        deadline = time.time() + 10
+        while request("GET", f"/v1/jobs/{r.json['id']}").json["webhook"] != "delivered":
+            assert time.time() < deadline
+            time.sleep(0.1)
+        assert len(Receiver.got) == 1
+        assert Receiver.got[0][0]["Host"] == f"ns.test:{srv.server_port}"
+        assert json.loads(Receiver.got[0][1])["id"] == r.json["id"]
+    finally:
+        Receiver.fail_first = 1
+        srv.shutdown()
+
+
 def test_webhook_private_target_refused(calloutd, mx):
     calloutd(sections=sections(webhooks="yes"))
     r = post_job({"addresses": [f"bob+1@[{mx.host}]"], "webhook": "http://127.0.0.1:9/"})
     assert r.status == 400 and "private or loopback" in r.json["message"], r
     r = post_job({"addresses": [f"bob+1@[{mx.host}]"], "webhook": "ftp://example.org/"})
     assert r.status == 400 and "http://HOST" in r.json["message"], r
+    r = post_job({"addresses": [f"bob+1@[{mx.host}]"], "webhook": "http://a%20b/"})
+    assert r.status == 400 and "webhook" in r.json["message"], r
 
 
 def test_job_waits_while_mail_holds_half_of_max_inflight(calloutd, mx):
