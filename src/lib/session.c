@@ -31,6 +31,10 @@
 #include "verdict.h"
 
 #define TRANSCRIPT_MAX (64 * 1024)
+/* How long postmaster's reply is awaited once every address is answered:
+ * its answer is a domain fact, nice to have; the addresses' answers are
+ * what someone waits for. */
+#define POSTMASTER_WAIT_MS 3000
 
 typedef enum state {
 	ST_CONNECT,
@@ -528,6 +532,15 @@ static void skip_needless_random(co_session *s)
 	}
 }
 
+/* Only postmaster's reply is still to come in this transaction. */
+static bool awaiting_postmaster(const co_session *s)
+{
+	unsigned i;
+
+	return s->st == ST_TXN && s->b && !s->null_refused && s->answered + 1 == s->nplan &&
+	       step_at(s, s->answered, &i) == STEP_POSTMASTER;
+}
+
 /* A reply inside the transaction.  Returns false when finished. */
 static bool on_txn_reply(co_session *s)
 {
@@ -623,6 +636,9 @@ static bool on_txn_reply(co_session *s)
 	}
 	if (!s->pipelined && s->sent < s->nplan)
 		send_step(s, s->sent++);
+	if (awaiting_postmaster(s))
+		arm_timer(s, s->p.command_timeout_ms < POSTMASTER_WAIT_MS ? s->p.command_timeout_ms
+		                                                          : POSTMASTER_WAIT_MS);
 	return true;
 
 maybe_fallback:
@@ -830,6 +846,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (s->st == ST_TLS) {
 		tls_failed(s, "timed out in the TLS handshake");
+		return;
+	}
+	if (awaiting_postmaster(s)) {
+		/* The addresses' answers stand; the fact stays unknown.  Not a
+		 * failure of the host, nor a cut: QUIT, and no reuse (a reply is
+		 * still due on this connection). */
+		static const char note[] = "-- postmaster did not answer in time; the session ends";
+		transcript(s, "", note, sizeof(note) - 1);
+		end(s, true);
 		return;
 	}
 	if (s->st == ST_CONNECT && s->p.proxy && co_conn_proxy_stalled(s->conn)) {
