@@ -5,9 +5,7 @@
  * cache.c.  The redaction of a spec's password, for messages, lives here
  * too: it reads specs as the parser does.
  */
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,28 +14,16 @@
 #include "cache_memory.h"
 #include "cache_open.h"
 #include "cache_redis.h"
+#include "errf.h"
 #include "hostport.h"
 
 #define REDIS_PORT_DEFAULT   6379
 #define REDIS_PREFIX_DEFAULT "callout:"
 #define REDIS_PREFIX_MAX     64
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap); /* truncation is fine for a message */
-		va_end(ap);
-	}
-	return -1;
-}
-
 static int nomem(char *err, size_t errlen)
 {
-	fail(err, errlen, "%s", "out of memory");
+	co_errf(err, errlen, "%s", "out of memory");
 	return CO_CACHE_ENOMEM;
 }
 
@@ -133,13 +119,14 @@ static int open_redis(const char *spec, const co_cache_conf *conf, co_cache **ou
 
 	co_cache_spec_redact(spec, shown, sizeof(shown));
 	if (strlen(spec) - strlen("redis://") >= sizeof(buf))
-		return fail(err, errlen, "cache spec too long: %.40s...", shown);
+		return co_errf(err, errlen, "cache spec too long: %.40s...", shown);
 	strcpy(buf, spec + strlen("redis://"));
 	if ((q = strchr(buf, '?'))) {
 		*q++ = '\0';
 		if (strncmp(q, "prefix=", 7) != 0 || strlen(q + 7) > REDIS_PREFIX_MAX ||
 		    strpbrk(q + 7, "&=\t\r\n "))
-			return fail(err, errlen, "bad Redis option in %s (only ?prefix=P)", shown);
+			return co_errf(err, errlen, "bad Redis option in %s (only ?prefix=P)",
+			               shown);
 		strcpy(prefix, q + 7);
 	}
 	host = buf;
@@ -152,20 +139,20 @@ static int open_redis(const char *spec, const co_cache_conf *conf, co_cache **ou
 		*at = '\0';
 		char *colon = strchr(host, ':');
 		if (!colon)
-			return fail(
+			return co_errf(
 			    err, errlen,
 			    "bad Redis credentials in %s (use :PASSWORD@ or USER:PASSWORD@)",
 			    shown);
 		*colon = '\0';
 		if (strlen(host) >= sizeof(user) || strlen(colon + 1) >= sizeof(password))
-			return fail(err, errlen, "Redis user or password too long in %s", shown);
+			return co_errf(err, errlen, "Redis user or password too long in %s", shown);
 		strcpy(user, host);
 		strcpy(password, colon + 1);
 		if (!percent_decode(user) || !percent_decode(password))
-			return fail(err, errlen, "bad %%-escape in the Redis credentials of %s",
-			            shown);
+			return co_errf(err, errlen, "bad %%-escape in the Redis credentials of %s",
+			               shown);
 		if (user[0] && !password[0])
-			return fail(err, errlen, "Redis user without a password in %s", shown);
+			return co_errf(err, errlen, "Redis user without a password in %s", shown);
 		host = at + 1;
 	}
 	if ((p = strchr(host, '/'))) {
@@ -174,16 +161,17 @@ static int open_redis(const char *spec, const co_cache_conf *conf, co_cache **ou
 		if (*p) {
 			db = strtoul(p, &end, 10);
 			if (*end || db > 65535 || *p == '-' || *p == '+')
-				return fail(err, errlen, "bad Redis database number in %s", shown);
+				return co_errf(err, errlen, "bad Redis database number in %s",
+				               shown);
 		}
 	}
 	co_hostport hp;
 	const char *why = co_hostport_parse(host, 0, &hp);
 	if (why && (!host[0] || strcmp(why, "no host") == 0))
-		return fail(err, errlen, "no Redis host in %s", shown);
+		return co_errf(err, errlen, "no Redis host in %s", shown);
 	if (why)
-		return fail(err, errlen, "bad Redis %s in %s: %s",
-		            strstr(why, "port") ? "port" : "host", shown, why);
+		return co_errf(err, errlen, "bad Redis %s in %s: %s",
+		               strstr(why, "port") ? "port" : "host", shown, why);
 	if (hp.port)
 		port = hp.port;
 	co_redis_auth auth = {.user = user[0] ? user : NULL,
@@ -212,7 +200,7 @@ int co_cache_open(const char *spec, const co_cache_conf *conf, co_cache **out, c
 		return 0;
 	if (strncmp(spec, "lmdb:", 5) == 0) {
 		if (!spec[5])
-			return fail(err, errlen, "%s", "lmdb: needs a file name (lmdb:PATH)");
+			return co_errf(err, errlen, "%s", "lmdb: needs a file name (lmdb:PATH)");
 		if (!(*out = co_cache_lmdb_new(spec + 5, conf, err, errlen)))
 			return conf->strict ? CO_CACHE_EOPEN : nomem(err, errlen);
 		return 0;
@@ -220,11 +208,13 @@ int co_cache_open(const char *spec, const co_cache_conf *conf, co_cache **out, c
 	if (strncmp(spec, "redis://", 8) == 0)
 		return open_redis(spec, conf, out, err, errlen);
 	if (strncmp(spec, "rediss://", 9) == 0)
-		return fail(err, errlen, "%s",
-		            "rediss:// (Redis over TLS) is not supported: this build's hiredis has "
-		            "no TLS; use redis:// over a TLS tunnel (e.g. stunnel) or a trusted "
-		            "network");
-	return fail(err, errlen,
-	            "unknown cache '%.80s' (lmdb:PATH, redis://HOST[:PORT][/DB], memory or none)",
-	            co_cache_spec_redact(spec, shown, sizeof(shown)));
+		return co_errf(
+		    err, errlen, "%s",
+		    "rediss:// (Redis over TLS) is not supported: this build's hiredis has "
+		    "no TLS; use redis:// over a TLS tunnel (e.g. stunnel) or a trusted "
+		    "network");
+	return co_errf(
+	    err, errlen,
+	    "unknown cache '%.80s' (lmdb:PATH, redis://HOST[:PORT][/DB], memory or none)",
+	    co_cache_spec_redact(spec, shown, sizeof(shown)));
 }

@@ -32,6 +32,7 @@
 #include "cache_redis.h"
 #include "cache_redis_int.h"
 #include "clock.h"
+#include "errf.h"
 
 #define REPLY_TIMEOUT_MS 2000  /* nothing answered for this long: the server is gone */
 #define BACKOFF_MAX_MS   30000 /* reconnections at least this often */
@@ -584,6 +585,6 @@ co_cache *co_cache_redis_new(const char *host, unsigned port, unsigned db,
 oom:
 	if (r)
 		destroy(r);
-	co_redis_say(err, errlen, "cache redis://%s:%u: out of memory", host, port);
+	co_errf(err, errlen, "cache redis://%s:%u: out of memory", host, port);
 	return NULL;
 }

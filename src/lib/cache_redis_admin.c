@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cache_redis_int.h"
+#include "errf.h"
 
 #define ADMIN_TIMEOUT_S 2
 #define SCAN_COUNT      "1000"
@@ -69,7 +70,7 @@ fail:
 	if (rc)
 		redisFree(rc);
 	if (err)
-		co_redis_say(err, errlen, "cache %s: %s", r->name, why);
+		co_errf(err, errlen, "cache %s: %s", r->name, why);
 	else
 		co_redis_fault(r, why);
 	return NULL;

@@ -3,23 +3,11 @@
  * their replies with (see cache_redis_int.h): keys with the prefix,
  * records out of replies, and faults reported once.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cache_redis_int.h"
-
-void co_redis_say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap); /* truncation is fine for a message */
-		va_end(ap);
-	}
-}
 
 void co_redis_fault(redis_cache *r, const char *why)
 {

@@ -73,9 +73,6 @@ struct redis_cache {
 	redisContext *sync;
 };
 
-/* Say why in err (when there is room), truncated if need be. */
-void co_redis_say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Report a fault once: the backend goes on uncached. */
 void co_redis_fault(redis_cache *r, const char *why);
 void co_redis_reply_fault(redis_cache *r, const char *what, const redisReply *rep);
