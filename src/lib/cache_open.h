@@ -27,8 +27,4 @@
 int co_cache_open(const char *spec, const co_cache_conf *conf, co_cache **out, char *err,
                   size_t errlen);
 
-/* spec with its password replaced by "***", for messages: into out
- * (truncated to len), which is returned. */
-const char *co_cache_spec_redact(const char *spec, char *out, size_t len);
-
 #endif

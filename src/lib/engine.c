@@ -35,6 +35,7 @@
 #include "probe.h"
 #include "proxy_pool.h"
 #include "recheck.h"
+#include "redis_spec.h"
 #include "route.h"
 
 #define INPUT_SHOWN_MAX 160 /* of an input that is not an address */
@@ -433,7 +434,7 @@ CALLOUT_API callout_status callout_ctx_health(callout_ctx *ctx, callout_health *
 
 CALLOUT_API const char *callout_cache_spec_redact(const char *spec, char *out, size_t len)
 {
-	return co_cache_spec_redact(spec, out, len);
+	return co_redis_spec_redact(spec, out, len);
 }
 
 CALLOUT_API callout_status callout_ctx_run(callout_ctx *ctx)

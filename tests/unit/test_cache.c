@@ -550,29 +550,6 @@ static void test_bad_redis_credentials(void **state)
 	assert_non_null(strstr(err, "not supported"));
 }
 
-static void test_spec_redact(void **state)
-{
-	(void)state;
-	static const char *const cases[][2] = {
-	    {"redis://:pw@h:1/2", "redis://:***@h:1/2"},
-	    {"redis://user:p%40w@[::1]:6379/0?prefix=x:",
-	     "redis://user:***@[::1]:6379/0?prefix=x:"},
-	    {"redis://u:a@b@h", "redis://u:***@h"}, /* the last @ before the path */
-	    {"redis://h:6379/0?prefix=a@b", "redis://h:6379/0?prefix=a@b"},
-	    {"lmdb:/var/lib/callout/cache.lmdb", "lmdb:/var/lib/callout/cache.lmdb"},
-	    {"memory", "memory"},
-	};
-	char out[128], tiny[10];
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_string_equal(co_cache_spec_redact(cases[i][0], out, sizeof(out)),
-		                    cases[i][1]);
-	assert_string_equal(co_cache_spec_redact(NULL, out, sizeof(out)), "none");
-	/* truncated, still a string, never the password */
-	assert_string_equal(co_cache_spec_redact("redis://:pw@host", tiny, sizeof(tiny)),
-	                    "redis://:");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -588,7 +565,6 @@ int main(void)
 	    cmocka_unit_test(test_memory_backend),
 	    cmocka_unit_test(test_bad_specs),
 	    cmocka_unit_test(test_bad_redis_credentials),
-	    cmocka_unit_test(test_spec_redact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,11 +1,13 @@
 /*
  * The parsers shared by the configuration file and the command line
- * (src/common): HOST[:PORT] and durations.
+ * (src/common): HOST[:PORT], durations, addresses as text and Redis
+ * specs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <arpa/inet.h>
 #include <string.h>
 #include <sys/un.h>
@@ -14,6 +16,7 @@
 
 #include "duration.h"
 #include "hostport.h"
+#include "redis_spec.h"
 #include "sockaddr.h"
 
 static void ok_hp(const char *s, unsigned flags, const char *host, enum co_host_kind kind,
@@ -185,13 +188,130 @@ static void test_sockaddr_text(void **state)
 	assert_string_equal(small, "192.0.2");
 }
 
+static void ok_rs(const char *spec, const char *host, unsigned port, unsigned db, const char *user,
+                  const char *password, const char *prefix)
+{
+	co_redis_spec rs;
+	char err[256] = "";
+
+	if (co_redis_spec_parse(spec, &rs, err, sizeof(err)) != 0)
+		print_message("%s: %s\n", spec, err);
+	assert_int_equal(co_redis_spec_parse(spec, &rs, err, sizeof(err)), 0);
+	assert_string_equal(rs.host, host);
+	assert_int_equal(rs.port, port);
+	assert_int_equal(rs.db, db);
+	assert_string_equal(rs.user, user);
+	assert_string_equal(rs.password, password);
+	assert_string_equal(rs.prefix, prefix);
+}
+
+static void test_redis_spec_forms(void **state)
+{
+	(void)state;
+	ok_rs("redis://h", "h", 6379, 0, "", "", "callout:");
+	ok_rs("redis://Cache.Example:6380/3?prefix=x", "cache.example", 6380, 3, "", "", "x");
+	ok_rs("redis://10.0.0.1/", "10.0.0.1", 6379, 0, "", "", "callout:");
+	ok_rs("redis://user:pass@h/65535", "h", 6379, 65535, "user", "pass", "callout:");
+	ok_rs("redis://:pass@h", "h", 6379, 0, "", "pass", "callout:");
+	ok_rs("redis://[::1]:6380", "::1", 6380, 0, "", "", "callout:");
+	ok_rs("redis://:pw@[2001:db8::1]/2?prefix=a:b", "2001:db8::1", 6379, 2, "", "pw", "a:b");
+	/* %XX in the credentials; the last '@' before the path ends them */
+	ok_rs("redis://us%3aer:p%40s%2Fs@h", "h", 6379, 0, "us:er", "p@s/s", "callout:");
+	ok_rs("redis://u:a@b@h/1", "h", 6379, 1, "u", "a@b", "callout:");
+	ok_rs("redis://h/0?prefix=a@b", "h", 6379, 0, "", "", "a@b");
+}
+
+/* spec refused with the message want, which never holds "hunter2". */
+static void bad_rs(const char *spec, const char *want)
+{
+	co_redis_spec rs;
+	char err[256] = "";
+
+	assert_int_equal(co_redis_spec_parse(spec, &rs, err, sizeof(err)), -1);
+	if (strcmp(err, want) != 0)
+		print_message("%s: %s\n", spec, err);
+	assert_string_equal(err, want);
+	assert_null(strstr(err, "hunter2"));
+	assert_string_equal(rs.password, ""); /* cleared */
+}
+
+static void test_redis_spec_refusals(void **state)
+{
+	char long_spec[600], long_user[200], msg[sizeof(long_spec) + 40];
+
+	(void)state;
+	bad_rs("redis://:hunter2@h/x", "bad Redis database number in redis://:***@h/x");
+	bad_rs("redis://h/65536", "bad Redis database number in redis://h/65536");
+	bad_rs("redis://h/-1", "bad Redis database number in redis://h/-1");
+	bad_rs("redis://h/+1", "bad Redis database number in redis://h/+1");
+	bad_rs("redis://", "no Redis host in redis://");
+	bad_rs("redis://:hunter2@/1", "no Redis host in redis://:***@/1");
+	bad_rs("redis://:6380", "no Redis host in redis://:6380");
+	bad_rs("redis://u:@h", "Redis user without a password in redis://u:***@h");
+	bad_rs("redis://someone@h",
+	       "bad Redis credentials in redis://someone@h (use :PASSWORD@ or USER:PASSWORD@)");
+	bad_rs("redis://:hunter2@h?x=1", "bad Redis option in redis://:***@h?x=1 (only ?prefix=P)");
+	bad_rs("redis://h?prefix=a&b", "bad Redis option in redis://h?prefix=a&b (only ?prefix=P)");
+	bad_rs("redis://:hunter2%zz@h", "bad %-escape in the Redis credentials of redis://:***@h");
+	bad_rs("redis://:hunter2%00@h", "bad %-escape in the Redis credentials of redis://:***@h");
+	bad_rs("redis://h:0", "bad Redis port in redis://h:0: expected a port from 1 to 65535");
+	bad_rs("redis://h_!", "bad Redis host in redis://h_!: not a host name or an IP address");
+	bad_rs("redis://::1", "bad Redis host in redis://::1: write an IPv6 address in brackets: "
+	                      "[IPv6]:PORT");
+	bad_rs("rediss://:hunter2@h",
+	       "rediss:// (Redis over TLS) is not supported: this build's hiredis has no TLS; use "
+	       "redis:// over a TLS tunnel (e.g. stunnel) or a trusted network");
+	bad_rs("lmdb:/x", "not a Redis spec: lmdb:/x (expected "
+	                  "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P])");
+	/* too long: the spec, the prefix, the user */
+	snprintf(long_spec, sizeof(long_spec), "redis://:hunter2@%0580d", 0);
+	bad_rs(long_spec, "cache spec too long: redis://:***@000000000000000000000000000...");
+	snprintf(long_spec, sizeof(long_spec), "redis://h?prefix=%065d", 0);
+	snprintf(msg, sizeof(msg), "bad Redis option in %s (only ?prefix=P)", long_spec);
+	bad_rs(long_spec, msg);
+	long_spec[strlen(long_spec) - 1] = '\0'; /* 64 bytes: the most */
+	ok_rs(long_spec, "h", 6379, 0, "", "", long_spec + strlen("redis://h?prefix="));
+	memset(long_user, 'u', 128);
+	snprintf(long_spec, sizeof(long_spec), "redis://%.128s:hunter2@h", long_user);
+	snprintf(msg, sizeof(msg), "Redis user or password too long in redis://%.128s:***@h",
+	         long_user);
+	bad_rs(long_spec, msg);
+	/* no room for a message: refused all the same */
+	co_redis_spec rs;
+	assert_int_equal(co_redis_spec_parse("redis://h/x", &rs, NULL, 0), -1);
+	assert_int_equal(co_redis_spec_parse(NULL, &rs, NULL, 0), -1);
+}
+
+static void test_redis_spec_redact(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+	    {"redis://:pw@h:1/2", "redis://:***@h:1/2"},
+	    {"redis://user:p%40w@[::1]:6379/0?prefix=x:",
+	     "redis://user:***@[::1]:6379/0?prefix=x:"},
+	    {"redis://u:a@b@h", "redis://u:***@h"}, /* the last @ before the path */
+	    {"redis://h:6379/0?prefix=a@b", "redis://h:6379/0?prefix=a@b"},
+	    {"lmdb:/var/lib/callout/cache.lmdb", "lmdb:/var/lib/callout/cache.lmdb"},
+	    {"memory", "memory"},
+	};
+	char out[128], tiny[10];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(co_redis_spec_redact(cases[i][0], out, sizeof(out)),
+		                    cases[i][1]);
+	assert_string_equal(co_redis_spec_redact(NULL, out, sizeof(out)), "none");
+	/* truncated, still a string, never the password */
+	assert_string_equal(co_redis_spec_redact("redis://:pw@host", tiny, sizeof(tiny)),
+	                    "redis://:");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_hostport_forms),
-	    cmocka_unit_test(test_hostport_refusals),
-	    cmocka_unit_test(test_durations),
-	    cmocka_unit_test(test_sockaddr_text),
+	    cmocka_unit_test(test_hostport_forms),    cmocka_unit_test(test_hostport_refusals),
+	    cmocka_unit_test(test_durations),         cmocka_unit_test(test_sockaddr_text),
+	    cmocka_unit_test(test_redis_spec_forms),  cmocka_unit_test(test_redis_spec_refusals),
+	    cmocka_unit_test(test_redis_spec_redact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
