@@ -61,6 +61,17 @@ static bool add(void *arg, unsigned long line, const char *a, size_t len, cd_bod
 
 /* ---- POST /v1/jobs ------------------------------------------------------------ */
 
+/* 503 (the store is away: try again) or 500. */
+static void store_error(cd_http *h, struct evhttp_request *req, int status, const char *msg)
+{
+	if (status == 503) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+		cd_http_send_error(h, req, 503, "unavailable", msg);
+	} else {
+		cd_http_send_error(h, req, status, "internal", msg);
+	}
+}
+
 static void jobs_post(cd_http *h, cd_jobs *js, struct evhttp_request *req, const char *query)
 {
 	cd_daemon *d = h->d;
@@ -148,10 +159,10 @@ static void jobs_post(cd_http *h, cd_jobs *js, struct evhttp_request *req, const
 		goto out;
 	}
 	j = cd_jobnew_commit(p.n, json_object_size(opts) ? json_incref(opts) : NULL,
-	                     hook ? json_string_value(hook) : NULL, ip, why, sizeof(why));
+	                     hook ? json_string_value(hook) : NULL, ip, &status, why, sizeof(why));
 	json_decref(hook);
 	if (!j) {
-		cd_http_send_error(h, req, 500, "internal", why);
+		store_error(h, req, status, why);
 		goto out;
 	}
 	char where[64];
@@ -293,7 +304,7 @@ static void jobs_results(cd_http *h, cd_jobs *js, cd_jobent *j, struct evhttp_re
 	if (fclose(pg.fp) != 0 || rc) {
 		snprintf(msg, sizeof(msg), "cannot read the results: %s",
 		         strerror(rc ? rc : ENOMEM));
-		cd_http_send_error(h, req, 500, "internal", msg);
+		store_error(h, req, rc ? cd_jobs_status(rc) : 500, msg);
 		goto out;
 	}
 	/* where the next page starts: absent on the last one so far */
@@ -334,7 +345,14 @@ void cd_http_jobs(cd_http *h, cd_jobs *js, struct evhttp_request *req, const cha
 			else
 				jobs_post(h, js, req, query);
 		} else if (get) {
-			cd_http_send_json(h, req, 200, cd_jobs_list(js));
+			int err;
+			json_t *list = cd_jobs_list(js, &err);
+
+			if (err)
+				store_error(h, req, cd_jobs_status(err),
+				            "the jobs' store does not answer");
+			else
+				cd_http_send_json(h, req, 200, list);
 		} else {
 			cd_http_send_405(h, req, "GET, HEAD, POST");
 		}
@@ -342,9 +360,13 @@ void cd_http_jobs(cd_http *h, cd_jobs *js, struct evhttp_request *req, const cha
 	}
 	/* /ID or /ID/results */
 	size_t n = strcspn(rest + 1, "/");
+	int err = 0;
 	if (rest[0] != '/' || n != CD_JOB_ID_LEN || !(memcpy(id, rest + 1, n), id[n] = '\0', 1) ||
-	    !(j = cd_jobs_find(js, id))) {
-		cd_http_send_error(h, req, 404, "not_found", "no such job");
+	    !(j = cd_jobs_find(js, id, &err))) {
+		if (err)
+			store_error(h, req, cd_jobs_status(err), "the jobs' store does not answer");
+		else
+			cd_http_send_error(h, req, 404, "not_found", "no such job");
 		return;
 	}
 	rest += 1 + n;
@@ -361,12 +383,17 @@ void cd_http_jobs(cd_http *h, cd_jobs *js, struct evhttp_request *req, const cha
 		cd_job_state st = cd_job_state_of(j);
 
 		if (st == CD_JOB_QUEUED || st == CD_JOB_RUNNING) {
-			cd_jobs_cancel(js, j);
-			cd_http_send_json(h, req, 200, cd_job_json(j));
-		} else {
-			cd_jobs_delete(js, j);
+			/* another node runs it: 202, it cancels the job within a second */
+			if ((err = cd_jobs_cancel(js, j)) == 0 || err == EINPROGRESS)
+				cd_http_send_json(h, req, err ? 202 : 200, cd_job_json(j));
+			else
+				store_error(h, req, cd_jobs_status(err),
+				            "cannot cancel the job now");
+		} else if ((err = cd_jobs_delete(js, j)) == 0) {
 			cd_http_send_json(h, req, 200,
 			                  json_pack("{s:s,s:s}", "id", id, "state", "deleted"));
+		} else {
+			store_error(h, req, cd_jobs_status(err), "cannot delete the job now");
 		}
 	} else {
 		cd_http_send_405(h, req, "GET, HEAD, DELETE");

@@ -39,7 +39,7 @@
 #define FLUSH_MAX   512  /* ... or until this many wait */
 #define PURGE_BATCH 5000 /* entries deleted in one transaction (some ms) */
 #define PURGE_MS    50   /* ... and the next batch this much later */
-#define TICK_S      5    /* expiry */
+#define TICK_S      1    /* leases renewed, other nodes' jobs looked at, expiry */
 
 static const char *const webhook_names[] = {"none", "pending", "delivered", "failed"};
 enum { WH_NONE, WH_PENDING, WH_DELIVERED, WH_FAILED };
@@ -80,6 +80,9 @@ struct cd_jobent {
 	cd_webhook *hook;
 	bool deleting; /* gone for the API; its data being purged */
 	bool dirty;    /* the record differs from the stored one */
+	bool foreign;  /* a shared store's job this node holds no lease of: its
+	                  record mirrors the store's, another node may run it */
+	bool seen;     /* found in the store by the last look */
 	/* the runner's */
 	callout_options opts;
 	const cd_config *opts_cfg; /* opts were made for this configuration */
@@ -104,6 +107,7 @@ struct cd_jobs {
 	unsigned nresults;
 	struct event *flush_ev, *tick_ev, *pump_ev, *purge_ev;
 	bool stopping;
+	bool shared; /* other nodes share the store (jobs_store.h) */
 };
 
 struct cd_jobnew {
@@ -181,16 +185,54 @@ static void update_gauges(cd_jobs *js)
 
 static void drop_queries(cd_jobent *j);
 
+/* This node stops running j and holds its record as the store has it:
+ * a shared store's job whose lease is lost (or uncertain) is taken up
+ * again, by this node or another, from what the store holds. */
+static void demote(cd_jobent *j, const char *why)
+{
+	cd_jobs *js = j->js;
+	presult *p, *tmp;
+
+	if (j->foreign)
+		return;
+	drop_queries(j);
+	/* its results not written yet are the next holder's to find */
+	for (p = STAILQ_FIRST(&js->results); p; p = tmp) {
+		tmp = STAILQ_NEXT(p, link);
+		if (strcmp(p->id, j->id) == 0) {
+			STAILQ_REMOVE(&js->results, p, presult, link);
+			js->nresults--;
+			free(p);
+		}
+	}
+	if (j->hook) {
+		/* delivered by the next holder: the record still says pending */
+		cd_webhook_cancel(j->hook);
+		j->hook = NULL;
+	}
+	j->foreign = true;
+	j->dirty = false;
+	if (why)
+		cd_log(CD_LOG_WARNING, "job %s: left to the fleet: %s", j->id, why);
+}
+
 /* The store refuses (full, or failing): the running jobs stop as failed,
  * their results lost since the last write.  On disk they are still
- * running: the next start takes them up from there. */
+ * running: the next start takes them up from there.  A shared store's
+ * jobs are only left (demote): their leases bring them back once it
+ * answers. */
 static void write_failed(cd_jobs *js, int rc)
 {
 	cd_jobent *j;
 
-	cd_log(CD_LOG_ERR, "jobs: cannot write results: %s", strerror(rc));
+	cd_log(CD_LOG_ERR, "jobs: cannot write results: %s",
+	       rc == EBUSY ? "a job's lease is another node's" : strerror(rc));
 	TAILQ_FOREACH(j, &js->jobs, link)
 	{
+		if (js->shared) {
+			demote(j, NULL);
+			continue;
+		}
 		if (j->deleting || (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
 			continue;
 		drop_queries(j);
@@ -203,7 +245,7 @@ static void write_failed(cd_jobs *js, int rc)
 }
 
 /* Write the waiting results and the records that changed, together. */
-static void flush(cd_jobs *js)
+static int flush(cd_jobs *js)
 {
 	cd_jtxn *t;
 	presult *p;
@@ -250,13 +292,14 @@ drop:
 		free(p);
 	}
 	js->nresults = 0;
+	return rc;
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	flush(arg);
+	(void)flush(arg);
 }
 
 static void flush_soon(cd_jobs *js)
@@ -264,12 +307,22 @@ static void flush_soon(cd_jobs *js)
 	struct timeval tv = {0, FLUSH_MS * 1000};
 
 	if (js->nresults >= FLUSH_MAX)
-		flush(js);
+		(void)flush(js);
 	else if (!event_pending(js->flush_ev, EV_TIMEOUT, NULL))
 		evtimer_add(js->flush_ev, &tv);
 }
 
 /* ---- the end of a job ---------------------------------------------------- */
+
+/* A shared store's job that needs this node no more: its lease given
+ * up, its record the store's. */
+static void release(cd_jobent *j)
+{
+	if (!j->js->shared || j->foreign)
+		return;
+	cd_jstore_release(j->js->store, j->id);
+	j->foreign = true;
+}
 
 static void on_webhook(void *arg, bool delivered)
 {
@@ -278,7 +331,8 @@ static void on_webhook(void *arg, bool delivered)
 	j->hook = NULL;
 	j->webhook_state = delivered ? WH_DELIVERED : WH_FAILED;
 	j->dirty = true;
-	flush(j->js);
+	if (flush(j->js) == 0)
+		release(j);
 }
 
 static void send_webhook(cd_jobent *j)
@@ -331,7 +385,8 @@ static void end_job(cd_jobent *j, cd_job_state st)
 	       j->error[0] ? ": " : "", j->error);
 	if (j->webhook && j->webhook_state == WH_PENDING && st != CD_JOB_FAILED)
 		send_webhook(j);
-	flush(j->js);
+	if (flush(j->js) == 0 && !j->hook)
+		release(j);
 	update_gauges(j->js);
 }
 
@@ -446,6 +501,10 @@ static cd_jinput *next_input(cd_jobent *j)
 	}
 	rc = cd_jstore_inputs(js->store, j->id, j->next, j->buf, PREFETCH, &j->nbuf, &j->next);
 	j->pos = 0;
+	if (rc && js->shared) {
+		demote(j, "its addresses cannot be read now");
+		return NULL;
+	}
 	if (rc) {
 		snprintf(j->error, sizeof(j->error), "cannot read its addresses: %s", strerror(rc));
 		return NULL;
@@ -488,7 +547,8 @@ static void pump(cd_jobs *js)
 
 	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
 	{
-		if (j->deleting || (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
+		if (j->deleting || j->foreign ||
+		    (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
 			continue;
 		/* jobs run oldest first: a later one waits for room, queued */
 		if (!room(js)) {
@@ -509,6 +569,8 @@ static void pump(cd_jobs *js)
 			jq *x;
 
 			if (!in) {
+				if (j->foreign)
+					break;
 				if (j->error[0])
 					end_job(j, CD_JOB_FAILED);
 				else if (j->inflight == 0 && j->rechecking == 0)
@@ -574,7 +636,7 @@ static void on_purge(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	TAILQ_FOREACH(j, &js->jobs, link)
-	if (j->deleting)
+	if (j->deleting && !j->foreign)
 		break;
 	if (!j)
 		return;
@@ -603,42 +665,22 @@ static void purge_soon(cd_jobs *js)
 		event_active(js->purge_ev, 0, 0);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-	cd_jobs *js = arg;
-	cd_jobent *j, *tmp;
-	long long now = now_s(), ttl = js->d->cfg->http_job_ttl_ms / 1000;
-	(void)fd;
-	(void)what;
-
-	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
-	{
-		if (!j->deleting && j->finished && j->finished + ttl <= now && !j->hook) {
-			cd_log(CD_LOG_INFO, "job %s: expired", j->id);
-			cd_jobs_delete(js, j);
-		}
-	}
-	purge_soon(js);
-}
-
 /* ---- loading ------------------------------------------------------------------ */
 
-static int load_one(void *arg, const char *id, const char *text, size_t len)
+static void log_resumed(const cd_jobent *j)
 {
-	cd_jobs *js = arg;
+	cd_log(CD_LOG_INFO, "job %s: resumed at %llu of %llu addresses", j->id,
+	       (unsigned long long)j->done, (unsigned long long)j->total);
+}
+
+/* The record's fields into j; false when it does not parse. */
+static bool apply_record(cd_jobent *j, const char *text, size_t len)
+{
 	json_t *o = json_loadb(text, len, 0, NULL), *c;
-	cd_jobent *j = calloc(1, sizeof(*j));
 	const char *state, *url, *ip, *wh, *err;
 
-	if (!o || !j) {
-		cd_log(CD_LOG_ERR, "jobs: job %s: its record does not parse; left alone", id);
-		json_decref(o);
-		free(j);
-		return 0;
-	}
-	j->js = js;
-	LIST_INIT(&j->qs);
-	memcpy(j->id, id, sizeof(j->id));
+	if (!o)
+		return false;
 	state = json_string_value(json_object_get(o, "state"));
 	for (unsigned i = 0; state && i < CD_JOB_NSTATES; i++)
 		if (strcmp(state, cd_job_state_name((cd_job_state)i)) == 0)
@@ -652,13 +694,18 @@ static int load_one(void *arg, const char *id, const char *text, size_t len)
 	j->counts[CALLOUT_INVALID] = (uint64_t)json_integer_value(json_object_get(c, "invalid"));
 	j->counts[CALLOUT_UNKNOWN] = (uint64_t)json_integer_value(json_object_get(c, "unknown"));
 	j->counts[CALLOUT_TEMPFAIL] = (uint64_t)json_integer_value(json_object_get(c, "tempfail"));
-	if ((err = json_string_value(json_object_get(o, "error"))))
-		snprintf(j->error, sizeof(j->error), "%s", err);
+	err = json_string_value(json_object_get(o, "error"));
+	snprintf(j->error, sizeof(j->error), "%s", err ? err : "");
+	json_decref(j->options);
+	j->options = NULL;
 	if ((c = json_object_get(o, "options")) && json_is_object(c))
 		j->options = json_incref(c);
 	url = json_string_value(json_object_get(o, "webhook_url"));
 	ip = json_string_value(json_object_get(o, "webhook_ip"));
 	wh = json_string_value(json_object_get(o, "webhook"));
+	free(j->webhook);
+	j->webhook = NULL;
+	j->webhook_state = WH_NONE;
 	if (url && ip && (j->webhook = strdup(url))) {
 		snprintf(j->webhook_ip, sizeof(j->webhook_ip), "%s", ip);
 		for (unsigned i = 0; wh && i < 4; i++)
@@ -667,10 +714,33 @@ static int load_one(void *arg, const char *id, const char *text, size_t len)
 	}
 	j->deleting = json_is_true(json_object_get(o, "deleting"));
 	json_decref(o);
+	return true;
+}
+
+/* A job found in the store.  A shared store's is another node's until
+ * this node takes its lease (take). */
+static int load_one(void *arg, const char *id, const char *text, size_t len)
+{
+	cd_jobs *js = arg;
+	cd_jobent *j = calloc(1, sizeof(*j));
+
+	if (!j || !apply_record(j, text, len)) {
+		cd_log(CD_LOG_ERR, "jobs: job %s: its record does not parse; left alone", id);
+		if (j)
+			free_job(j);
+		return 0;
+	}
+	j->js = js;
+	LIST_INIT(&j->qs);
+	memcpy(j->id, id, sizeof(j->id));
+	if (js->shared) {
+		j->foreign = j->seen = true;
+		TAILQ_INSERT_TAIL(&js->jobs, j, link);
+		return 0;
+	}
 	TAILQ_INSERT_TAIL(&js->jobs, j, link);
 	if (!j->deleting && (j->state == CD_JOB_RUNNING || j->state == CD_JOB_QUEUED))
-		cd_log(CD_LOG_INFO, "job %s: resumed at %llu of %llu addresses", j->id,
-		       (unsigned long long)j->done, (unsigned long long)j->total);
+		log_resumed(j);
 	/* ended before its webhook was delivered: deliver it now */
 	if (!j->deleting && j->webhook && j->webhook_state == WH_PENDING &&
 	    (j->state == CD_JOB_DONE || j->state == CD_JOB_CANCELLED))
@@ -678,12 +748,161 @@ static int load_one(void *arg, const char *id, const char *text, size_t len)
 	return 0;
 }
 
+/* ---- a shared store: the fleet's jobs ------------------------------------------ */
+
+static cd_jobent *find_any(cd_jobs *js, const char *id)
+{
+	cd_jobent *j;
+
+	TAILQ_FOREACH(j, &js->jobs, link)
+	if (strcmp(j->id, id) == 0)
+		return j;
+	return NULL;
+}
+
+static int reread(void *arg, const char *id, const char *text, size_t len)
+{
+	(void)id;
+	return apply_record(arg, text, len) ? 0 : EINVAL;
+}
+
+/* Whether a job of no node's lease needs one: to run, to deliver its
+ * webhook, or to be purged. */
+static bool wants_lease(const cd_jobent *j)
+{
+	return j->deleting || j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING ||
+	       (j->webhook && j->webhook_state == WH_PENDING);
+}
+
+/* Take j's lease, if no node holds it, and go on from what the store
+ * holds.  0, EBUSY (another node's), EIO. */
+static int take(cd_jobent *j)
+{
+	cd_jobs *js = j->js;
+	int rc;
+
+	if (!j->foreign)
+		return 0;
+	if ((rc = cd_jstore_claim(js->store, j->id)))
+		return rc;
+	if ((rc = cd_jstore_get_meta(js->store, j->id, reread, j))) {
+		cd_jstore_release(js->store, j->id);
+		return rc == ENOENT ? EBUSY : rc;
+	}
+	j->foreign = false;
+	j->next = 0;
+	j->exhausted = false;
+	j->opts_cfg = NULL;
+	return 0;
+}
+
+/* The tick's look at a job no node runs: this node takes it up. */
+static void take_up(cd_jobent *j)
+{
+	cd_jobs *js = j->js;
+
+	if (!wants_lease(j) || take(j) != 0)
+		return;
+	if (j->deleting) {
+		purge_soon(js);
+	} else if (j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING) {
+		log_resumed(j);
+		pump_soon(js);
+	} else if (j->webhook && j->webhook_state == WH_PENDING) {
+		send_webhook(j);
+	} else {
+		release(j);
+	}
+}
+
+static int sync_one(void *arg, const char *id, const char *text, size_t len)
+{
+	cd_jobs *js = arg;
+	cd_jobent *j = find_any(js, id);
+
+	if (!j)
+		return load_one(js, id, text, len);
+	j->seen = true;
+	if (j->foreign)
+		apply_record(j, text, len);
+	return 0;
+}
+
+/* The store's records into the jobs this node does not run: new ones
+ * added, gone ones (deleted by another node) dropped. */
+static int refresh(cd_jobs *js)
+{
+	cd_jobent *j, *tmp;
+	int rc;
+
+	TAILQ_FOREACH(j, &js->jobs, link)
+	j->seen = false;
+	if ((rc = cd_jstore_each_meta(js->store, sync_one, js)))
+		return rc;
+	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
+	{
+		if (j->foreign && !j->seen) {
+			TAILQ_REMOVE(&js->jobs, j, link);
+			free_job(j);
+		}
+	}
+	update_gauges(js);
+	return 0;
+}
+
+/* Each second: this node's leases kept (a lost one leaves its job, a
+ * cancel asked by another node is done), the others' jobs looked at,
+ * those of no node taken up. */
+static void fleet_tick(cd_jobs *js)
+{
+	cd_jobent *j, *tmp;
+
+	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
+	{
+		int rc;
+
+		if (j->foreign || j->deleting)
+			continue;
+		rc = cd_jstore_renew(js->store, j->id);
+		if (rc == EBUSY)
+			demote(j, "its lease was lost (this node was away): another node runs it");
+		else if (rc == ECANCELED &&
+		         (j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING))
+			end_job(j, CD_JOB_CANCELLED);
+	}
+	if (refresh(js) != 0)
+		return;
+	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
+	if (j->foreign)
+		take_up(j);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	cd_jobs *js = arg;
+	cd_jobent *j, *tmp;
+	long long now = now_s(), ttl = js->d->cfg->http_job_ttl_ms / 1000;
+	(void)fd;
+	(void)what;
+
+	if (js->shared && !js->stopping)
+		fleet_tick(js);
+	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
+	{
+		if (!j->deleting && j->finished && j->finished + ttl <= now && !j->hook) {
+			cd_log(CD_LOG_INFO, "job %s: expired", j->id);
+			(void)cd_jobs_delete(js, j);
+		}
+	}
+	purge_soon(js);
+}
+
 /* ---- the module ---------------------------------------------------------------- */
 
 cd_jobs *cd_jobs_new(cd_daemon *d, cd_jobs_opts_fn fn, void *arg, char *err, size_t errlen)
 {
 	cd_jobs *js = calloc(1, sizeof(*js));
-	char path[4200];
+	char where[4200];
 	struct timeval tick = {TICK_S, 0};
 
 	if (!js) {
@@ -695,11 +914,14 @@ cd_jobs *cd_jobs_new(cd_daemon *d, cd_jobs_opts_fn fn, void *arg, char *err, siz
 	js->opts_arg = arg;
 	TAILQ_INIT(&js->jobs);
 	STAILQ_INIT(&js->results);
-	snprintf(path, sizeof(path), "%s/jobs.lmdb", d->cfg->state_dir);
-	if (!(js->store = cd_jstore_open(path, err, errlen))) {
+	if (!(js->store = cd_jstore_open_for(d->cfg->cache, d->cfg->state_dir, where, sizeof(where),
+	                                     err, errlen))) {
 		free(js);
 		return NULL;
 	}
+	js->shared = cd_jstore_shared(js->store);
+	cd_log(CD_LOG_INFO, "jobs: stored in %s%s", where,
+	       js->shared ? ", shared with the nodes that use it" : "");
 	js->flush_ev = evtimer_new(d->base, on_flush, js);
 	js->pump_ev = event_new(d->base, -1, 0, on_pump, js);
 	js->tick_ev = event_new(d->base, -1, EV_PERSIST, on_tick, js);
@@ -710,7 +932,10 @@ cd_jobs *cd_jobs_new(cd_daemon *d, cd_jobs_opts_fn fn, void *arg, char *err, siz
 		cd_jobs_free(js);
 		return NULL;
 	}
-	cd_jstore_each_meta(js->store, load_one, js);
+	if (js->shared)
+		fleet_tick(js); /* the store away: the ticks try again */
+	else
+		cd_jstore_each_meta(js->store, load_one, js);
 	update_gauges(js);
 	pump_soon(js);
 	purge_soon(js);
@@ -724,10 +949,15 @@ void cd_jobs_stop(cd_jobs *js)
 	if (!js || js->stopping)
 		return;
 	js->stopping = true;
-	/* what is in flight is asked again at the next start */
+	/* what is in flight is asked again at the next start, or by
+	 * another node at once: the leases are given up */
 	TAILQ_FOREACH(j, &js->jobs, link)
 	drop_queries(j);
-	flush(js);
+	if (flush(js) == 0) {
+		TAILQ_FOREACH(j, &js->jobs, link)
+		if (!j->hook)
+			release(j);
+	}
 }
 
 void cd_jobs_free(cd_jobs *js)
@@ -821,7 +1051,7 @@ void cd_jobnew_abort(cd_jobnew *n)
 }
 
 cd_jobent *cd_jobnew_commit(cd_jobnew *n, json_t *options, const char *webhook,
-                            const char *webhook_ip, char *msg, size_t len)
+                            const char *webhook_ip, int *status, char *msg, size_t len)
 {
 	cd_jobs *js = n->js;
 	cd_jobent *j = calloc(1, sizeof(*j));
@@ -847,6 +1077,9 @@ cd_jobent *cd_jobnew_commit(cd_jobnew *n, json_t *options, const char *webhook,
 		goto fail;
 	free(s);
 	s = NULL;
+	/* a shared store's job is this node's to run from the start */
+	if (js->shared && (rc = cd_jstore_claim(js->store, j->id)))
+		goto fail;
 	rc = cd_jstore_commit(n->txn);
 	n->txn = NULL;
 	if (rc)
@@ -859,7 +1092,9 @@ cd_jobent *cd_jobnew_commit(cd_jobnew *n, json_t *options, const char *webhook,
 	pump_soon(js);
 	return j;
 fail:
-	snprintf(msg, len, "cannot store the job: %s", strerror(rc));
+	*status = cd_jobs_status(rc);
+	snprintf(msg, len, "cannot store the job: %s",
+	         rc == EBUSY ? "its id is another's" : strerror(rc));
 	free(s);
 	json_decref(options);
 	if (j) {
@@ -873,14 +1108,36 @@ fail:
 
 /* ---- jobs -------------------------------------------------------------------------- */
 
-cd_jobent *cd_jobs_find(cd_jobs *js, const char *id)
+int cd_jobs_status(int rc)
 {
-	cd_jobent *j;
+	return rc == EIO || rc == EBUSY ? 503 : 500;
+}
 
-	TAILQ_FOREACH(j, &js->jobs, link)
-	if (!j->deleting && strcmp(j->id, id) == 0)
-		return j;
-	return NULL;
+cd_jobent *cd_jobs_find(cd_jobs *js, const char *id, int *err)
+{
+	cd_jobent *j = find_any(js, id);
+	int rc = 0;
+
+	*err = 0;
+	if (js->shared && (!j || j->foreign)) {
+		/* another node's, or new: as the store has it now */
+		if (!j) {
+			rc = cd_jstore_get_meta(js->store, id, load_one, js);
+			j = find_any(js, id);
+		} else {
+			rc = cd_jstore_get_meta(js->store, id, reread, j);
+		}
+		if (rc == ENOENT && j) {
+			/* deleted by another node */
+			TAILQ_REMOVE(&js->jobs, j, link);
+			free_job(j);
+			j = NULL;
+		} else if (rc && rc != ENOENT) {
+			*err = rc;
+			return NULL;
+		}
+	}
+	return j && !j->deleting ? j : NULL;
 }
 
 const char *cd_job_id(const cd_jobent *j)
@@ -893,15 +1150,39 @@ cd_job_state cd_job_state_of(const cd_jobent *j)
 	return j->state;
 }
 
-void cd_jobs_cancel(cd_jobs *js, cd_jobent *j)
+static bool unfinished(const cd_jobent *j)
 {
-	(void)js;
-	if (j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING)
-		end_job(j, CD_JOB_CANCELLED);
+	return j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING;
 }
 
-void cd_jobs_delete(cd_jobs *js, cd_jobent *j)
+int cd_jobs_cancel(cd_jobs *js, cd_jobent *j)
 {
+	int rc;
+
+	if (!unfinished(j))
+		return 0;
+	if (j->foreign) {
+		rc = take(j);
+		if (rc == EBUSY)
+			return (rc = cd_jstore_request_stop(js->store, j->id)) ? rc : EINPROGRESS;
+		if (rc)
+			return rc;
+		if (!unfinished(j)) {
+			/* it ended meanwhile */
+			release(j);
+			return 0;
+		}
+	}
+	end_job(j, CD_JOB_CANCELLED);
+	return 0;
+}
+
+int cd_jobs_delete(cd_jobs *js, cd_jobent *j)
+{
+	int rc;
+
+	if (j->foreign && (rc = take(j)))
+		return rc;
 	drop_queries(j);
 	if (j->hook) {
 		cd_webhook_cancel(j->hook);
@@ -909,9 +1190,10 @@ void cd_jobs_delete(cd_jobs *js, cd_jobent *j)
 	}
 	j->deleting = true;
 	j->dirty = true;
-	flush(js);
+	rc = flush(js);
 	update_gauges(js);
 	purge_soon(js);
+	return rc;
 }
 
 int cd_jobs_results(cd_jobs *js, const cd_jobent *j, uint64_t from, size_t limit,
@@ -920,14 +1202,20 @@ int cd_jobs_results(cd_jobs *js, const cd_jobent *j, uint64_t from, size_t limit
 {
 	/* what waits to be written is there too */
 	if (js->nresults)
-		flush(js);
+		(void)flush(js);
 	return cd_jstore_results(js->store, j->id, from, limit, fn, arg, next, more);
 }
 
-json_t *cd_jobs_list(cd_jobs *js)
+json_t *cd_jobs_list(cd_jobs *js, int *err)
 {
-	json_t *a = json_array();
+	json_t *a;
 	cd_jobent *j;
+
+	/* the fleet's, as the store has them now */
+	if (js->shared && (*err = refresh(js)))
+		return NULL;
+	*err = 0;
+	a = json_array();
 
 	TAILQ_FOREACH(j, &js->jobs, link)
 	if (a && !j->deleting && json_array_append_new(a, cd_job_json(j)) != 0) {
