@@ -11,7 +11,9 @@
  * [daemon] max_inflight: those come first.  Results are written in
  * batches (FLUSH_MS, FLUSH_MAX), each with the records counting them, so
  * that after a crash or a restart the counts match the results kept and
- * the job goes on from the first address without one.
+ * the job goes on from the first address without one.  A job's record
+ * is jobs_record.c's; what a shared store adds (leases, the other
+ * nodes' jobs) is jobs_fleet.c's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,15 +25,8 @@
 
 #include <event2/event.h>
 
-#include "jobs.h"
+#include "jobs_int.h"
 
-/* glibc's <sys/queue.h> lacks the _SAFE walk */
-#ifndef TAILQ_FOREACH_SAFE
-#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
-	for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1);             \
-	     (var) = (tvar))
-#endif
-#include "jobs_webhook.h"
 #include "result_json.h"
 
 #define PREFETCH    256  /* addresses read from the store at a time, per job */
@@ -40,9 +35,6 @@
 #define PURGE_BATCH 5000 /* entries deleted in one transaction (some ms) */
 #define PURGE_MS    50   /* ... and the next batch this much later */
 #define TICK_S      1    /* leases renewed, other nodes' jobs looked at, expiry */
-
-static const char *const webhook_names[] = {"none", "pending", "delivered", "failed"};
-enum { WH_NONE, WH_PENDING, WH_DELIVERED, WH_FAILED };
 
 /* A verification in flight. */
 typedef struct jq {
@@ -56,123 +48,14 @@ typedef struct jq {
 	char addr[];
 } jq;
 
-/* A result not written yet. */
-typedef struct presult {
-	STAILQ_ENTRY(presult) link;
-	char id[CD_JOB_ID_LEN + 1];
-	uint64_t idx;
-	size_t len;
-	char json[];
-} presult;
-
-struct cd_jobent {
-	TAILQ_ENTRY(cd_jobent) link;
-	cd_jobs *js;
-	char id[CD_JOB_ID_LEN + 1];
-	cd_job_state state;
-	long long created, finished; /* Unix seconds; finished 0 while it runs */
-	uint64_t total, done, counts[4];
-	char error[200];
-	json_t *options; /* the request's options, or NULL */
-	char *webhook;
-	char webhook_ip[64];
-	int webhook_state;
-	cd_webhook *hook;
-	bool deleting; /* gone for the API; its data being purged */
-	bool dirty;    /* the record differs from the stored one */
-	bool foreign;  /* a shared store's job this node holds no lease of: its
-	                  record mirrors the store's, another node may run it */
-	bool seen;     /* found in the store by the last look */
-	/* the runner's */
-	callout_options opts;
-	const cd_config *opts_cfg; /* opts were made for this configuration */
-	bool has_opts;
-	uint64_t next; /* the store's cursor of addresses */
-	cd_jinput *buf;
-	size_t nbuf, pos;
-	bool exhausted;
-	unsigned inflight;
-	unsigned rechecking; /* greylisted addresses waiting for their re-check */
-	LIST_HEAD(, jq) qs;
-};
-
-struct cd_jobs {
-	cd_daemon *d;
-	cd_jstore *store;
-	cd_jobs_opts_fn opts_fn;
-	void *opts_arg;
-	TAILQ_HEAD(, cd_jobent) jobs;
-	unsigned inflight;
-	STAILQ_HEAD(, presult) results;
-	unsigned nresults;
-	struct event *flush_ev, *tick_ev, *pump_ev, *purge_ev;
-	bool stopping;
-	bool shared; /* other nodes share the store (jobs_store.h) */
-};
-
-struct cd_jobnew {
-	cd_jobs *js;
-	cd_jtxn *txn;
-	char id[CD_JOB_ID_LEN + 1];
-	size_t n;
-};
-
 static long long now_s(void)
 {
 	return (long long)time(NULL);
 }
 
-/* ---- records ----------------------------------------------------------- */
+/* ---- writing ----------------------------------------------------------- */
 
-static json_t *counts_json(const cd_jobent *j)
-{
-	return json_pack("{s:I,s:I,s:I,s:I}", "valid", (json_int_t)j->counts[CALLOUT_VALID],
-	                 "invalid", (json_int_t)j->counts[CALLOUT_INVALID], "unknown",
-	                 (json_int_t)j->counts[CALLOUT_UNKNOWN], "tempfail",
-	                 (json_int_t)j->counts[CALLOUT_TEMPFAIL]);
-}
-
-json_t *cd_job_json(const cd_jobent *j)
-{
-	json_t *o =
-	    json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:o}", "id", j->id, "state",
-	              cd_job_state_name(j->state), "created", (json_int_t)j->created, "finished",
-	              j->finished ? json_integer(j->finished) : json_null(), "total",
-	              (json_int_t)j->total, "done", (json_int_t)j->done, "counts", counts_json(j));
-
-	if (o && j->rechecking)
-		json_object_set_new(o, "pending_recheck", json_integer(j->rechecking));
-	if (o && j->error[0])
-		json_object_set_new(o, "error", json_string(j->error));
-	if (o && j->webhook)
-		json_object_set_new(o, "webhook", json_string(webhook_names[j->webhook_state]));
-	return o;
-}
-
-/* The stored record: the API's object and what the runner needs. */
-static char *record_text(const cd_jobent *j, size_t *len)
-{
-	json_t *o = cd_job_json(j);
-	char *s;
-
-	if (!o)
-		return NULL;
-	if (j->options)
-		json_object_set(o, "options", j->options);
-	if (j->webhook) {
-		json_object_set_new(o, "webhook_url", json_string(j->webhook));
-		json_object_set_new(o, "webhook_ip", json_string(j->webhook_ip));
-	}
-	if (j->deleting)
-		json_object_set_new(o, "deleting", json_true());
-	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (s)
-		*len = strlen(s);
-	return s;
-}
-
-static void update_gauges(cd_jobs *js)
+void cd_jobs_gauges(cd_jobs *js)
 {
 	unsigned by[CD_JOB_NSTATES] = {0};
 	cd_jobent *j;
@@ -183,43 +66,10 @@ static void update_gauges(cd_jobs *js)
 	cd_metrics_jobs(js->d->metrics, by);
 }
 
-static void drop_queries(cd_jobent *j);
-
-/* This node stops running j and holds its record as the store has it:
- * a shared store's job whose lease is lost (or uncertain) is taken up
- * again, by this node or another, from what the store holds. */
-static void demote(cd_jobent *j, const char *why)
-{
-	cd_jobs *js = j->js;
-	presult *p, *tmp;
-
-	if (j->foreign)
-		return;
-	drop_queries(j);
-	/* its results not written yet are the next holder's to find */
-	for (p = STAILQ_FIRST(&js->results); p; p = tmp) {
-		tmp = STAILQ_NEXT(p, link);
-		if (strcmp(p->id, j->id) == 0) {
-			STAILQ_REMOVE(&js->results, p, presult, link);
-			js->nresults--;
-			free(p);
-		}
-	}
-	if (j->hook) {
-		/* delivered by the next holder: the record still says pending */
-		cd_webhook_cancel(j->hook);
-		j->hook = NULL;
-	}
-	j->foreign = true;
-	j->dirty = false;
-	if (why)
-		cd_log(CD_LOG_WARNING, "job %s: left to the fleet: %s", j->id, why);
-}
-
 /* The store refuses (full, or failing): the running jobs stop as failed,
  * their results lost since the last write.  On disk they are still
  * running: the next start takes them up from there.  A shared store's
- * jobs are only left (demote): their leases bring them back once it
+ * jobs are only left (cd_job_demote): their leases bring them back once it
  * answers. */
 static void write_failed(cd_jobs *js, int rc)
 {
@@ -230,18 +80,18 @@ static void write_failed(cd_jobs *js, int rc)
 	TAILQ_FOREACH(j, &js->jobs, link)
 	{
 		if (js->shared) {
-			demote(j, NULL);
+			cd_job_demote(j, NULL);
 			continue;
 		}
 		if (j->deleting || (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
 			continue;
-		drop_queries(j);
+		cd_job_drop_queries(j);
 		j->state = CD_JOB_FAILED;
 		j->finished = now_s();
 		snprintf(j->error, sizeof(j->error), "cannot write its results: %s", strerror(rc));
 		cd_log(CD_LOG_ERR, "job %s: failed: %s", j->id, j->error);
 	}
-	update_gauges(js);
+	cd_jobs_gauges(js);
 }
 
 /* Write the waiting results and the records that changed, together. */
@@ -269,7 +119,7 @@ static int flush(cd_jobs *js)
 
 		if (rc || !j->dirty)
 			continue;
-		if (!(s = record_text(j, &len))) {
+		if (!(s = cd_job_record(j, &len))) {
 			rc = ENOMEM;
 			break;
 		}
@@ -314,16 +164,6 @@ static void flush_soon(cd_jobs *js)
 
 /* ---- the end of a job ---------------------------------------------------- */
 
-/* A shared store's job that needs this node no more: its lease given
- * up, its record the store's. */
-static void release(cd_jobent *j)
-{
-	if (!j->js->shared || j->foreign)
-		return;
-	cd_jstore_release(j->js->store, j->id);
-	j->foreign = true;
-}
-
 static void on_webhook(void *arg, bool delivered)
 {
 	cd_jobent *j = arg;
@@ -332,10 +172,10 @@ static void on_webhook(void *arg, bool delivered)
 	j->webhook_state = delivered ? WH_DELIVERED : WH_FAILED;
 	j->dirty = true;
 	if (flush(j->js) == 0)
-		release(j);
+		cd_job_release(j);
 }
 
-static void send_webhook(cd_jobent *j)
+void cd_job_send_webhook(cd_jobent *j)
 {
 	cd_jobs *js = j->js;
 	json_t *o = cd_job_json(j);
@@ -357,7 +197,7 @@ static void send_webhook(cd_jobent *j)
 		cd_log(CD_LOG_ERR, "job %s: webhook: out of memory", j->id);
 }
 
-static void drop_queries(cd_jobent *j)
+void cd_job_drop_queries(cd_jobent *j)
 {
 	jq *x;
 
@@ -374,9 +214,9 @@ static void drop_queries(cd_jobent *j)
 	j->nbuf = j->pos = 0;
 }
 
-static void end_job(cd_jobent *j, cd_job_state st)
+void cd_job_end(cd_jobent *j, cd_job_state st)
 {
-	drop_queries(j);
+	cd_job_drop_queries(j);
 	j->state = st;
 	j->finished = now_s();
 	j->dirty = true;
@@ -384,15 +224,15 @@ static void end_job(cd_jobent *j, cd_job_state st)
 	       (unsigned long long)j->done, (unsigned long long)j->total, j->total == 1 ? "" : "es",
 	       j->error[0] ? ": " : "", j->error);
 	if (j->webhook && j->webhook_state == WH_PENDING && st != CD_JOB_FAILED)
-		send_webhook(j);
+		cd_job_send_webhook(j);
 	if (flush(j->js) == 0 && !j->hook)
-		release(j);
-	update_gauges(j->js);
+		cd_job_release(j);
+	cd_jobs_gauges(j->js);
 }
 
 /* ---- the runner ------------------------------------------------------------ */
 
-static void pump_soon(cd_jobs *js)
+void cd_jobs_pump_soon(cd_jobs *js)
 {
 	if (!js->stopping)
 		event_active(js->pump_ev, 0, 0);
@@ -415,7 +255,7 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 		j->inflight--;
 		js->inflight--;
 		j->rechecking++;
-		pump_soon(js);
+		cd_jobs_pump_soon(js);
 		return;
 	}
 	LIST_REMOVE(x, link);
@@ -436,7 +276,7 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 		free(s);
 		free(x);
 		if (!js->stopping)
-			end_job(j, CD_JOB_FAILED);
+			cd_job_end(j, CD_JOB_FAILED);
 		return;
 	}
 	json_decref(o);
@@ -454,10 +294,10 @@ static void on_result(void *arg, callout_status st, const callout_result *res)
 	j->dirty = true;
 	cd_metrics_job_result(js->d->metrics, res->verdict);
 	if (j->exhausted && j->inflight == 0 && j->rechecking == 0)
-		end_job(j, CD_JOB_DONE);
+		cd_job_end(j, CD_JOB_DONE);
 	else
 		flush_soon(js);
-	pump_soon(js);
+	cd_jobs_pump_soon(js);
 }
 
 /* The job's engine options, made again after a reload. */
@@ -502,7 +342,7 @@ static cd_jinput *next_input(cd_jobent *j)
 	rc = cd_jstore_inputs(js->store, j->id, j->next, j->buf, PREFETCH, &j->nbuf, &j->next);
 	j->pos = 0;
 	if (rc && js->shared) {
-		demote(j, "its addresses cannot be read now");
+		cd_job_demote(j, "its addresses cannot be read now");
 		return NULL;
 	}
 	if (rc) {
@@ -558,10 +398,10 @@ static void pump(cd_jobs *js)
 		if (j->state == CD_JOB_QUEUED) {
 			j->state = CD_JOB_RUNNING;
 			j->dirty = true;
-			update_gauges(js);
+			cd_jobs_gauges(js);
 		}
 		if (!job_options(j)) {
-			end_job(j, CD_JOB_FAILED);
+			cd_job_end(j, CD_JOB_FAILED);
 			continue;
 		}
 		while (room(js)) {
@@ -572,9 +412,9 @@ static void pump(cd_jobs *js)
 				if (j->foreign)
 					break;
 				if (j->error[0])
-					end_job(j, CD_JOB_FAILED);
+					cd_job_end(j, CD_JOB_FAILED);
 				else if (j->inflight == 0 && j->rechecking == 0)
-					end_job(j, CD_JOB_DONE);
+					cd_job_end(j, CD_JOB_DONE);
 				break;
 			}
 			if (!(x = malloc(sizeof(*x) + in->len + 1))) {
@@ -612,9 +452,9 @@ static void on_pump(evutil_socket_t fd, short what, void *arg)
 
 /* ---- expiry and purging ------------------------------------------------------- */
 
-static void free_job(cd_jobent *j)
+void cd_job_free(cd_jobent *j)
 {
-	drop_queries(j);
+	cd_job_drop_queries(j);
 	if (j->hook)
 		cd_webhook_cancel(j->hook);
 	json_decref(j->options);
@@ -654,12 +494,12 @@ static void on_purge(evutil_socket_t fd, short what, void *arg)
 	if (gone) {
 		cd_log(CD_LOG_INFO, "job %s: deleted", j->id);
 		TAILQ_REMOVE(&js->jobs, j, link);
-		free_job(j);
+		cd_job_free(j);
 	}
 	evtimer_add(js->purge_ev, &soon);
 }
 
-static void purge_soon(cd_jobs *js)
+void cd_jobs_purge_soon(cd_jobs *js)
 {
 	if (!event_pending(js->purge_ev, EV_TIMEOUT, NULL))
 		event_active(js->purge_ev, 0, 0);
@@ -667,67 +507,23 @@ static void purge_soon(cd_jobs *js)
 
 /* ---- loading ------------------------------------------------------------------ */
 
-static void log_resumed(const cd_jobent *j)
+void cd_job_log_resumed(const cd_jobent *j)
 {
 	cd_log(CD_LOG_INFO, "job %s: resumed at %llu of %llu addresses", j->id,
 	       (unsigned long long)j->done, (unsigned long long)j->total);
 }
 
-/* The record's fields into j; false when it does not parse. */
-static bool apply_record(cd_jobent *j, const char *text, size_t len)
-{
-	json_t *o = json_loadb(text, len, 0, NULL), *c;
-	const char *state, *url, *ip, *wh, *err;
-
-	if (!o)
-		return false;
-	state = json_string_value(json_object_get(o, "state"));
-	for (unsigned i = 0; state && i < CD_JOB_NSTATES; i++)
-		if (strcmp(state, cd_job_state_name((cd_job_state)i)) == 0)
-			j->state = (cd_job_state)i;
-	j->created = json_integer_value(json_object_get(o, "created"));
-	j->finished = json_integer_value(json_object_get(o, "finished"));
-	j->total = (uint64_t)json_integer_value(json_object_get(o, "total"));
-	j->done = (uint64_t)json_integer_value(json_object_get(o, "done"));
-	c = json_object_get(o, "counts");
-	j->counts[CALLOUT_VALID] = (uint64_t)json_integer_value(json_object_get(c, "valid"));
-	j->counts[CALLOUT_INVALID] = (uint64_t)json_integer_value(json_object_get(c, "invalid"));
-	j->counts[CALLOUT_UNKNOWN] = (uint64_t)json_integer_value(json_object_get(c, "unknown"));
-	j->counts[CALLOUT_TEMPFAIL] = (uint64_t)json_integer_value(json_object_get(c, "tempfail"));
-	err = json_string_value(json_object_get(o, "error"));
-	snprintf(j->error, sizeof(j->error), "%s", err ? err : "");
-	json_decref(j->options);
-	j->options = NULL;
-	if ((c = json_object_get(o, "options")) && json_is_object(c))
-		j->options = json_incref(c);
-	url = json_string_value(json_object_get(o, "webhook_url"));
-	ip = json_string_value(json_object_get(o, "webhook_ip"));
-	wh = json_string_value(json_object_get(o, "webhook"));
-	free(j->webhook);
-	j->webhook = NULL;
-	j->webhook_state = WH_NONE;
-	if (url && ip && (j->webhook = strdup(url))) {
-		snprintf(j->webhook_ip, sizeof(j->webhook_ip), "%s", ip);
-		for (unsigned i = 0; wh && i < 4; i++)
-			if (strcmp(wh, webhook_names[i]) == 0)
-				j->webhook_state = (int)i;
-	}
-	j->deleting = json_is_true(json_object_get(o, "deleting"));
-	json_decref(o);
-	return true;
-}
-
 /* A job found in the store.  A shared store's is another node's until
- * this node takes its lease (take). */
-static int load_one(void *arg, const char *id, const char *text, size_t len)
+ * this node takes its lease (cd_job_take). */
+int cd_jobs_load_one(void *arg, const char *id, const char *text, size_t len)
 {
 	cd_jobs *js = arg;
 	cd_jobent *j = calloc(1, sizeof(*j));
 
-	if (!j || !apply_record(j, text, len)) {
+	if (!j || !cd_job_apply(j, text, len)) {
 		cd_log(CD_LOG_ERR, "jobs: job %s: its record does not parse; left alone", id);
 		if (j)
-			free_job(j);
+			cd_job_free(j);
 		return 0;
 	}
 	j->js = js;
@@ -740,142 +536,15 @@ static int load_one(void *arg, const char *id, const char *text, size_t len)
 	}
 	TAILQ_INSERT_TAIL(&js->jobs, j, link);
 	if (!j->deleting && (j->state == CD_JOB_RUNNING || j->state == CD_JOB_QUEUED))
-		log_resumed(j);
+		cd_job_log_resumed(j);
 	/* ended before its webhook was delivered: deliver it now */
 	if (!j->deleting && j->webhook && j->webhook_state == WH_PENDING &&
 	    (j->state == CD_JOB_DONE || j->state == CD_JOB_CANCELLED))
-		send_webhook(j);
+		cd_job_send_webhook(j);
 	return 0;
 }
 
-/* ---- a shared store: the fleet's jobs ------------------------------------------ */
-
-static cd_jobent *find_any(cd_jobs *js, const char *id)
-{
-	cd_jobent *j;
-
-	TAILQ_FOREACH(j, &js->jobs, link)
-	if (strcmp(j->id, id) == 0)
-		return j;
-	return NULL;
-}
-
-static int reread(void *arg, const char *id, const char *text, size_t len)
-{
-	(void)id;
-	return apply_record(arg, text, len) ? 0 : EINVAL;
-}
-
-/* Whether a job of no node's lease needs one: to run, to deliver its
- * webhook, or to be purged. */
-static bool wants_lease(const cd_jobent *j)
-{
-	return j->deleting || j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING ||
-	       (j->webhook && j->webhook_state == WH_PENDING);
-}
-
-/* Take j's lease, if no node holds it, and go on from what the store
- * holds.  0, EBUSY (another node's), EIO. */
-static int take(cd_jobent *j)
-{
-	cd_jobs *js = j->js;
-	int rc;
-
-	if (!j->foreign)
-		return 0;
-	if ((rc = cd_jstore_claim(js->store, j->id)))
-		return rc;
-	if ((rc = cd_jstore_get_meta(js->store, j->id, reread, j))) {
-		cd_jstore_release(js->store, j->id);
-		return rc == ENOENT ? EBUSY : rc;
-	}
-	j->foreign = false;
-	j->next = 0;
-	j->exhausted = false;
-	j->opts_cfg = NULL;
-	return 0;
-}
-
-/* The tick's look at a job no node runs: this node takes it up. */
-static void take_up(cd_jobent *j)
-{
-	cd_jobs *js = j->js;
-
-	if (!wants_lease(j) || take(j) != 0)
-		return;
-	if (j->deleting) {
-		purge_soon(js);
-	} else if (j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING) {
-		log_resumed(j);
-		pump_soon(js);
-	} else if (j->webhook && j->webhook_state == WH_PENDING) {
-		send_webhook(j);
-	} else {
-		release(j);
-	}
-}
-
-static int sync_one(void *arg, const char *id, const char *text, size_t len)
-{
-	cd_jobs *js = arg;
-	cd_jobent *j = find_any(js, id);
-
-	if (!j)
-		return load_one(js, id, text, len);
-	j->seen = true;
-	if (j->foreign)
-		apply_record(j, text, len);
-	return 0;
-}
-
-/* The store's records into the jobs this node does not run: new ones
- * added, gone ones (deleted by another node) dropped. */
-static int refresh(cd_jobs *js)
-{
-	cd_jobent *j, *tmp;
-	int rc;
-
-	TAILQ_FOREACH(j, &js->jobs, link)
-	j->seen = false;
-	if ((rc = cd_jstore_each_meta(js->store, sync_one, js)))
-		return rc;
-	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
-	{
-		if (j->foreign && !j->seen) {
-			TAILQ_REMOVE(&js->jobs, j, link);
-			free_job(j);
-		}
-	}
-	update_gauges(js);
-	return 0;
-}
-
-/* Each second: this node's leases kept (a lost one leaves its job, a
- * cancel asked by another node is done), the others' jobs looked at,
- * those of no node taken up. */
-static void fleet_tick(cd_jobs *js)
-{
-	cd_jobent *j, *tmp;
-
-	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
-	{
-		int rc;
-
-		if (j->foreign || j->deleting)
-			continue;
-		rc = cd_jstore_renew(js->store, j->id);
-		if (rc == EBUSY)
-			demote(j, "its lease was lost (this node was away): another node runs it");
-		else if (rc == ECANCELED &&
-		         (j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING))
-			end_job(j, CD_JOB_CANCELLED);
-	}
-	if (refresh(js) != 0)
-		return;
-	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
-	if (j->foreign)
-		take_up(j);
-}
+/* ---- the tick ------------------------------------------------------------------ */
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -886,7 +555,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	if (js->shared && !js->stopping)
-		fleet_tick(js);
+		cd_jobs_fleet_tick(js);
 	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
 	{
 		if (!j->deleting && j->finished && j->finished + ttl <= now && !j->hook) {
@@ -894,7 +563,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			(void)cd_jobs_delete(js, j);
 		}
 	}
-	purge_soon(js);
+	cd_jobs_purge_soon(js);
 }
 
 /* ---- the module ---------------------------------------------------------------- */
@@ -933,12 +602,12 @@ cd_jobs *cd_jobs_new(cd_daemon *d, cd_jobs_opts_fn fn, void *arg, char *err, siz
 		return NULL;
 	}
 	if (js->shared)
-		fleet_tick(js); /* the store away: the ticks try again */
+		cd_jobs_fleet_tick(js); /* the store away: the ticks try again */
 	else
-		cd_jstore_each_meta(js->store, load_one, js);
-	update_gauges(js);
-	pump_soon(js);
-	purge_soon(js);
+		cd_jstore_each_meta(js->store, cd_jobs_load_one, js);
+	cd_jobs_gauges(js);
+	cd_jobs_pump_soon(js);
+	cd_jobs_purge_soon(js);
 	return js;
 }
 
@@ -952,11 +621,11 @@ void cd_jobs_stop(cd_jobs *js)
 	/* what is in flight is asked again at the next start, or by
 	 * another node at once: the leases are given up */
 	TAILQ_FOREACH(j, &js->jobs, link)
-	drop_queries(j);
+	cd_job_drop_queries(j);
 	if (flush(js) == 0) {
 		TAILQ_FOREACH(j, &js->jobs, link)
 		if (!j->hook)
-			release(j);
+			cd_job_release(j);
 	}
 }
 
@@ -969,7 +638,7 @@ void cd_jobs_free(cd_jobs *js)
 	cd_jobs_stop(js);
 	while ((j = TAILQ_FIRST(&js->jobs))) {
 		TAILQ_REMOVE(&js->jobs, j, link);
-		free_job(j);
+		cd_job_free(j);
 	}
 	if (js->flush_ev)
 		event_free(js->flush_ev);
@@ -984,6 +653,13 @@ void cd_jobs_free(cd_jobs *js)
 }
 
 /* ---- a new job -------------------------------------------------------------------- */
+
+struct cd_jobnew {
+	cd_jobs *js;
+	cd_jtxn *txn;
+	char id[CD_JOB_ID_LEN + 1];
+	size_t n;
+};
 
 cd_jobnew *cd_jobs_create(cd_jobs *js, int *status, char *msg, size_t len)
 {
@@ -1073,7 +749,7 @@ cd_jobent *cd_jobnew_commit(cd_jobnew *n, json_t *options, const char *webhook,
 		snprintf(j->webhook_ip, sizeof(j->webhook_ip), "%s", webhook_ip);
 		j->webhook_state = WH_PENDING;
 	}
-	if (!(s = record_text(j, &slen)) || (rc = cd_jstore_put_meta(n->txn, j->id, s, slen)))
+	if (!(s = cd_job_record(j, &slen)) || (rc = cd_jstore_put_meta(n->txn, j->id, s, slen)))
 		goto fail;
 	free(s);
 	s = NULL;
@@ -1088,8 +764,8 @@ cd_jobent *cd_jobnew_commit(cd_jobnew *n, json_t *options, const char *webhook,
 	TAILQ_INSERT_TAIL(&js->jobs, j, link);
 	cd_log(CD_LOG_INFO, "job %s: queued: %llu address%s%s", j->id, (unsigned long long)j->total,
 	       j->total == 1 ? "" : "es", j->webhook ? ", with a webhook" : "");
-	update_gauges(js);
-	pump_soon(js);
+	cd_jobs_gauges(js);
+	cd_jobs_pump_soon(js);
 	return j;
 fail:
 	*status = cd_jobs_status(rc);
@@ -1115,22 +791,22 @@ int cd_jobs_status(int rc)
 
 cd_jobent *cd_jobs_find(cd_jobs *js, const char *id, int *err)
 {
-	cd_jobent *j = find_any(js, id);
+	cd_jobent *j = cd_jobs_lookup(js, id);
 	int rc = 0;
 
 	*err = 0;
 	if (js->shared && (!j || j->foreign)) {
 		/* another node's, or new: as the store has it now */
 		if (!j) {
-			rc = cd_jstore_get_meta(js->store, id, load_one, js);
-			j = find_any(js, id);
+			rc = cd_jstore_get_meta(js->store, id, cd_jobs_load_one, js);
+			j = cd_jobs_lookup(js, id);
 		} else {
-			rc = cd_jstore_get_meta(js->store, id, reread, j);
+			rc = cd_jstore_get_meta(js->store, id, cd_job_reread, j);
 		}
 		if (rc == ENOENT && j) {
 			/* deleted by another node */
 			TAILQ_REMOVE(&js->jobs, j, link);
-			free_job(j);
+			cd_job_free(j);
 			j = NULL;
 		} else if (rc && rc != ENOENT) {
 			*err = rc;
@@ -1150,30 +826,25 @@ cd_job_state cd_job_state_of(const cd_jobent *j)
 	return j->state;
 }
 
-static bool unfinished(const cd_jobent *j)
-{
-	return j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING;
-}
-
 int cd_jobs_cancel(cd_jobs *js, cd_jobent *j)
 {
 	int rc;
 
-	if (!unfinished(j))
+	if (!cd_job_unfinished(j))
 		return 0;
 	if (j->foreign) {
-		rc = take(j);
+		rc = cd_job_take(j);
 		if (rc == EBUSY)
 			return (rc = cd_jstore_request_stop(js->store, j->id)) ? rc : EINPROGRESS;
 		if (rc)
 			return rc;
-		if (!unfinished(j)) {
+		if (!cd_job_unfinished(j)) {
 			/* it ended meanwhile */
-			release(j);
+			cd_job_release(j);
 			return 0;
 		}
 	}
-	end_job(j, CD_JOB_CANCELLED);
+	cd_job_end(j, CD_JOB_CANCELLED);
 	return 0;
 }
 
@@ -1181,9 +852,9 @@ int cd_jobs_delete(cd_jobs *js, cd_jobent *j)
 {
 	int rc;
 
-	if (j->foreign && (rc = take(j)))
+	if (j->foreign && (rc = cd_job_take(j)))
 		return rc;
-	drop_queries(j);
+	cd_job_drop_queries(j);
 	if (j->hook) {
 		cd_webhook_cancel(j->hook);
 		j->hook = NULL;
@@ -1191,8 +862,8 @@ int cd_jobs_delete(cd_jobs *js, cd_jobent *j)
 	j->deleting = true;
 	j->dirty = true;
 	rc = flush(js);
-	update_gauges(js);
-	purge_soon(js);
+	cd_jobs_gauges(js);
+	cd_jobs_purge_soon(js);
 	return rc;
 }
 
@@ -1212,7 +883,7 @@ json_t *cd_jobs_list(cd_jobs *js, int *err)
 	cd_jobent *j;
 
 	/* the fleet's, as the store has them now */
-	if (js->shared && (*err = refresh(js)))
+	if (js->shared && (*err = cd_jobs_refresh(js)))
 		return NULL;
 	*err = 0;
 	a = json_array();
