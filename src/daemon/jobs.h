@@ -77,8 +77,8 @@ json_t *cd_job_json(const cd_jobent *j);
  * within a second), or a store error. */
 int cd_jobs_cancel(cd_jobs *js, cd_jobent *j);
 /* Forget a job that is not running: gone at once for the API, its data
- * deleted in the background.  0, or a store error (EBUSY: another node
- * holds it). */
+ * deleted in the background (another node's job: at once, and that node
+ * stops its webhook's retries).  0, or a store error. */
 int cd_jobs_delete(cd_jobs *js, cd_jobent *j);
 /* Results of index from on (cd_jstore_results). */
 int cd_jobs_results(cd_jobs *js, const cd_jobent *j, uint64_t from, size_t limit,

@@ -11,47 +11,6 @@
 
 #include "jobs_int.h"
 
-/* This node stops running j and holds its record as the store has it:
- * a shared store's job whose lease is lost (or uncertain) is taken up
- * again, by this node or another, from what the store holds. */
-void cd_job_demote(cd_jobent *j, const char *why)
-{
-	cd_jobs *js = j->js;
-	presult *p, *tmp;
-
-	if (j->foreign)
-		return;
-	cd_job_drop_queries(j);
-	/* its results not written yet are the next holder's to find */
-	for (p = STAILQ_FIRST(&js->results); p; p = tmp) {
-		tmp = STAILQ_NEXT(p, link);
-		if (strcmp(p->id, j->id) == 0) {
-			STAILQ_REMOVE(&js->results, p, presult, link);
-			js->nresults--;
-			free(p);
-		}
-	}
-	if (j->hook) {
-		/* delivered by the next holder: the record still says pending */
-		cd_webhook_cancel(j->hook);
-		j->hook = NULL;
-	}
-	j->foreign = true;
-	j->dirty = false;
-	if (why)
-		cd_log(CD_LOG_WARNING, "job %s: left to the fleet: %s", j->id, why);
-}
-
-/* A shared store's job that needs this node no more: its lease given
- * up, its record the store's. */
-void cd_job_release(cd_jobent *j)
-{
-	if (!j->js->shared || j->foreign)
-		return;
-	cd_jstore_release(j->js->store, j->id);
-	j->foreign = true;
-}
-
 cd_jobent *cd_jobs_lookup(cd_jobs *js, const char *id)
 {
 	cd_jobent *j;
@@ -168,7 +127,7 @@ void cd_jobs_fleet_tick(cd_jobs *js)
 		rc = cd_jstore_renew(js->store, j->id);
 		if (rc == EBUSY)
 			cd_job_demote(
-			    j, "its lease was lost (this node was away): another node runs it");
+			    j, "its lease was lost: another node took the job up, or deleted it");
 		else if (rc == ECANCELED &&
 		         (j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING))
 			cd_job_end(j, CD_JOB_CANCELLED);

@@ -1,7 +1,8 @@
 /*
  * Inside the bulk jobs (jobs.h): the structures and the calls between
- * jobs.c (the life cycle and the runner), jobs_record.c (a job's stored
- * record) and jobs_fleet.c (a shared store's jobs: leases, other nodes').
+ * jobs.c (the module), jobs_fleet.c (a shared store's jobs: leases, the
+ * other nodes'), jobs_run.c (the runner) and jobs_record.c (a job's
+ * stored record).  Arrows run in that order.
  */
 #ifndef CD_JOBS_INT_H
 #define CD_JOBS_INT_H
@@ -87,16 +88,20 @@ bool cd_job_apply(cd_jobent *j, const char *text, size_t len);
 
 /* jobs_fleet.c */
 bool cd_job_unfinished(const cd_jobent *j);
-void cd_job_demote(cd_jobent *j, const char *why);
-void cd_job_release(cd_jobent *j);
 cd_jobent *cd_jobs_lookup(cd_jobs *js, const char *id);
 int cd_job_reread(void *arg, const char *id, const char *text, size_t len);
 int cd_job_take(cd_jobent *j);
 int cd_jobs_refresh(cd_jobs *js);
 void cd_jobs_fleet_tick(cd_jobs *js);
 
-/* jobs.c */
+/* jobs_run.c */
+long long cd_jobs_now(void);
 void cd_jobs_gauges(cd_jobs *js);
+/* Write the waiting results and the records that changed, together. */
+int cd_jobs_flush(cd_jobs *js);
+void cd_jobs_on_flush(evutil_socket_t fd, short what, void *arg);
+void cd_jobs_on_pump(evutil_socket_t fd, short what, void *arg);
+void cd_jobs_on_purge(evutil_socket_t fd, short what, void *arg);
 void cd_jobs_pump_soon(cd_jobs *js);
 void cd_jobs_purge_soon(cd_jobs *js);
 int cd_jobs_load_one(void *arg, const char *id, const char *text, size_t len);
@@ -105,5 +110,9 @@ void cd_job_send_webhook(cd_jobent *j);
 void cd_job_end(cd_jobent *j, cd_job_state st);
 void cd_job_free(cd_jobent *j);
 void cd_job_log_resumed(const cd_jobent *j);
+/* This node leaves j to the fleet (lease lost or uncertain). */
+void cd_job_demote(cd_jobent *j, const char *why);
+/* This node is done with j: its lease given up. */
+void cd_job_release(cd_jobent *j);
 
 #endif
