@@ -162,7 +162,7 @@ def fleet(dns_server, redis_server):
     nodes = []
     dirs = []
 
-    def start(n=3, engine=None, cache=None, redis_prefix="fleet:"):
+    def start(n=3, engine=None, cache=None, redis_prefix="fleet:", http=None):
         redis_server.flush()
         for i in range(n):
             workdir = tempfile.mkdtemp(prefix=f"fleet{i}-")
@@ -176,6 +176,7 @@ def fleet(dns_server, redis_server):
                            "domain_rate": "0", "host_rate": "0", **(engine or {})},
                 "cache": {"cache": f"redis://{redis_server.addr}:{redis_server.port}"
                                    f"?prefix={redis_prefix}", **(cache or {})},
+                "http": dict(http or {}),
             }
             d.write_config("", sections)
             nodes.append(d)
