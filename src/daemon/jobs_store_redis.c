@@ -87,7 +87,7 @@ typedef struct rstore {
 	long long down_until; /* monotonic ms: EIO at once until then */
 	bool down;            /* said in the log */
 	char token[CD_JOB_ID_LEN + 1];
-	char where[300];
+	char where[512]; /* a user (127), a host (255), a prefix (64), the rest */
 } rstore;
 
 /* A write waiting for the commit. */
