@@ -36,10 +36,13 @@
 #define PIPE       64  /* commands sent before their replies are read */
 #define MGET_BATCH 100 /* records read by one MGET */
 #define STOP_TTL_S "86400"
+#define NEW_TTL_S  "3600" /* addresses of a job whose record is not written yet */
 #define KEY_MAX    (CO_REDIS_PREFIX_MAX + CD_JOB_ID_LEN + 16)
 
 /* Write a job's results and record, if the lease is ours.  KEYS: lease,
- * meta, out, ids; ARGV: token, id, then "r" INDEX RESULT or "m" RECORD. */
+ * meta, out, ids, in; ARGV: token, id, then "r" INDEX RESULT or "m"
+ * RECORD.  With its record the addresses are kept (they expire until
+ * then: a POST cut short leaves nothing for long). */
 static const char WRITE_LUA[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
     "local i = 3\n"
@@ -53,6 +56,7 @@ static const char WRITE_LUA[] =
     "  else\n"
     "    redis.call('SET', KEYS[2], ARGV[i + 1])\n"
     "    redis.call('SADD', KEYS[4], ARGV[2])\n"
+    "    redis.call('PERSIST', KEYS[5])\n"
     "    i = i + 2\n"
     "  end\n"
     "end\n"
@@ -408,6 +412,7 @@ static int write_chunks(rtxn *t)
 		unsigned char field[8];
 		const char *argv[4] = {"HSET", k, (const char *)field, o->data};
 		size_t lens[4] = {4, 0, 8, o->len};
+		const char *expire[3] = {"EXPIRE", k, NEW_TTL_S};
 
 		if (o->kind != 'i')
 			continue;
@@ -416,9 +421,11 @@ static int write_chunks(rtxn *t)
 		key(s, k, o->id, "in");
 		lens[1] = strlen(k);
 		be64(field, o->chunk);
-		if (redisAppendCommandArgv(s->c, 4, argv, lens) != REDIS_OK)
+		if (redisAppendCommandArgv(s->c, 4, argv, lens) != REDIS_OK ||
+		    redisAppendCommandArgv(s->c, 3, expire, NULL) != REDIS_OK)
 			return ENOMEM;
-		if (++sent == PIPE) {
+		sent += 2;
+		if (sent >= PIPE) {
 			rc = collect(s, sent, NULL, NULL);
 			sent = 0;
 		}
@@ -431,8 +438,8 @@ static int write_chunks(rtxn *t)
 static int write_job(rtxn *t, const char *id, bool *seen)
 {
 	rstore *s = t->s;
-	char lease[KEY_MAX], meta[KEY_MAX], out[KEY_MAX], ids[KEY_MAX];
-	size_t n = 9, argc = 0;
+	char lease[KEY_MAX], meta[KEY_MAX], out[KEY_MAX], ids[KEY_MAX], in[KEY_MAX];
+	size_t n = 10, argc = 0;
 	const char **argv;
 	size_t *lens;
 	redisReply *r;
@@ -450,8 +457,9 @@ static int write_job(rtxn *t, const char *id, bool *seen)
 	key(s, meta, id, "meta");
 	key(s, out, id, "out");
 	key(s, ids, NULL, "ids");
-	const char *head[9] = {"EVAL", WRITE_LUA, "4", lease, meta, out, ids, s->token, id};
-	for (; argc < 9; argc++) {
+	key(s, in, id, "in");
+	const char *head[10] = {"EVAL", WRITE_LUA, "5", lease, meta, out, ids, in, s->token, id};
+	for (; argc < 10; argc++) {
 		argv[argc] = head[argc];
 		lens[argc] = strlen(head[argc]);
 	}

@@ -190,6 +190,8 @@ def test_any_node_answers_for_any_job(fleet, redis_server, mx):  # noqa: F811
     assert meta["total"] == 21 and meta["done"] == 21, meta
     assert redis_server.cli("TYPE", f"{base}:in").strip() == "hash"
     assert int(redis_server.cli("HLEN", f"{base}:in")) >= 1
+    # the addresses expire until the record is written, then are kept
+    assert redis_server.cli("TTL", f"{base}:in").strip() == "-1"
     assert redis_server.cli("TYPE", f"{base}:out").strip() == "zset"
     assert int(redis_server.cli("ZCARD", f"{base}:out")) == 21
     out = redis_server.cli("ZRANGE", f"{base}:out", "0", "-1", "WITHSCORES").splitlines()
