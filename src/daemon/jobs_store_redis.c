@@ -190,26 +190,37 @@ static redisReply *call(rstore *s, int argc, const char **argv, const size_t *le
 	return c ? checked(s, redisCommandArgv(c, argc, argv, lens)) : NULL;
 }
 
-/* Replies to n commands sent with redisAppendCommandArgv: EIO when one
- * failed (all are read).  each (may be NULL) sees every good reply. */
-static int collect(rstore *s, size_t n, int (*each)(void *arg, redisReply *r), void *arg)
+/* The next reply to a command sent with redisAppendCommandArgv, or
+ * NULL: an error reply (logged), or the connection failed (dropped). */
+static redisReply *next_reply(rstore *s)
+{
+	void *v = NULL;
+
+	if (!s->c)
+		return NULL;
+	if (redisGetReply(s->c, &v) != REDIS_OK) {
+		went_down(s, s->c->errstr[0] ? s->c->errstr : "no reply");
+		return NULL;
+	}
+	return checked(s, v);
+}
+
+/* Replies to n commands sent before: EIO when one failed (all are read
+ * while the connection stands). */
+static int collect(rstore *s, size_t n)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		void *v = NULL;
-		redisReply *r;
+		redisReply *r = next_reply(s);
 
-		if (!s->c || redisGetReply(s->c, &v) != REDIS_OK) {
-			went_down(s, s->c && s->c->errstr[0] ? s->c->errstr : "no reply");
-			return EIO;
-		}
-		if (!(r = checked(s, v)))
+		if (!r) {
 			rc = EIO;
-		else if (each && !rc)
-			rc = each(arg, r);
-		if (r)
-			freeReplyObject(r);
+			if (!s->c)
+				break;
+			continue;
+		}
+		freeReplyObject(r);
 	}
 	return rc;
 }
@@ -426,11 +437,11 @@ static int write_chunks(rtxn *t)
 			return ENOMEM;
 		sent += 2;
 		if (sent >= PIPE) {
-			rc = collect(s, sent, NULL, NULL);
+			rc = collect(s, sent);
 			sent = 0;
 		}
 	}
-	return rc ? rc : collect(s, sent, NULL, NULL);
+	return rc ? rc : collect(s, sent);
 }
 
 /* One job's results and record, in one script: EBUSY when its lease is
@@ -502,7 +513,7 @@ static int purge_job(rstore *s, const char *id)
 	if (!conn(s) || redisAppendCommandArgv(s->c, 3, srem, NULL) != REDIS_OK ||
 	    redisAppendCommandArgv(s->c, 6, unlink, NULL) != REDIS_OK)
 		return EIO;
-	return collect(s, 2, NULL, NULL);
+	return collect(s, 2);
 }
 
 /* Addresses first (a job is seen once its record is there), then each
@@ -664,7 +675,6 @@ static int redis_inputs(cd_jstore *base, const char *id, uint64_t from, cd_jinpu
 		size_t hlens[3] = {4, strlen(in), 8};
 		const char *zr[4] = {"ZRANGEBYSCORE", outk, lo, hi};
 		unsigned char done[CD_JCHUNK / 8] = {0};
-		void *v = NULL;
 		redisReply *chunk, *res;
 
 		be64(field, c);
@@ -673,9 +683,8 @@ static int redis_inputs(cd_jstore *base, const char *id, uint64_t from, cd_jinpu
 		if (!conn(s) || redisAppendCommandArgv(s->c, 3, hget, hlens) != REDIS_OK ||
 		    redisAppendCommandArgv(s->c, 4, zr, NULL) != REDIS_OK)
 			return EIO;
-		chunk = redisGetReply(s->c, &v) == REDIS_OK ? checked(s, v) : NULL;
-		v = NULL;
-		res = s->c && redisGetReply(s->c, &v) == REDIS_OK ? checked(s, v) : NULL;
+		chunk = next_reply(s);
+		res = next_reply(s);
 		if (!chunk || !res) {
 			if (chunk)
 				freeReplyObject(chunk);
