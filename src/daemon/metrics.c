@@ -382,7 +382,8 @@ static void render_doctor(FILE *fp, const cd_metrics *m)
 /* Each SOCKS5 proxy of the engine's pools. */
 static void render_jobs(FILE *fp, const cd_metrics *m)
 {
-	family(fp, "calloutd_jobs", "gauge", "Bulk jobs stored (POST /v1/jobs), by state.");
+	family(fp, "calloutd_jobs", "gauge",
+	       "Bulk jobs stored (POST /v1/jobs), by state; with jobs in Redis, the fleet's.");
 	for (unsigned i = 0; i < CD_JOB_NSTATES; i++)
 		fprintf(fp, "calloutd_jobs{state=\"%s\"} %u\n", cd_job_state_name((cd_job_state)i),
 		        atomic_load((_Atomic unsigned *)&m->jobs[i]));
