@@ -176,6 +176,10 @@ static redisContext *conn(rstore *s)
 			return NULL;
 		freeReplyObject(r);
 	}
+	/* named, so that CLIENT LIST tells it from the cache's */
+	if (!(r = checked(s, redisCommand(c, "CLIENT SETNAME calloutd-jobs"))))
+		return NULL;
+	freeReplyObject(r);
 	if (s->down)
 		cd_log(CD_LOG_INFO, "jobs: Redis %s answers again", s->where);
 	s->down = false;
