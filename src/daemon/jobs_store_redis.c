@@ -119,7 +119,7 @@ static const cd_jstore_ops redis_ops;
 static void went_down(rstore *s, const char *why)
 {
 	if (!s->down)
-		cd_log(CD_LOG_ERR, "jobs: Redis %s: %s; the jobs wait for it", s->where, why);
+		cd_log(CD_LOG_WARNING, "jobs: Redis %s: %s; the jobs wait for it", s->where, why);
 	s->down = true;
 	if (s->c)
 		redisFree(s->c);
@@ -135,7 +135,11 @@ static redisReply *checked(rstore *s, redisReply *r)
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		cd_log(CD_LOG_ERR, "jobs: Redis %s: %s", s->where, r->str);
+		/* a Redis starting or busy is an outage; anything else is wrong */
+		bool passing =
+		    strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0;
+		cd_log(passing ? CD_LOG_WARNING : CD_LOG_ERR, "jobs: Redis %s: %s", s->where,
+		       r->str);
 		freeReplyObject(r);
 		return NULL;
 	}
