@@ -365,11 +365,7 @@ int cd_jobs_delete(cd_jobs *js, cd_jobent *j)
 
 	if (j->foreign)
 		return delete_foreign(js, j);
-	cd_job_drop_queries(j);
-	if (j->hook) {
-		cd_webhook_cancel(j->hook);
-		j->hook = NULL;
-	}
+	cd_job_halt(j);
 	j->deleting = true;
 	j->dirty = true;
 	rc = cd_jobs_flush(js);

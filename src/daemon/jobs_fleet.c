@@ -31,7 +31,7 @@ int cd_job_reread(void *arg, const char *id, const char *text, size_t len)
  * webhook, or to be purged. */
 static bool wants_lease(const cd_jobent *j)
 {
-	return j->deleting || j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING ||
+	return j->deleting || cd_job_unfinished(j) ||
 	       (j->webhook && j->webhook_state == WH_PENDING);
 }
 
@@ -66,7 +66,7 @@ static void take_up(cd_jobent *j)
 		return;
 	if (j->deleting) {
 		cd_jobs_purge_soon(js);
-	} else if (j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING) {
+	} else if (cd_job_unfinished(j)) {
 		cd_job_log_resumed(j);
 		cd_jobs_pump_soon(js);
 	} else if (j->webhook && j->webhook_state == WH_PENDING) {
@@ -128,8 +128,7 @@ void cd_jobs_fleet_tick(cd_jobs *js)
 		if (rc == EBUSY)
 			cd_job_demote(
 			    j, "its lease was lost: another node took the job up, or deleted it");
-		else if (rc == ECANCELED &&
-		         (j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING))
+		else if (rc == ECANCELED && cd_job_unfinished(j))
 			cd_job_end(j, CD_JOB_CANCELLED);
 	}
 	if (cd_jobs_refresh(js) != 0)
@@ -137,9 +136,4 @@ void cd_jobs_fleet_tick(cd_jobs *js)
 	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
 	if (j->foreign)
 		take_up(j);
-}
-
-bool cd_job_unfinished(const cd_jobent *j)
-{
-	return j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING;
 }

@@ -85,9 +85,10 @@ struct cd_jobs {
 char *cd_job_record(const cd_jobent *j, size_t *len);
 /* The record's fields into j; false when it does not parse. */
 bool cd_job_apply(cd_jobent *j, const char *text, size_t len);
+/* Queued or running. */
+bool cd_job_unfinished(const cd_jobent *j);
 
 /* jobs_fleet.c */
-bool cd_job_unfinished(const cd_jobent *j);
 cd_jobent *cd_jobs_lookup(cd_jobs *js, const char *id);
 int cd_job_reread(void *arg, const char *id, const char *text, size_t len);
 int cd_job_take(cd_jobent *j);
@@ -106,6 +107,8 @@ void cd_jobs_pump_soon(cd_jobs *js);
 void cd_jobs_purge_soon(cd_jobs *js);
 int cd_jobs_load_one(void *arg, const char *id, const char *text, size_t len);
 void cd_job_drop_queries(cd_jobent *j);
+/* What j has going: its verifications, its webhook. */
+void cd_job_halt(cd_jobent *j);
 void cd_job_send_webhook(cd_jobent *j);
 void cd_job_end(cd_jobent *j, cd_job_state st);
 void cd_job_free(cd_jobent *j);

@@ -8,6 +8,11 @@
 
 const char *const cd_job_webhook_names[4] = {"none", "pending", "delivered", "failed"};
 
+bool cd_job_unfinished(const cd_jobent *j)
+{
+	return j->state == CD_JOB_QUEUED || j->state == CD_JOB_RUNNING;
+}
+
 static json_t *counts_json(const cd_jobent *j)
 {
 	return json_pack("{s:I,s:I,s:I,s:I}", "valid", (json_int_t)j->counts[CALLOUT_VALID],

@@ -71,7 +71,7 @@ static void write_failed(cd_jobs *js, int rc)
 			cd_job_demote(j, NULL);
 			continue;
 		}
-		if (j->deleting || (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
+		if (j->deleting || !cd_job_unfinished(j))
 			continue;
 		cd_job_drop_queries(j);
 		j->state = CD_JOB_FAILED;
@@ -375,8 +375,7 @@ static void pump(cd_jobs *js)
 
 	TAILQ_FOREACH_SAFE(j, &js->jobs, link, tmp)
 	{
-		if (j->deleting || j->foreign ||
-		    (j->state != CD_JOB_QUEUED && j->state != CD_JOB_RUNNING))
+		if (j->deleting || j->foreign || !cd_job_unfinished(j))
 			continue;
 		/* jobs run oldest first: a later one waits for room, queued */
 		if (!room(js)) {
@@ -440,11 +439,18 @@ void cd_jobs_on_pump(evutil_socket_t fd, short what, void *arg)
 
 /* ---- expiry and purging ------------------------------------------------------- */
 
-void cd_job_free(cd_jobent *j)
+void cd_job_halt(cd_jobent *j)
 {
 	cd_job_drop_queries(j);
-	if (j->hook)
+	if (j->hook) {
 		cd_webhook_cancel(j->hook);
+		j->hook = NULL;
+	}
+}
+
+void cd_job_free(cd_jobent *j)
+{
+	cd_job_halt(j);
 	json_decref(j->options);
 	free(j->webhook);
 	free(j);
@@ -523,7 +529,7 @@ int cd_jobs_load_one(void *arg, const char *id, const char *text, size_t len)
 		return 0;
 	}
 	TAILQ_INSERT_TAIL(&js->jobs, j, link);
-	if (!j->deleting && (j->state == CD_JOB_RUNNING || j->state == CD_JOB_QUEUED))
+	if (!j->deleting && cd_job_unfinished(j))
 		cd_job_log_resumed(j);
 	/* ended before its webhook was delivered: deliver it now */
 	if (!j->deleting && j->webhook && j->webhook_state == WH_PENDING &&
@@ -542,7 +548,9 @@ void cd_job_demote(cd_jobent *j, const char *why)
 
 	if (j->foreign)
 		return;
-	cd_job_drop_queries(j);
+	/* its webhook, if any, is delivered by the next holder: the record
+	 * still says pending */
+	cd_job_halt(j);
 	/* its results not written yet are the next holder's to find */
 	for (p = STAILQ_FIRST(&js->results); p; p = tmp) {
 		tmp = STAILQ_NEXT(p, link);
@@ -551,11 +559,6 @@ void cd_job_demote(cd_jobent *j, const char *why)
 			js->nresults--;
 			free(p);
 		}
-	}
-	if (j->hook) {
-		/* delivered by the next holder: the record still says pending */
-		cd_webhook_cancel(j->hook);
-		j->hook = NULL;
 	}
 	j->foreign = true;
 	j->dirty = false;

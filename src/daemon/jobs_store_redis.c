@@ -251,21 +251,23 @@ static void be64(unsigned char *b, uint64_t v)
 static long long lease_script(rstore *s, const char *script, const char *id, const char *other)
 {
 	char lease[KEY_MAX], k2[KEY_MAX], ms[16];
-	const char *argv[7] = {"EVAL", script, other ? "2" : "1", lease, k2, s->token, ms};
+	const char *argv[7];
 	int argc = 0;
 	redisReply *r;
 	long long v;
 
 	key(s, lease, id, "lease");
 	snprintf(ms, sizeof(ms), "%d", CD_JOB_LEASE_MS);
+	argv[argc++] = "EVAL";
+	argv[argc++] = script;
+	argv[argc++] = other ? "2" : "1";
+	argv[argc++] = lease;
 	if (other) {
 		key(s, k2, id, other);
-		argc = 7;
-	} else {
-		argv[4] = s->token;
-		argv[5] = ms;
-		argc = 6;
+		argv[argc++] = k2;
 	}
+	argv[argc++] = s->token;
+	argv[argc++] = ms;
 	if (!(r = call(s, argc, argv, NULL)))
 		return -1;
 	v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
@@ -616,41 +618,38 @@ static int redis_each_meta(cd_jstore *base, cd_jmeta_fn fn, void *arg)
 	char ids[KEY_MAX];
 	const char *argv[2] = {"SMEMBERS", ids};
 	redisReply *r, *m;
+	size_t next = 0;
 	int rc = 0;
 
 	key(s, ids, NULL, "ids");
 	if (!(r = call(s, 2, argv, NULL)))
 		return EIO;
-	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !rc;
-	     i += MGET_BATCH) {
+	while (r->type == REDIS_REPLY_ARRAY && next < r->elements && !rc) {
+		/* the records of the next MGET_BATCH ids, in one MGET */
 		char keys[MGET_BATCH][KEY_MAX];
-		const char *mget[MGET_BATCH + 1] = {"MGET"};
+		const char *mget[MGET_BATCH + 1] = {"MGET"}, *id[MGET_BATCH];
 		size_t n = 0;
 
-		for (size_t j = i; j < r->elements && n < MGET_BATCH; j++) {
-			redisReply *e = r->element[j];
+		for (; next < r->elements && n < MGET_BATCH; next++) {
+			redisReply *e = r->element[next];
 
 			if (e->type != REDIS_REPLY_STRING || e->len != CD_JOB_ID_LEN)
 				continue;
+			id[n] = e->str;
 			key(s, keys[n], e->str, "meta");
 			mget[n + 1] = keys[n];
 			n++;
 		}
 		if (!n)
-			continue;
+			break;
 		if (!(m = call(s, (int)n + 1, mget, NULL))) {
 			rc = EIO;
 			break;
 		}
-		for (size_t j = 0, e = i; m->type == REDIS_REPLY_ARRAY && j < m->elements && !rc;
-		     j++, e++) {
-			while (r->element[e]->type != REDIS_REPLY_STRING ||
-			       r->element[e]->len != CD_JOB_ID_LEN)
-				e++;
-			if (m->element[j]->type == REDIS_REPLY_STRING)
-				rc = fn(arg, r->element[e]->str, m->element[j]->str,
-				        m->element[j]->len);
-		}
+		for (size_t k = 0; m->type == REDIS_REPLY_ARRAY && k < m->elements && k < n && !rc;
+		     k++)
+			if (m->element[k]->type == REDIS_REPLY_STRING)
+				rc = fn(arg, id[k], m->element[k]->str, m->element[k]->len);
 		freeReplyObject(m);
 	}
 	freeReplyObject(r);

@@ -73,6 +73,14 @@ def wait_done(node, job, at_least, timeout=20):
         time.sleep(0.05)
 
 
+def wait_answering(node, job, timeout=10):
+    """The jobs API answers for job again (Redis back)."""
+    deadline = time.monotonic() + timeout
+    while call(node, "GET", f"/v1/jobs/{job}").status != 200:
+        assert time.monotonic() < deadline, f"job {job}: no answer {timeout} s after Redis came back"
+        time.sleep(0.2)
+
+
 def wait_state(node, job, states=("done",), timeout=30):
     deadline = time.monotonic() + timeout
     while True:
@@ -428,10 +436,7 @@ def test_redis_paused_then_the_job_goes_on(fleet, redis_server, mx):  # noqa: F8
         time.sleep(max(0.0, 3 - (time.monotonic() - paused)))
     finally:
         redis_server.resume()
-    deadline = time.monotonic() + 10
-    while call(d, "GET", f"/v1/jobs/{job}").status != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_answering(d, job)
     wait_state(d, job, timeout=40)
     assert_exactly_once(d, job, addrs)
 
@@ -455,10 +460,7 @@ def test_redis_restarted_from_its_snapshot_the_job_goes_on(fleet, redis_server, 
     finally:
         if os.path.exists(dump):
             os.remove(dump)  # the next restarts come back empty, as the suite expects
-    deadline = time.monotonic() + 10
-    while call(d, "GET", f"/v1/jobs/{job}").status != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_answering(d, job)
     wait_state(d, job, timeout=40)
     assert_exactly_once(d, job, addrs)
 
